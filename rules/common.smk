@@ -1,0 +1,120 @@
+# Config validation, run constants and every helper the rules use. Parse time reads the config only:
+# no model is loaded and results/ is never globbed here.
+
+from pathlib import Path
+
+from snakemake.utils import validate
+
+import simmerge.catalog
+
+validate(config, schema="../config/schema/config.schema.yaml")
+
+CATALOG = simmerge.catalog.load(config, workdir=workflow.basedir, where="the workflow config")
+RUN = CATALOG.config
+MODELS = CATALOG.names
+EXPERTS = CATALOG.expert_names
+BASE = CATALOG.base.name
+TASKS = CATALOG.tasks
+RESULTS = Path("results") / RUN.run_name
+NEVER = "(?!x)x"
+
+
+def res(path):
+    """A path under results/<run_name>/."""
+    return str(RESULTS / path)
+
+
+def alternation(names):
+    """A wildcard regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(names) if names else NEVER
+
+
+wildcard_constraints:
+    model=alternation(MODELS),
+    task=alternation(TASKS),
+
+
+# ---- targets ------------------------------------------------------------------------------------------------
+
+
+def get_catalog_targets():
+    return [res("scores/experts.csv")]
+
+
+def get_final_targets():
+    return get_catalog_targets()
+
+
+# ---- catalog stage --------------------------------------------------------------------------------------------
+
+
+def manifest_path(name):
+    """The manifest of a checkpoint; downloaded ones are ancient so a re-download does not cascade."""
+    path = res(f"checkpoints/{name}/manifest.json")
+    return ancient(path) if CATALOG.get(name).source.kind == "hf" else path
+
+
+def get_skill_data_params(wildcards):
+    return {"seed": RUN.seed, **RUN.tasks[wildcards.task].model_dump()}
+
+
+def get_source_params(wildcards):
+    return CATALOG.get(wildcards.model).source.model_dump()
+
+
+def get_base_manifest(wildcards):
+    return manifest_path(BASE)
+
+
+def get_checkpoint_input(wildcards):
+    """The base manifest (pre-flight reference) for every expert; nothing for the base itself."""
+    return {} if wildcards.model == BASE else {"base": manifest_path(BASE)}
+
+
+def get_tiny_checkpoint_input(wildcards):
+    return {"train": train_files(CATALOG.get(wildcards.model).tasks)}
+
+
+def get_tiny_checkpoint_params(wildcards):
+    return {"source": get_source_params(wildcards), "seed": CATALOG.seed_of(wildcards.model)}
+
+
+def train_files(tasks):
+    return [res(f"data/{task}/train.jsonl") for task in tasks]
+
+
+def get_finetune_expert_input(wildcards):
+    name = wildcards.model
+    return {
+        "parent": manifest_path(CATALOG.parent_of(name)),
+        "base": manifest_path(BASE),
+        "train": train_files(CATALOG.get(name).tasks),
+    }
+
+
+def get_finetune_expert_params(wildcards):
+    source = CATALOG.get(wildcards.model).source
+    return {**source.train.model_dump(), "seed": CATALOG.seed_of(wildcards.model)}
+
+
+def get_scoring_params(wildcards):
+    return RUN.scoring.model_dump()
+
+
+def get_eval_files(wildcards):
+    return {task: res(f"data/{task}/eval.jsonl") for task in TASKS}
+
+
+def get_checkpoint_manifest(wildcards):
+    return manifest_path(wildcards.model)
+
+
+def get_home_tasks(wildcards):
+    return {entry.name: list(entry.tasks) for entry in CATALOG.entries}
+
+
+TASK_DIR = "config/tasks"
+TASK_YAMLS = sorted(
+    [f"{TASK_DIR}/simmerge_{task}.yaml" for task in TASKS]
+    + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
+)

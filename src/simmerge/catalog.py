@@ -1,0 +1,295 @@
+"""The checkpoint catalog: a base and the experts that share it.
+
+:func:`load` turns the config into a :class:`Catalog` and runs every check that needs no model file (names,
+parents, tasks, paths), so mistakes surface when Snakemake parses the workflow. The ``*_checkpoint`` builders
+are the jobs of the catalog stage, one per source kind; each writes the checkpoint directory atomically with its
+``manifest.json`` and runs the pre-flight check against the base before the directory is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simmerge.config import CheckpointSpec, ConfigError, RunConfig, parse_config, resolve_path
+from simmerge.io import atomic_dir, read_json, write_json
+from simmerge.manifest import PreflightError, build_manifest, check_compatible, check_finite, inspect_checkpoint
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A validated run configuration with the catalog's derived views.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The parsed configuration.
+    workdir : Path
+        Directory that relative paths in the config are taken from (the workflow directory).
+    """
+
+    config: RunConfig
+    workdir: Path
+
+    @property
+    def base(self) -> CheckpointSpec:
+        return self.config.catalog.base
+
+    @property
+    def experts(self) -> tuple[CheckpointSpec, ...]:
+        return tuple(self.config.catalog.experts)
+
+    @property
+    def entries(self) -> tuple[CheckpointSpec, ...]:
+        return (self.base, *self.experts)
+
+    @property
+    def names(self) -> list[str]:
+        """Every checkpoint, base first, in config order."""
+        return [entry.name for entry in self.entries]
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [entry.name for entry in self.experts]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.config.tasks)
+
+    def get(self, name: str) -> CheckpointSpec:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no checkpoint named {name!r} in the catalog; known: {', '.join(self.names)}")
+
+    def names_by_source(self, kind: str) -> list[str]:
+        return [entry.name for entry in self.entries if entry.source.kind == kind]
+
+    def parent_of(self, name: str) -> str | None:
+        """The checkpoint a finetune entry starts from (the base unless configured), else None."""
+        source = self.get(name).source
+        if source.kind != "finetune":
+            return None
+        return source.parent or self.base.name
+
+    def local_path(self, name: str) -> Path:
+        source = self.get(name).source
+        if source.kind != "local":
+            raise ValueError(f"checkpoint {name!r} is not a local source")
+        return resolve_path(source.path, self.workdir)
+
+    def seed_of(self, name: str) -> int:
+        """The seed a checkpoint's builder uses: its own if configured, else the run seed."""
+        source = self.get(name).source
+        own = getattr(source, "seed", None)
+        if own is None and source.kind == "finetune":
+            own = source.train.seed
+        return self.config.seed if own is None else own
+
+
+def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config") -> Catalog:
+    """Validate a raw config and its catalog before any job is scheduled.
+
+    Parameters
+    ----------
+    raw : dict
+        The config mapping (as Snakemake loaded it).
+    workdir : str or Path
+        Directory that relative ``local`` and ``gguf`` paths are resolved from.
+    where : str
+        How to name the config in messages (e.g. its file name).
+
+    Raises
+    ------
+    ConfigError
+        With one line per problem, naming the catalog entry and the field to fix.
+    """
+    config = parse_config(raw, where)
+    catalog = Catalog(config=config, workdir=Path(workdir).resolve())
+    problems = _catalog_problems(catalog)
+    if problems:
+        raise ConfigError(f"invalid catalog in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
+    return catalog
+
+
+def _catalog_problems(catalog: Catalog) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for entry in catalog.entries:
+        if entry.name in seen:
+            problems.append(f"checkpoint {entry.name!r}: name is used twice; every catalog name must be unique")
+        seen.add(entry.name)
+    known_tasks = set(catalog.tasks)
+    base = catalog.base
+    if base.source.kind == "finetune":
+        problems.append(f"base {base.name!r}: source.kind 'finetune' needs a parent; the base must be pretrained")
+    for entry in catalog.entries:
+        where = f"checkpoint {entry.name!r}"
+        for task in entry.tasks:
+            if task not in known_tasks:
+                problems.append(
+                    f"{where}: tasks lists {task!r}, which is not in `tasks` (known: {', '.join(known_tasks)})"
+                )
+        source = entry.source
+        if source.kind == "finetune":
+            if not entry.tasks:
+                problems.append(f"{where}: a finetune source trains on the entry's `tasks`; list at least one")
+            parent = source.parent or base.name
+            if parent == entry.name:
+                problems.append(f"{where}: source.parent names the checkpoint itself")
+            elif parent not in seen:
+                problems.append(f"{where}: source.parent {parent!r} is not a catalog entry")
+        if source.kind == "local":
+            path = resolve_path(source.path, catalog.workdir)
+            if not path.is_dir():
+                problems.append(f"{where}: source.path {str(path)!r} is not a directory; fix the path")
+        if source.kind == "gguf" and source.path is not None:
+            path = resolve_path(source.path, catalog.workdir)
+            if not path.is_file():
+                problems.append(f"{where}: source.path {str(path)!r} does not exist; fix the path")
+    problems.extend(_parent_cycles(catalog))
+    return problems
+
+
+def _parent_cycles(catalog: Catalog) -> list[str]:
+    names = set(catalog.names)
+    for entry in catalog.experts:
+        chain = [entry.name]
+        parent = catalog.parent_of(entry.name) if entry.name in names else None
+        while parent is not None and parent in names:
+            if parent in chain:
+                return [f"checkpoint {entry.name!r}: source.parent forms a cycle: {' -> '.join([*chain, parent])}"]
+            chain.append(parent)
+            parent = catalog.parent_of(parent)
+    return []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Builders: one per source kind, each the body of one catalog-stage rule.
+
+
+def _publish(build_dir: Path, out_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
+    """Record the manifest of a freshly built checkpoint and run the pre-flight check against the base."""
+    manifest = build_manifest(build_dir, name=name, source=source)
+    manifest["path"] = str(out_dir.resolve())
+    if base_manifest is not None:
+        check_compatible(manifest, read_json(base_manifest), name=name)
+        check_finite(build_dir, name=name)
+    write_json(manifest, build_dir / MANIFEST)
+    return manifest
+
+
+def convert_gguf_checkpoint(name: str, source: dict, out_dir: str | Path, workdir: str | Path = ".") -> dict:
+    """Dequantize a GGUF file (on disk or shipped in a package) into ``out_dir``."""
+    from simmerge.gguf import convert_gguf, find_packaged_file
+
+    if source.get("path"):
+        gguf_path = resolve_path(source["path"], workdir)
+    else:
+        gguf_path = find_packaged_file(source["package"], source["file"])
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as build_dir:
+        provenance = convert_gguf(gguf_path, build_dir)
+        return _publish(build_dir, out_dir, name=name, source={**source, **provenance}, base_manifest=None)
+
+
+def tiny_checkpoint(
+    name: str, source: dict, out_dir: str | Path, *, seed: int, train_files: Sequence[str] = (), threads=None
+) -> dict:
+    """Make the seeded tiny Llama, optionally pre-trained briefly on the skills mixture."""
+    from simmerge.finetune import finetune
+    from simmerge.toy import build_tiny_checkpoint
+
+    out_dir = Path(out_dir)
+    record: dict[str, Any] = {**source, "seed": seed}
+    with atomic_dir(out_dir) as build_dir:
+        init_dir = build_dir / "init" if source.get("pretrain") else build_dir
+        build_tiny_checkpoint(
+            init_dir,
+            seed=seed,
+            hidden_size=source["hidden_size"],
+            num_layers=source["num_layers"],
+            num_heads=source["num_heads"],
+        )
+        if source.get("pretrain"):
+            spec = {**source["pretrain"], "seed": source["pretrain"].get("seed", seed) or seed}
+            stats = finetune(init_dir, list(train_files), build_dir / "model", loss_on="all", threads=threads, **spec)
+            for path in (build_dir / "model").iterdir():
+                shutil.move(str(path), build_dir / path.name)
+            shutil.rmtree(build_dir / "model")
+            shutil.rmtree(init_dir)
+            record["pretrain_stats"] = stats
+        return _publish(build_dir, out_dir, name=name, source=record, base_manifest=None)
+
+
+def fetch_hf_checkpoint(name: str, source: dict, out_dir: str | Path, *, base_manifest: str | None) -> dict:
+    """Download a pinned Hugging Face revision (safetensors + config + tokenizer only)."""
+    from simmerge.hub import fetch_checkpoint
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as build_dir:
+        provenance = fetch_checkpoint(source["repo_id"], source["revision"], build_dir)
+        return _publish(build_dir, out_dir, name=name, source={**source, **provenance}, base_manifest=base_manifest)
+
+
+def local_checkpoint(
+    name: str, source: dict, manifest_path: str | Path, *, workdir: str | Path = ".", base_manifest: str | None
+) -> dict:
+    """Validate an existing directory in place and record its manifest next to the other checkpoints'.
+
+    The weights are not copied (they may be 7B checkpoints); the manifest's ``path`` points at them and its
+    sha256 list lets a later run notice that the directory changed.
+    """
+    path = resolve_path(source["path"], workdir)
+    inspect_checkpoint(path, name=name)
+    manifest = build_manifest(path, name=name, source={**source, "path": str(path)})
+    manifest["path"] = str(path)
+    if base_manifest is not None:
+        check_compatible(manifest, read_json(base_manifest), name=name)
+        check_finite(path, name=name)
+    write_json(manifest, manifest_path)
+    return manifest
+
+
+def finetune_checkpoint(
+    name: str,
+    train: dict,
+    out_dir: str | Path,
+    *,
+    parent_manifest: str,
+    base_manifest: str,
+    train_files: Sequence[str],
+    threads: int | None = None,
+) -> dict:
+    """Fully fine-tune the parent checkpoint on the entry's home tasks (loss on answer tokens)."""
+    from simmerge.finetune import finetune
+
+    parent = read_json(parent_manifest)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as build_dir:
+        stats = finetune(parent["path"], list(train_files), build_dir, threads=threads, loss_on="answer", **train)
+        source = {"kind": "finetune", "parent": parent["name"], "parent_sha256": _weights_digest(parent), **stats}
+        return _publish(build_dir, out_dir, name=name, source=source, base_manifest=base_manifest)
+
+
+def _weights_digest(manifest: dict) -> dict[str, str]:
+    return {path: entry["sha256"] for path, entry in manifest["files"].items() if path.endswith(".safetensors")}
+
+
+def read_manifest(path: str | Path) -> dict:
+    """Read a checkpoint manifest, refusing one whose weights directory has gone missing."""
+    manifest = read_json(path)
+    if not Path(manifest["path"]).is_dir():
+        raise PreflightError(
+            f"checkpoint {manifest['name']!r}: directory {manifest['path']!r} recorded in {path} is missing; "
+            "delete the manifest to rebuild it"
+        )
+    return manifest

