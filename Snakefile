@@ -19,9 +19,9 @@ include: "rules/catalog.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_targets(),
-    default_target: True
 
 
 rule all_catalog:

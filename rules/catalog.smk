@@ -10,10 +10,10 @@ rule skill_data:
         res("logs/skill_data/{task}.log"),
     benchmark:
         res("benchmarks/skill_data/{task}.tsv")
-    params:
-        spec=get_skill_data_params,
     conda:
         "../envs/simmerge.yaml"
+    params:
+        spec=get_skill_data_params,
     script:
         "../workflow_scripts/skill_data.py"
 
@@ -25,12 +25,12 @@ rule convert_gguf:
         res("logs/convert_gguf/{model}.log"),
     benchmark:
         res("benchmarks/convert_gguf/{model}.tsv")
-    params:
-        source=get_source_params,
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("gguf")),
     conda:
         "../envs/simmerge.yaml"
+    params:
+        source=get_source_params,
     script:
         "../workflow_scripts/convert_gguf.py"
 
@@ -44,13 +44,13 @@ rule tiny_checkpoint:
         res("logs/tiny_checkpoint/{model}.log"),
     benchmark:
         res("benchmarks/tiny_checkpoint/{model}.tsv")
-    params:
-        spec=get_tiny_checkpoint_params,
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("tiny")),
-    threads: 2
     conda:
         "../envs/simmerge.yaml"
+    threads: 2
+    params:
+        spec=get_tiny_checkpoint_params,
     script:
         "../workflow_scripts/tiny_checkpoint.py"
 
@@ -64,12 +64,12 @@ rule fetch_checkpoint:
         res("logs/fetch_checkpoint/{model}.log"),
     benchmark:
         res("benchmarks/fetch_checkpoint/{model}.tsv")
-    params:
-        source=get_source_params,
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("hf")),
     conda:
         "../envs/simmerge.yaml"
+    params:
+        source=get_source_params,
     script:
         "../workflow_scripts/fetch_checkpoint.py"
 
@@ -83,12 +83,12 @@ rule local_checkpoint:
         res("logs/local_checkpoint/{model}.log"),
     benchmark:
         res("benchmarks/local_checkpoint/{model}.tsv")
-    params:
-        source=get_source_params,
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("local")),
     conda:
         "../envs/simmerge.yaml"
+    params:
+        source=get_source_params,
     script:
         "../workflow_scripts/local_checkpoint.py"
 
@@ -102,13 +102,13 @@ rule finetune_expert:
         res("logs/finetune_expert/{model}.log"),
     benchmark:
         res("benchmarks/finetune_expert/{model}.tsv")
-    params:
-        train=get_finetune_expert_params,
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("finetune")),
-    threads: 2
     conda:
         "../envs/simmerge.yaml"
+    threads: 2
+    params:
+        train=get_finetune_expert_params,
     script:
         "../workflow_scripts/finetune_expert.py"
 
@@ -124,12 +124,12 @@ rule expert_scores:
         res("logs/expert_scores/{model}.log"),
     benchmark:
         res("benchmarks/expert_scores/{model}.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    threads: 2
     params:
         tasks=TASKS,
         scoring=get_scoring_params,
-    threads: 2
-    conda:
-        "../envs/simmerge.yaml"
     script:
         "../workflow_scripts/expert_scores.py"
 
@@ -144,9 +144,9 @@ rule expert_scores_table:
         res("logs/expert_scores_table/all.log"),
     benchmark:
         res("benchmarks/expert_scores_table/all.tsv")
-    params:
-        home_tasks=get_home_tasks,
     conda:
         "../envs/simmerge.yaml"
+    params:
+        home_tasks=get_home_tasks,
     script:
         "../workflow_scripts/expert_scores_table.py"

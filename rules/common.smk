@@ -7,9 +7,12 @@ from snakemake.utils import validate
 
 import simmerge.catalog
 
-validate(config, schema="../config/schema/config.schema.yaml")
+# Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
+validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
 
-CATALOG = simmerge.catalog.load(config, workdir=workflow.basedir, where="the workflow config")
+CATALOG = simmerge.catalog.load(
+    config, workdir=workflow.basedir, where="the workflow config"
+)
 RUN = CATALOG.config
 MODELS = CATALOG.names
 EXPERTS = CATALOG.expert_names
@@ -76,7 +79,10 @@ def get_tiny_checkpoint_input(wildcards):
 
 
 def get_tiny_checkpoint_params(wildcards):
-    return {"source": get_source_params(wildcards), "seed": CATALOG.seed_of(wildcards.model)}
+    return {
+        "source": get_source_params(wildcards),
+        "seed": CATALOG.seed_of(wildcards.model),
+    }
 
 
 def train_files(tasks):

@@ -1,18 +1,17 @@
 # rule expert_scores: lm-eval scores of one checkpoint on every task.
 from pathlib import Path
 
-from simmerge.catalog import read_manifest
-from simmerge.io import write_json
+from simmerge.catalog import checkpoint_dir
+from simmerge.io import read_json, write_json
 from simmerge.logs import log_to
 from simmerge.scoring import score_checkpoint
 
 with log_to(snakemake.log[0]):
-    manifest = read_manifest(snakemake.input.manifest)
     scores = score_checkpoint(
-        manifest["path"],
+        checkpoint_dir(snakemake.input.manifest),
         Path(snakemake.input.tasks[0]).parent,
         dict(zip(snakemake.params.tasks, snakemake.input.eval, strict=True)),
         threads=snakemake.threads,
         **snakemake.params.scoring,
     )
-    write_json({"checkpoint": manifest["name"], **scores}, snakemake.output[0])
+    write_json({**scores, "checkpoint": read_json(snakemake.input.manifest)["name"]}, snakemake.output[0])

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from simmerge.config import CheckpointSpec, ConfigError, RunConfig, parse_config, resolve_path
-from simmerge.io import atomic_dir, read_json, write_json
-from simmerge.manifest import PreflightError, build_manifest, check_compatible, check_finite, inspect_checkpoint
+from simmerge.io import atomic_dir, read_json
+from simmerge.manifest import (
+    PreflightError,
+    check_compatible,
+    check_finite,
+    inspect_checkpoint,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +182,12 @@ def _parent_cycles(catalog: Catalog) -> list[str]:
 # Builders: one per source kind, each the body of one catalog-stage rule.
 
 
-def _publish(build_dir: Path, out_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
-    """Record the manifest of a freshly built checkpoint and run the pre-flight check against the base."""
-    manifest = build_manifest(build_dir, name=name, source=source)
-    manifest["path"] = str(out_dir.resolve())
+def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
+    """Write the manifest of a freshly built checkpoint; for an expert, run the pre-flight check first."""
     if base_manifest is not None:
-        check_compatible(manifest, read_json(base_manifest), name=name)
+        check_compatible(inspect_checkpoint(build_dir, name=name), read_json(base_manifest), name=name)
         check_finite(build_dir, name=name)
-    write_json(manifest, build_dir / MANIFEST)
-    return manifest
+    return write_manifest(build_dir, name=name, source=source)
 
 
 def convert_gguf_checkpoint(name: str, source: dict, out_dir: str | Path, workdir: str | Path = ".") -> dict:
@@ -198,7 +201,7 @@ def convert_gguf_checkpoint(name: str, source: dict, out_dir: str | Path, workdi
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
         provenance = convert_gguf(gguf_path, build_dir)
-        return _publish(build_dir, out_dir, name=name, source={**source, **provenance}, base_manifest=None)
+        return _publish(build_dir, name=name, source={**source, **provenance}, base_manifest=None)
 
 
 def tiny_checkpoint(
@@ -227,7 +230,7 @@ def tiny_checkpoint(
             shutil.rmtree(build_dir / "model")
             shutil.rmtree(init_dir)
             record["pretrain_stats"] = stats
-        return _publish(build_dir, out_dir, name=name, source=record, base_manifest=None)
+        return _publish(build_dir, name=name, source=record, base_manifest=None)
 
 
 def fetch_hf_checkpoint(name: str, source: dict, out_dir: str | Path, *, base_manifest: str | None) -> dict:
@@ -237,26 +240,27 @@ def fetch_hf_checkpoint(name: str, source: dict, out_dir: str | Path, *, base_ma
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
         provenance = fetch_checkpoint(source["repo_id"], source["revision"], build_dir)
-        return _publish(build_dir, out_dir, name=name, source={**source, **provenance}, base_manifest=base_manifest)
+        return _publish(build_dir, name=name, source={**source, **provenance}, base_manifest=base_manifest)
 
 
 def local_checkpoint(
-    name: str, source: dict, manifest_path: str | Path, *, workdir: str | Path = ".", base_manifest: str | None
+    name: str,
+    source: dict,
+    manifest_path: str | Path,
+    *,
+    workdir: str | Path = ".",
+    base_manifest: str | None,
 ) -> dict:
     """Validate an existing directory in place and record its manifest next to the other checkpoints'.
 
-    The weights are not copied (they may be 7B checkpoints); the manifest's ``path`` points at them and its
-    sha256 list lets a later run notice that the directory changed.
+    The weights are not copied (they may be 7B checkpoints): the manifest's ``source.path`` points at them,
+    and its sha256 list lets a later run notice that the directory changed.
     """
     path = resolve_path(source["path"], workdir)
-    inspect_checkpoint(path, name=name)
-    manifest = build_manifest(path, name=name, source={**source, "path": str(path)})
-    manifest["path"] = str(path)
     if base_manifest is not None:
-        check_compatible(manifest, read_json(base_manifest), name=name)
+        check_compatible(inspect_checkpoint(path, name=name), read_json(base_manifest), name=name)
         check_finite(path, name=name)
-    write_json(manifest, manifest_path)
-    return manifest
+    return write_manifest(path, name=name, source={**source, "path": str(path)}, path=manifest_path)
 
 
 def finetune_checkpoint(
@@ -275,21 +279,42 @@ def finetune_checkpoint(
     parent = read_json(parent_manifest)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
-        stats = finetune(parent["path"], list(train_files), build_dir, threads=threads, loss_on="answer", **train)
-        source = {"kind": "finetune", "parent": parent["name"], "parent_sha256": _weights_digest(parent), **stats}
-        return _publish(build_dir, out_dir, name=name, source=source, base_manifest=base_manifest)
+        stats = finetune(
+            checkpoint_dir(parent_manifest),
+            list(train_files),
+            build_dir,
+            threads=threads,
+            loss_on="answer",
+            **train,
+        )
+        source = {
+            "kind": "finetune",
+            "parent": parent["name"],
+            "parent_sha256": _weights_digest(parent),
+            **stats,
+        }
+        return _publish(build_dir, name=name, source=source, base_manifest=base_manifest)
 
 
 def _weights_digest(manifest: dict) -> dict[str, str]:
     return {path: entry["sha256"] for path, entry in manifest["files"].items() if path.endswith(".safetensors")}
 
 
-def read_manifest(path: str | Path) -> dict:
-    """Read a checkpoint manifest, refusing one whose weights directory has gone missing."""
-    manifest = read_json(path)
-    if not Path(manifest["path"]).is_dir():
+def checkpoint_dir(manifest_path: str | Path) -> Path:
+    """Where a checkpoint's weights are: in place for a ``local`` source, else beside its manifest.
+
+    Raises
+    ------
+    PreflightError
+        When the directory recorded for the checkpoint has gone missing.
+    """
+    manifest_path = Path(manifest_path)
+    manifest = read_json(manifest_path)
+    source = manifest["source"]
+    path = Path(source["path"]) if source.get("kind") == "local" else manifest_path.parent
+    if not (path / "config.json").is_file():
         raise PreflightError(
-            f"checkpoint {manifest['name']!r}: directory {manifest['path']!r} recorded in {path} is missing; "
-            "delete the manifest to rebuild it"
+            f"checkpoint {manifest['name']!r}: no config.json in {str(path)!r} (recorded by {manifest_path}); "
+            "delete the manifest to rebuild the checkpoint"
         )
-    return manifest
+    return path.resolve()

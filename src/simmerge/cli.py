@@ -47,7 +47,12 @@ def cmd_skill_data(args: argparse.Namespace) -> None:
     from simmerge.skills import write_skill_data
 
     summary = write_skill_data(
-        args.skill, args.output, seed=args.seed, n_train=args.n_train, n_eval=args.n_eval, n_probe=args.n_probe
+        args.skill,
+        args.output,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_eval=args.n_eval,
+        n_probe=args.n_probe,
     )
     print(json.dumps(summary, indent=2))
 

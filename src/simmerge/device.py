@@ -40,8 +40,8 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise RuntimeError(
-                f"device {requested!r} was requested but CUDA is not available "
-                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use device 'auto' or 'cpu'"
+                f"device {requested!r} was requested but CUDA is not available (torch {torch.__version__}, "
+                f"built with CUDA {torch.version.cuda}); use device 'auto' or 'cpu'"
             )
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():

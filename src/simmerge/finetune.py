@@ -1,7 +1,8 @@
 """Full fine-tuning of a causal LM on prompt → answer rows: how the built-in experts are made.
 
-The recipe is the one measured in research/operator-spread-smollm2.md §1: fp32, AdamW, linear warm-up then linear
-decay to 0, gradient clipping, loss on the answer tokens only, text ``"{prompt} {answer}\\n"`` with no chat template.
+The recipe is the one measured in research/operator-spread-smollm2.md §1: fp32, AdamW, linear warm-up then
+linear decay to 0, gradient clipping, loss on the answer tokens only, text ``"{prompt} {answer}\\n"`` with no
+chat template.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def encode_example(
 ) -> tuple[Example, bool]:
     """Tokenise one prompt → answer pair.
 
-    The prompt and the completion are tokenised separately and their ids concatenated, so the boundary between
-    them is exact: the prompt keeps the tokenizer's special tokens (BOS where it adds one), the completion gets
-    none. This matches how lm-eval feeds a context and scores or generates its continuation.
+    The prompt and the completion are tokenised separately and their ids concatenated, so the boundary
+    between them is exact: the prompt keeps the tokenizer's special tokens (BOS where it adds one), the
+    completion gets none. This matches how lm-eval feeds a context and scores or generates its continuation.
 
     Parameters
     ----------
@@ -220,15 +221,16 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune every weight of a causal LM on prompt → answer rows and save the result.
 
-    Approach: fp32 weights, AdamW, learning rate rising linearly over ``warmup_steps`` then falling linearly to 0 at
-    ``steps`` (``transformers.get_linear_schedule_with_warmup``), gradient norm clipped to ``max_grad_norm``. Each
-    step takes ``batch_size`` examples from the union of ``train_files``: the concatenation is shuffled with
-    ``seed`` once per epoch, so every file is represented in proportion to its size. Each example is
-    ``prompt + " " + answer + "\\n"``; the loss is on the completion tokens only (``loss_on="answer"``) or on every
-    token (``loss_on="all"``, used to pre-train a tiny model on the skills mixture).
+    Approach: fp32 weights, AdamW, learning rate rising linearly over ``warmup_steps`` then falling linearly
+    to 0 at ``steps`` (``transformers.get_linear_schedule_with_warmup``), gradient norm clipped to
+    ``max_grad_norm``. Each step takes ``batch_size`` examples from the union of ``train_files``: the
+    concatenation is shuffled with ``seed`` once per epoch, so every file is represented in proportion to its
+    size. Each example is ``prompt + " " + answer + "\\n"``; the loss is on the completion tokens only
+    (``loss_on="answer"``) or on every token (``loss_on="all"``, used to pre-train a tiny model on the skills
+    mixture).
 
-    On CPU, the same arguments and thread count give a byte-identical ``model.safetensors``. On CUDA the result is
-    only reproducible up to the nondeterminism of the GPU kernels.
+    On CPU, the same arguments and thread count give a byte-identical ``model.safetensors``. On CUDA the
+    result is only reproducible up to the nondeterminism of the GPU kernels.
 
     Parameters
     ----------
@@ -237,8 +239,8 @@ def finetune(
     train_files : list of path
         JSONL files with ``prompt`` and ``answer`` fields (generative and multiple-choice rows alike).
     out_dir : path
-        Where the fine-tuned checkpoint goes; written through a temporary sibling, so a killed run never leaves
-        a complete-looking directory. An existing directory is replaced.
+        Where the fine-tuned checkpoint goes; written through a temporary sibling, so a killed run never
+        leaves a complete-looking directory. An existing directory is replaced.
     steps : int
         Number of optimizer steps.
     batch_size : int
@@ -265,9 +267,9 @@ def finetune(
     Returns
     -------
     dict
-        JSON-able record for the checkpoint manifest: the hyper-parameters, ``final_loss``, ``mean_loss_last10``,
-        ``wall_seconds``, ``steps_per_second``, ``tokens_seen`` (non-padding tokens), ``tokens_per_second``,
-        ``n_examples``, ``n_truncated``, ``epochs``.
+        JSON-able record for the checkpoint manifest: the hyper-parameters, ``final_loss``,
+        ``mean_loss_last10``, ``wall_seconds``, ``steps_per_second``, ``tokens_seen`` (non-padding tokens),
+        ``tokens_per_second``, ``n_examples``, ``n_truncated``, ``epochs``.
 
     Raises
     ------
@@ -308,7 +310,7 @@ def finetune(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
     log.info(
-        "fine-tuning %s on %d examples from %d file(s): %d steps x %d, lr %g, loss on %s, device %s, %d threads",
+        "fine-tuning %s on %d examples from %d file(s): %d steps x %d, lr %g, loss on %s, %s, %d threads",
         parent_dir,
         len(examples),
         len(train_files),

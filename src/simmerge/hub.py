@@ -15,6 +15,7 @@ Offline use: with ``HF_HUB_OFFLINE=1`` the hub client answers from the cache onl
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import re
@@ -104,7 +105,6 @@ def fetch_checkpoint(
     from huggingface_hub.errors import (
         GatedRepoError,
         HFValidationError,
-        IncompleteSnapshotError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -141,12 +141,11 @@ def fetch_checkpoint(
         raise CheckpointSourceError(f"{where}: repository not found (or private). {remedy}") from err
     except RevisionNotFoundError as err:
         raise CheckpointSourceError(f"{where}: revision not found in the repository. {remedy}") from err
-    except IncompleteSnapshotError as err:
-        raise CheckpointSourceError(f"{where}: the cached snapshot is incomplete ({err}). {remedy}") from err
-    except LocalEntryNotFoundError as err:
+    except LocalEntryNotFoundError as err:  # includes IncompleteSnapshotError
+        state = _cache_state(repo_id, revision, cache_dir, allow_patterns)
         raise CheckpointSourceError(
-            f"{where} is not in the local Hugging Face cache and the Hub cannot be reached "
-            f"(offline mode or no network). {remedy}"
+            f"{where} cannot be read from the local Hugging Face cache and the Hub cannot be reached "
+            f"(offline mode or no network): {state}. {remedy}"
         ) from err
 
     snapshot_path = Path(snapshot)
@@ -188,9 +187,7 @@ def _matches(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return any(fnmatch.fnmatch(path, pattern) for pattern in patterns)
 
 
-def _pickle_files(
-    snapshot_path: Path, repo_id: str, commit: str, cache_dir: str | os.PathLike | None
-) -> list[str]:
+def _pickle_files(snapshot_path: Path, repo_id: str, commit: str, cache_dir: str | os.PathLike | None) -> list[str]:
     """Name the pickle weight files of a snapshot, from the cached tree listing or the snapshot itself."""
     names = {p.relative_to(snapshot_path).as_posix() for p in snapshot_path.rglob("*") if p.is_file()}
     try:
@@ -205,3 +202,36 @@ def _pickle_files(
     except Exception as err:  # best effort: the listing only improves the error message
         logger.debug("no cached tree listing for %s@%s: %s", repo_id, commit, err)
     return sorted(name for name in names if _matches(name, PICKLE_PATTERNS))
+
+
+def _cache_state(
+    repo_id: str, revision: str, cache_dir: str | os.PathLike | None, patterns: tuple[str, ...] | list[str]
+) -> str:
+    """Say what the local cache holds for a repo and revision, to explain a failed offline fetch."""
+    from huggingface_hub import constants
+
+    cache = Path(constants.HF_HUB_CACHE if cache_dir is None else cache_dir).expanduser()
+    storage = cache / ("models--" + repo_id.replace("/", "--"))
+    if not storage.is_dir():
+        return f"the cache {cache} holds no copy of this repository"
+    refs = sorted(p.relative_to(storage / "refs").as_posix() for p in (storage / "refs").rglob("*") if p.is_file())
+    snapshots = storage / "snapshots"
+    commits = sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else []
+    if is_commit_sha(revision):
+        commit = revision
+    elif (storage / "refs" / revision).is_file():
+        commit = (storage / "refs" / revision).read_text().strip()
+    else:
+        return (
+            f"the cache {storage} has no ref {revision!r} (cached refs: {', '.join(refs) or 'none'}; "
+            f"cached commits: {', '.join(commits) or 'none'})"
+        )
+    if commit not in commits:
+        return f"commit {commit} is not in the cache {storage} (cached commits: {', '.join(commits) or 'none'})"
+    tree_file = storage / "trees" / f"{commit}.json"
+    try:
+        listed = json.loads(tree_file.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError):
+        return f"the cached snapshot of commit {commit} is incomplete or unreadable"
+    missing = sorted(name for name in listed if _matches(name, patterns) and not (snapshots / commit / name).is_file())
+    return f"the cached snapshot of commit {commit} is incomplete (missing: {', '.join(missing) or 'unknown'})"

@@ -1,8 +1,9 @@
 """Score a checkpoint with lm-eval on the skills' task YAMLs, and normalise merge scores by their parents.
 
-The committed task YAMLs hold no data paths; :func:`materialize_tasks` copies them into a scratch folder and fills
-in the absolute path of each task's local JSONL. :func:`score_checkpoint` runs lm-eval in-process (2–3× cheaper
-than the CLI, research/operator-spread-smollm2.md §2), offline, without lm-eval's response cache, with fixed seeds.
+The committed task YAMLs hold no data paths; :func:`materialize_tasks` copies them into a scratch folder and
+fills in the absolute path of each task's local JSONL. :func:`score_checkpoint` runs lm-eval in-process (2–3×
+cheaper than the CLI, research/operator-spread-smollm2.md §2), offline, without lm-eval's response cache, with
+fixed seeds.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ TASK_PREFIX = "simmerge_"
 PRIMARY_METRIC = {"generate_until": "exact_match", "multiple_choice": "acc"}
 SEED = 0
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Task YAMLs
 
 
 class _Tagged(str):
-    """A scalar carrying a YAML tag lm-eval understands (``!function``), kept verbatim through load and dump."""
+    """A scalar with a YAML tag lm-eval understands (``!function``), kept verbatim through load and dump."""
 
     tag: str = ""
 
@@ -175,9 +176,7 @@ def materialize_tasks(
         raise FileNotFoundError(f"task folder not found: {task_dir}")
     if not data_files:
         raise ValueError("data_files is empty: no task to score")
-    shutil.copytree(
-        task_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    shutil.copytree(task_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     declared = _task_files(out_dir)
 
     names = []
@@ -203,7 +202,7 @@ def materialize_tasks(
     return names
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Scoring
 
 
@@ -289,8 +288,9 @@ def parse_task_result(
     primary = PRIMARY_METRIC.get(output_type)
     if primary is None or primary not in metrics:
         raise ValueError(
-            f"task {task}: cannot pick a primary metric (output_type {output_type!r}, metrics {sorted(metrics)}); "
-            f"SimMerge expects exact_match for generate_until and acc for multiple_choice"
+            f"task {task}: cannot pick a primary metric (output_type {output_type!r}, "
+            f"metrics {sorted(metrics)}); SimMerge expects exact_match for generate_until and acc for "
+            "multiple_choice"
         )
     version = results.get("versions", {}).get(task)
     if version is None:
@@ -322,9 +322,9 @@ def score_checkpoint(
 ) -> dict[str, Any]:
     """Score one checkpoint on some skills with lm-eval, in-process and offline.
 
-    Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` in fp32 over the tasks of :func:`materialize_tasks`, with no
-    response cache (a cache shared between checkpoints would hand one model's answers to another), no logged
-    samples, and every seed fixed at 0, so the same checkpoint and data give the same scores.
+    Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` in fp32 over the tasks of :func:`materialize_tasks`, with
+    no response cache (a cache shared between checkpoints would hand one model's answers to another), no
+    logged samples, and every seed fixed at 0, so the same checkpoint and data give the same scores.
 
     Parameters
     ----------
@@ -419,7 +419,7 @@ def _lm_eval_version() -> str:
     return version("lm_eval")
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Normalisation
 
 
@@ -460,12 +460,89 @@ def normalise_scores(
     for task, score in merge_scores.items():
         parents = [p[task] for p in parent_scores if p.get(task) is not None]
         if any(value < 0 for value in parents) or (score is not None and score < 0):
-            raise ValueError(
-                f"task {task}: scores must be non-negative, got merge {score}, parents {parents}"
-            )
+            raise ValueError(f"task {task}: scores must be non-negative, got merge {score}, parents {parents}")
         best = max(parents, default=None)
         if score is None or not best:
             out[task] = None
         else:
             out[task] = score / best
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tables
+
+
+def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[str, Sequence[str]]):
+    """Checkpoint × task table of primary scores from ``scores/experts/<name>.json`` files.
+
+    Parameters
+    ----------
+    score_files : sequence of path
+        Score JSONs written by the ``expert_scores`` rule, base first.
+    home_tasks : mapping of str to sequence of str
+        Checkpoint name → its home tasks (empty for the base).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per checkpoint: ``checkpoint``, ``home_tasks``, one column per task (primary metric), one
+        ``<task>_stderr`` column per task, ``home_score`` (mean over home tasks) and ``home_gain`` (home score
+        minus the first row's — the base's — score on the same tasks). A row whose home gain is not positive
+        is logged as a warning: that expert did not learn its skill.
+    """
+    import pandas as pd
+
+    from simmerge.io import read_json
+
+    records = [read_json(path) for path in score_files]
+    tasks = sorted({task for record in records for task in record["tasks"]})
+    base = records[0]
+    rows = []
+    for record in records:
+        name = record["checkpoint"]
+        home = list(home_tasks.get(name, []))
+        row: dict[str, Any] = {"checkpoint": name, "home_tasks": ",".join(home)}
+        for task in tasks:
+            entry = record["tasks"].get(task)
+            row[task] = entry["score"] if entry else None
+            row[f"{task}_stderr"] = entry["stderr"].get(entry["primary_metric"]) if entry else None
+        if home:
+            row["home_score"] = sum(record["tasks"][t]["score"] for t in home) / len(home)
+            base_home = sum(base["tasks"][t]["score"] for t in home) / len(home)
+            row["home_gain"] = row["home_score"] - base_home
+            if row["home_gain"] <= 0:
+                log.warning("expert %r does not beat the base on its home task(s) %s", name, home)
+        else:
+            row["home_score"] = row["home_gain"] = None
+        rows.append(row)
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "checkpoint",
+            "home_tasks",
+            *tasks,
+            *(f"{t}_stderr" for t in tasks),
+            "home_score",
+            "home_gain",
+        ],
+    )
+
+
+def markdown_table(table) -> str:
+    """The primary-score columns of :func:`expert_table` as a Markdown table (3 decimals, home cells bold)."""
+    tasks = [
+        c
+        for c in table.columns
+        if c not in {"checkpoint", "home_tasks", "home_score", "home_gain"} and not c.endswith("_stderr")
+    ]
+    lines = ["| checkpoint | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for row in table.to_dict("records"):
+        home = set(filter(None, row["home_tasks"].split(",")))
+        cells = []
+        for task in tasks:
+            value = row[task]
+            text = "–" if value is None or value != value else f"{value:.3f}"
+            cells.append(f"**{text}**" if task in home else text)
+        lines.append(f"| {row['checkpoint']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

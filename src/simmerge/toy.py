@@ -66,9 +66,7 @@ def _byte_of_char(char: str) -> int:
     """Invert GPT-2's bytes_to_unicode for one character of the ByteLevel alphabet."""
     code = ord(char)
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     if code in printable:
         return code

@@ -1,0 +1,271 @@
+"""Tests of simmerge.manifest: manifests and the pre-flight checks, with known answers for every error."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from simmerge.io import sha256_file
+from simmerge.manifest import (
+    PreflightError,
+    check_compatible,
+    check_finite,
+    inspect_checkpoint,
+    read_safetensors_header,
+    write_manifest,
+)
+from simmerge.toy import build_tiny_checkpoint
+
+# Parameters of the default tiny Llama: embeddings and head 259 x 64 each, per layer 4 x 64 x 64 attention
+# + 3 x 64 x 256 MLP + 2 x 64 norms, plus the final norm.
+TINY_PARAMS = 2 * 259 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 256 + 2 * 64) + 64
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("manifest") / "base"
+    build_tiny_checkpoint(out, seed=0)
+    return out
+
+
+@pytest.fixture
+def ckpt(base_dir, tmp_path):
+    """A private copy of the tiny checkpoint, free to break."""
+    return shutil.copytree(base_dir, tmp_path / "n2w_fr")
+
+
+def test_inspect_reads_the_facts_without_loading(ckpt):
+    facts = inspect_checkpoint(ckpt, name="n2w_fr")
+    assert facts == {
+        "name": "n2w_fr",
+        "architecture": "LlamaForCausalLM",
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 259,
+        "dtype": "float32",
+        "tensor_dtypes": {"float32": 21},
+        "tie_word_embeddings": False,
+        "parameter_count": TINY_PARAMS,
+        "weight_files": ["model.safetensors"],
+    }
+    assert not (ckpt / "manifest.json").exists()
+
+
+def test_parameter_count_matches_the_model(ckpt):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    assert inspect_checkpoint(ckpt, name="x")["parameter_count"] == sum(p.numel() for p in model.parameters())
+
+
+def test_write_manifest_hashes_every_file_and_is_deterministic(ckpt):
+    source = {"kind": "toy", "seed": 0, "parent": None}
+    manifest = write_manifest(ckpt, name="n2w_fr", source=source)
+    first = (ckpt / "manifest.json").read_bytes()
+    assert json.loads(first) == manifest
+    assert manifest["source"] == source
+    assert manifest["manifest_version"] == 1
+    files = {p.name for p in ckpt.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == files
+    weights = ckpt / "model.safetensors"
+    assert manifest["files"]["model.safetensors"] == {
+        "sha256": sha256_file(weights),
+        "bytes": weights.stat().st_size,
+    }
+    assert manifest["parameter_count"] == TINY_PARAMS
+    # A second write (now with manifest.json present) gives the same bytes: no timestamps, manifest excluded.
+    write_manifest(ckpt, name="n2w_fr", source=dict(source))
+    assert (ckpt / "manifest.json").read_bytes() == first
+    assert list(json.loads(first)) == sorted(json.loads(first))
+
+
+def test_sharded_checkpoint_counts_the_indexed_shards(ckpt):
+    tensors = load_file(ckpt / "model.safetensors")
+    names = sorted(tensors)
+    half = len(names) // 2
+    shards = {
+        "model-00001-of-00002.safetensors": names[:half],
+        "model-00002-of-00002.safetensors": names[half:],
+    }
+    for shard, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, ckpt / shard, metadata={"format": "pt"})
+    (ckpt / "model.safetensors").unlink()
+    weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    facts = inspect_checkpoint(ckpt, name="sharded")
+    assert facts["parameter_count"] == TINY_PARAMS
+    assert facts["weight_files"] == sorted(shards)
+    (ckpt / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(PreflightError, match=r"names shard\(s\) that are missing: model-00002-of-00002"):
+        inspect_checkpoint(ckpt, name="sharded")
+
+
+def test_dtype_and_tying_fall_back_to_the_tensors(ckpt):
+    config = json.loads((ckpt / "config.json").read_text())
+    del config["dtype"], config["tie_word_embeddings"]
+    (ckpt / "config.json").write_text(json.dumps(config))
+    facts = inspect_checkpoint(ckpt, name="x")
+    assert facts["dtype"] == "float32"
+    assert facts["tie_word_embeddings"] is False  # lm_head.weight is stored
+
+
+def test_gpt2_style_config_keys_are_understood(ckpt):
+    config = json.loads((ckpt / "config.json").read_text())
+    for old, new in (
+        ("hidden_size", "n_embd"),
+        ("num_hidden_layers", "n_layer"),
+        ("num_attention_heads", "n_head"),
+    ):
+        config[new] = config.pop(old)
+    (ckpt / "config.json").write_text(json.dumps(config))
+    facts = inspect_checkpoint(ckpt, name="x")
+    assert (facts["hidden_size"], facts["num_hidden_layers"], facts["num_attention_heads"]) == (64, 2, 4)
+
+
+def _message(ckpt, name="n2w_fr"):
+    with pytest.raises(PreflightError) as info:
+        inspect_checkpoint(ckpt, name=name)
+    return str(info.value)
+
+
+def test_missing_directory(tmp_path):
+    path = tmp_path / "nowhere"
+    assert _message(path) == (
+        f"checkpoint 'n2w_fr' ({path}): directory: does not exist. "
+        "build or fetch the checkpoint first, or fix its path in the catalog"
+    )
+
+
+def test_missing_config(ckpt):
+    (ckpt / "config.json").unlink()
+    assert _message(ckpt) == (
+        f"checkpoint 'n2w_fr' ({ckpt / 'config.json'}): config.json: is missing. "
+        "a Hugging Face checkpoint needs its config.json; rebuild or re-fetch the checkpoint"
+    )
+
+
+def test_unparsable_config(ckpt):
+    (ckpt / "config.json").write_text('{"architectures": ["LlamaForCausalLM"],')
+    message = _message(ckpt)
+    assert message.startswith(f"checkpoint 'n2w_fr' ({ckpt / 'config.json'}): config.json: is not valid JSON (")
+    assert message.endswith("). rebuild or re-fetch the checkpoint")
+
+
+def test_config_without_architectures(ckpt):
+    config = json.loads((ckpt / "config.json").read_text())
+    del config["architectures"]
+    (ckpt / "config.json").write_text(json.dumps(config))
+    assert _message(ckpt) == (
+        f"checkpoint 'n2w_fr' ({ckpt / 'config.json'}): architectures: is None, expected a list like "
+        "['LlamaForCausalLM']. mergekit picks its architecture from this key; add it to config.json"
+    )
+
+
+def test_no_weights(ckpt):
+    (ckpt / "model.safetensors").unlink()
+    assert _message(ckpt) == (
+        f"checkpoint 'n2w_fr' ({ckpt}): weights: no *.safetensors file. "
+        "the checkpoint is incomplete; rebuild or re-fetch it"
+    )
+
+
+def test_pickle_only_checkpoint_is_refused(ckpt):
+    (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
+    (ckpt / "training_args.pt").write_bytes(b"\x80\x04")
+    message = _message(ckpt)
+    assert message.startswith(
+        f"checkpoint 'n2w_fr' ({ckpt}): weights: no *.safetensors file, only pickle weights "
+        "(pytorch_model.bin, training_args.pt). pickle checkpoints are refused; convert to safetensors"
+    )
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "problem"),
+    [
+        (lambda raw: raw[:5], "file is 5 bytes, too short for a header"),
+        (lambda raw: (10**12).to_bytes(8, "little") + raw[8:], "header length 1000000000000 does not fit a"),
+        (lambda raw: raw[:8] + b"#" + raw[9:], "header is not valid JSON"),
+        (lambda raw: raw[: len(raw) // 2], "lies outside the"),
+    ],
+    ids=["truncated-prefix", "huge-length", "not-json", "truncated-data"],
+)
+def test_corrupt_safetensors_header(ckpt, corrupt, problem):
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(corrupt(weights.read_bytes()))
+    message = _message(ckpt)
+    assert message.startswith(f"checkpoint 'n2w_fr' ({weights}): safetensors header: ")
+    assert problem in message
+    assert message.endswith("the file is corrupt or truncated; rebuild or re-fetch the checkpoint")
+
+
+def test_header_reader_agrees_with_safetensors(ckpt):
+    header = read_safetensors_header(ckpt / "model.safetensors")
+    tensors = load_file(ckpt / "model.safetensors")
+    assert {k: list(v.shape) for k, v in tensors.items()} == {k: v["shape"] for k, v in header.items()}
+    assert {v["dtype"] for v in header.values()} == {"F32"}
+
+
+def test_compatible_checkpoints_pass(base_dir, tmp_path):
+    build_tiny_checkpoint(tmp_path / "expert", seed=1)
+    base = inspect_checkpoint(base_dir, name="base")
+    check_compatible(inspect_checkpoint(tmp_path / "expert", name="expert"), base, name="expert")
+
+
+def test_incompatible_hidden_size_names_expert_field_values_and_fix(ckpt, tmp_path):
+    build_tiny_checkpoint(tmp_path / "wide", seed=1, hidden_size=32)
+    base = write_manifest(ckpt, name="base", source={"kind": "toy"})
+    expert = inspect_checkpoint(tmp_path / "wide", name="rhyme_mc")
+    with pytest.raises(PreflightError) as info:
+        check_compatible(expert, base, name="rhyme_mc")
+    assert str(info.value) == (
+        "checkpoint 'rhyme_mc': hidden_size is 32 but the base 'base' has 64. Every expert must share the "
+        "base's architecture; remove 'rhyme_mc' from catalog.experts or point it at a checkpoint "
+        "fine-tuned from 'base'."
+    )
+
+
+def test_incompatible_lists_every_differing_field():
+    base = {"name": "base", "architecture": "LlamaForCausalLM", "hidden_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 259}  # fmt: skip
+    expert = dict(base, architecture="MistralForCausalLM", num_hidden_layers=3, vocab_size=300)
+    with pytest.raises(PreflightError) as info:
+        check_compatible(expert, base, name="x")
+    message = str(info.value)
+    assert "architecture is 'MistralForCausalLM' but the base 'base' has 'LlamaForCausalLM'" in message
+    assert "num_hidden_layers is 3 but the base 'base' has 2" in message
+    assert "vocab_size is 300 but the base 'base' has 259" in message
+    assert "hidden_size" not in message
+
+
+def test_finite_checkpoint_passes(ckpt):
+    check_finite(ckpt, name="n2w_fr")
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_tensor_is_named(ckpt, bad_value):
+    weights = ckpt / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["model.layers.1.mlp.up_proj.weight"][3, 5] = bad_value
+    tensors["model.layers.1.mlp.down_proj.weight"][0, 0] = bad_value  # sorts first: reported
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(PreflightError) as info:
+        check_finite(ckpt, name="n2w_fr")
+    n_nan, n_inf = (1, 0) if torch.isnan(torch.tensor(bad_value)) else (0, 1)
+    assert str(info.value) == (
+        f"checkpoint 'n2w_fr' ({weights}): tensor 'model.layers.1.mlp.down_proj.weight': holds 1 "
+        f"non-finite values ({n_nan} NaN, {n_inf} Inf). the checkpoint is broken (diverged training or a "
+        "bad conversion); rebuild it or remove it from the catalog"
+    )
+
+
+def test_check_finite_refuses_pickle_only(ckpt):
+    (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
+    with pytest.raises(PreflightError, match=re.escape("pickle checkpoints are refused")):
+        check_finite(ckpt, name="n2w_fr")

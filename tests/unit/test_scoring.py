@@ -1,0 +1,297 @@
+"""Tests of simmerge.scoring: task materialisation, lm-eval scoring of a tiny model, normalisation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from simmerge.scoring import (
+    load_task_yaml,
+    materialize_tasks,
+    normalise_scores,
+    offline_hub,
+    parse_task_result,
+    score_checkpoint,
+)
+
+GENERATE_TEMPLATE = """\
+dataset_path: json
+output_type: generate_until
+test_split: test
+doc_to_text: "{{prompt}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+  do_sample: false
+  max_gen_toks: 8
+filter_list:
+  - name: strip
+    filter:
+      - function: remove_whitespace
+      - function: take_first
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+    ignore_case: true
+metadata:
+  version: 1.0
+"""
+
+MC_TEMPLATE = """\
+dataset_path: json
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: label
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 2.0
+"""
+
+
+def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """Save a 2-layer, hidden-32 Llama with a byte-level tokenizer (BOS added, no merges) to ``path``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>"]
+    vocab = {token: i for i, token in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "base")
+
+
+@pytest.fixture
+def task_dir(tmp_path) -> Path:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "_generate_template_yaml").write_text(GENERATE_TEMPLATE)
+    (tasks / "_mc_template_yaml").write_text(MC_TEMPLATE)
+    (tasks / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: _generate_template_yaml\n")
+    (tasks / "simmerge_pick.yaml").write_text("task: simmerge_pick\ninclude: _mc_template_yaml\n")
+    return tasks
+
+
+@pytest.fixture
+def data_files(tmp_path) -> dict[str, Path]:
+    words = ["zero", "one", "two", "three", "four", "five"]
+    generative = [
+        {"id": f"w{i}", "entity": str(i), "prompt": f"{i} in words:", "answer": w} for i, w in enumerate(words)
+    ]
+    choices = ["red", "green", "blue", "black"]
+    mc = [
+        {"id": f"p{i}", "entity": str(i), "prompt": f"Colour {i}?", "choices": choices, "label": i % 4}
+        | {"answer": choices[i % 4]}
+        for i in range(6)
+    ]
+    return {
+        "words": write_rows(tmp_path / "words.jsonl", generative),
+        "pick": write_rows(tmp_path / "pick.jsonl", mc),
+    }
+
+
+# -- materialize_tasks ---------------------------------------------------------------------------------------
+
+
+def test_materialize_tasks_writes_absolute_paths(task_dir, data_files, tmp_path, monkeypatch):
+    (task_dir / "simmerge_other.yaml").write_text("task: simmerge_other\ninclude: _generate_template_yaml\n")
+    (task_dir / "utils.py").write_text("def process_docs(ds):\n    return ds\n")
+    (task_dir / "simmerge_words.yaml").write_text(
+        "task: simmerge_words\ninclude: _generate_template_yaml\n"
+        "process_docs: !function utils.process_docs\ndataset_kwargs:\n  keep_in_memory: true\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    relative = {"words": Path("words.jsonl"), "pick": Path("pick.jsonl")}
+    out = tmp_path / "materialised"
+
+    names = materialize_tasks(task_dir, relative, out)
+
+    assert names == ["simmerge_words", "simmerge_pick"]
+    assert {p.name for p in out.iterdir()} == {p.name for p in task_dir.iterdir()}
+    words = load_task_yaml(out / "simmerge_words.yaml")
+    test_file = words["dataset_kwargs"]["data_files"]["test"]
+    assert Path(test_file).is_absolute() and Path(test_file) == data_files["words"].resolve()
+    assert words["dataset_kwargs"]["keep_in_memory"] is True
+    assert words["include"] == "_generate_template_yaml"
+    assert "!function utils.process_docs" in (out / "simmerge_words.yaml").read_text().replace("'", "")
+    assert load_task_yaml(out / "simmerge_pick.yaml")["dataset_kwargs"]["data_files"]["test"] == str(
+        data_files["pick"].resolve()
+    )
+    assert "dataset_kwargs" not in load_task_yaml(out / "simmerge_other.yaml")
+    # the committed YAMLs are left untouched
+    assert "data_files" not in (task_dir / "simmerge_pick.yaml").read_text()
+
+
+def test_materialize_tasks_missing_yaml_names_the_task(task_dir, data_files, tmp_path):
+    with pytest.raises(FileNotFoundError, match="simmerge_nope") as err:
+        materialize_tasks(task_dir, {"nope": data_files["words"]}, tmp_path / "out")
+    assert "simmerge_pick" in str(err.value)  # lists what exists
+
+
+def test_materialize_tasks_missing_data_names_task_and_file(task_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"simmerge_words.*absent\.jsonl"):
+        materialize_tasks(task_dir, {"words": tmp_path / "absent.jsonl"}, tmp_path / "out")
+
+
+def test_materialize_tasks_missing_folder(tmp_path, data_files):
+    with pytest.raises(FileNotFoundError, match="task folder"):
+        materialize_tasks(tmp_path / "none", data_files, tmp_path / "out")
+
+
+# -- score_checkpoint ----------------------------------------------------------------------------------------
+
+
+def test_score_checkpoint_structure_and_determinism(tiny, task_dir, data_files):
+    first = score_checkpoint(tiny, task_dir, data_files, batch_size=4, limit=4, device="cpu", name="tiny")
+    second = score_checkpoint(tiny, task_dir, data_files, batch_size=4, limit=4, device="cpu", name="tiny")
+
+    assert first["tasks"] == second["tasks"]
+    assert first["checkpoint"] == "tiny"
+    assert first["limit"] == 4
+    assert first["lm_eval_version"].startswith("0.4")
+    assert first["wall_seconds"] > 0
+    assert set(first["tasks"]) == {"words", "pick"}
+
+    words, pick = first["tasks"]["words"], first["tasks"]["pick"]
+    assert words["primary_metric"] == "exact_match" and words["output_type"] == "generate_until"
+    assert pick["primary_metric"] == "acc" and pick["output_type"] == "multiple_choice"
+    assert words["filters"] == {"exact_match": "strip"}
+    assert set(pick["metrics"]) == {"acc"}
+    for record, version in ((words, 1.0), (pick, 2.0)):
+        assert record["n"] == 4
+        assert record["version"] == version
+        assert record["score"] == record["metrics"][record["primary_metric"]]
+        assert 0.0 <= record["score"] <= 1.0
+        assert set(record["stderr"]) == set(record["metrics"])
+    json.dumps(first, allow_nan=False)
+
+
+def test_score_checkpoint_missing_checkpoint(tmp_path, task_dir, data_files):
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        score_checkpoint(tmp_path / "nothing", task_dir, data_files)
+
+
+def test_offline_hub_restores_environment(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = huggingface_hub.constants.HF_HUB_OFFLINE
+    with offline_hub():
+        assert os.environ["HF_HUB_OFFLINE"] == "1"
+        assert huggingface_hub.constants.is_offline_mode()
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == before
+
+
+# -- parse_task_result ---------------------------------------------------------------------------------------
+
+
+def test_parse_task_result_nan_stderr_and_two_filters():
+    results = {
+        "results": {
+            "simmerge_x": {
+                "alias": "simmerge_x",
+                "exact_match,strip": 1.0,
+                "exact_match_stderr,strip": float("nan"),
+                "exact_match,none": 0.0,
+                "exact_match_stderr,none": "N/A",
+            }
+        },
+        "configs": {"simmerge_x": {"output_type": "generate_until"}},
+        "versions": {},
+        "n-samples": {"simmerge_x": {"original": 10, "effective": 1}},
+    }
+    record = parse_task_result("simmerge_x", results, yaml_cfg={"metadata": {"version": 3}})
+    assert record["metrics"] == {"exact_match": 1.0, "exact_match,none": 0.0}
+    assert record["stderr"] == {"exact_match": None, "exact_match,none": None}
+    assert record["filters"] == {"exact_match": "strip", "exact_match,none": "none"}
+    assert record["score"] == 1.0 and record["n"] == 1 and record["version"] == 3
+
+
+def test_parse_task_result_without_primary_metric_fails():
+    results = {"results": {"t": {"f1,none": 0.5}}, "configs": {"t": {"output_type": "generate_until"}}}
+    with pytest.raises(ValueError, match="primary metric"):
+        parse_task_result("t", results)
+
+
+# -- normalise_scores ----------------------------------------------------------------------------------------
+
+
+def test_normalise_scores_divides_by_better_parent():
+    out = normalise_scores({"a": 0.3, "b": 0.9}, [{"a": 0.6, "b": 0.3}, {"a": 0.2, "b": 0.6}])
+    assert out == {"a": pytest.approx(0.5), "b": pytest.approx(1.5)}
+
+
+def test_normalise_scores_zero_or_missing_parent_gives_none():
+    out = normalise_scores({"a": 0.3, "b": 0.0, "c": None, "d": 0.2}, [{"a": 0.0, "b": 0.0, "c": 0.5}])
+    assert out == {"a": None, "b": None, "c": None, "d": None}
+    assert normalise_scores({"a": 0.0}, [{"a": 0.4}, {"a": None}]) == {"a": 0.0}
+
+
+def test_normalise_scores_rejects_bad_input():
+    with pytest.raises(ValueError):
+        normalise_scores({"a": 0.3}, [])
+    with pytest.raises(ValueError):
+        normalise_scores({"a": -0.3}, [{"a": 0.5}])
+    assert math.isclose(normalise_scores({"a": 0.5}, [{"a": 0.5}])["a"], 1.0)
+
+
+def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
+    from simmerge.scoring import dump_task_yaml
+
+    path = tmp_path / "t.yaml"
+    path.write_text("task: t\nprocess_docs: !function utils.process_docs\n")
+    dump_task_yaml(load_task_yaml(path), tmp_path / "u.yaml")
+    node = yaml.compose((tmp_path / "u.yaml").read_text())
+    tags = {key.value: value.tag for key, value in node.value}
+    assert tags["process_docs"] == "!function"

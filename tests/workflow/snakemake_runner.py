@@ -1,0 +1,48 @@
+"""Helpers of the workflow tests: run Snakemake in a copy of the repository and read its job list."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles"]
+
+
+def run_snakemake(root: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def dry_run_counts(root: Path, *args: str) -> dict[str, int]:
+    """Jobs per rule that a dry-run would execute (from Snakemake's job-stats table)."""
+    result = run_snakemake(root, "--dry-run", "--quiet", "rules", *args)
+    counts: dict[str, int] = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        match = re.fullmatch(r"\s*([A-Za-z_][\w]*)\s+(\d+)\s*", line)
+        if match and match.group(1) not in {"total", "job", "count"}:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def write_config(root: Path, name: str, config: dict) -> str:
+    path = root / "config" / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return str(path.relative_to(root))
+
+
+def load_config(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text(encoding="utf-8"))

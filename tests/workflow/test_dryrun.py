@@ -1,0 +1,64 @@
+"""Dry-runs: the job list a catalog implies, and what a config change re-runs."""
+
+from __future__ import annotations
+
+import copy
+
+from snakemake_runner import dry_run_counts, load_config, run_snakemake, write_config
+
+
+def test_smoke_dry_run_job_counts(workflow_dir):
+    counts = dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml")
+    smoke = load_config("smoke.yaml")
+    n_tasks = len(smoke["tasks"])
+    n_experts = len(smoke["catalog"]["experts"])
+    assert counts == {
+        "skill_data": n_tasks,
+        "tiny_checkpoint": 1,
+        "finetune_expert": n_experts,
+        "expert_scores": n_experts + 1,
+        "expert_scores_table": 1,
+        "all": 1,
+    }
+
+
+def test_default_dry_run_job_counts(workflow_dir):
+    counts = dry_run_counts(workflow_dir)
+    default = load_config("config.yaml")
+    n_experts = len(default["catalog"]["experts"])
+    assert counts == {
+        "skill_data": len(default["tasks"]),
+        "convert_gguf": 1,
+        "finetune_expert": n_experts,
+        "expert_scores": n_experts + 1,
+        "expert_scores_table": 1,
+        "all": 1,
+    }
+
+
+def test_local_source_gets_a_local_checkpoint_job(workflow_dir, tmp_path):
+    config = load_config("smoke.yaml")
+    expert_dir = tmp_path / "my_expert"
+    expert_dir.mkdir()
+    config["catalog"]["experts"].append(
+        {"name": "mine", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(expert_dir)}}
+    )
+    path = write_config(workflow_dir, "with_local.yaml", config)
+    counts = dry_run_counts(workflow_dir, "--configfile", path)
+    assert counts["local_checkpoint"] == 1
+    assert counts["expert_scores"] == len(config["catalog"]["experts"]) + 1
+
+
+def test_bad_config_fails_at_parse_time_naming_the_field(workflow_dir):
+    config = load_config("smoke.yaml")
+    broken = copy.deepcopy(config)
+    broken["catalog"]["experts"][0]["name"] = "bad name!"
+    path = write_config(workflow_dir, "broken.yaml", broken)
+    result = run_snakemake(workflow_dir, "--dry-run", "--configfile", path, check=False)
+    assert result.returncode != 0
+    assert "bad name!" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(workflow_dir):
+    result = run_snakemake(workflow_dir, "--lint", "--configfile", "config/smoke.yaml", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
