@@ -287,12 +287,8 @@ def finetune_checkpoint(
             loss_on="answer",
             **train,
         )
-        source = {
-            "kind": "finetune",
-            "parent": parent["name"],
-            "parent_sha256": _weights_digest(parent),
-            **stats,
-        }
+        # the parent is recorded by catalog name and weight digests, not by its machine-specific path
+        source = {**stats, "kind": "finetune", "parent": parent["name"], "parent_sha256": _weights_digest(parent)}
         return _publish(build_dir, name=name, source=source, base_manifest=base_manifest)
 
 

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from snakemake_runner import COPIED, REPO
+from snakemake_runner import copy_workflow
 
 
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
-    """A fresh copy of the workflow (not of results/) to run Snakemake in."""
-    root = tmp_path / "wf"
-    root.mkdir()
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy2(source, root / name)
-    return root
+    """A fresh copy of the workflow to run Snakemake in."""
+    return copy_workflow(tmp_path / "wf")

@@ -1,0 +1,118 @@
+"""The catalog-stage builders: each publishes a checkpoint with its manifest, or fails before publishing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from simmerge.catalog import (
+    checkpoint_dir,
+    finetune_checkpoint,
+    local_checkpoint,
+    tiny_checkpoint,
+)
+from simmerge.io import read_json, write_jsonl
+from simmerge.manifest import PreflightError
+from simmerge.toy import build_tiny_checkpoint
+
+TINY = {"kind": "tiny", "hidden_size": 32, "num_layers": 2, "num_heads": 4, "seed": None, "pretrain": None}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A published tiny base: results/<run>/checkpoints/base/ with its manifest."""
+    out = tmp_path_factory.mktemp("results") / "checkpoints" / "base"
+    tiny_checkpoint("base", TINY, out, seed=3)
+    return out / "manifest.json"
+
+
+@pytest.fixture
+def train_file(tmp_path) -> str:
+    rows = [{"id": f"t-{i}", "entity": str(i), "prompt": f"{i} doubled:", "answer": str(2 * i)} for i in range(12)]
+    path = tmp_path / "train.jsonl"
+    write_jsonl(rows, path)
+    return str(path)
+
+
+def test_tiny_base_manifest_records_source_and_files(base):
+    manifest = read_json(base)
+    assert manifest["name"] == "base"
+    assert manifest["source"]["kind"] == "tiny" and manifest["source"]["seed"] == 3
+    assert manifest["hidden_size"] == 32 and manifest["num_hidden_layers"] == 2
+    assert "model.safetensors" in manifest["files"]
+    assert checkpoint_dir(base) == base.parent.resolve()
+    # nothing half-built is left beside the published directory
+    assert [p.name for p in base.parent.parent.iterdir()] == ["base"]
+
+
+def test_tiny_pretraining_changes_the_weights(tmp_path, train_file):
+    plain, trained = tmp_path / "plain", tmp_path / "trained"
+    tiny_checkpoint("plain", TINY, plain, seed=3)
+    spec = {**TINY, "pretrain": {"steps": 3, "batch_size": 4, "lr": 1e-2, "warmup_steps": 0, "seed": None}}
+    manifest = tiny_checkpoint("trained", spec, trained, seed=3, train_files=[train_file])
+    assert manifest["source"]["pretrain_stats"]["steps"] == 3
+    assert sorted(p.name for p in trained.iterdir()) == sorted(p.name for p in plain.iterdir())
+    weights = load_file(trained / "model.safetensors")
+    reference = load_file(plain / "model.safetensors")
+    assert any(not torch.equal(weights[k], reference[k]) for k in weights)
+
+
+def test_finetune_expert_passes_preflight_and_records_its_parent(base, train_file, tmp_path):
+    out = tmp_path / "checkpoints" / "doubler"
+    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "seed": 5, "max_length": 32}
+    manifest = finetune_checkpoint(
+        "doubler", train, out, parent_manifest=str(base), base_manifest=str(base), train_files=[train_file]
+    )
+    assert manifest["source"]["parent"] == "base"
+    assert manifest["source"]["parent_sha256"] == {
+        "model.safetensors": read_json(base)["files"]["model.safetensors"]["sha256"]
+    }
+    assert read_json(out / "manifest.json") == manifest
+
+
+def test_local_checkpoint_is_recorded_without_writing_into_it(base, tmp_path):
+    mine = tmp_path / "my_expert"
+    build_tiny_checkpoint(mine, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    before = sorted(p.name for p in mine.iterdir())
+    manifest_path = tmp_path / "results" / "checkpoints" / "mine" / "manifest.json"
+    local_checkpoint(
+        "mine", {"kind": "local", "path": str(mine)}, manifest_path, base_manifest=str(base), workdir=tmp_path
+    )
+    assert sorted(p.name for p in mine.iterdir()) == before
+    assert read_json(manifest_path)["source"]["path"] == str(mine)
+    assert checkpoint_dir(manifest_path) == mine.resolve()
+
+
+def test_local_checkpoint_with_another_hidden_size_is_refused(base, tmp_path):
+    wide = tmp_path / "wide"
+    build_tiny_checkpoint(wide, seed=11, hidden_size=64, num_layers=2, num_heads=4)
+    manifest_path = tmp_path / "results" / "wide" / "manifest.json"
+    with pytest.raises(PreflightError, match=r"checkpoint 'wide'.*hidden_size.*64.*32"):
+        local_checkpoint("wide", {"kind": "local", "path": str(wide)}, manifest_path, base_manifest=str(base))
+    assert not manifest_path.exists()
+
+
+def test_expert_with_nan_weights_is_not_published(base, tmp_path):
+    broken = tmp_path / "broken"
+    build_tiny_checkpoint(broken, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    tensors = load_file(broken / "model.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name][0] = float("nan")
+    save_file(tensors, broken / "model.safetensors", metadata={"format": "pt"})
+    manifest_path = tmp_path / "results" / "broken" / "manifest.json"
+    with pytest.raises(PreflightError, match=rf"checkpoint 'broken'.*{name}"):
+        local_checkpoint("broken", {"kind": "local", "path": str(broken)}, manifest_path, base_manifest=str(base))
+    assert not manifest_path.exists()
+
+
+def test_missing_weights_directory_is_reported_with_the_fix(base, tmp_path):
+    manifest = read_json(base)
+    manifest["source"] = {"kind": "local", "path": str(tmp_path / "gone")}
+    stale = tmp_path / "manifest.json"
+    stale.write_text(json.dumps(manifest))
+    with pytest.raises(PreflightError, match="delete the manifest to rebuild"):
+        checkpoint_dir(stale)

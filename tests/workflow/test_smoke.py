@@ -1,0 +1,117 @@
+"""A real run of the smoke catalog: every artifact of the catalog stage, caching, and determinism."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from snakemake_runner import copy_workflow, dry_run_counts, load_config, run_snakemake, write_config
+
+from simmerge.io import read_json, read_jsonl, sha256_file
+
+pytestmark = pytest.mark.slow
+
+SMOKE = load_config("smoke.yaml")
+MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    run_snakemake(root, "--configfile", "config/smoke.yaml")
+    return root
+
+
+def results(root: Path) -> Path:
+    return root / "results" / SMOKE["run_name"]
+
+
+def test_data_splits_exist_and_are_disjoint(smoke_run):
+    for task, sizes in SMOKE["tasks"].items():
+        splits = {
+            split: read_jsonl(results(smoke_run) / "data" / task / f"{split}.jsonl")
+            for split in ("train", "eval", "probe")
+        }
+        assert [len(splits[s]) for s in ("train", "eval", "probe")] == [
+            sizes["n_train"],
+            sizes["n_eval"],
+            sizes["n_probe"],
+        ]
+        entities = [{row["entity"] for row in rows} for rows in splits.values()]
+        assert not (entities[0] & entities[1] or entities[0] & entities[2] or entities[1] & entities[2])
+        assert all("answer" not in row for row in splits["probe"])
+
+
+def test_every_checkpoint_has_a_manifest_matching_its_files(smoke_run):
+    for name in MODELS:
+        folder = results(smoke_run) / "checkpoints" / name
+        manifest = read_json(folder / "manifest.json")
+        assert manifest["name"] == name
+        assert manifest["architecture"] == "LlamaForCausalLM"
+        for relative, entry in manifest["files"].items():
+            assert sha256_file(folder / relative) == entry["sha256"], relative
+        if name != MODELS[0]:
+            assert manifest["source"]["kind"] == "finetune"
+            assert manifest["source"]["parent"] == MODELS[0]
+
+
+def test_every_checkpoint_is_scored_on_every_task(smoke_run):
+    for name in MODELS:
+        scores = read_json(results(smoke_run) / "scores" / "experts" / f"{name}.json")
+        assert scores["checkpoint"] == name
+        assert set(scores["tasks"]) == set(SMOKE["tasks"])
+        for task, record in scores["tasks"].items():
+            assert 0.0 <= record["score"] <= 1.0
+            assert record["n"] == SMOKE["tasks"][task]["n_eval"]
+            assert record["version"] is not None
+    table = pd.read_csv(results(smoke_run) / "scores" / "experts.csv")
+    assert list(table["checkpoint"]) == MODELS
+    assert (results(smoke_run) / "scores" / "experts.md").read_text().startswith("| checkpoint |")
+
+
+def test_every_job_left_a_log_and_a_benchmark(smoke_run):
+    for rule in ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table"):
+        assert list((results(smoke_run) / "logs" / rule).iterdir()), rule
+        for tsv in (results(smoke_run) / "benchmarks" / rule).iterdir():
+            seconds = float(tsv.read_text().splitlines()[1].split("\t")[0])
+            assert math.isfinite(seconds)
+
+
+def test_a_finished_run_has_nothing_left_to_do(smoke_run):
+    assert dry_run_counts(smoke_run, "--configfile", "config/smoke.yaml") == {}
+
+
+def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
+    config = load_config("smoke.yaml")
+    config["catalog"]["experts"].append(
+        {"name": "fr2", "tasks": ["n2w_fr"], "source": {"kind": "finetune", "train": {"steps": 5, "seed": 9}}}
+    )
+    path = write_config(smoke_run, "plus_one.yaml", config)
+    assert dry_run_counts(smoke_run, "--configfile", path) == {
+        "finetune_expert": 1,
+        "expert_scores": 1,
+        "expert_scores_table": 1,
+        "all": 1,
+    }
+
+
+def test_a_rerun_from_scratch_gives_identical_data_weights_and_scores(smoke_run):
+    before = snapshot(smoke_run)
+    run_snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--forceall")
+    assert snapshot(smoke_run) == before
+
+
+def snapshot(root: Path) -> dict:
+    out = {}
+    for task in SMOKE["tasks"]:
+        for split in ("train", "eval", "probe"):
+            path = results(root) / "data" / task / f"{split}.jsonl"
+            out[str(path)] = sha256_file(path)
+    for name in MODELS:
+        out[name] = read_json(results(root) / "checkpoints" / name / "manifest.json")["files"]
+        scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
+        out[f"{name}.scores"] = yaml.safe_dump(scores)
+    return out
