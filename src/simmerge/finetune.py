@@ -307,7 +307,9 @@ def finetune(
     order = example_order(len(examples), steps * batch_size, seed)
     pad_id = _pad_id(tokenizer)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # The fused kernel is ~10x faster than the default foreach one on CPU (0.06 s vs 0.55 s a step on SmolLM2,
+    # 20% of a training step), and as deterministic.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
     log.info(
         "fine-tuning %s on %d examples from %d file(s): %d steps x %d, lr %g, loss on %s, %s, %d threads",
