@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from simmerge.config import ConfigError
+from simmerge.hub import CheckpointSourceError
+from simmerge.manifest import PreflightError
 
 
 def _load_catalog(path: str):
@@ -67,6 +69,27 @@ def cmd_convert_gguf(args: argparse.Namespace) -> None:
 
 def _package_file(args: argparse.Namespace) -> dict:
     return {"package": args.package, "file": args.file}
+
+
+def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
+    from simmerge.catalog import fetch_hf_checkpoint
+
+    source = {"kind": "hf", "repo_id": args.repo_id, "revision": args.revision}
+    manifest = fetch_hf_checkpoint(args.name, source, args.output, base_manifest=args.base_manifest)
+    print(json.dumps({k: manifest[k] for k in ("name", "parameter_count", "architecture", "source")}, indent=2))
+
+
+def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
+    from simmerge.catalog import tiny_checkpoint
+
+    source = {
+        "kind": "tiny",
+        "hidden_size": args.hidden_size,
+        "num_layers": args.num_layers,
+        "num_heads": args.num_heads,
+    }
+    manifest = tiny_checkpoint(args.name, source, args.output, seed=args.seed)
+    print(json.dumps({k: manifest[k] for k in ("name", "parameter_count", "architecture")}, indent=2))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -130,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_convert_gguf)
 
+    p = sub.add_parser("fetch-checkpoint", help="download a pinned Hugging Face revision (rule fetch_checkpoint)")
+    p.add_argument("repo_id", help="org/name")
+    p.add_argument("revision", help="40-hex commit sha (a branch or tag is resolved and recorded)")
+    p.add_argument("--name", required=True, help="catalog name recorded in the manifest")
+    p.add_argument("--base-manifest", help="the base's manifest.json, to run the pre-flight check against")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_fetch_checkpoint)
+
+    p = sub.add_parser("tiny-checkpoint", help="a seeded tiny Llama with a byte tokenizer (rule tiny_checkpoint)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--num-layers", type=int, default=2)
+    p.add_argument("--num-heads", type=int, default=4)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_tiny_checkpoint)
+
     p = sub.add_parser("finetune", help="full fine-tune a checkpoint on skill JSONL (rule finetune_expert)")
     p.add_argument("parent", help="checkpoint directory to start from")
     p.add_argument("train", nargs="+", help="train.jsonl file(s)")
@@ -157,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)
-    except ConfigError as error:
+    except (ConfigError, PreflightError, CheckpointSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
