@@ -138,6 +138,26 @@ class ScoringSpec(Frozen):
     limit: int | None = Field(None, ge=1, description="Score only the first N eval items (null: all).")
 
 
+class FeatureSpec(Frozen):
+    """How probe passes and weight sketches summarise a checkpoint (see simmerge.probes, simmerge.sketch)."""
+
+    top_k: int = Field(64, ge=1, description="Next-token log-probs kept per probe position (top-k + residual).")
+    full_vocab_max_mb: float = Field(
+        64, ge=0, description="Store full next-token distributions of a task when they fit in this many MB."
+    )
+    hidden_max_mb: float = Field(
+        64, ge=0, description="Store hidden states in fp16 when a task's fit in this many MB, else project."
+    )
+    attention_max_mb: float = Field(
+        64, ge=0, description="Store attention maps in fp16 when a task's fit in this many MB, else project."
+    )
+    projection_dim: int = Field(256, ge=8, description="Width of the shared random projection (JL sketch).")
+    sketch_size: int = Field(200_000, ge=100, description="Task-vector coordinates sampled per checkpoint.")
+    top_fraction: float = Field(0.2, gt=0, lt=1, description="Top-magnitude fraction for mask/sign features.")
+    batch_size: int = Field(16, ge=1, description="Probe prompts per forward pass.")
+    max_length: int = Field(64, ge=4, description="Probe tokens kept (longer probes are cut).")
+
+
 class RunConfig(Frozen):
     """The whole workflow configuration (``config/config.yaml``)."""
 
@@ -145,6 +165,7 @@ class RunConfig(Frozen):
     seed: int = Field(0, description="Master seed; every other seed defaults to it.")
     tasks: dict[Slug, TaskSpec] = Field(min_length=1, description="Built-in skills to generate and score.")
     catalog: CatalogSpec
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
 
 
