@@ -16,6 +16,7 @@ if not workflow.overwrite_configfiles:
 
 include: "rules/common.smk"
 include: "rules/catalog.smk"
+include: "rules/features.smk"
 
 
 rule all:
@@ -27,3 +28,8 @@ rule all:
 rule all_catalog:
     input:
         get_catalog_targets(),
+
+
+rule all_features:
+    input:
+        get_feature_targets(),

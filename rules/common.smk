@@ -18,6 +18,7 @@ MODELS = CATALOG.names
 EXPERTS = CATALOG.expert_names
 BASE = CATALOG.base.name
 TASKS = CATALOG.tasks
+PAIRS = CATALOG.ordered_pairs
 RESULTS = Path("results") / RUN.run_name
 NEVER = "(?!x)x"
 
@@ -35,6 +36,8 @@ def alternation(names):
 wildcard_constraints:
     model=alternation(MODELS),
     task=alternation(TASKS),
+    a=alternation(EXPERTS),
+    b=alternation(EXPERTS),
 
 
 # ---- targets ------------------------------------------------------------------------------------------------
@@ -44,8 +47,12 @@ def get_catalog_targets():
     return [res("scores/experts.csv")]
 
 
+def get_feature_targets():
+    return [res(f"features/pairs/{a}__{b}.parquet") for a, b in PAIRS]
+
+
 def get_final_targets():
-    return get_catalog_targets()
+    return get_catalog_targets() + get_feature_targets()
 
 
 # ---- catalog stage --------------------------------------------------------------------------------------------
@@ -124,3 +131,10 @@ TASK_YAMLS = sorted(
     [f"{TASK_DIR}/simmerge_{task}.yaml" for task in TASKS]
     + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
 )
+
+
+# ---- features stage -------------------------------------------------------------------------------------------
+
+
+def get_probe_features_params(wildcards):
+    return RUN.features.model_dump()

@@ -67,6 +67,11 @@ class Catalog:
         return [entry.name for entry in self.experts]
 
     @property
+    def ordered_pairs(self) -> list[tuple[str, str]]:
+        """Every ordered pair of distinct experts, (a, b) with a != b, in config order."""
+        return [(a, b) for a in self.expert_names for b in self.expert_names if a != b]
+
+    @property
     def tasks(self) -> list[str]:
         return list(self.config.tasks)
 

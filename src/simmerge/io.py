@@ -73,3 +73,13 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_table(table, path: str | os.PathLike) -> None:
+    """Write a DataFrame as Parquet (by suffix ``.parquet``) or CSV, atomically and without the index."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False, engine="pyarrow")
+        else:
+            table.to_csv(tmp, index=False)

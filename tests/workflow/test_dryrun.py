@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from snakemake_runner import dry_run_counts, load_config, run_snakemake, write_config
+from snakemake_runner import dry_run_counts, load_config, pretend_complete, run_snakemake, write_config
 
 
 def test_smoke_dry_run_job_counts(workflow_dir):
@@ -18,6 +18,8 @@ def test_smoke_dry_run_job_counts(workflow_dir):
         "finetune_expert": n_experts,
         "expert_scores": n_experts + 1,
         "expert_scores_table": 1,
+        "probe_features": n_experts + 1,
+        "pair_features": n_experts * (n_experts - 1),
         "all": 1,
     }
 
@@ -32,6 +34,8 @@ def test_default_dry_run_job_counts(workflow_dir):
         "finetune_expert": n_experts,
         "expert_scores": n_experts + 1,
         "expert_scores_table": 1,
+        "probe_features": n_experts + 1,
+        "pair_features": n_experts * (n_experts - 1),
         "all": 1,
     }
 
@@ -62,3 +66,36 @@ def test_bad_config_fails_at_parse_time_naming_the_field(workflow_dir):
 def test_lint_is_clean(workflow_dir):
     result = run_snakemake(workflow_dir, "--lint", "--configfile", "config/smoke.yaml", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def with_extra_expert(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    config["catalog"]["experts"].append(
+        {"name": "fr2", "tasks": ["n2w_fr"], "source": {"kind": "finetune", "train": {"steps": 5, "seed": 9}}}
+    )
+    return config
+
+
+def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_dir):
+    assert pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml") > 0
+    assert dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml") == {}
+    config = with_extra_expert(load_config("smoke.yaml"))
+    n_experts = len(config["catalog"]["experts"]) - 1
+    path = write_config(workflow_dir, "plus_one.yaml", config)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "finetune_expert": 1,
+        "probe_features": 1,
+        "pair_features": 2 * n_experts,
+        "expert_scores": 1,
+        "expert_scores_table": 1,
+        "all": 1,
+    }
+
+
+def test_changing_the_scoring_batch_size_reruns_only_scoring(workflow_dir):
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = load_config("smoke.yaml")
+    config["scoring"]["batch_size"] = 4
+    path = write_config(workflow_dir, "batch4.yaml", config)
+    counts = dry_run_counts(workflow_dir, "--configfile", path)
+    assert set(counts) <= {"expert_scores", "expert_scores_table", "all"}, counts

@@ -73,7 +73,8 @@ def test_every_checkpoint_is_scored_on_every_task(smoke_run):
 
 
 def test_every_job_left_a_log_and_a_benchmark(smoke_run):
-    for rule in ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table"):
+    rules = ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table")
+    for rule in (*rules, "probe_features", "pair_features"):
         assert list((results(smoke_run) / "logs" / rule).iterdir()), rule
         for tsv in (results(smoke_run) / "benchmarks" / rule).iterdir():
             seconds = float(tsv.read_text().splitlines()[1].split("\t")[0])
@@ -90,8 +91,11 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
         {"name": "fr2", "tasks": ["n2w_fr"], "source": {"kind": "finetune", "train": {"steps": 5, "seed": 9}}}
     )
     path = write_config(smoke_run, "plus_one.yaml", config)
+    n_experts = len(SMOKE["catalog"]["experts"])
     assert dry_run_counts(smoke_run, "--configfile", path) == {
         "finetune_expert": 1,
+        "probe_features": 1,
+        "pair_features": 2 * n_experts,
         "expert_scores": 1,
         "expert_scores_table": 1,
         "all": 1,
