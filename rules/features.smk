@@ -12,13 +12,13 @@ rule probe_features:
         res("logs/probe_features/{model}.log"),
     benchmark:
         res("benchmarks/probe_features/{model}.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    threads: 2
     params:
         tasks=TASKS,
         features=get_probe_features_params,
         seed=RUN.seed,
-    threads: 2
-    conda:
-        "../envs/simmerge.yaml"
     script:
         "../workflow_scripts/probe_features.py"
 
@@ -34,9 +34,9 @@ rule pair_features:
         res("logs/pair_features/{a}__{b}.log"),
     benchmark:
         res("benchmarks/pair_features/{a}__{b}.tsv")
-    params:
-        top_fraction=RUN.features.top_fraction,
     conda:
         "../envs/simmerge.yaml"
+    params:
+        top_fraction=RUN.features.top_fraction,
     script:
         "../workflow_scripts/pair_features.py"
