@@ -123,6 +123,37 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(json.dumps(scores, indent=2))
 
 
+def cmd_features(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    run = Path(args.run)
+    table_path = run / "features" / "pairs" / f"{args.a}__{args.b}.parquet"
+    if table_path.is_file():
+        table = pd.read_parquet(table_path)
+    else:
+        from simmerge.features import pair_features
+
+        models = run / "features" / "models"
+        summaries = [models / f"{name}.npz" for name in (args.a, args.b)]
+        bases = sorted(set(models.glob("*.npz")) - set(summaries))
+        missing = [str(p) for p in summaries if not p.is_file()]
+        if missing or args.base is None:
+            raise ConfigError(
+                f"no features for the pair ({args.a}, {args.b}) in {run}: {table_path} is missing"
+                + (f" and so are {', '.join(missing)}" if missing else "")
+                + "; run `snakemake all_features` (or pass --base NAME to compute the row from the model summaries)"
+                + (f"; summaries present: {', '.join(p.stem for p in bases)}" if bases else "")
+            )
+        table = pair_features(*summaries, models / f"{args.base}.npz", top_fraction=args.top_fraction)
+    if args.task:
+        table = table[table["task"].isin(args.task)]
+    if args.csv:
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4g}".format):
+            print(table.set_index("task").drop(columns=["a", "b"]).T.to_string())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -135,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a workflow config and its catalog; list the entries")
     p.add_argument("config", help="e.g. config/config.yaml")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("features", help="print the similarity features of an ordered pair of a finished run")
+    p.add_argument("a", help="first checkpoint of the ordered pair (the merge anchor)")
+    p.add_argument("b", help="second checkpoint")
+    p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")
+    p.add_argument("--task", nargs="+", help="only these tasks")
+    p.add_argument("--base", help="base checkpoint name, to compute a missing row from the model summaries")
+    p.add_argument("--top-fraction", type=float, default=0.2, help="with --base: top-magnitude fraction")
+    p.add_argument("--csv", action="store_true", help="CSV instead of a features x tasks table")
+    p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")
