@@ -141,9 +141,11 @@ class ScoringSpec(Frozen):
 class FeatureSpec(Frozen):
     """How probe passes and weight sketches summarise a checkpoint (see simmerge.probes, simmerge.sketch)."""
 
-    top_k: int = Field(64, ge=1, description="Next-token log-probs kept per probe position (top-k + residual).")
+    top_k: int = Field(256, ge=1, description="Next-token log-probs kept per probe position (top-k + residual).")
+    # Off by default: per-task budgets would mix exact and top-k KL across tasks (measured on SmolLM2: full
+    # distributions were 168 of a 218 MB summary, and one task fell back to top-k while five stayed full).
     full_vocab_max_mb: float = Field(
-        64, ge=0, description="Store full next-token distributions of a task when they fit in this many MB."
+        0, ge=0, description="Store full next-token distributions of a task when they fit in this many MB."
     )
     hidden_max_mb: float = Field(
         64, ge=0, description="Store hidden states in fp16 when a task's fit in this many MB, else project."
