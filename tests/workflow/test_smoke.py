@@ -72,6 +72,22 @@ def test_every_checkpoint_is_scored_on_every_task(smoke_run):
     assert (results(smoke_run) / "scores" / "experts.md").read_text().startswith("| checkpoint |")
 
 
+def test_every_checkpoint_has_a_summary_and_every_ordered_pair_a_feature_row_per_task(smoke_run):
+    from simmerge.features import feature_names
+    from simmerge.probes import load_summary
+
+    for name in MODELS:
+        summary = load_summary(results(smoke_run) / "features" / "models" / f"{name}.npz")
+        assert summary.name == name and list(summary.tasks) == list(SMOKE["tasks"])
+    experts = MODELS[1:]
+    pairs = sorted(p.name for p in (results(smoke_run) / "features" / "pairs").iterdir())
+    assert pairs == sorted(f"{a}__{b}.parquet" for a in experts for b in experts if a != b)
+    table = pd.read_parquet(results(smoke_run) / "features" / "pairs" / f"{experts[0]}__{experts[1]}.parquet")
+    assert list(table.columns) == ["a", "b", "task", *feature_names()]
+    assert list(table["task"]) == list(SMOKE["tasks"])
+    assert (table["a"] == experts[0]).all() and (table["b"] == experts[1]).all()
+
+
 def test_every_job_left_a_log_and_a_benchmark(smoke_run):
     rules = ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table")
     for rule in (*rules, "probe_features", "pair_features"):
@@ -116,6 +132,9 @@ def snapshot(root: Path) -> dict:
             out[str(path)] = sha256_file(path)
     for name in MODELS:
         out[name] = read_json(results(root) / "checkpoints" / name / "manifest.json")["files"]
+        out[f"{name}.npz"] = sha256_file(results(root) / "features" / "models" / f"{name}.npz")
+    for path in sorted((results(root) / "features" / "pairs").iterdir()):
+        out[path.name] = sha256_file(path)
         scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     return out
