@@ -44,7 +44,7 @@ class TaskSpec(Frozen):
 class TrainSpec(Frozen):
     """Hyper-parameters of a full fine-tune (or of the tiny model's brief pre-training)."""
 
-    steps: int = Field(120, ge=1, description="Optimizer steps.")
+    steps: int = Field(100, ge=1, description="Optimizer steps.")
     batch_size: int = Field(16, ge=1, description="Examples per step.")
     lr: float = Field(1.0e-4, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay).")
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from simmerge.io import read_jsonl
 from simmerge.skills import SKILLS, get_skill, training_text, write_skill_data
@@ -367,7 +368,8 @@ def test_tasks_score_oracle_perfectly(tmp_path, offline):
     results = run_lm_eval(Oracle(), make_task_folder(tmp_path))
     for name, skill in SKILLS.items():
         scores = results["results"][f"simmerge_{name}"]
-        assert results["versions"][f"simmerge_{name}"] == 1.0
+        declared = yaml.safe_load((TASKS_DIR / f"simmerge_{name}.yaml").read_text())["metadata"]["version"]
+        assert results["versions"][f"simmerge_{name}"] == declared
         if skill.output_type == "generate_until":
             assert scores["exact_match,strip"] == 1.0, name
             assert scores["chrf_item,strip"] == pytest.approx(1.0), name
