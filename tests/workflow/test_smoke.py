@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -138,3 +139,15 @@ def snapshot(root: Path) -> dict:
         scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     return out
+
+
+def test_features_command_prints_the_pair(smoke_run, capsys):
+    from simmerge.cli import main
+
+    experts = MODELS[1:]
+    run = str(results(smoke_run))
+    assert main(["features", experts[0], experts[1], "--run", run, "--csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(table["task"]) == list(SMOKE["tasks"])
+    assert main(["features", experts[0], "nobody", "--run", run]) == 2
+    assert "snakemake all_features" in capsys.readouterr().err
