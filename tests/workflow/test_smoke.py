@@ -151,3 +151,18 @@ def test_features_command_prints_the_pair(smoke_run, capsys):
     assert list(table["task"]) == list(SMOKE["tasks"])
     assert main(["features", experts[0], "nobody", "--run", run]) == 2
     assert "snakemake all_features" in capsys.readouterr().err
+
+
+def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):
+    """Stated tolerance: every sketched structural feature within 0.05 of its exact value."""
+    from simmerge.sketch import FEATURE_NAMES, structural_features_exact
+
+    base, a, b = MODELS[0], MODELS[1], MODELS[2]
+    folder = results(smoke_run) / "checkpoints"
+    exact = structural_features_exact(folder / a, folder / b, folder / base, top_fraction=0.2)
+    sketched = pd.read_parquet(results(smoke_run) / "features" / "pairs" / f"{a}__{b}.parquet").iloc[0]
+    for name in FEATURE_NAMES:
+        if math.isnan(exact[name]):
+            assert math.isnan(sketched[name]), name
+        else:
+            assert abs(sketched[name] - exact[name]) < 0.05, (name, sketched[name], exact[name])
