@@ -1,0 +1,237 @@
+"""merge_pair on tiny Llamas: known answers per operator, order and seed behaviour, and failed merges as data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mergekit.config import MergeConfiguration
+from safetensors.torch import load_file, save_file
+
+from simmerge.merging import CONFIG_NAME, merge_pair
+from simmerge.operators import DEFAULT_OPERATORS, Operator, default_operators, load_operators
+from simmerge.toy import build_tiny_checkpoint
+
+WEIGHTS = "model.safetensors"
+
+
+def make_expert(base: Path, out: Path, *, seed: int, scale: float = 0.02) -> Path:
+    """A fake fine-tune: the base's tensors plus seeded Gaussian noise, with the base's config and tokenizer."""
+    shutil.copytree(base, out, ignore=shutil.ignore_patterns("*.safetensors"))
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {
+        name: tensor + scale * torch.randn(tensor.shape, generator=generator)
+        for name, tensor in load_file(base / WEIGHTS).items()
+    }
+    save_file(tensors, out / WEIGHTS, metadata={"format": "pt"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("merging")
+    base = root / "base"
+    build_tiny_checkpoint(base, seed=0)
+    return {
+        "base": base,
+        "a": make_expert(base, root / "expert_a", seed=1),
+        "b": make_expert(base, root / "expert_b", seed=2),
+    }
+
+
+@pytest.fixture(scope="module")
+def ops():
+    return default_operators()
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for path in sorted(Path(ckpt).glob("*.safetensors")):
+        tensors.update(load_file(path))
+    return tensors
+
+
+def merged(tiny, tmp_path, operator: Operator, a="a", b="b", *, seed=0, out="out") -> dict[str, torch.Tensor]:
+    record = merge_pair(operator, tiny[a], tiny[b], tiny["base"], tmp_path / out, seed=seed, device="cpu")
+    assert record["status"] == "ok", record["error"]
+    return weights(tmp_path / out)
+
+
+def one(entry: dict) -> Operator:
+    return next(iter(load_operators([entry]).values()))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Known answers
+
+
+def test_linear_half_half_is_the_average(tiny, tmp_path, ops):
+    a, b = weights(tiny["a"]), weights(tiny["b"])
+    out = merged(tiny, tmp_path, ops["linear"])
+    assert set(out) == set(a)
+    for name in a:
+        torch.testing.assert_close(out[name], (a[name] + b[name]) / 2, rtol=0, atol=1e-6)
+
+
+def test_task_arithmetic_weight_one_adds_both_task_vectors(tiny, tmp_path, ops):
+    base, a, b = weights(tiny["base"]), weights(tiny["a"]), weights(tiny["b"])
+    out = merged(tiny, tmp_path, ops["ta_w100"])
+    for name in base:
+        expected = base[name] + (a[name] - base[name]) + (b[name] - base[name])
+        torch.testing.assert_close(out[name], expected, rtol=0, atol=1e-6)
+
+
+def test_task_arithmetic_half_half_equals_linear(tiny, tmp_path, ops):
+    # research/operator-spread-smollm2.md §1: base + 0.5 tau_a + 0.5 tau_b = (a + b) / 2
+    ta_half = one({"name": "ta_w050", "method": "task_arithmetic", "model_parameters": {"weight": 0.5}})
+    ta = merged(tiny, tmp_path, ta_half, out="ta")
+    linear = merged(tiny, tmp_path, ops["linear"], out="linear")
+    for name in linear:
+        torch.testing.assert_close(ta[name], linear[name], rtol=0, atol=1e-6)
+
+
+def test_slerp_at_zero_gives_the_anchor(tiny, tmp_path):
+    slerp0 = one({"name": "slerp_t0", "method": "slerp", "parameters": {"t": 0.0}})
+    for anchor, other in (("a", "b"), ("b", "a")):
+        out = merged(tiny, tmp_path, slerp0, anchor, other, out=f"{anchor}{other}")
+        expected = weights(tiny[anchor])
+        for name in expected:
+            torch.testing.assert_close(out[name], expected[name], rtol=0, atol=1e-6)
+
+
+def test_nuslerp_weights_move_toward_the_heavier_model(tiny, tmp_path, ops):
+    base, a, b = weights(tiny["base"]), weights(tiny["a"]), weights(tiny["b"])
+    out = merged(tiny, tmp_path, ops["nuslerp_w70"])
+    name = "model.layers.0.mlp.down_proj.weight"
+    tau = (out[name] - base[name]).flatten()
+    tau_a, tau_b = (a[name] - base[name]).flatten(), (b[name] - base[name]).flatten()
+    # nearly orthogonal noise task vectors: SLERP at t = 0.3 keeps ~sin(0.7 pi/2) of a and ~sin(0.3 pi/2) of b
+    coef_a = torch.dot(tau, tau_a) / torch.dot(tau_a, tau_a)
+    coef_b = torch.dot(tau, tau_b) / torch.dot(tau_b, tau_b)
+    assert 0.8 < coef_a < 0.95 and 0.4 < coef_b < 0.55
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Order and seeds
+
+
+def test_symmetric_operator_gives_identical_tensors_for_both_orders(tiny, tmp_path, ops):
+    for name in ("linear", "dare_ties_d50"):
+        ab = merged(tiny, tmp_path, ops[name], "a", "b", seed=3, out=f"{name}_ab")
+        ba = merged(tiny, tmp_path, ops[name], "b", "a", seed=3, out=f"{name}_ba")
+        assert all(torch.equal(ab[key], ba[key]) for key in ab), name
+
+
+def test_randomised_operator_is_deterministic_per_seed(tiny, tmp_path, ops):
+    first = merged(tiny, tmp_path, ops["dare_ties_d50"], seed=0, out="s0")
+    again = merged(tiny, tmp_path, ops["dare_ties_d50"], seed=0, out="s0_again")
+    other = merged(tiny, tmp_path, ops["dare_ties_d50"], seed=1, out="s1")
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+def test_seed_does_not_touch_deterministic_operators(tiny, tmp_path, ops):
+    record = merge_pair(ops["ties_d50"], tiny["a"], tiny["b"], tiny["base"], tmp_path / "s7", seed=7, device="cpu")
+    assert record["seed"] is None
+    seven, zero = weights(tmp_path / "s7"), merged(tiny, tmp_path, ops["ties_d50"], seed=0, out="s0")
+    assert all(torch.equal(seven[key], zero[key]) for key in zero)
+
+
+def test_merge_leaves_the_callers_rng_alone(tiny, tmp_path, ops):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    merged(tiny, tmp_path, ops["dare_linear_d50"], seed=5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Every default operator, and the record
+
+
+@pytest.mark.parametrize("name", [entry["name"] for entry in DEFAULT_OPERATORS])
+def test_every_default_operator_merges_the_tiny_pair(name, tiny, tmp_path, ops):
+    out = tmp_path / "out"
+    record = merge_pair(ops[name], tiny["a"], tiny["b"], tiny["base"], out, seed=0, device="cpu", threads=1)
+    assert record["status"] == "ok", record["error"]
+    assert record["error"] is None
+    assert record["operator"] == name and record["method"] == ops[name].method
+    assert record["wall_seconds"] > 0 and record["peak_rss_mb"] > 0
+    # the stored YAML is exactly what ran, and mergekit accepts it
+    text = (out / CONFIG_NAME).read_text(encoding="utf-8")
+    assert text == record["config_yaml"]
+    config = yaml.safe_load(text)
+    assert config == ops[name].to_mergekit_config(tiny["a"], tiny["b"], tiny["base"], seed=0)
+    MergeConfiguration.model_validate(config)
+    assert text == yaml.safe_dump(config, sort_keys=True)
+    # a complete checkpoint with the base's tokenizer and finite weights
+    out_weights, base_weights = weights(out), weights(tiny["base"])
+    assert {k: v.shape for k, v in out_weights.items()} == {k: v.shape for k, v in base_weights.items()}
+    assert all(torch.isfinite(v).all() for v in out_weights.values())
+    for file in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        assert (out / file).is_file(), file
+    assert (out / "tokenizer.json").read_bytes() == (tiny["base"] / "tokenizer.json").read_bytes()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Failures: recorded, not raised; caller mistakes raise
+
+
+def test_non_finite_merge_is_a_failed_record(tiny, tmp_path):
+    # linear normalises by the weight sum: 1 + (-1) = 0 divides every tensor by zero
+    broken = one(
+        {
+            "name": "lin_zero_sum",
+            "method": "linear",
+            "anchor_parameters": {"weight": 1.0},
+            "other_parameters": {"weight": -1.0},
+        }
+    )
+    record = merge_pair(broken, tiny["a"], tiny["b"], tiny["base"], tmp_path / "out", seed=0, device="cpu")
+    assert record["status"] == "failed"
+    assert "non-finite" in record["error"]
+    assert not list((tmp_path / "out").glob("*.safetensors"))
+    assert (tmp_path / "out" / CONFIG_NAME).read_text(encoding="utf-8") == record["config_yaml"]
+
+
+def test_nan_in_an_expert_is_a_failed_record(tiny, tmp_path, ops):
+    bad = make_expert(tiny["base"], tmp_path / "bad", seed=9)
+    tensors = load_file(bad / WEIGHTS)
+    tensors["model.norm.weight"][0] = float("nan")
+    save_file(tensors, bad / WEIGHTS, metadata={"format": "pt"})
+    record = merge_pair(ops["ta_w100"], tiny["a"], bad, tiny["base"], tmp_path / "out", seed=0, device="cpu")
+    assert record["status"] == "failed"
+    assert "model.norm.weight" in record["error"]
+
+
+def test_mergekit_error_is_a_failed_record(tiny, tmp_path):
+    # Bypass load-time validation to reach mergekit's own per-tensor check (density ± epsilon inside (0, 1)).
+    della = Operator.model_construct(
+        name="della_bad",
+        method="della",
+        parameters={},
+        model_parameters={"weight": 1.0, "density": 0.5, "epsilon": 0.6},
+        anchor_parameters={},
+        other_parameters={},
+        order_sensitive=False,
+        randomised=True,
+        uses_base=True,
+        description="",
+        reference_url=None,
+    )
+    record = merge_pair(della, tiny["a"], tiny["b"], tiny["base"], tmp_path / "out", seed=0, device="cpu")
+    assert record["status"] == "failed"
+    assert "Epsilon must be chosen" in record["error"]
+
+
+def test_caller_mistakes_raise(tiny, tmp_path, ops):
+    with pytest.raises(FileNotFoundError, match="b_dir"):
+        merge_pair(ops["linear"], tiny["a"], tmp_path / "missing", tiny["base"], tmp_path / "out", seed=0)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        merge_pair(ops["linear"], tiny["a"], tiny["b"], tiny["base"], busy, seed=0)
