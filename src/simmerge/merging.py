@@ -229,3 +229,97 @@ def _mergekit_version() -> str | None:
 
 
 __all__ = ["CONFIG_NAME", "TOKENIZER_FILES", "config_yaml", "merge_pair"]
+
+
+# A failed merge (mergekit error, NaN/Inf weights) produced no usable model: it keeps none of either parent's
+# skill, so its normalised score is 0 on every task rather than a missing value that would drop it from the labels.
+FAILED_MERGE_SCORE = 0.0
+
+
+def merge_score(
+    operator: Operator,
+    a_dir: str | os.PathLike,
+    b_dir: str | os.PathLike,
+    base_dir: str | os.PathLike,
+    *,
+    parent_scores: tuple[dict[str, Any], dict[str, Any]],
+    task_dir: str | os.PathLike,
+    data_files: dict[str, str | os.PathLike],
+    seed: int,
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    scratch_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
+
+    The body of the ``merge_score`` rule. The merged weights live in a temporary directory that is deleted
+    when scoring ends, so only the record is kept.
+
+    Parameters
+    ----------
+    operator : Operator
+        The merge operator; ``a`` is the anchor of an order-sensitive one.
+    a_dir, b_dir, base_dir : path
+        The two experts and the catalog base.
+    parent_scores : (dict, dict)
+        The ``expert_scores`` records of ``a`` and ``b`` (``{"tasks": {task: {"score": ...}}}``).
+    task_dir : path
+        The task YAML folder (``config/tasks``).
+    data_files : dict
+        Task → eval JSONL of the tasks the merge is scored on (e.g. the union of both parents' home tasks).
+    seed : int
+        Seed of randomised operators.
+    batch_size, limit, device, threads
+        As :func:`simmerge.scoring.score_checkpoint`.
+    scratch_dir : path, optional
+        Where the temporary merged checkpoint goes (default: the system temp dir).
+
+    Returns
+    -------
+    dict
+        The record of :func:`merge_pair` plus ``tasks`` (task → ``metric``, ``stderr``, ``primary_metric``,
+        ``parent_scores``, ``normalised``), ``score`` (mean normalised score over the tasks with a defined
+        ratio; :data:`FAILED_MERGE_SCORE` for a failed merge) and ``eval_seconds``.
+    """
+    import tempfile
+
+    from simmerge.scoring import normalise_scores, score_checkpoint
+
+    tasks = list(data_files)
+    parents = [{task: record["tasks"][task]["score"] for task in tasks} for record in parent_scores]
+    with tempfile.TemporaryDirectory(prefix="simmerge-merge-", dir=scratch_dir) as scratch:
+        merged = Path(scratch) / "merged"
+        record = merge_pair(operator, a_dir, b_dir, base_dir, merged, seed=seed, device=device, threads=threads)
+        if record["status"] != "ok":
+            record.update(
+                tasks={task: {"metric": None, "normalised": FAILED_MERGE_SCORE} for task in tasks},
+                score=FAILED_MERGE_SCORE,
+                eval_seconds=0.0,
+            )
+            return record
+        started = time.perf_counter()
+        scores = score_checkpoint(
+            merged, task_dir, data_files, batch_size=batch_size, limit=limit, device=device, threads=threads
+        )
+        eval_seconds = time.perf_counter() - started
+    metrics = {task: scores["tasks"][task]["score"] for task in tasks}
+    normalised = normalise_scores(metrics, parents)
+    record["tasks"] = {
+        task: {
+            "metric": metrics[task],
+            "primary_metric": scores["tasks"][task]["primary_metric"],
+            "stderr": scores["tasks"][task]["stderr"].get(scores["tasks"][task]["primary_metric"]),
+            "n": scores["tasks"][task]["n"],
+            "version": scores["tasks"][task]["version"],
+            "parent_scores": [parent[task] for parent in parents],
+            "normalised": normalised[task],
+        }
+        for task in tasks
+    }
+    defined = [value for value in normalised.values() if value is not None]
+    record["score"] = sum(defined) / len(defined) if defined else None
+    record["eval_seconds"] = eval_seconds
+    record["lm_eval_version"] = scores["lm_eval_version"]
+    return record

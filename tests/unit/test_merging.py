@@ -235,3 +235,78 @@ def test_caller_mistakes_raise(tiny, tmp_path, ops):
     (busy / "x").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         merge_pair(ops["linear"], tiny["a"], tiny["b"], tiny["base"], busy, seed=0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# merge_score: merge, score with lm-eval, normalise by the better parent
+
+
+@pytest.fixture(scope="module")
+def scored(tiny, tmp_path_factory):
+    """Eval data of two skills and the experts' lm-eval records, as the expert_scores rule writes them."""
+    from simmerge.scoring import score_checkpoint
+    from simmerge.skills import write_skill_data
+
+    root = tmp_path_factory.mktemp("merge_score")
+    data = {}
+    for skill in ("n2w_fr", "rhyme_mc"):
+        write_skill_data(skill, root / skill, seed=0, n_train=4, n_eval=4, n_probe=2)
+        data[skill] = str(root / skill / "eval.jsonl")
+    task_dir = Path(__file__).resolve().parents[2] / "config" / "tasks"
+    parents = tuple(score_checkpoint(tiny[name], task_dir, data, batch_size=4, device="cpu") for name in ("a", "b"))
+    return {"data": data, "task_dir": task_dir, "parents": parents}
+
+
+def test_merge_score_normalises_by_the_better_parent(tiny, scored, ops):
+    from simmerge.merging import merge_score
+
+    record = merge_score(
+        ops["linear"],
+        tiny["a"],
+        tiny["b"],
+        tiny["base"],
+        parent_scores=scored["parents"],
+        task_dir=scored["task_dir"],
+        data_files=scored["data"],
+        seed=0,
+        batch_size=4,
+        device="cpu",
+    )
+    assert record["status"] == "ok" and record["operator"] == "linear"
+    assert yaml.safe_load(record["config_yaml"])["merge_method"] == "linear"
+    for task, entry in record["tasks"].items():
+        best = max(parent["tasks"][task]["score"] for parent in scored["parents"])
+        assert entry["parent_scores"] == [parent["tasks"][task]["score"] for parent in scored["parents"]]
+        assert entry["n"] == 4
+        if best > 0:
+            assert entry["normalised"] == pytest.approx(entry["metric"] / best)
+        else:
+            assert entry["normalised"] is None
+    defined = [e["normalised"] for e in record["tasks"].values() if e["normalised"] is not None]
+    assert record["score"] == (pytest.approx(sum(defined) / len(defined)) if defined else None)
+
+
+def test_merge_score_records_a_failed_merge_without_scoring_it(tiny, scored, ops, monkeypatch):
+    import simmerge.merging as merging
+
+    def failing_merge(operator, *args, **kwargs):
+        return {"operator": operator.name, "status": "failed", "error": "ValueError: non-finite weights"}
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a failed merge must not be scored")
+
+    monkeypatch.setattr(merging, "merge_pair", failing_merge)
+    monkeypatch.setattr("simmerge.scoring.score_checkpoint", no_scoring)
+    record = merging.merge_score(
+        ops["ties_d50"],
+        tiny["a"],
+        tiny["b"],
+        tiny["base"],
+        parent_scores=scored["parents"],
+        task_dir=scored["task_dir"],
+        data_files=scored["data"],
+        seed=0,
+    )
+    assert record["status"] == "failed" and "non-finite" in record["error"]
+    assert record["score"] == merging.FAILED_MERGE_SCORE
+    assert all(entry["normalised"] == merging.FAILED_MERGE_SCORE for entry in record["tasks"].values())
