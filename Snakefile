@@ -17,6 +17,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/catalog.smk"
 include: "rules/features.smk"
+include: "rules/merges.smk"
 
 
 rule all:
@@ -33,3 +34,9 @@ rule all_catalog:
 rule all_features:
     input:
         get_feature_targets(),
+
+
+# The full merge grid is not yet part of `all`: on the default catalog it is ~130 merges (hours on 2 CPU cores).
+rule all_labels:
+    input:
+        get_labels_targets(),

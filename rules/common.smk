@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import simmerge.catalog
+import simmerge.operators
 
 # Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
 validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
@@ -38,6 +39,7 @@ wildcard_constraints:
     task=alternation(TASKS),
     a=alternation(EXPERTS),
     b=alternation(EXPERTS),
+    op=alternation(list(CATALOG.operators)),
 
 
 # ---- targets ------------------------------------------------------------------------------------------------
@@ -138,3 +140,49 @@ TASK_YAMLS = sorted(
 
 def get_probe_features_params(wildcards):
     return RUN.features.model_dump()
+
+
+# ---- merges stage ---------------------------------------------------------------------------------------------
+
+OPERATORS = CATALOG.operators
+MERGE_JOBS = simmerge.operators.merge_jobs(OPERATORS, PAIRS)
+
+
+def get_merge_targets():
+    return [res(f"merges/{a}__{b}/{op}.json") for op, a, b in MERGE_JOBS]
+
+
+def get_labels_targets():
+    return [res("labels.parquet")]
+
+
+def get_merge_score_input(wildcards):
+    a, b = wildcards.a, wildcards.b
+    return {
+        "a": manifest_path(a),
+        "b": manifest_path(b),
+        "base": manifest_path(BASE),
+        "a_scores": res(f"scores/experts/{a}.json"),
+        "b_scores": res(f"scores/experts/{b}.json"),
+        "tasks": TASK_YAMLS,
+        "eval": [res(f"data/{task}/eval.jsonl") for task in CATALOG.merge_tasks(a, b)],
+    }
+
+
+def get_merge_score_params(wildcards):
+    """The job's own operator, its seed (only randomised operators use one) and the tasks it is scored on."""
+    operator = OPERATORS[wildcards.op]
+    return {
+        "operator": operator.model_dump(mode="json"),
+        "seed": CATALOG.merge_seed if operator.randomised else 0,
+        "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
+    }
+
+
+def get_labels_params(wildcards):
+    """Which merge record serves each (ordered pair, operator) of the grid."""
+    return [
+        {"a": a, "b": b, "operator": name, "merged": list(operator.pair_to_merge(a, b))}
+        for a, b in PAIRS
+        for name, operator in OPERATORS.items()
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from simmerge.manifest import (
     inspect_checkpoint,
     write_manifest,
 )
+from simmerge.operators import Operator, load_operators
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Catalog:
 
     config: RunConfig
     workdir: Path
+    operators: dict[str, Operator] = field(default_factory=dict)
 
     @property
     def base(self) -> CheckpointSpec:
@@ -91,6 +93,17 @@ class Catalog:
             return None
         return source.parent or self.base.name
 
+    def merge_tasks(self, a: str, b: str) -> list[str]:
+        """Tasks a merge of a and b is scored on: the union of their home tasks (or all, per config), in task order."""
+        if self.config.merges.tasks == "all":
+            return self.tasks
+        home = set(self.get(a).tasks) | set(self.get(b).tasks)
+        return [task for task in self.tasks if task in home]
+
+    @property
+    def merge_seed(self) -> int:
+        return self.config.seed if self.config.merges.seed is None else self.config.merges.seed
+
     def local_path(self, name: str) -> Path:
         source = self.get(name).source
         if source.kind != "local":
@@ -124,7 +137,11 @@ def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the confi
         With one line per problem, naming the catalog entry and the field to fix.
     """
     config = parse_config(raw, where)
-    catalog = Catalog(config=config, workdir=Path(workdir).resolve())
+    try:
+        operators = load_operators(config.merges.operators)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (in {where}, merges.operators)") from None
+    catalog = Catalog(config=config, workdir=Path(workdir).resolve(), operators=operators)
     problems = _catalog_problems(catalog)
     if problems:
         raise ConfigError(f"invalid catalog in {where}:\n" + "\n".join(f"  - {p}" for p in problems))

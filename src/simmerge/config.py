@@ -160,6 +160,27 @@ class FeatureSpec(Frozen):
     max_length: int = Field(64, ge=4, description="Probe tokens kept (longer probes are cut).")
 
 
+def _default_operators() -> list[dict[str, Any]]:
+    # imported here: simmerge.operators builds on this module's Frozen and Slug
+    from simmerge.operators import DEFAULT_OPERATORS
+
+    return [dict(entry) for entry in DEFAULT_OPERATORS]
+
+
+class MergeSpec(Frozen):
+    """The merge grid: operators applied to every ordered expert pair, and how merges are scored."""
+
+    operators: list[dict[str, Any]] = Field(
+        default_factory=_default_operators,
+        description="Merge operators (simmerge.operators.Operator fields: name, method, parameters, "
+        "model_parameters, anchor_parameters, other_parameters, ...), validated against mergekit at load.",
+    )
+    seed: int | None = Field(None, description="random_seed of randomised operators (DARE, DELLA); default: run seed.")
+    tasks: Literal["home", "all"] = Field(
+        "home", description="Score a merge on the union of its parents' home tasks, or on every task."
+    )
+
+
 class RunConfig(Frozen):
     """The whole workflow configuration (``config/config.yaml``)."""
 
@@ -168,6 +189,7 @@ class RunConfig(Frozen):
     tasks: dict[Slug, TaskSpec] = Field(min_length=1, description="Built-in skills to generate and score.")
     catalog: CatalogSpec
     features: FeatureSpec = Field(default_factory=FeatureSpec)
+    merges: MergeSpec = Field(default_factory=MergeSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
 
 

@@ -43,7 +43,7 @@ def run_snakemake(root: Path, *args: str, check: bool = True, timeout: int = 900
 
 def dry_run_counts(root: Path, *args: str) -> dict[str, int]:
     """Jobs per rule that a dry-run would execute (from Snakemake's job-stats table)."""
-    result = run_snakemake(root, "--dry-run", "--quiet", "rules", *args)
+    result = run_snakemake(root, *args, "--dry-run", "--quiet", "rules")
     counts: dict[str, int] = {}
     for line in (result.stdout + result.stderr).splitlines():
         match = re.fullmatch(r"\s*([A-Za-z_][\w]*)\s+(\d+)\s*", line)

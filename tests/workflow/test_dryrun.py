@@ -99,3 +99,13 @@ def test_changing_the_scoring_batch_size_reruns_only_scoring(workflow_dir):
     path = write_config(workflow_dir, "batch4.yaml", config)
     counts = dry_run_counts(workflow_dir, "--configfile", path)
     assert set(counts) <= {"expert_scores", "expert_scores_table", "all"}, counts
+
+
+def test_labels_target_merges_each_symmetric_pair_once_and_ordered_ones_twice(workflow_dir):
+    smoke = load_config("smoke.yaml")
+    n = len(smoke["catalog"]["experts"])
+    operators = smoke["merges"]["operators"]
+    anchored = [op for op in operators if op["method"] in {"slerp", "nuslerp", "nearswap", "arcee_fusion"}]
+    counts = dry_run_counts(workflow_dir, "all_labels", "--configfile", "config/smoke.yaml")
+    assert counts["merge_score"] == (len(operators) - len(anchored)) * n * (n - 1) // 2 + len(anchored) * n * (n - 1)
+    assert counts["labels"] == 1

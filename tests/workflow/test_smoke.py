@@ -22,7 +22,7 @@ MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    run_snakemake(root, "--configfile", "config/smoke.yaml")
+    run_snakemake(root, "all", "all_labels", "--configfile", "config/smoke.yaml")
     return root
 
 
@@ -121,7 +121,7 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
 
 def test_a_rerun_from_scratch_gives_identical_data_weights_and_scores(smoke_run):
     before = snapshot(smoke_run)
-    run_snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--forceall")
+    run_snakemake(smoke_run, "all", "all_labels", "--configfile", "config/smoke.yaml", "--forceall")
     assert snapshot(smoke_run) == before
 
 
@@ -136,6 +136,8 @@ def snapshot(root: Path) -> dict:
         out[f"{name}.npz"] = sha256_file(results(root) / "features" / "models" / f"{name}.npz")
     for path in sorted((results(root) / "features" / "pairs").iterdir()):
         out[path.name] = sha256_file(path)
+    for name in ("labels.parquet", "labels.csv"):
+        out[name] = sha256_file(results(root) / name)
         scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     return out
@@ -166,3 +168,30 @@ def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smok
             assert math.isnan(sketched[name]), name
         else:
             assert abs(sketched[name] - exact[name]) < 0.05, (name, sketched[name], exact[name])
+
+
+def test_merge_grid_and_labels(smoke_run):
+    from simmerge.dataset import LABEL_COLUMNS
+    from simmerge.features import feature_names
+
+    operators = SMOKE["merges"]["operators"]
+    experts = MODELS[1:]
+    order_sensitive = {"slerp_t30"}
+    n_unordered = len(experts) * (len(experts) - 1) // 2
+    records = sorted((results(smoke_run) / "merges").glob("*/*.json"))
+    assert len(records) == sum(2 * n_unordered if op["name"] in order_sensitive else n_unordered for op in operators)
+    for path in records:
+        record = read_json(path)
+        assert record["status"] == "ok", record["error"]
+        assert path.with_suffix(".mergekit.yml").read_text() == record["config_yaml"]
+        homes = {
+            task for e in SMOKE["catalog"]["experts"] if e["name"] in (record["a"], record["b"]) for task in e["tasks"]
+        }
+        assert set(record["tasks"]) == homes
+    labels = pd.read_parquet(results(smoke_run) / "labels.parquet")
+    assert list(labels.columns) == LABEL_COLUMNS + feature_names()
+    # every ordered pair x operator x the pair's two home tasks
+    assert len(labels) == len(experts) * (len(experts) - 1) * len(operators) * 2
+    symmetric = labels[labels["operator"] == "linear"].set_index(["a", "b", "task"])["metric"]
+    for (a, b, task), metric in symmetric.items():
+        assert symmetric[(b, a, task)] == metric

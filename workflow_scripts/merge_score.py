@@ -1,0 +1,25 @@
+# rule merge_score: one operator on one pair: mergekit merge, lm-eval scores, normalised by the better parent.
+from pathlib import Path
+
+from simmerge.catalog import checkpoint_dir
+from simmerge.io import read_json, write_json, write_text
+from simmerge.logs import log_to
+from simmerge.merging import merge_score
+from simmerge.operators import Operator
+
+with log_to(snakemake.log[0]):
+    merge = snakemake.params.merge
+    record = merge_score(
+        Operator.model_validate(merge["operator"]),
+        checkpoint_dir(snakemake.input.a),
+        checkpoint_dir(snakemake.input.b),
+        checkpoint_dir(snakemake.input.base),
+        parent_scores=(read_json(snakemake.input.a_scores), read_json(snakemake.input.b_scores)),
+        task_dir=Path(snakemake.input.tasks[0]).parent,
+        data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
+        seed=merge["seed"],
+        threads=snakemake.threads,
+        **snakemake.params.scoring,
+    )
+    write_text(record["config_yaml"], snakemake.output.config)
+    write_json({**record, "a": snakemake.wildcards.a, "b": snakemake.wildcards.b}, snakemake.output.record)
