@@ -134,12 +134,12 @@ def snapshot(root: Path) -> dict:
     for name in MODELS:
         out[name] = read_json(results(root) / "checkpoints" / name / "manifest.json")["files"]
         out[f"{name}.npz"] = sha256_file(results(root) / "features" / "models" / f"{name}.npz")
-    for path in sorted((results(root) / "features" / "pairs").iterdir()):
-        out[path.name] = sha256_file(path)
-    for name in ("labels.parquet", "labels.csv"):
-        out[name] = sha256_file(results(root) / name)
         scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
         out[f"{name}.scores"] = yaml.safe_dump(scores)
+    for path in sorted((results(root) / "features" / "pairs").iterdir()):
+        out[path.name] = sha256_file(path)
+    for table in ("labels.parquet", "labels.csv"):
+        out[table] = sha256_file(results(root) / table)
     return out
 
 
