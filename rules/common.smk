@@ -153,7 +153,11 @@ def get_merge_targets():
 
 
 def get_labels_targets():
-    return [res("labels.parquet")]
+    return [res("labels.parquet"), res("ranking/summary.md")]
+
+
+def get_operator_ranking_params(wildcards):
+    return {"operators": list(OPERATORS), "z": RUN.merges.tie_z}
 
 
 def get_merge_score_input(wildcards):
@@ -174,9 +178,21 @@ def get_merge_score_params(wildcards):
     operator = OPERATORS[wildcards.op]
     return {
         "operator": operator.model_dump(mode="json"),
-        "seed": CATALOG.merge_seed if operator.randomised else 0,
+        "seeds": CATALOG.merge_seeds if operator.randomised else [0],
         "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
+        "scratch_dir": RUN.merges.scratch_dir,
     }
+
+
+def get_merge_score_output():
+    """The record and its mergekit YAML; the merged checkpoint too when the config keeps merges."""
+    outputs = {
+        "record": res("merges/{a}__{b}/{op}.json"),
+        "config": res("merges/{a}__{b}/{op}.mergekit.yml"),
+    }
+    if RUN.merges.keep_merged:
+        outputs["merged"] = directory(res("merges/{a}__{b}/{op}.merged"))
+    return outputs
 
 
 def get_labels_params(wildcards):

@@ -6,8 +6,7 @@ rule merge_score:
     input:
         unpack(get_merge_score_input),
     output:
-        record=res("merges/{a}__{b}/{op}.json"),
-        config=res("merges/{a}__{b}/{op}.mergekit.yml"),
+        **get_merge_score_output(),
     log:
         res("logs/merge_score/{a}__{b}/{op}.log"),
     benchmark:
@@ -39,3 +38,22 @@ rule labels:
         grid=get_labels_params,
     script:
         "../workflow_scripts/labels.py"
+
+
+rule operator_ranking:
+    input:
+        labels=res("labels.parquet"),
+    output:
+        best=res("ranking/best_per_pair.csv"),
+        wins=res("ranking/operator_wins.csv"),
+        summary=res("ranking/summary.md"),
+    log:
+        res("logs/operator_ranking/all.log"),
+    benchmark:
+        res("benchmarks/operator_ranking/all.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        ranking=get_operator_ranking_params,
+    script:
+        "../workflow_scripts/operator_ranking.py"

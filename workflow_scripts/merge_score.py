@@ -17,8 +17,10 @@ with log_to(snakemake.log[0]):
         parent_scores=(read_json(snakemake.input.a_scores), read_json(snakemake.input.b_scores)),
         task_dir=Path(snakemake.input.tasks[0]).parent,
         data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
-        seed=merge["seed"],
+        seeds=merge["seeds"],
         threads=snakemake.threads,
+        scratch_dir=merge["scratch_dir"],
+        keep_dir=snakemake.output.get("merged"),
         **snakemake.params.scoring,
     )
     write_text(record["config_yaml"], snakemake.output.config)

@@ -104,6 +104,11 @@ class Catalog:
     def merge_seed(self) -> int:
         return self.config.seed if self.config.merges.seed is None else self.config.merges.seed
 
+    @property
+    def merge_seeds(self) -> list[int]:
+        """Seeds of a randomised operator's repeated merges: merge_seed, merge_seed + 1, ..."""
+        return [self.merge_seed + offset for offset in range(self.config.merges.repeats)]
+
     def local_path(self, name: str) -> Path:
         source = self.get(name).source
         if source.kind != "local":

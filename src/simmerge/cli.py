@@ -123,6 +123,51 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(json.dumps(scores, indent=2))
 
 
+def cmd_merge_pair(args: argparse.Namespace) -> None:
+    from simmerge.catalog import checkpoint_dir
+    from simmerge.io import read_json
+    from simmerge.merging import merge_score
+
+    catalog = _load_catalog(args.config)
+    if args.operator not in catalog.operators:
+        raise ConfigError(
+            f"operator {args.operator!r} is not in {args.config}; operators: {', '.join(catalog.operators)}"
+        )
+    for name in (args.a, args.b):
+        if name not in catalog.expert_names:
+            experts = ", ".join(catalog.expert_names)
+            raise ConfigError(f"{name!r} is not an expert of {args.config}; experts: {experts}")
+    run = Path(args.run or Path("results") / catalog.config.run_name)
+    needed = {name: run / "checkpoints" / name / "manifest.json" for name in (args.a, args.b, catalog.base.name)} | {
+        f"scores of {name}": run / "scores" / "experts" / f"{name}.json" for name in (args.a, args.b)
+    }
+    tasks = catalog.merge_tasks(args.a, args.b)
+    needed |= {f"eval data of {task}": run / "data" / task / "eval.jsonl" for task in tasks}
+    missing = [f"{what} ({path})" for what, path in needed.items() if not path.is_file()]
+    if missing:
+        raise ConfigError(f"not built yet in {run}: {'; '.join(missing)}; run `snakemake all_catalog` first")
+    operator = catalog.operators[args.operator]
+    record = merge_score(
+        operator,
+        checkpoint_dir(needed[args.a]),
+        checkpoint_dir(needed[args.b]),
+        checkpoint_dir(needed[catalog.base.name]),
+        parent_scores=(read_json(needed[f"scores of {args.a}"]), read_json(needed[f"scores of {args.b}"])),
+        task_dir=args.tasks_dir,
+        data_files={task: needed[f"eval data of {task}"] for task in tasks},
+        seeds=catalog.merge_seeds if operator.randomised else [0],
+        batch_size=catalog.config.scoring.batch_size,
+        limit=args.limit if args.limit is not None else catalog.config.scoring.limit,
+        threads=args.threads,
+        keep_dir=args.keep,
+    )
+    text = json.dumps({**record, "a": args.a, "b": args.b}, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+
+
 def cmd_features(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -176,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-fraction", type=float, default=0.2, help="with --base: top-magnitude fraction")
     p.add_argument("--csv", action="store_true", help="CSV instead of a features x tasks table")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("merge-pair", help="merge an ordered expert pair and score the merge (rule merge_score)")
+    p.add_argument("a", help="anchor expert (base_model of an order-sensitive operator)")
+    p.add_argument("b", help="the other expert")
+    p.add_argument("--operator", required=True, help="operator name from the config's merges.operators")
+    p.add_argument("--config", default="config/config.yaml", help="workflow config (default: config/config.yaml)")
+    p.add_argument("--run", help="the run's results folder (default: results/<run_name>)")
+    p.add_argument("--tasks-dir", default="config/tasks")
+    p.add_argument("--keep", help="keep the merged checkpoint in this new folder")
+    p.add_argument("--limit", type=int, help="score only the first N eval items (default: the config's)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("-o", "--output", help="write the record here (default: stdout)")
+    p.set_defaults(func=cmd_merge_pair)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

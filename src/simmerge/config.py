@@ -176,6 +176,23 @@ class MergeSpec(Frozen):
         "model_parameters, anchor_parameters, other_parameters, ...), validated against mergekit at load.",
     )
     seed: int | None = Field(None, description="random_seed of randomised operators (DARE, DELLA); default: run seed.")
+    repeats: int = Field(
+        3,
+        ge=1,
+        description="Merges of each randomised operator, with seeds seed, seed+1, ...; its label is their mean.",
+    )
+    tie_z: float = Field(
+        1.0,
+        ge=0,
+        description="Operators within tie_z combined standard errors of a pair's best count as tied with it.",
+    )
+    keep_merged: bool = Field(
+        False, description="Keep each merged checkpoint in merges/<a>__<b>/<operator>.merged/ (else deleted)."
+    )
+    scratch_dir: str | None = Field(
+        None,
+        description="Where merges live while scored (null: /dev/shm when it has room, else the system temp dir).",
+    )
     tasks: Literal["home", "all"] = Field(
         "home", description="Score a merge on the union of its parents' home tasks, or on every task."
     )

@@ -23,10 +23,13 @@ LABEL_COLUMNS = [
     "status",
     "metric",
     "stderr",
+    "seed_sd",
     "parent_score_a",
     "parent_score_b",
     "normalised",
     "merge_score",
+    "merge_score_stderr",
+    "n_seeds",
 ]
 
 
@@ -96,15 +99,27 @@ def labels_table(
                 "status": record["status"],
                 "metric": scored.get("metric"),
                 "stderr": scored.get("stderr"),
+                "seed_sd": scored.get("seed_sd"),
                 "parent_score_a": parents[a],
                 "parent_score_b": parents[b],
                 "normalised": scored.get("normalised"),
                 "merge_score": record.get("score"),
+                "merge_score_stderr": record.get("score_stderr"),
+                "n_seeds": len(record.get("seeds") or [None]),
             }
             row.update(pair_features.loc[task].drop(["a", "b"]).to_dict())
             rows.append(row)
     table = pd.DataFrame(rows)
     feature_columns = [c for c in table.columns if c not in LABEL_COLUMNS]
-    for column in ("metric", "stderr", "parent_score_a", "parent_score_b", "normalised", "merge_score"):
+    for column in (
+        "metric",
+        "stderr",
+        "seed_sd",
+        "parent_score_a",
+        "parent_score_b",
+        "normalised",
+        "merge_score",
+        "merge_score_stderr",
+    ):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     return table[LABEL_COLUMNS + feature_columns]

@@ -257,22 +257,28 @@ def scored(tiny, tmp_path_factory):
     return {"data": data, "task_dir": task_dir, "parents": parents}
 
 
-def test_merge_score_normalises_by_the_better_parent(tiny, scored, ops):
+def run_merge_score(operator, tiny, scored, b="b", **kwargs):
     from simmerge.merging import merge_score
 
-    record = merge_score(
-        ops["linear"],
+    kwargs.setdefault("seeds", [0])
+    return merge_score(
+        operator,
         tiny["a"],
-        tiny["b"],
+        tiny[b] if b in tiny else b,
         tiny["base"],
         parent_scores=scored["parents"],
         task_dir=scored["task_dir"],
         data_files=scored["data"],
-        seed=0,
         batch_size=4,
         device="cpu",
+        **kwargs,
     )
+
+
+def test_merge_score_normalises_by_the_better_parent(tiny, scored, ops):
+    record = run_merge_score(ops["linear"], tiny, scored)
     assert record["status"] == "ok" and record["operator"] == "linear"
+    assert record["seeds"] is None and len(record["runs"]) == 1
     assert yaml.safe_load(record["config_yaml"])["merge_method"] == "linear"
     for task, entry in record["tasks"].items():
         best = max(parent["tasks"][task]["score"] for parent in scored["parents"])
@@ -284,29 +290,53 @@ def test_merge_score_normalises_by_the_better_parent(tiny, scored, ops):
             assert entry["normalised"] is None
     defined = [e["normalised"] for e in record["tasks"].values() if e["normalised"] is not None]
     assert record["score"] == (pytest.approx(sum(defined) / len(defined)) if defined else None)
+    assert record["score_stderr"] >= 0
 
 
-def test_merge_score_records_a_failed_merge_without_scoring_it(tiny, scored, ops, monkeypatch):
+def test_deterministic_operator_is_merged_once_whatever_the_seeds(tiny, scored, ops):
+    record = run_merge_score(ops["ta_w100"], tiny, scored, seeds=[0, 1, 2])
+    assert record["seeds"] is None and [run["seed"] for run in record["runs"]] == [None]
+
+
+def test_randomised_operator_label_is_the_mean_over_seeds(tiny, scored):
+    # density 0.2 makes DARE's random drop large enough to change the tiny pair's outputs between seeds
+    dare = one({"name": "dare_d20", "method": "dare_linear", "model_parameters": {"weight": 1.0, "density": 0.2}})
+    record = run_merge_score(dare, tiny, scored, seeds=[5, 6, 7])
+    assert record["seeds"] == [5, 6, 7]
+    assert [run["seed"] for run in record["runs"]] == [5, 6, 7]
+    for task, entry in record["tasks"].items():
+        metrics = [run["tasks"][task]["metric"] for run in record["runs"]]
+        assert entry["metric"] == pytest.approx(sum(metrics) / 3)
+        mean = sum(metrics) / 3
+        assert entry["seed_sd"] == pytest.approx((sum((m - mean) ** 2 for m in metrics) / 2) ** 0.5)
+    run_scores = [run["score"] for run in record["runs"]]
+    if None not in run_scores:
+        assert record["score"] == pytest.approx(sum(run_scores) / 3)
+    # the same seeds give the same label
+    again = run_merge_score(dare, tiny, scored, seeds=[5, 6, 7])
+    assert [run["tasks"] for run in again["runs"]] == [run["tasks"] for run in record["runs"]]
+
+
+def test_keep_dir_holds_the_merged_checkpoint(tiny, scored, ops, tmp_path):
+    kept = tmp_path / "kept" / "linear.merged"
+    record = run_merge_score(ops["linear"], tiny, scored, keep_dir=kept)
+    assert record["status"] == "ok"
+    assert (kept / "config.json").is_file() and (kept / CONFIG_NAME).read_text() == record["config_yaml"]
+    expected = merged(tiny, tmp_path, ops["linear"])
+    assert weights(kept).keys() == expected.keys()
+    assert all(torch.equal(weights(kept)[name], tensor) for name, tensor in expected.items())
+
+
+def test_merge_score_records_a_merge_of_a_nan_expert_as_failed_without_scoring_it(tiny, scored, ops, tmp_path):
     import simmerge.merging as merging
 
-    def failing_merge(operator, *args, **kwargs):
-        return {"operator": operator.name, "status": "failed", "error": "ValueError: non-finite weights"}
-
-    def no_scoring(*args, **kwargs):
-        raise AssertionError("a failed merge must not be scored")
-
-    monkeypatch.setattr(merging, "merge_pair", failing_merge)
-    monkeypatch.setattr("simmerge.scoring.score_checkpoint", no_scoring)
-    record = merging.merge_score(
-        ops["ties_d50"],
-        tiny["a"],
-        tiny["b"],
-        tiny["base"],
-        parent_scores=scored["parents"],
-        task_dir=scored["task_dir"],
-        data_files=scored["data"],
-        seed=0,
-    )
-    assert record["status"] == "failed" and "non-finite" in record["error"]
-    assert record["score"] == merging.FAILED_MERGE_SCORE
+    bad = make_expert(tiny["base"], tmp_path / "nan_expert", seed=11)
+    tensors = load_file(bad / WEIGHTS)
+    tensors["model.layers.0.mlp.up_proj.weight"][3, 5] = float("nan")
+    save_file(tensors, bad / WEIGHTS, metadata={"format": "pt"})
+    record = run_merge_score(ops["ties_d50"], tiny, scored, b=bad)
+    assert record["status"] == "failed" and "model.layers.0.mlp.up_proj.weight" in record["error"]
+    assert record["eval_seconds"] == 0.0 and record["runs"][0]["status"] == "failed"
+    assert record["score"] == merging.FAILED_MERGE_SCORE and record["score_stderr"] == 0.0
     assert all(entry["normalised"] == merging.FAILED_MERGE_SCORE for entry in record["tasks"].values())
+    assert all(entry["metric"] is None for entry in record["tasks"].values())

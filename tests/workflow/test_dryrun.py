@@ -109,3 +109,41 @@ def test_labels_target_merges_each_symmetric_pair_once_and_ordered_ones_twice(wo
     counts = dry_run_counts(workflow_dir, "all_labels", "--configfile", "config/smoke.yaml")
     assert counts["merge_score"] == (len(operators) - len(anchored)) * n * (n - 1) // 2 + len(anchored) * n * (n - 1)
     assert counts["labels"] == 1
+
+
+def test_keep_merged_declares_the_merged_checkpoints_as_outputs(workflow_dir):
+    config = load_config("smoke.yaml")
+    config["merges"]["keep_merged"] = True
+    path = write_config(workflow_dir, "keep.yaml", config)
+    kept = [
+        line.split("\t")[0]
+        for line in run_snakemake(workflow_dir, "--summary", "all_labels", "--configfile", path).stdout.splitlines()
+        if line.split("\t")[0].endswith(".merged")
+    ]
+    merges = dry_run_counts(workflow_dir, "all_labels", "--configfile", path)["merge_score"]
+    assert len(kept) == merges
+    assert "results/smoke/merges/de__fr/linear.merged" in kept
+
+
+def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_dir):
+    smoke = load_config("smoke.yaml")
+    pretend_complete(workflow_dir, "all", "all_labels", "--configfile", "config/smoke.yaml")
+    config = copy.deepcopy(smoke)
+    config["merges"]["operators"].append(
+        {"name": "ta_w075", "method": "task_arithmetic", "model_parameters": {"weight": 0.75}}
+    )
+    path = write_config(workflow_dir, "plus_operator.yaml", config)
+    n = len(smoke["catalog"]["experts"])
+    assert dry_run_counts(workflow_dir, "all", "all_labels", "--configfile", path) == {
+        "merge_score": n * (n - 1) // 2,
+        "labels": 1,
+        "operator_ranking": 1,
+        "all_labels": 1,
+    }
+    config = copy.deepcopy(smoke)
+    config["merges"]["tie_z"] = 2.0
+    path = write_config(workflow_dir, "tie_z.yaml", config)
+    assert dry_run_counts(workflow_dir, "all", "all_labels", "--configfile", path) == {
+        "operator_ranking": 1,
+        "all_labels": 1,
+    }

@@ -195,3 +195,27 @@ def test_merge_grid_and_labels(smoke_run):
     symmetric = labels[labels["operator"] == "linear"].set_index(["a", "b", "task"])["metric"]
     for (a, b, task), metric in symmetric.items():
         assert symmetric[(b, a, task)] == metric
+
+
+def test_operator_ranking_covers_every_ordered_pair(smoke_run):
+    experts = MODELS[1:]
+    best = pd.read_csv(results(smoke_run) / "ranking" / "best_per_pair.csv")
+    assert len(best) == len(experts) * (len(experts) - 1)
+    assert (best["spread"] >= 0).all() and (best["n_tied"] >= 1).all()
+    wins = pd.read_csv(results(smoke_run) / "ranking" / "operator_wins.csv")
+    assert list(wins["operator"]) == [op["name"] for op in SMOKE["merges"]["operators"]]
+    assert wins["best"].sum() >= len(best)
+    assert "| operator | best on |" in (results(smoke_run) / "ranking" / "summary.md").read_text()
+
+
+def test_merge_pair_command_reproduces_the_rules_record(smoke_run, tmp_path, monkeypatch):
+    from simmerge.cli import main
+
+    a, b = MODELS[2], MODELS[1]
+    monkeypatch.chdir(smoke_run)
+    out = tmp_path / "record.json"
+    assert main(["merge-pair", a, b, "--operator", "slerp_t30", "--config", "config/smoke.yaml", "-o", str(out)]) == 0
+    by_cli, by_rule = read_json(out), read_json(results(smoke_run) / "merges" / f"{a}__{b}" / "slerp_t30.json")
+    assert by_cli["config_yaml"] == by_rule["config_yaml"]
+    assert by_cli["tasks"] == by_rule["tasks"] and by_cli["score"] == by_rule["score"]
+    assert main(["merge-pair", a, b, "--operator", "nope", "--config", "config/smoke.yaml"]) == 2

@@ -1,0 +1,104 @@
+"""Operator ranking per pair: best, exact ties, ties within noise, spread and win counts on hand-made labels."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from simmerge.ranking import best_per_pair, dominant_operator, operator_wins, pair_scores, summary_markdown
+
+
+def labels(rows):
+    """Labels with two task rows per (pair, operator), as the labels rule writes them."""
+    out = []
+    for a, b, operator, score, stderr in rows:
+        for task in ("t1", "t2"):
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "task": task,
+                    "operator": operator,
+                    "status": "ok",
+                    "merge_score": score,
+                    "merge_score_stderr": stderr,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+GRID = labels(
+    [
+        # x,y: linear clearly best (gap 0.2 ≫ noise)
+        ("x", "y", "linear", 0.9, 0.01),
+        ("x", "y", "ties", 0.7, 0.01),
+        ("x", "y", "slerp", 0.5, 0.01),
+        # y,x: ties best by 0.02, linear within one combined SE (sqrt(0.02² + 0.02²) = 0.028)
+        ("y", "x", "linear", 0.60, 0.02),
+        ("y", "x", "ties", 0.62, 0.02),
+        ("y", "x", "slerp", 0.10, 0.02),
+        # x,z: exact tie of linear and slerp
+        ("x", "z", "linear", 0.8, 0.0),
+        ("x", "z", "ties", 0.3, 0.0),
+        ("x", "z", "slerp", 0.8, 0.0),
+    ]
+)
+
+
+def test_pair_scores_has_one_row_per_pair_and_operator():
+    scores = pair_scores(GRID)
+    assert len(scores) == 9
+    assert scores.iloc[0].to_dict() == {
+        "a": "x",
+        "b": "y",
+        "operator": "linear",
+        "status": "ok",
+        "merge_score": 0.9,
+        "merge_score_stderr": 0.01,
+    }
+
+
+def test_best_per_pair_known_answers():
+    best = best_per_pair(pair_scores(GRID), z=1.0).set_index(["a", "b"])
+    xy, yx, xz = best.loc[("x", "y")], best.loc[("y", "x")], best.loc[("x", "z")]
+    assert (xy["best"], xy["tied"], xy["worst"]) == ("linear", "linear", "slerp")
+    assert xy["spread"] == pytest.approx(0.4) and xy["gap"] == pytest.approx(0.2)
+    assert (yx["best"], yx["tied"], yx["n_tied"]) == ("ties", "ties;linear", 2)
+    assert yx["gap"] == pytest.approx(0.02)
+    # an exact tie is broken by operator order, and both count as best
+    assert (xz["best"], xz["exact_best"], xz["tied"]) == ("linear", "linear;slerp", "linear;slerp")
+
+
+def test_z_zero_keeps_only_exact_ties_and_z_wide_ties_everything_close():
+    scores = pair_scores(GRID)
+    assert best_per_pair(scores, z=0).set_index(["a", "b"]).loc[("y", "x"), "tied"] == "ties"
+    assert best_per_pair(scores, z=25).set_index(["a", "b"]).loc[("y", "x"), "tied"] == "ties;linear;slerp"
+    with pytest.raises(ValueError, match="non-negative"):
+        best_per_pair(scores, z=-1)
+
+
+def test_pair_without_a_score_is_left_out_and_single_score_has_no_gap():
+    rows = labels([("p", "q", "linear", None, None), ("p", "r", "linear", 0.5, 0.1)])
+    best = best_per_pair(pair_scores(rows))
+    assert list(zip(best["a"], best["b"], strict=True)) == [("p", "r")]
+    assert math.isnan(best["gap"].iloc[0])
+
+
+def test_operator_wins_counts_exact_ties_for_each_and_noise_ties_separately():
+    best = best_per_pair(pair_scores(GRID), z=1.0)
+    wins = operator_wins(best, ["linear", "ties", "slerp", "della"]).set_index("operator")
+    assert wins["best"].to_dict() == {"linear": 2, "ties": 1, "slerp": 1, "della": 0}
+    assert wins["within_noise"].to_dict() == {"linear": 3, "ties": 1, "slerp": 1, "della": 0}
+    assert wins.loc["linear", "best_share"] == pytest.approx(2 / 3)
+    assert dominant_operator(wins.reset_index()) is None
+    assert dominant_operator(wins.reset_index(), threshold=0.6) == "linear"
+
+
+def test_summary_markdown_lists_every_operator_and_pair():
+    best = best_per_pair(pair_scores(GRID))
+    text = summary_markdown(best, operator_wins(best, ["linear", "ties", "slerp"]), z=1.0)
+    assert "| linear | 2 | 67% | 3 | 100% |" in text
+    assert "| x, z | linear = slerp | 0.800 | ties | 0.300 | 0.500 | 0.500 | linear, slerp |" in text
+    assert "No operator is best on 70% or more of the pairs." in text

@@ -1,0 +1,14 @@
+# rule operator_ranking: per ordered pair the best operator, the ones tied with it within noise, the spread.
+import pandas as pd
+
+from simmerge.io import write_table, write_text
+from simmerge.logs import log_to
+from simmerge.ranking import best_per_pair, operator_wins, pair_scores, summary_markdown
+
+with log_to(snakemake.log[0]):
+    ranking = snakemake.params.ranking
+    best = best_per_pair(pair_scores(pd.read_parquet(snakemake.input.labels)), z=ranking["z"])
+    wins = operator_wins(best, ranking["operators"])
+    write_table(best, snakemake.output.best)
+    write_table(wins, snakemake.output.wins)
+    write_text(summary_markdown(best, wins, z=ranking["z"]), snakemake.output.summary)
