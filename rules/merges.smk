@@ -13,7 +13,9 @@ rule merge_score:
         res("benchmarks/merge_score/{a}__{b}/{op}.tsv")
     conda:
         "../envs/simmerge.yaml"
-    threads: 2
+    # One thread per job, jobs side by side: mergekit's magnitude pruning (torch.argsort, TIES/DELLA/breadcrumbs)
+    # runs on one core whatever the thread count. `--set-threads merge_score=N` overrides it.
+    threads: 1
     params:
         merge=get_merge_score_params,
         scoring=get_scoring_params,

@@ -168,6 +168,20 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         print(text)
 
 
+def cmd_costs(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from simmerge.costs import cost_summary, merge_costs
+
+    costs = merge_costs(args.run)
+    if costs.empty:
+        raise ConfigError(f"no merge records under {Path(args.run) / 'merges'}; run `snakemake all_labels` first")
+    table = cost_summary(costs, by=args.by)
+    print(f"seconds per job (mean; last row: sum over all {len(costs)} jobs), peak RSS in MB")
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.1f}".format):
+        print(table.to_string(index=False))
+
+
 def cmd_features(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -234,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("-o", "--output", help="write the record here (default: stdout)")
     p.set_defaults(func=cmd_merge_pair)
+
+    p = sub.add_parser("costs", help="merge, scoring and per-job overhead seconds of a run's merge jobs")
+    p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")
+    p.add_argument("--by", nargs="+", default=["operator"], help="group by these columns (default: operator)")
+    p.set_defaults(func=cmd_costs)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

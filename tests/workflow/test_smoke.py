@@ -219,3 +219,17 @@ def test_merge_pair_command_reproduces_the_rules_record(smoke_run, tmp_path, mon
     assert by_cli["config_yaml"] == by_rule["config_yaml"]
     assert by_cli["tasks"] == by_rule["tasks"] and by_cli["score"] == by_rule["score"]
     assert main(["merge-pair", a, b, "--operator", "nope", "--config", "config/smoke.yaml"]) == 2
+
+
+def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, capsys):
+    from simmerge.cli import main
+    from simmerge.costs import merge_costs
+
+    costs = merge_costs(results(smoke_run))
+    assert len(costs) == len(list((results(smoke_run) / "merges").glob("*/*.json")))
+    assert (costs["merge_s"] > 0).all() and (costs["eval_s"] > 0).all()
+    assert (costs["overhead_s"] > 0).all()
+    assert (costs["job_s"] - costs["merge_s"] - costs["eval_s"] - costs["overhead_s"]).abs().max() < 1e-9
+    assert main(["costs", "--run", str(results(smoke_run))]) == 0
+    out = capsys.readouterr().out
+    assert "overhead_s" in out and "linear" in out

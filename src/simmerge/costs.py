@@ -1,0 +1,99 @@
+"""What each merge job cost: the merge, the scoring, and the per-job overhead around them.
+
+A ``merge_score`` record holds the seconds mergekit took (``wall_seconds``, all seeds) and the seconds lm-eval
+took (``eval_seconds``); Snakemake's benchmark file of the same job holds the job's whole wall time. The
+difference is the overhead of running a job at all: interpreter start, imports (torch, transformers, mergekit,
+lm-eval), task materialisation and writing the record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from simmerge.io import read_json
+
+COST_COLUMNS = [
+    "a",
+    "b",
+    "operator",
+    "method",
+    "n_merges",
+    "merge_s",
+    "eval_s",
+    "overhead_s",
+    "job_s",
+    "peak_rss_mb",
+]
+
+
+def merge_costs(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per merge job of a run: merge, scoring, overhead and whole-job seconds, and peak memory.
+
+    Parameters
+    ----------
+    run_dir : path
+        ``results/<run_name>``; reads ``merges/*/*.json`` and ``benchmarks/merge_score/*/*.tsv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`COST_COLUMNS`; ``job_s`` and ``overhead_s`` are NaN for a job without a benchmark file, and
+        ``peak_rss_mb`` is Snakemake's ``max_rss`` when there is one (else the record's own).
+    """
+    run = Path(run_dir)
+    rows = []
+    for path in sorted((run / "merges").glob("*/*.json")):
+        record = read_json(path)
+        bench = run / "benchmarks" / "merge_score" / path.parent.name / f"{path.stem}.tsv"
+        job_s, rss = float("nan"), record.get("peak_rss_mb")
+        if bench.is_file():
+            timing = pd.read_csv(bench, sep="\t").iloc[-1]
+            job_s, rss = float(timing["s"]), float(timing["max_rss"])
+        merge_s, eval_s = float(record["wall_seconds"]), float(record.get("eval_seconds") or 0.0)
+        rows.append(
+            {
+                "a": record["a"],
+                "b": record["b"],
+                "operator": record["operator"],
+                "method": record["method"],
+                "n_merges": len(record.get("runs") or [None]),
+                "merge_s": merge_s,
+                "eval_s": eval_s,
+                "overhead_s": job_s - merge_s - eval_s,
+                "job_s": job_s,
+                "peak_rss_mb": rss,
+            }
+        )
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
+
+
+def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.DataFrame:
+    """Mean seconds per job (and per merge) grouped by ``by``, with totals in the last row."""
+    grouped = costs.groupby(list(by), sort=False)
+    table = grouped.agg(
+        jobs=("job_s", "size"),
+        merges=("n_merges", "sum"),
+        merge_s=("merge_s", "mean"),
+        eval_s=("eval_s", "mean"),
+        overhead_s=("overhead_s", "mean"),
+        job_s=("job_s", "mean"),
+        peak_rss_mb=("peak_rss_mb", "max"),
+    ).reset_index()
+    total = {
+        **{key: "all" for key in by},
+        "jobs": len(costs),
+        "merges": int(costs["n_merges"].sum()),
+        "merge_s": costs["merge_s"].sum(),
+        "eval_s": costs["eval_s"].sum(),
+        "overhead_s": costs["overhead_s"].sum(),
+        "job_s": costs["job_s"].sum(),
+        "peak_rss_mb": costs["peak_rss_mb"].max(),
+    }
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+__all__ = ["COST_COLUMNS", "cost_summary", "merge_costs"]

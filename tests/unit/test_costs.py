@@ -1,0 +1,48 @@
+"""Per-job cost split of merge jobs from their records and Snakemake benchmark files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from simmerge.costs import cost_summary, merge_costs
+from simmerge.io import write_json
+
+
+def make_job(run, a, b, operator, *, merge_s, eval_s, job_s=None, runs=1):
+    record = {
+        "a": a,
+        "b": b,
+        "operator": operator,
+        "method": "ties",
+        "wall_seconds": merge_s,
+        "eval_seconds": eval_s,
+        "peak_rss_mb": 100.0,
+        "runs": [{}] * runs,
+    }
+    write_json(record, run / "merges" / f"{a}__{b}" / f"{operator}.json")
+    if job_s is not None:
+        bench = run / "benchmarks" / "merge_score" / f"{a}__{b}" / f"{operator}.tsv"
+        bench.parent.mkdir(parents=True, exist_ok=True)
+        bench.write_text(f"s\th:m:s\tmax_rss\n{job_s}\t0:00:10\t2048.5\n")
+
+
+def test_overhead_is_job_time_minus_merge_and_scoring(tmp_path):
+    make_job(tmp_path, "x", "y", "ties", merge_s=3.0, eval_s=5.0, job_s=10.5, runs=3)
+    make_job(tmp_path, "x", "z", "ties", merge_s=1.0, eval_s=2.0)
+    costs = merge_costs(tmp_path).set_index(["a", "b"])
+    assert costs.loc[("x", "y"), "overhead_s"] == pytest.approx(2.5)
+    assert costs.loc[("x", "y"), "peak_rss_mb"] == 2048.5 and costs.loc[("x", "y"), "n_merges"] == 3
+    assert math.isnan(costs.loc[("x", "z"), "job_s"]) and costs.loc[("x", "z"), "peak_rss_mb"] == 100.0
+
+
+def test_summary_means_per_operator_and_sums_in_the_total_row(tmp_path):
+    make_job(tmp_path, "x", "y", "ties", merge_s=3.0, eval_s=5.0, job_s=10.0)
+    make_job(tmp_path, "x", "z", "ties", merge_s=1.0, eval_s=3.0, job_s=6.0)
+    make_job(tmp_path, "x", "y", "linear", merge_s=0.5, eval_s=4.0, job_s=6.5)
+    table = cost_summary(merge_costs(tmp_path)).set_index("operator")
+    assert table.loc["ties", "jobs"] == 2 and table.loc["ties", "merge_s"] == pytest.approx(2.0)
+    assert table.loc["ties", "overhead_s"] == pytest.approx(2.0)
+    assert table.loc["all", "jobs"] == 3 and table.loc["all", "job_s"] == pytest.approx(22.5)
+    assert table.loc["all", "overhead_s"] == pytest.approx(22.5 - 4.5 - 12.0)
