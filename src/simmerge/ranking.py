@@ -54,8 +54,8 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
         One row per ordered pair: ``a``, ``b``, ``best`` (highest score; exact ties broken by operator order in
         ``scores``), ``best_score``, ``exact_best`` (every operator with exactly the best score, ``;``-joined),
         ``tied`` (operators within noise of the best, best first), ``n_tied``, ``worst``, ``worst_score``,
-        ``spread`` (best − worst) and ``gap`` (best − second-best distinct score; NaN with one distinct score).
-        Pairs without a defined score are left out.
+        ``spread`` (best − worst), ``gap`` (best − the best lower score; NaN with one distinct score) and
+        ``gap_z`` (the gap in combined standard errors of the two). Pairs without a defined score are left out.
     """
     if z < 0:
         raise ValueError(f"z must be non-negative, got {z}")
@@ -76,7 +76,12 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
             if best["merge_score"] - row.merge_score <= z * math.sqrt(se_best**2 + _se(row.merge_score_stderr) ** 2)
         ]
         exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
-        distinct = sorted(set(group["merge_score"]), reverse=True)
+        runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
+        if len(runner_up):
+            gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
+            gap_se = math.sqrt(se_best**2 + _se(runner_up["merge_score_stderr"].iloc[0]) ** 2)
+        else:
+            gap, gap_se = math.nan, math.nan
         worst = group.iloc[-1]
         rows.append(
             {
@@ -90,7 +95,8 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
                 "worst": worst["operator"],
                 "worst_score": float(worst["merge_score"]),
                 "spread": float(best["merge_score"] - worst["merge_score"]),
-                "gap": float(distinct[0] - distinct[1]) if len(distinct) > 1 else math.nan,
+                "gap": gap,
+                "gap_z": gap / gap_se if gap_se > 0 else math.inf if gap > 0 else math.nan,
             }
         )
     return pd.DataFrame(rows)
@@ -131,6 +137,19 @@ def operator_wins(best: pd.DataFrame, operators: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def eval_size_factor(best: pd.DataFrame, *, z: float = 1.0) -> float | None:
+    """How many times the current eval items the median pair needs for its best to clear ``z`` SEs over the next.
+
+    Standard errors shrink as 1/√n, so a gap of ``g`` standard errors becomes ``z`` of them with
+    ``(z / g)²`` times the items. None when no pair has a runner-up.
+    """
+    gaps = best["gap_z"].replace(math.inf, math.nan).dropna()
+    if gaps.empty:
+        return None
+    median = float(gaps.median())
+    return (z / median) ** 2 if median > 0 else math.inf
+
+
 def dominant_operator(wins: pd.DataFrame, threshold: float = 0.7) -> str | None:
     """The operator that is best on at least ``threshold`` of the pairs, if any: selection is moot there."""
     top = wins.sort_values("best_share", ascending=False).iloc[0] if len(wins) else None
@@ -168,6 +187,15 @@ def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str
             f"range {best['spread'].min():.3f}–{best['spread'].max():.3f}. "
             f"Operators tied with the best: median {best['n_tied'].median():g}.",
         ]
+        resolution = eval_size_factor(best, z=z)
+        if resolution is not None:
+            separated = int((best["gap_z"] > z).sum())
+            lines += [
+                f"The best beats the runner-up by more than {z:g} combined standard error(s) on {separated} of "
+                f"{len(best)} pairs (median gap {best['gap'].median():.3f} = {best['gap_z'].median():.2f} SE). "
+                f"Separating the median pair at that level needs about {resolution:.1f}× the current eval items "
+                "(standard errors shrink as 1/√n).",
+            ]
     dominant = dominant_operator(wins)
     lines += [
         "",
@@ -182,4 +210,4 @@ def _se(value: float | None) -> float:
     return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-__all__ = ["best_per_pair", "dominant_operator", "operator_wins", "pair_scores", "summary_markdown"]
+__all__ = ["best_per_pair", "dominant_operator", "eval_size_factor", "operator_wins", "pair_scores", "summary_markdown"]

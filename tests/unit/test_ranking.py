@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 
-from simmerge.ranking import best_per_pair, dominant_operator, operator_wins, pair_scores, summary_markdown
+from simmerge.ranking import (
+    best_per_pair,
+    dominant_operator,
+    eval_size_factor,
+    operator_wins,
+    pair_scores,
+    summary_markdown,
+)
 
 
 def labels(rows):
@@ -67,6 +74,10 @@ def test_best_per_pair_known_answers():
     assert xy["spread"] == pytest.approx(0.4) and xy["gap"] == pytest.approx(0.2)
     assert (yx["best"], yx["tied"], yx["n_tied"]) == ("ties", "ties;linear", 2)
     assert yx["gap"] == pytest.approx(0.02)
+    assert yx["gap_z"] == pytest.approx(0.02 / (2 * 0.02**2) ** 0.5)
+    assert xy["gap_z"] == pytest.approx(0.2 / (2 * 0.01**2) ** 0.5)
+    # the exact tie's gap is to the next lower score, ties at 0.3 with zero error: infinitely many SEs
+    assert xz["gap"] == pytest.approx(0.5) and xz["gap_z"] == math.inf
     # an exact tie is broken by operator order, and both count as best
     assert (xz["best"], xz["exact_best"], xz["tied"]) == ("linear", "linear;slerp", "linear;slerp")
 
@@ -94,6 +105,13 @@ def test_operator_wins_counts_exact_ties_for_each_and_noise_ties_separately():
     assert wins.loc["linear", "best_share"] == pytest.approx(2 / 3)
     assert dominant_operator(wins.reset_index()) is None
     assert dominant_operator(wins.reset_index(), threshold=0.6) == "linear"
+
+
+def test_eval_size_factor_scales_with_the_inverse_square_of_the_median_gap():
+    best = pd.DataFrame({"gap_z": [0.5, 1.0, 2.0, math.inf]})
+    assert eval_size_factor(best, z=1.0) == pytest.approx(1.0)  # median of 0.5, 1, 2
+    assert eval_size_factor(pd.DataFrame({"gap_z": [0.5]}), z=1.0) == pytest.approx(4.0)
+    assert eval_size_factor(pd.DataFrame({"gap_z": [math.nan]})) is None
 
 
 def test_summary_markdown_lists_every_operator_and_pair():
