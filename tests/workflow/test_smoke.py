@@ -197,10 +197,12 @@ def test_merge_grid_and_labels(smoke_run):
         assert symmetric[(b, a, task)] == metric
 
 
-def test_operator_ranking_covers_every_ordered_pair(smoke_run):
-    experts = MODELS[1:]
+def test_operator_ranking_covers_every_ordered_pair_with_a_score(smoke_run):
+    # the tiny experts score 0 on some tasks, where the normalised score is undefined and the pair has no ranking
+    labels = pd.read_parquet(results(smoke_run) / "labels.parquet")
+    scored = labels.dropna(subset=["merge_score"]).groupby(["a", "b"]).size()
     best = pd.read_csv(results(smoke_run) / "ranking" / "best_per_pair.csv")
-    assert len(best) == len(experts) * (len(experts) - 1)
+    assert len(best) == len(scored) > 0
     assert (best["spread"] >= 0).all() and (best["n_tied"] >= 1).all()
     wins = pd.read_csv(results(smoke_run) / "ranking" / "operator_wins.csv")
     assert list(wins["operator"]) == [op["name"] for op in SMOKE["merges"]["operators"]]
