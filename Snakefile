@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/catalog.smk"
 include: "rules/features.smk"
 include: "rules/merges.smk"
+include: "rules/predictor.smk"
 
 
 rule all:
@@ -36,7 +37,11 @@ rule all_features:
         get_feature_targets(),
 
 
-# The full merge grid is not yet part of `all`: on the default catalog it is ~130 merges (hours on 2 CPU cores).
 rule all_labels:
     input:
         get_labels_targets(),
+
+
+rule all_predictor:
+    input:
+        get_predictor_targets(),

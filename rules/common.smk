@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import simmerge.catalog
+import simmerge.compare
 import simmerge.operators
 
 # Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
@@ -40,6 +41,7 @@ wildcard_constraints:
     a=alternation(EXPERTS),
     b=alternation(EXPERTS),
     op=alternation(list(CATALOG.operators)),
+    protocol=alternation(list(simmerge.compare.PROTOCOLS)),
 
 
 # ---- targets ------------------------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ def get_feature_targets():
 
 
 def get_final_targets():
-    return get_catalog_targets() + get_feature_targets()
+    return get_catalog_targets() + get_feature_targets() + get_labels_targets() + get_predictor_targets()
 
 
 # ---- catalog stage --------------------------------------------------------------------------------------------
@@ -202,3 +204,28 @@ def get_labels_params(wildcards):
         for a, b in PAIRS
         for name, operator in OPERATORS.items()
     ]
+
+
+# ---- predictor and comparison ---------------------------------------------------------------------------------
+
+PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
+
+
+def get_predictor_targets():
+    return [res("predictor/model.skops"), res("compare/summary.csv")]
+
+
+def get_predictor_params(wildcards):
+    return {
+        "families": list(RUN.predictor.families),
+        "seed": PREDICTOR_SEED,
+        "operators": list(OPERATORS),
+    }
+
+
+def get_compare_params(wildcards):
+    return {
+        **get_predictor_params(wildcards),
+        "z": RUN.merges.tie_z,
+        "bootstrap": RUN.predictor.bootstrap,
+    }

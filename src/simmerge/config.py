@@ -198,6 +198,18 @@ class MergeSpec(Frozen):
     )
 
 
+class PredictorSpec(Frozen):
+    """The SimMerge predictor and its evaluation (simmerge.predictor, simmerge.compare)."""
+
+    families: list[Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"]] = Field(
+        default_factory=lambda: ["ridge", "per_operator_ridge", "hgb", "forest", "mlp"],
+        min_length=1,
+        description="Model families grouped cross-validation chooses from.",
+    )
+    seed: int | None = Field(None, description="Seed of the models and the bootstrap; default: the run seed.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (over pairs) for the 95% intervals.")
+
+
 class RunConfig(Frozen):
     """The whole workflow configuration (``config/config.yaml``)."""
 
@@ -208,6 +220,7 @@ class RunConfig(Frozen):
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     merges: MergeSpec = Field(default_factory=MergeSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    predictor: PredictorSpec = Field(default_factory=PredictorSpec)
 
 
 def format_validation_error(error: ValidationError, where: str) -> str:

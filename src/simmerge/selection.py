@@ -143,6 +143,14 @@ def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str
 
 
 METHODS = ("simmerge", "best_fixed", "oracle", "random")
+_MEANS = (*METHODS, "regret", "top1", "top1_tied", "gap_closure")
+SUMMARY_KEYS = (
+    *(f"{name}{suffix}" for name in _MEANS for suffix in ("", "_lo", "_hi")),
+    "spearman",
+    "win",
+    "tie",
+    "loss",
+)
 
 
 def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -152,7 +160,7 @@ def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict
     beat the best fixed operator (nothing to close).
     """
     if units.empty:
-        return {"units": 0}
+        return {"units": 0.0, **{key: math.nan for key in SUMMARY_KEYS}}
     rng = np.random.default_rng(seed)
     values = {
         "simmerge": units["simmerge"].to_numpy(float),
@@ -199,6 +207,7 @@ def _sq(value: float) -> float:
 
 __all__ = [
     "METHODS",
+    "SUMMARY_KEYS",
     "best_fixed_operator",
     "candidate_table",
     "choose",

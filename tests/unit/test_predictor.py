@@ -202,3 +202,12 @@ def test_choice_per_unit_is_the_argmax_of_predictions():
     chosen = choose(candidate_table(labels))
     assert (chosen["operator"] == "slerp").all() and len(chosen) == 3
     assert not math.isnan(chosen["predicted"].iloc[0])
+
+
+def test_summary_of_no_units_has_every_key():
+    from simmerge.selection import SUMMARY_KEYS
+
+    empty = summarise(pd.DataFrame())
+    assert empty["units"] == 0 and all(math.isnan(empty[key]) for key in SUMMARY_KEYS)
+    full = summarise(evaluate_units(candidate_table(synthetic_labels(3).assign(predicted=0.0)), "linear"), n_boot=100)
+    assert set(SUMMARY_KEYS) <= set(full)

@@ -20,14 +20,29 @@ def test_smoke_dry_run_job_counts(workflow_dir):
         "expert_scores_table": 1,
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
+        "merge_score": n_merges(smoke["merges"]["operators"], n_experts),
+        **AGGREGATES,
         "all": 1,
     }
+
+
+ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
+# Jobs that read every label: re-run whenever a merge changes.
+AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1}
+
+
+def n_merges(operators: list[dict], n_experts: int) -> int:
+    """Symmetric operators once per unordered pair, anchored ones once per ordered pair."""
+    anchored = sum(op["method"] in ANCHORED for op in operators)
+    return (len(operators) - anchored) * n_experts * (n_experts - 1) // 2 + anchored * n_experts * (n_experts - 1)
 
 
 def test_default_dry_run_job_counts(workflow_dir):
     counts = dry_run_counts(workflow_dir)
     default = load_config("config.yaml")
     n_experts = len(default["catalog"]["experts"])
+    from simmerge.operators import DEFAULT_OPERATORS
+
     assert counts == {
         "skill_data": len(default["tasks"]),
         "convert_gguf": 1,
@@ -36,6 +51,8 @@ def test_default_dry_run_job_counts(workflow_dir):
         "expert_scores_table": 1,
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
+        "merge_score": n_merges([dict(op) for op in DEFAULT_OPERATORS], n_experts),
+        **AGGREGATES,
         "all": 1,
     }
 
@@ -88,6 +105,9 @@ def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_d
         "pair_features": 2 * n_experts,
         "expert_scores": 1,
         "expert_scores_table": 1,
+        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
+        - n_merges(config["merges"]["operators"], n_experts),
+        **AGGREGATES,
         "all": 1,
     }
 
@@ -98,16 +118,19 @@ def test_changing_the_scoring_batch_size_reruns_only_scoring(workflow_dir):
     config["scoring"]["batch_size"] = 4
     path = write_config(workflow_dir, "batch4.yaml", config)
     counts = dry_run_counts(workflow_dir, "--configfile", path)
-    assert set(counts) <= {"expert_scores", "expert_scores_table", "all"}, counts
+    # merges are scored with the same settings; nothing upstream of scoring (checkpoints, features) re-runs
+    assert set(counts) <= {"expert_scores", "expert_scores_table", "merge_score", *AGGREGATES, "all"}, counts
+    assert "expert_scores" in counts
 
 
 def test_labels_target_merges_each_symmetric_pair_once_and_ordered_ones_twice(workflow_dir):
     smoke = load_config("smoke.yaml")
     n = len(smoke["catalog"]["experts"])
     operators = smoke["merges"]["operators"]
-    anchored = [op for op in operators if op["method"] in {"slerp", "nuslerp", "nearswap", "arcee_fusion"}]
+    anchored = [op for op in operators if op["method"] in ANCHORED]
+    assert len(anchored) == 1 and len(operators) == 3
     counts = dry_run_counts(workflow_dir, "all_labels", "--configfile", "config/smoke.yaml")
-    assert counts["merge_score"] == (len(operators) - len(anchored)) * n * (n - 1) // 2 + len(anchored) * n * (n - 1)
+    assert counts["merge_score"] == 2 * n * (n - 1) // 2 + 1 * n * (n - 1) == n_merges(operators, n)
     assert counts["labels"] == 1
 
 
@@ -136,14 +159,17 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
     n = len(smoke["catalog"]["experts"])
     assert dry_run_counts(workflow_dir, "all", "all_labels", "--configfile", path) == {
         "merge_score": n * (n - 1) // 2,
-        "labels": 1,
-        "operator_ranking": 1,
+        **AGGREGATES,
         "all_labels": 1,
+        "all": 1,
     }
     config = copy.deepcopy(smoke)
     config["merges"]["tie_z"] = 2.0
     path = write_config(workflow_dir, "tie_z.yaml", config)
     assert dry_run_counts(workflow_dir, "all", "all_labels", "--configfile", path) == {
         "operator_ranking": 1,
+        "compare": 2,
+        "compare_summary": 1,
         "all_labels": 1,
+        "all": 1,
     }

@@ -22,7 +22,7 @@ MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    run_snakemake(root, "all", "all_labels", "--configfile", "config/smoke.yaml")
+    run_snakemake(root, "all", "--configfile", "config/smoke.yaml")
     return root
 
 
@@ -109,19 +109,28 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
     )
     path = write_config(smoke_run, "plus_one.yaml", config)
     n_experts = len(SMOKE["catalog"]["experts"])
-    assert dry_run_counts(smoke_run, "--configfile", path) == {
+    n_operators = len(SMOKE["merges"]["operators"])
+    counts = dry_run_counts(smoke_run, "--configfile", path)
+    # one anchored operator (slerp) is merged in both orders with each existing expert, the others once
+    assert counts.pop("merge_score") == (n_operators - 1) * n_experts + 2 * n_experts
+    assert counts == {
         "finetune_expert": 1,
         "probe_features": 1,
         "pair_features": 2 * n_experts,
         "expert_scores": 1,
         "expert_scores_table": 1,
+        "labels": 1,
+        "operator_ranking": 1,
+        "predictor": 1,
+        "compare": 2,
+        "compare_summary": 1,
         "all": 1,
     }
 
 
 def test_a_rerun_from_scratch_gives_identical_data_weights_and_scores(smoke_run):
     before = snapshot(smoke_run)
-    run_snakemake(smoke_run, "all", "all_labels", "--configfile", "config/smoke.yaml", "--forceall")
+    run_snakemake(smoke_run, "all", "--configfile", "config/smoke.yaml", "--forceall")
     assert snapshot(smoke_run) == before
 
 
@@ -138,7 +147,7 @@ def snapshot(root: Path) -> dict:
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     for path in sorted((results(root) / "features" / "pairs").iterdir()):
         out[path.name] = sha256_file(path)
-    for table in ("labels.parquet", "labels.csv"):
+    for table in ("labels.parquet", "labels.csv", "compare/summary.csv"):
         out[table] = sha256_file(results(root) / table)
     return out
 
@@ -235,3 +244,22 @@ def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, 
     assert main(["costs", "--run", str(results(smoke_run))]) == 0
     out = capsys.readouterr().out
     assert "overhead_s" in out and "linear" in out
+
+
+def test_predictor_and_comparison(smoke_run):
+    from simmerge.features import feature_names
+    from simmerge.predictor import load_predictor
+
+    operators = [op["name"] for op in SMOKE["merges"]["operators"]]
+    run = results(smoke_run)
+    predictor = load_predictor(run / "predictor" / "model.skops", feature_columns=feature_names(), operators=operators)
+    cv = read_json(run / "predictor" / "cv.json")
+    assert cv["family"] == predictor.family and len(cv["families"]) == 5
+    labels = pd.read_parquet(run / "labels.parquet").dropna(subset=["normalised"])
+    assert len(predictor.predict(labels)) == len(labels)
+    summary = pd.read_csv(run / "compare" / "summary.csv").set_index("protocol")
+    assert set(summary.index) == {"checkpoint", "task"}
+    for column in ("simmerge", "best_fixed", "oracle", "random", "gap_closure", "top1", "top1_tied", "regret"):
+        assert column in summary.columns
+    assert (summary["oracle"] >= summary["simmerge"] - 1e-12).all()
+    assert (summary["oracle"] >= summary["best_fixed"] - 1e-12).all()

@@ -1,0 +1,23 @@
+# rule compare: one cross-validation protocol of SimMerge against fixed operators, the oracle and random choice.
+import pandas as pd
+
+from simmerge.compare import compare
+from simmerge.features import feature_names
+from simmerge.io import write_json, write_table
+from simmerge.logs import log_to
+
+with log_to(snakemake.log[0]):
+    spec = snakemake.params.compare
+    units, folds, summary = compare(
+        pd.read_parquet(snakemake.input.labels),
+        feature_names(),
+        spec["operators"],
+        protocol=snakemake.wildcards.protocol,
+        seed=spec["seed"],
+        z=spec["z"],
+        families=spec["families"],
+        n_boot=spec["bootstrap"],
+    )
+    write_table(units, snakemake.output.units)
+    write_table(folds, snakemake.output.folds)
+    write_json(summary, snakemake.output.summary)

@@ -1,0 +1,13 @@
+# rule compare_summary: one row per evaluation protocol.
+import pandas as pd
+
+from simmerge.io import read_json, write_table
+from simmerge.logs import log_to
+
+with log_to(snakemake.log[0]):
+    rows = []
+    for path in snakemake.input:
+        summary = read_json(path)
+        fixed = summary.pop("fixed_operators", {})
+        rows.append({**summary, **{f"fixed:{name}": score for name, score in fixed.items()}})
+    write_table(pd.DataFrame(rows), snakemake.output[0])

@@ -1,0 +1,27 @@
+# rule predictor: choose the model family by leave-one-checkpoint-out CV, fit it on every label, save with skops.
+import pandas as pd
+
+from simmerge.features import feature_names
+from simmerge.io import write_json
+from simmerge.logs import log_to
+from simmerge.predictor import choose_family, fit_predictor, save_predictor, training_rows
+
+with log_to(snakemake.log[0]):
+    spec = snakemake.params.predictor
+    features = feature_names()
+    rows = training_rows(pd.read_parquet(snakemake.input.labels))
+    family, families = choose_family(rows, features, spec["operators"], seed=spec["seed"], families=spec["families"])
+    predictor = fit_predictor(rows, features, spec["operators"], family=family, seed=spec["seed"])
+    save_predictor(predictor, snakemake.output.model)
+    write_json(
+        {
+            "family": family,
+            "protocol": "checkpoint",
+            "families": families.to_dict("records"),
+            "rows": len(rows),
+            "features": features,
+            "operators": spec["operators"],
+            "versions": predictor.versions,
+        },
+        snakemake.output.cv,
+    )
