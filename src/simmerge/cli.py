@@ -168,6 +168,33 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         print(text)
 
 
+def cmd_recommend(args: argparse.Namespace) -> None:
+    from simmerge.io import write_text
+    from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
+
+    catalog = _load_catalog(args.config)
+    run = Path(args.run or Path("results") / catalog.config.run_name)
+    if not (run / "predictor" / "model.skops").is_file():
+        raise ConfigError(f"no predictor in {run}: run `snakemake all_predictor` (or `snakemake`) first")
+    cache = run / "features" / "recommend"
+    members = [resolve_member(spec, catalog, run, cache) for spec in (args.a, args.b)]
+    if members[0].name == members[1].name:
+        raise ConfigError(f"both checkpoints are {members[0].name!r}: give two different ones")
+    homes = {task for m in members if m.name in catalog.expert_names for task in catalog.get(m.name).tasks}
+    tasks = args.task or [task for task in catalog.tasks if task in homes] or catalog.tasks
+    unknown = sorted(set(tasks) - set(catalog.tasks))
+    if unknown:
+        raise ConfigError(f"unknown task(s) {unknown}; the run's tasks: {', '.join(catalog.tasks)}")
+    table = predict_pair(*members, catalog, run, tasks)
+    print(f"predicted mean normalised score on {', '.join(tasks)} (± spread over the CV fold models)")
+    for row in table.itertuples():
+        order = f" (anchor {row.anchor})" if row.anchor else ""
+        print(f"  {row.operator + order:<32} {row.predicted:6.3f} ± {row.uncertainty:.3f}")
+    output = Path(args.output or f"recommend_{members[0].name}__{members[1].name}.yml")
+    write_text(recommendation_yaml(table.iloc[0].to_dict(), *members, catalog, run), output)
+    print(f"wrote {output} (mergekit-yaml {output} <out dir>)")
+
+
 def cmd_costs(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -248,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("-o", "--output", help="write the record here (default: stdout)")
     p.set_defaults(func=cmd_merge_pair)
+
+    p = sub.add_parser("recommend", help="predict every operator and order for two checkpoints; write the best")
+    p.add_argument("a", help="a catalog expert of the run, or a checkpoint directory sharing the run's base")
+    p.add_argument("b", help="the other checkpoint")
+    p.add_argument("--config", default="config/config.yaml", help="workflow config (default: config/config.yaml)")
+    p.add_argument("--run", help="the run's results folder (default: results/<run_name>)")
+    p.add_argument("--task", nargs="+", help="tasks to predict for (default: the experts' home tasks, else all)")
+    p.add_argument("-o", "--output", help="mergekit YAML to write (default: recommend_<a>__<b>.yml)")
+    p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("costs", help="merge, scoring and per-job overhead seconds of a run's merge jobs")
     p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")

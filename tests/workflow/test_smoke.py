@@ -263,3 +263,29 @@ def test_predictor_and_comparison(smoke_run):
         assert column in summary.columns
     assert (summary["oracle"] >= summary["simmerge"] - 1e-12).all()
     assert (summary["oracle"] >= summary["best_fixed"] - 1e-12).all()
+
+
+def test_recommend_writes_a_yaml_that_mergekit_accepts(smoke_run, tmp_path, monkeypatch, capsys):
+    from mergekit.config import MergeConfiguration
+
+    from simmerge.cli import main
+    from simmerge.toy import build_tiny_checkpoint
+
+    monkeypatch.chdir(smoke_run)
+    a, b = MODELS[1], MODELS[2]
+    out = tmp_path / "best.yml"
+    assert main(["recommend", a, b, "--config", "config/smoke.yaml", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert all(op["name"] in printed for op in SMOKE["merges"]["operators"])
+    config = yaml.safe_load(out.read_text())
+    MergeConfiguration.model_validate(config)
+    assert all(Path(model["model"]).is_absolute() for model in config["models"])
+    # a checkpoint directory outside the catalog: pre-flight checked, probed, then predicted like an expert
+    outside = results(smoke_run) / "checkpoints" / MODELS[3]
+    assert main(["recommend", a, str(outside), "--config", "config/smoke.yaml", "-o", str(tmp_path / "x.yml")]) == 0
+    assert (results(smoke_run) / "features" / "recommend" / f"{MODELS[3]}.npz").is_file()
+    capsys.readouterr()
+    # a checkpoint of another architecture gets the pre-flight error
+    other = build_tiny_checkpoint(tmp_path / "wide", seed=0, hidden_size=32)
+    assert main(["recommend", a, str(other), "--config", "config/smoke.yaml"]) == 2
+    assert "hidden" in capsys.readouterr().err

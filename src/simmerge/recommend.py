@@ -1,0 +1,143 @@
+"""``simmerge recommend``: predict every operator and order for two checkpoints and write the best as mergekit YAML.
+
+The two checkpoints are catalog experts of a finished run, or Hugging Face directories that share the run's base.
+What is missing is computed the way the workflow computes it (a probe pass with the run's feature settings and
+seed, then the pair features against the run's base summary); nothing is merged or evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simmerge.catalog import Catalog, checkpoint_dir
+from simmerge.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Member:
+    """One side of the pair: its name in the tables, its checkpoint directory and its model summary."""
+
+    name: str
+    checkpoint: Path
+    summary: Path
+
+
+def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Member:
+    """A catalog expert of the run, or a checkpoint directory (pre-flight checked and probed into ``cache``).
+
+    Raises
+    ------
+    ConfigError
+        If ``spec`` is neither an expert of the catalog nor a directory with a ``config.json``.
+    PreflightError
+        If a directory does not match the base (architecture, sizes, vocab, safetensors, finite weights).
+    """
+    from simmerge.io import read_json
+    from simmerge.manifest import check_compatible, check_finite, inspect_checkpoint
+
+    if spec in catalog.expert_names:
+        manifest = run / "checkpoints" / spec / "manifest.json"
+        summary = run / "features" / "models" / f"{spec}.npz"
+        missing = [str(path) for path in (manifest, summary) if not path.is_file()]
+        if missing:
+            raise ConfigError(f"{spec!r} is in the catalog but not built in {run}: missing {', '.join(missing)}")
+        return Member(spec, checkpoint_dir(manifest), summary)
+    directory = Path(spec).expanduser().resolve()
+    if not (directory / "config.json").is_file():
+        raise ConfigError(
+            f"{spec!r} is neither an expert of the catalog ({', '.join(catalog.expert_names)}) nor a checkpoint "
+            "directory with a config.json"
+        )
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", directory.name).strip("-.") or "checkpoint"
+    base_manifest = read_json(run / "checkpoints" / catalog.base.name / "manifest.json")
+    check_compatible(inspect_checkpoint(directory, name=name), base_manifest, name=name)
+    check_finite(directory, name=name)
+    summary = cache / f"{name}.npz"
+    if not summary.is_file():
+        from simmerge.probes import probe_features
+
+        config = catalog.config
+        probe_features(
+            directory,
+            checkpoint_dir(run / "checkpoints" / catalog.base.name / "manifest.json"),
+            {task: run / "data" / task / "probe.jsonl" for task in catalog.tasks},
+            summary,
+            name=name,
+            spec=config.features.model_dump(),
+            seed=config.seed,
+        )
+    return Member(name, directory, summary)
+
+
+def predict_pair(
+    a: Member,
+    b: Member,
+    catalog: Catalog,
+    run: Path,
+    tasks: list[str],
+) -> pd.DataFrame:
+    """Predicted mean normalised score ± uncertainty of every operator (and order) for the pair.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate, best first: ``operator``, ``anchor`` (order-sensitive operators; empty
+        otherwise), ``predicted``, ``uncertainty`` (spread over the cross-validation fold models).
+    """
+    from simmerge.features import feature_names, pair_features
+    from simmerge.predictor import load_predictor
+
+    operators = list(catalog.operators)
+    predictor = load_predictor(run / "predictor" / "model.skops", feature_columns=feature_names(), operators=operators)
+    base_summary = run / "features" / "models" / f"{catalog.base.name}.npz"
+    top_fraction = catalog.config.features.top_fraction
+    rows = []
+    for first, second in ((a, b), (b, a)):
+        table = pair_features(first.summary, second.summary, base_summary, top_fraction=top_fraction)
+        table = table[table["task"].isin(tasks)]
+        for operator in operators:
+            rows.append(table.assign(a=first.name, b=second.name, operator=operator))
+    frame = pd.concat(rows, ignore_index=True)
+    frame = frame.join(predictor.predict(frame))
+    candidates = []
+    for name, operator in catalog.operators.items():
+        own = frame[frame["operator"] == name]
+        orders = [a.name, b.name] if operator.order_sensitive else [""]
+        for anchor in orders:
+            chosen = own[own["a"] == anchor] if anchor else own
+            candidates.append(
+                {
+                    "operator": name,
+                    "anchor": anchor,
+                    "predicted": float(chosen["predicted"].mean()),
+                    "uncertainty": float(chosen["uncertainty"].mean()),
+                }
+            )
+    return pd.DataFrame(candidates).sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, run: Path) -> str:
+    """The mergekit YAML of the best candidate: absolute paths, the anchor first for an order-sensitive one."""
+    from simmerge.merging import config_yaml
+
+    operator = catalog.operators[best["operator"]]
+    first, second = (b, a) if best["anchor"] == b.name else (a, b)
+    base = checkpoint_dir(run / "checkpoints" / catalog.base.name / "manifest.json")
+    seed = catalog.merge_seed if operator.randomised else None
+    config = operator.to_mergekit_config(first.checkpoint, second.checkpoint, base, seed=seed)
+    header = (
+        f"# simmerge recommend: {best['operator']}"
+        + (f" with {best['anchor']} as anchor" if best["anchor"] else "")
+        + f", predicted normalised score {best['predicted']:.3f} ± {best['uncertainty']:.3f}\n"
+    )
+    if operator.randomised:
+        header += f"# run with: mergekit-yaml <this file> <out dir> --random-seed {seed}\n"
+    return header + config_yaml(config)
+
+
+__all__ = ["Member", "predict_pair", "recommendation_yaml", "resolve_member"]
