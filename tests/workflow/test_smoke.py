@@ -286,6 +286,6 @@ def test_recommend_writes_a_yaml_that_mergekit_accepts(smoke_run, tmp_path, monk
     assert (results(smoke_run) / "features" / "recommend" / f"{MODELS[3]}.npz").is_file()
     capsys.readouterr()
     # a checkpoint of another architecture gets the pre-flight error
-    other = build_tiny_checkpoint(tmp_path / "wide", seed=0, hidden_size=32)
-    assert main(["recommend", a, str(other), "--config", "config/smoke.yaml"]) == 2
+    build_tiny_checkpoint(tmp_path / "narrow", seed=0, hidden_size=32)
+    assert main(["recommend", a, str(tmp_path / "narrow"), "--config", "config/smoke.yaml"]) == 2
     assert "hidden" in capsys.readouterr().err
