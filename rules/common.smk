@@ -56,7 +56,12 @@ def get_feature_targets():
 
 
 def get_final_targets():
-    return get_catalog_targets() + get_feature_targets() + get_labels_targets() + get_predictor_targets()
+    return (
+        get_catalog_targets()
+        + get_feature_targets()
+        + get_labels_targets()
+        + get_predictor_targets()
+    )
 
 
 # ---- catalog stage --------------------------------------------------------------------------------------------

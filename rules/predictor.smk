@@ -25,6 +25,7 @@ rule compare:
         labels=res("labels.parquet"),
     output:
         units=res("compare/{protocol}/units.csv"),
+        candidates=res("compare/{protocol}/candidates.csv"),
         folds=res("compare/{protocol}/folds.csv"),
         summary=res("compare/{protocol}/summary.json"),
     log:

@@ -8,7 +8,7 @@ from simmerge.logs import log_to
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.compare
-    units, folds, summary = compare(
+    units, candidates, folds, summary = compare(
         pd.read_parquet(snakemake.input.labels),
         feature_names(),
         spec["operators"],
@@ -19,5 +19,6 @@ with log_to(snakemake.log[0]):
         n_boot=spec["bootstrap"],
     )
     write_table(units, snakemake.output.units)
+    write_table(candidates, snakemake.output.candidates)
     write_table(folds, snakemake.output.folds)
     write_json(summary, snakemake.output.summary)

@@ -29,7 +29,7 @@ def compare(
     z: float = 1.0,
     families: Sequence[str] = FAMILIES,
     n_boot: int = 1000,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Run one evaluation protocol.
 
     Parameters
@@ -51,17 +51,19 @@ def compare(
 
     Returns
     -------
-    (units, folds, summary)
+    (units, candidates, folds, summary)
         ``units``: one row per test unit (:func:`simmerge.selection.evaluate_units` plus ``fold`` and
-        ``family``); ``folds``: one row per fold (held-out name, family, best fixed operator, mean scores, and
-        the training/test row counts); ``summary``: :func:`simmerge.selection.summarise` of all units plus
+        ``family``); ``candidates``: every test candidate with its out-of-fold prediction and actual score
+        (:func:`simmerge.selection.candidate_table` plus ``fold`` and ``family``); ``folds``: one row per
+        fold (held-out name, family, best fixed operator, mean scores, and the training/test row counts);
+        ``summary``: :func:`simmerge.selection.summarise` of all units plus
         ``protocol`` and the mean score of every fixed operator.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     rows = training_rows(labels)
     per_task = protocol == "task"
-    unit_tables, fold_rows = [], []
+    unit_tables, candidate_tables, fold_rows = [], [], []
     for held_out, test in FOLDS[protocol](rows):
         train_rows, test_rows = rows[~test].reset_index(drop=True), rows[test].reset_index(drop=True)
         if train_rows.empty or test_rows.empty or train_rows[TARGET].nunique() < 2:
@@ -72,7 +74,9 @@ def compare(
         predicted = test_rows.assign(predicted=model.predict(test_rows[[*feature_columns, "operator"]]))
         train_candidates = candidate_table(train_rows.assign(predicted=np.nan), per_task=per_task)
         best_fixed = best_fixed_operator(train_candidates)
-        units = evaluate_units(candidate_table(predicted, per_task=per_task), best_fixed, z=z)
+        candidates = candidate_table(predicted, per_task=per_task)
+        units = evaluate_units(candidates, best_fixed, z=z)
+        candidate_tables.append(candidates.assign(fold=held_out, family=family))
         units.insert(0, "fold", held_out)
         units.insert(1, "family", family)
         unit_tables.append(units)
@@ -96,7 +100,8 @@ def compare(
         fixed = candidate_table(rows.assign(predicted=np.nan), per_task=per_task)
         means = fixed.groupby(["unit", "operator"])["actual"].mean().unstack("operator").mean(axis=0)
         summary["fixed_operators"] = {name: float(means[name]) for name in operators if name in means}
-    return units, pd.DataFrame(fold_rows), summary
+    candidates = pd.concat(candidate_tables, ignore_index=True) if candidate_tables else pd.DataFrame()
+    return units, candidates, pd.DataFrame(fold_rows), summary
 
 
 def _inner_family(

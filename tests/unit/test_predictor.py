@@ -131,7 +131,7 @@ def test_family_choice_prefers_a_model_that_can_express_the_interaction():
 
 
 def test_compare_selects_correctly_on_held_out_checkpoints():
-    units, folds, summary = compare(
+    units, candidates, folds, summary = compare(
         synthetic_labels(7),
         FEATURES,
         OPERATORS,
@@ -140,13 +140,15 @@ def test_compare_selects_correctly_on_held_out_checkpoints():
         families=["per_operator_ridge", "ridge"],
     )
     assert len(folds) == 7 and set(units["fold"]) == {f"e{i}" for i in range(7)}
+    # every unordered pair is tested exactly once per held-out member: 2 folds x 21 pairs, 4 candidates each
+    assert len(candidates) == 2 * 21 * 4 and candidates["predicted"].notna().all()
     assert summary["top1_tied"] >= 0.9
     assert summary["gap_closure"] > 0.8
     assert summary["win"] > summary["loss"]
 
 
 def test_shuffled_labels_drive_gap_closure_to_nothing():
-    _, _, summary = compare(
+    _, _, _, summary = compare(
         synthetic_labels(7, shuffle=True),
         FEATURES,
         OPERATORS,
@@ -165,13 +167,13 @@ def test_best_fixed_operator_is_chosen_without_the_test_fold():
     with_e0 = (labels["a"] == "e0") | (labels["b"] == "e0")
     labels.loc[with_e0 & (labels["operator"] == "ties"), "normalised"] = 0.99
     labels["merge_score"] = labels["normalised"]
-    _, folds, _ = compare(labels, FEATURES, OPERATORS, protocol="checkpoint", seed=0, families=["ridge"])
+    _, _, folds, _ = compare(labels, FEATURES, OPERATORS, protocol="checkpoint", seed=0, families=["ridge"])
     assert folds.set_index("fold").loc["e0", "best_fixed_operator"] == "linear"
     assert folds.set_index("fold").loc["e1", "best_fixed_operator"] == "ties"
 
 
 def test_leave_one_task_out_scores_pair_task_units():
-    units, folds, summary = compare(
+    units, candidates, folds, summary = compare(
         synthetic_labels(5), FEATURES, OPERATORS, protocol="task", seed=0, families=["per_operator_ridge"]
     )
     assert set(folds["fold"]) == {"t1", "t2"}
