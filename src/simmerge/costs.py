@@ -96,4 +96,49 @@ def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.D
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-__all__ = ["COST_COLUMNS", "cost_summary", "merge_costs"]
+def benchmark_seconds(run_dir: str | os.PathLike, rule: str) -> dict[str, float]:
+    """Wall seconds of every job of one rule, keyed by its benchmark file's path below the rule's folder."""
+    folder = Path(run_dir) / "benchmarks" / rule
+    return {
+        str(path.relative_to(folder).with_suffix("")): float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
+        for path in sorted(folder.rglob("*.tsv"))
+    }
+
+
+def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.DataFrame:
+    """Per unordered expert pair: what SimMerge's decision cost against merging and evaluating every operator.
+
+    SimMerge's share for {a, b}: each member's probe pass divided among the pairs it serves (N − 1), the pair
+    features of both orders, and the predictor fit divided among all pairs (the prediction itself is
+    negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of an order-sensitive
+    operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
+    """
+    probes = benchmark_seconds(run_dir, "probe_features")
+    pairs = benchmark_seconds(run_dir, "pair_features")
+    fit = sum(benchmark_seconds(run_dir, "predictor").values())
+    merges = merge_costs(run_dir)
+    n = len(experts)
+    n_pairs = n * (n - 1) // 2
+    rows = []
+    for i, a in enumerate(experts):
+        for b in experts[i + 1 :]:
+            simmerge = (
+                (probes.get(a, float("nan")) + probes.get(b, float("nan"))) / (n - 1)
+                + pairs.get(f"{a}__{b}", float("nan"))
+                + pairs.get(f"{b}__{a}", float("nan"))
+                + fit / n_pairs
+            )
+            own = merges[((merges["a"] == a) & (merges["b"] == b)) | ((merges["a"] == b) & (merges["b"] == a))]
+            evaluate = float(own["job_s"].sum()) if len(own) else float("nan")
+            rows.append(
+                {"pair": f"{a}|{b}", "simmerge_s": simmerge, "merge_evaluate_s": evaluate, "ratio": evaluate / simmerge}
+            )
+    return pd.DataFrame(rows, columns=["pair", "simmerge_s", "merge_evaluate_s", "ratio"])
+
+
+__all__ = ["COST_COLUMNS", "benchmark_seconds", "cost_summary", "decision_costs", "merge_costs"]

@@ -46,3 +46,31 @@ def test_summary_means_per_operator_and_sums_in_the_total_row(tmp_path):
     assert table.loc["ties", "overhead_s"] == pytest.approx(2.0)
     assert table.loc["all", "jobs"] == 3 and table.loc["all", "job_s"] == pytest.approx(22.5)
     assert table.loc["all", "overhead_s"] == pytest.approx(22.5 - 4.5 - 12.0)
+
+
+def bench(run, rule, key, seconds):
+    path = run / "benchmarks" / rule / f"{key}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\n{seconds}\t0:00:01\n")
+
+
+def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
+    from simmerge.costs import decision_costs
+
+    experts = ["x", "y", "z"]
+    for name in experts:
+        bench(tmp_path, "probe_features", name, 10.0)
+    for a in experts:
+        for b in experts:
+            if a != b:
+                bench(tmp_path, "pair_features", f"{a}__{b}", 1.0)
+    bench(tmp_path, "predictor", "fit", 3.0)
+    make_job(tmp_path, "x", "y", "ties", merge_s=30.0, eval_s=20.0, job_s=60.0)
+    make_job(tmp_path, "x", "y", "slerp", merge_s=1.0, eval_s=20.0, job_s=25.0)
+    make_job(tmp_path, "y", "x", "slerp", merge_s=1.0, eval_s=20.0, job_s=25.0)
+    table = decision_costs(tmp_path, experts).set_index("pair")
+    # (10 + 10) / 2 pairs per expert + 2 orders x 1 s + 3 s / 3 pairs
+    assert table.loc["x|y", "simmerge_s"] == pytest.approx(10.0 + 2.0 + 1.0)
+    assert table.loc["x|y", "merge_evaluate_s"] == pytest.approx(110.0)
+    assert table.loc["x|y", "ratio"] == pytest.approx(110.0 / 13.0)
+    assert math.isnan(table.loc["y|z", "merge_evaluate_s"])
