@@ -217,7 +217,11 @@ PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
 
 
 def get_predictor_targets():
-    return [res("predictor/model.skops"), res("compare/summary.csv")]
+    return [
+        res("predictor/model.skops"),
+        res("compare/summary.csv"),
+        res("report.html"),
+    ]
 
 
 def get_predictor_params(wildcards):
@@ -233,4 +237,26 @@ def get_compare_params(wildcards):
         **get_predictor_params(wildcards),
         "z": RUN.merges.tie_z,
         "bootstrap": RUN.predictor.bootstrap,
+    }
+
+
+def get_report_params(wildcards):
+    return {
+        "title": f"SimMerge-bench: run {RUN.run_name}",
+        "facts": {
+            "run": RUN.run_name,
+            "seed": RUN.seed,
+            "base": BASE,
+            "experts (home tasks)": ", ".join(
+                f"{e.name} ({', '.join(e.tasks)})" for e in CATALOG.experts
+            ),
+            "tasks": ", ".join(TASKS),
+            "operators": len(OPERATORS),
+            "merge seeds of randomised operators": ", ".join(
+                map(str, CATALOG.merge_seeds)
+            ),
+        },
+        "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
+        "experts": EXPERTS,
+        "seed": PREDICTOR_SEED,
     }

@@ -55,3 +55,30 @@ rule compare_summary:
         "../envs/simmerge.yaml"
     script:
         "../workflow_scripts/compare_summary.py"
+
+
+rule report:
+    input:
+        labels=res("labels.parquet"),
+        ranking=res("ranking/summary.md"),
+        experts=res("scores/experts.md"),
+        model=res("predictor/model.skops"),
+        cv=res("predictor/cv.json"),
+        summaries=expand(
+            res("compare/{protocol}/summary.json"), protocol=simmerge.compare.PROTOCOLS
+        ),
+        units=res("compare/checkpoint/units.csv"),
+        candidates=res("compare/checkpoint/candidates.csv"),
+        merges=get_merge_targets(),
+    output:
+        res("report.html"),
+    log:
+        res("logs/report/report.log"),
+    benchmark:
+        res("benchmarks/report/report.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        report=get_report_params,
+    script:
+        "../workflow_scripts/report.py"

@@ -28,7 +28,7 @@ def test_smoke_dry_run_job_counts(workflow_dir):
 
 ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 # Jobs that read every label: re-run whenever a merge changes.
-AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1}
+AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1, "report": 1}
 
 
 def n_merges(operators: list[dict], n_experts: int) -> int:
@@ -170,6 +170,7 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
         "operator_ranking": 1,
         "compare": 2,
         "compare_summary": 1,
+        "report": 1,
         "all_labels": 1,
         "all": 1,
     }

@@ -124,6 +124,7 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
         "predictor": 1,
         "compare": 2,
         "compare_summary": 1,
+        "report": 1,
         "all": 1,
     }
 
@@ -289,3 +290,11 @@ def test_recommend_writes_a_yaml_that_mergekit_accepts(smoke_run, tmp_path, monk
     build_tiny_checkpoint(tmp_path / "narrow", seed=0, hidden_size=32)
     assert main(["recommend", a, str(tmp_path / "narrow"), "--config", "config/smoke.yaml"]) == 2
     assert "hidden" in capsys.readouterr().err
+
+
+def test_report_is_one_self_contained_page(smoke_run):
+    text = (results(smoke_run) / "report.html").read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 3
+    assert 'src="http' not in text and 'href="http' not in text
+    for heading in ("What was run", "Which operator wins where", "gap closure", "Feature importances", "Cost"):
+        assert heading.lower() in text.lower(), heading

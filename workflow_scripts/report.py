@@ -1,0 +1,39 @@
+# rule report: results/<run>/report.html, self-contained.
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from simmerge.costs import decision_costs
+from simmerge.features import feature_names
+from simmerge.io import read_json, write_text
+from simmerge.logs import log_to
+from simmerge.predictor import load_predictor, training_rows
+from simmerge.report import build_report, feature_importances
+
+with log_to(snakemake.log[0]):
+    spec = snakemake.params.report
+    run_dir = Path(snakemake.output[0]).parent
+    labels = pd.read_parquet(snakemake.input.labels)
+    operators = [op["name"] for op in spec["operators"]]
+    predictor = load_predictor(snakemake.input.model, feature_columns=feature_names(), operators=operators)
+    versions = {
+        name: metadata.version(name)
+        for name in ("torch", "transformers", "mergekit", "lm_eval", "snakemake", "scikit-learn")
+    }
+    facts = {**spec["facts"], "versions": ", ".join(f"{k} {v}" for k, v in versions.items())}
+    text = build_report(
+        title=spec["title"],
+        run_facts=facts,
+        expert_table=Path(snakemake.input.experts).read_text(encoding="utf-8"),
+        operators=spec["operators"],
+        labels=labels,
+        ranking_summary=Path(snakemake.input.ranking).read_text(encoding="utf-8"),
+        summaries=[read_json(path) for path in snakemake.input.summaries],
+        units=pd.read_csv(snakemake.input.units),
+        candidates=pd.read_csv(snakemake.input.candidates),
+        cv=read_json(snakemake.input.cv),
+        importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
+        costs=decision_costs(run_dir, spec["experts"]),
+    )
+    write_text(text, snakemake.output[0])
