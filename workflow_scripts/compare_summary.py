@@ -3,11 +3,15 @@ import pandas as pd
 
 from simmerge.io import read_json, write_table
 from simmerge.logs import log_to
+from simmerge.selection import SUMMARY_KEYS
 
 with log_to(snakemake.log[0]):
     rows = []
     for path in snakemake.input:
         summary = read_json(path)
         fixed = summary.pop("fixed_operators", {})
-        rows.append({**summary, **{f"fixed:{name}": score for name, score in fixed.items()}})
+        row = {"protocol": summary["protocol"], "units": summary["units"]}
+        row.update({key: summary.get(key) for key in SUMMARY_KEYS})
+        row.update({f"fixed:{name}": score for name, score in fixed.items()})
+        rows.append(row)
     write_table(pd.DataFrame(rows), snakemake.output[0])
