@@ -24,6 +24,7 @@ COST_COLUMNS = [
     "n_merges",
     "merge_s",
     "eval_s",
+    "load_s",
     "overhead_s",
     "job_s",
     "peak_rss_mb",
@@ -32,6 +33,8 @@ COST_COLUMNS = [
 
 def merge_costs(run_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per merge job of a run: merge, scoring, overhead and whole-job seconds, and peak memory.
+
+    ``load_s`` is the part of ``eval_s`` spent building lm-eval's model (loading the merged weights).
 
     Parameters
     ----------
@@ -63,6 +66,7 @@ def merge_costs(run_dir: str | os.PathLike) -> pd.DataFrame:
                 "n_merges": len(record.get("runs") or [None]),
                 "merge_s": merge_s,
                 "eval_s": eval_s,
+                "load_s": float(record.get("load_seconds") or 0.0),
                 "overhead_s": job_s - merge_s - eval_s,
                 "job_s": job_s,
                 "peak_rss_mb": rss,
@@ -79,6 +83,7 @@ def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.D
         merges=("n_merges", "sum"),
         merge_s=("merge_s", "mean"),
         eval_s=("eval_s", "mean"),
+        load_s=("load_s", "mean"),
         overhead_s=("overhead_s", "mean"),
         job_s=("job_s", "mean"),
         peak_rss_mb=("peak_rss_mb", "max"),
@@ -89,6 +94,7 @@ def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.D
         "merges": int(costs["n_merges"].sum()),
         "merge_s": costs["merge_s"].sum(),
         "eval_s": costs["eval_s"].sum(),
+        "load_s": costs["load_s"].sum(),
         "overhead_s": costs["overhead_s"].sum(),
         "job_s": costs["job_s"].sum(),
         "peak_rss_mb": costs["peak_rss_mb"].max(),

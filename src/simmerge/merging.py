@@ -335,6 +335,7 @@ def merge_score(
     summary.update(_aggregate(runs, tasks, parents))
     summary["wall_seconds"] = round(sum(run["wall_seconds"] for run in runs), 3)
     summary["eval_seconds"] = round(sum(run["eval_seconds"] for run in runs), 3)
+    summary["load_seconds"] = round(sum(run["load_seconds"] for run in runs), 3)
     summary["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return summary
 
@@ -352,6 +353,7 @@ def _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size,
     if record["status"] != "ok":
         run.update(
             eval_seconds=0.0,
+            load_seconds=0.0,
             tasks={task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in tasks},
             score=FAILED_MERGE_SCORE,
         )
@@ -361,6 +363,7 @@ def _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size,
         merged, task_dir, data_files, batch_size=batch_size, limit=limit, device=device, threads=threads
     )
     run["eval_seconds"] = round(time.perf_counter() - started, 3)
+    run["load_seconds"] = round(scores["load_seconds"], 3)
     metrics = {task: scores["tasks"][task]["score"] for task in tasks}
     normalised = normalise_scores(metrics, parents)
     run["tasks"] = {}

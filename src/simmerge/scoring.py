@@ -352,7 +352,8 @@ def score_checkpoint(
     dict
         JSON-able: ``checkpoint``, ``tasks`` (skill → record of :func:`parse_task_result`: ``metrics``,
         ``stderr``, ``filters``, ``output_type``, ``primary_metric``, ``score``, ``n``, ``version``),
-        ``lm_eval_version``, ``wall_seconds``, ``limit``, ``device``.
+        ``lm_eval_version``, ``wall_seconds``, ``load_seconds`` (building the ``HFLM``: model and tokenizer
+        load), ``limit``, ``device``.
 
     Raises
     ------
@@ -376,7 +377,9 @@ def score_checkpoint(
         declared = _task_files(include)
         yaml_cfgs = {task: _resolved_cfg(declared[task]) for task in tasks}
 
+        loading = time.perf_counter()
         lm = HFLM(pretrained=str(ckpt_dir), batch_size=batch_size, dtype="float32", device=str(torch_device))
+        load_seconds = time.perf_counter() - loading
         manager = TaskManager(include_path=str(include), include_defaults=False)
         results = lm_eval.simple_evaluate(
             model=lm,
@@ -408,6 +411,7 @@ def score_checkpoint(
         "tasks": scores,
         "lm_eval_version": _lm_eval_version(),
         "wall_seconds": wall_seconds,
+        "load_seconds": load_seconds,
         "limit": limit,
         "device": str(torch_device),
     }
