@@ -262,8 +262,11 @@ def test_predictor_and_comparison(smoke_run):
     assert set(summary.index) == {"checkpoint", "task"}
     for column in ("simmerge", "best_fixed", "oracle", "random", "gap_closure", "top1", "top1_tied", "regret"):
         assert column in summary.columns
-    assert (summary["oracle"] >= summary["simmerge"] - 1e-12).all()
-    assert (summary["oracle"] >= summary["best_fixed"] - 1e-12).all()
+    # leave-one-task-out has no unit here: only rhyme_mc gives the tiny experts a non-zero parent score
+    assert summary.loc["checkpoint", "units"] > 0
+    tested = summary[summary["units"] > 0]
+    assert (tested["oracle"] >= tested["simmerge"] - 1e-12).all()
+    assert (tested["oracle"] >= tested["best_fixed"] - 1e-12).all()
 
 
 def test_recommend_writes_a_yaml_that_mergekit_accepts(smoke_run, tmp_path, monkeypatch, capsys):
