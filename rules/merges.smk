@@ -29,7 +29,7 @@ rule labels:
         merges=get_merge_targets(),
     output:
         parquet=res("labels.parquet"),
-        csv=res("labels.csv"),
+        csv=report(res("labels.csv"), caption="../report/labels.rst", category="Labels"),
     log:
         res("logs/labels/all.log"),
     benchmark:
@@ -48,7 +48,11 @@ rule operator_ranking:
     output:
         best=res("ranking/best_per_pair.csv"),
         wins=res("ranking/operator_wins.csv"),
-        summary=res("ranking/summary.md"),
+        summary=report(
+            res("ranking/summary.md"),
+            caption="../report/ranking.rst",
+            category="Labels",
+        ),
     log:
         res("logs/operator_ranking/all.log"),
     benchmark:

@@ -46,7 +46,11 @@ rule compare_summary:
             res("compare/{protocol}/summary.json"), protocol=simmerge.compare.PROTOCOLS
         ),
     output:
-        res("compare/summary.csv"),
+        report(
+            res("compare/summary.csv"),
+            caption="../report/compare_summary.rst",
+            category="Comparison",
+        ),
     log:
         res("logs/compare/summary.log"),
     benchmark:
@@ -71,7 +75,9 @@ rule report:
         candidates=res("compare/checkpoint/candidates.csv"),
         merges=get_merge_targets(),
     output:
-        res("report.html"),
+        report(
+            res("report.html"), caption="../report/report_html.rst", category="Report"
+        ),
     log:
         res("logs/report/report.log"),
     benchmark:

@@ -301,3 +301,12 @@ def test_report_is_one_self_contained_page(smoke_run):
     assert 'src="http' not in text and 'href="http' not in text
     for heading in ("What was run", "Which operator wins where", "gap closure", "Feature importances", "Cost"):
         assert heading.lower() in text.lower(), heading
+
+
+def test_snakemake_report_bundles_the_captioned_outputs(smoke_run):
+    import zipfile
+
+    run_snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--report", "report.zip")
+    names = zipfile.ZipFile(smoke_run / "report.zip").namelist()
+    for name in ("report.html", "summary.csv", "summary.md", "labels.csv"):
+        assert any(entry.endswith("/" + name) for entry in names if "/data/raw/" in entry), name
