@@ -13,7 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles"]
+COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 
 
 def copy_workflow(root: Path) -> Path:
