@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import simmerge.catalog
-import simmerge.compare
+import simmerge.config
 import simmerge.operators
 
 # Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
@@ -41,7 +41,7 @@ wildcard_constraints:
     a=alternation(EXPERTS),
     b=alternation(EXPERTS),
     op=alternation(list(CATALOG.operators)),
-    protocol=alternation(list(simmerge.compare.PROTOCOLS)),
+    protocol=alternation(list(simmerge.config.PROTOCOLS)),
 
 
 # ---- targets ------------------------------------------------------------------------------------------------

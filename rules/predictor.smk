@@ -43,7 +43,7 @@ rule compare:
 rule compare_summary:
     input:
         expand(
-            res("compare/{protocol}/summary.json"), protocol=simmerge.compare.PROTOCOLS
+            res("compare/{protocol}/summary.json"), protocol=simmerge.config.PROTOCOLS
         ),
     output:
         report(
@@ -69,7 +69,7 @@ rule report:
         model=res("predictor/model.skops"),
         cv=res("predictor/cv.json"),
         summaries=expand(
-            res("compare/{protocol}/summary.json"), protocol=simmerge.compare.PROTOCOLS
+            res("compare/{protocol}/summary.json"), protocol=simmerge.config.PROTOCOLS
         ),
         units=res("compare/checkpoint/units.csv"),
         candidates=res("compare/checkpoint/candidates.csv"),

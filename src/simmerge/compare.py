@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simmerge.config import PROTOCOLS
 from simmerge.predictor import FAMILIES, FOLDS, TARGET, build_model, choose_family, training_rows
 from simmerge.selection import best_fixed_operator, candidate_table, evaluate_units, summarise
-
-PROTOCOLS = ("checkpoint", "task")
 
 
 def compare(

@@ -198,6 +198,11 @@ class MergeSpec(Frozen):
     )
 
 
+# Evaluation protocols of the comparison (simmerge.compare): held-out checkpoints, held-out tasks. Defined here,
+# not in simmerge.compare, so that the workflow can name them at parse time without importing scikit-learn.
+PROTOCOLS = ("checkpoint", "task")
+
+
 class PredictorSpec(Frozen):
     """The SimMerge predictor and its evaluation (simmerge.predictor, simmerge.compare)."""
 

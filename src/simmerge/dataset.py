@@ -31,6 +31,8 @@ LABEL_COLUMNS = [
     "merge_score_stderr",
     "n_seeds",
 ]
+# Columns that are numbers even when every value is missing (a failed merge has no metric).
+NUMERIC_LABEL_COLUMNS = LABEL_COLUMNS[LABEL_COLUMNS.index("metric") : LABEL_COLUMNS.index("n_seeds")]
 
 
 def labels_table(
@@ -111,15 +113,6 @@ def labels_table(
             rows.append(row)
     table = pd.DataFrame(rows)
     feature_columns = [c for c in table.columns if c not in LABEL_COLUMNS]
-    for column in (
-        "metric",
-        "stderr",
-        "seed_sd",
-        "parent_score_a",
-        "parent_score_b",
-        "normalised",
-        "merge_score",
-        "merge_score_stderr",
-    ):
+    for column in NUMERIC_LABEL_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     return table[LABEL_COLUMNS + feature_columns]
