@@ -32,6 +32,16 @@ MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
+class MultiwaySet:
+    """A multi-way candidate set with its defaults filled in: experts, largest merge size k, target tasks."""
+
+    name: str
+    checkpoints: tuple[str, ...]
+    max_size: int
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A validated run configuration with the catalog's derived views.
 
@@ -108,6 +118,21 @@ class Catalog:
     def merge_seeds(self) -> list[int]:
         """Seeds of a randomised operator's repeated merges: merge_seed, merge_seed + 1, ..."""
         return [self.merge_seed + offset for offset in range(self.config.merges.repeats)]
+
+    @property
+    def multiway_sets(self) -> dict[str, MultiwaySet]:
+        """The multi-way candidate sets with their defaults resolved, by name."""
+        resolved = {}
+        for entry in self.config.multiway.sets:
+            home = {task for name in entry.checkpoints for task in self.get(name).tasks}
+            tasks = entry.tasks if entry.tasks is not None else [t for t in self.tasks if t in home]
+            size = entry.max_size if entry.max_size is not None else len(entry.checkpoints)
+            resolved[entry.name] = MultiwaySet(entry.name, tuple(entry.checkpoints), size, tuple(tasks))
+        return resolved
+
+    @property
+    def multiway_seed(self) -> int:
+        return self.config.seed if self.config.multiway.seed is None else self.config.multiway.seed
 
     def local_path(self, name: str) -> Path:
         source = self.get(name).source
@@ -189,6 +214,48 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
             if not path.is_file():
                 problems.append(f"{where}: source.path {str(path)!r} does not exist; fix the path")
     problems.extend(_parent_cycles(catalog))
+    problems.extend(_multiway_problems(catalog))
+    return problems
+
+
+def _multiway_problems(catalog: Catalog) -> list[str]:
+    spec = catalog.config.multiway
+    problems: list[str] = []
+    experts, tasks = set(catalog.expert_names), set(catalog.tasks)
+    names = [entry.name for entry in spec.sets]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"multiway.sets: the name {name!r} is used twice; give every set its own name")
+    for entry in spec.sets:
+        where = f"multiway set {entry.name!r}"
+        unknown = [name for name in entry.checkpoints if name not in experts]
+        if unknown:
+            problems.append(
+                f"{where}: checkpoints {unknown} are not experts of the catalog (experts: {', '.join(sorted(experts))})"
+            )
+        if len(set(entry.checkpoints)) != len(entry.checkpoints):
+            problems.append(f"{where}: checkpoints lists an expert twice")
+        if entry.max_size is not None and entry.max_size > len(entry.checkpoints):
+            problems.append(
+                f"{where}: max_size {entry.max_size} is more than its {len(entry.checkpoints)} checkpoints; lower it"
+            )
+        bad_tasks = [task for task in entry.tasks or [] if task not in tasks]
+        if bad_tasks:
+            problems.append(f"{where}: tasks {bad_tasks} are not in `tasks` (known: {', '.join(catalog.tasks)})")
+        if entry.tasks is None and not unknown and not any(catalog.get(n).tasks for n in entry.checkpoints):
+            problems.append(f"{where}: no candidate has a home task; list the target `tasks`")
+    for field_name in ("all_at_once", "oracle_operators"):
+        for name in getattr(spec, field_name) or []:
+            operator = catalog.operators.get(name)
+            if operator is None:
+                problems.append(
+                    f"multiway.{field_name}: {name!r} is not an operator of merges.operators "
+                    f"(known: {', '.join(catalog.operators)})"
+                )
+            elif field_name == "all_at_once" and operator.order_sensitive:
+                problems.append(
+                    f"multiway.all_at_once: {name!r} is order-sensitive ({operator.method}); only symmetric "
+                    "operators merge all candidates in one step"
+                )
     return problems
 
 

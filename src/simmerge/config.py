@@ -215,6 +215,47 @@ class PredictorSpec(Frozen):
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (over pairs) for the 95% intervals.")
 
 
+MAX_MULTIWAY = 5
+
+
+class MultiwaySetSpec(Frozen):
+    """One candidate set of a multi-way merge (simmerge.multiway)."""
+
+    name: Slug = Field(description="Names the set's outputs: multiway/<name>/.")
+    checkpoints: list[Slug] = Field(
+        min_length=2, max_length=MAX_MULTIWAY, description="Candidate experts (2 to 5) the merge may use."
+    )
+    max_size: int | None = Field(
+        None, ge=2, le=MAX_MULTIWAY, description="Most experts in the merge (k); default: all candidates."
+    )
+    tasks: list[Slug] | None = Field(
+        None, description="Target tasks the merge is planned for and scored on; default: the candidates' home tasks."
+    )
+
+
+class MultiwaySpec(Frozen):
+    """Multi-way merges planned from 2-way predictions, executed, and compared with multi-model baselines."""
+
+    sets: list[MultiwaySetSpec] = Field(default_factory=list, description="Candidate sets (none: stage off).")
+    beam_width: int = Field(1, ge=1, description="Chains kept per planning step (1: greedy).")
+    min_gain: float = Field(
+        0.0, ge=0, description="An addition must raise the predicted target score by more than this."
+    )
+    all_at_once: list[Slug] | None = Field(
+        None,
+        description="Operators applied to all candidates in one merge (null: every symmetric operator); "
+        "model_stock is added for sets of three or more.",
+    )
+    oracle_max_candidates: int = Field(
+        3, ge=0, le=MAX_MULTIWAY, description="Run the exhaustive oracle (subsets × orders) on sets this small."
+    )
+    oracle_operators: list[Slug] | None = Field(
+        None, description="Operators tried at every step of the oracle's chains (null: the best fixed operator)."
+    )
+    seed: int | None = Field(None, description="Seed of the random order / random subset baselines; default: run seed.")
+    keep_merged: bool = Field(False, description="Keep merged checkpoints in multiway/<set>/nodes/ (else temporary).")
+
+
 class RunConfig(Frozen):
     """The whole workflow configuration (``config/config.yaml``)."""
 
@@ -226,6 +267,7 @@ class RunConfig(Frozen):
     merges: MergeSpec = Field(default_factory=MergeSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     predictor: PredictorSpec = Field(default_factory=PredictorSpec)
+    multiway: MultiwaySpec = Field(default_factory=MultiwaySpec)
 
 
 def format_validation_error(error: ValidationError, where: str) -> str:

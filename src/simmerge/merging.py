@@ -115,16 +115,59 @@ def merge_pair(
     MemoryError, torch.OutOfMemoryError
         Out of memory is a resource limit, not a property of the merge: it propagates.
     """
-    for role, path in (("a_dir", a_dir), ("b_dir", b_dir), ("base_dir", base_dir)):
+    for role, path in (("a_dir", a_dir), ("b_dir", b_dir)):
         if not (Path(path) / "config.json").is_file():
             raise FileNotFoundError(f"{role} {str(path)!r} is not a checkpoint directory (no config.json)")
+    config = operator.to_mergekit_config(a_dir, b_dir, base_dir, seed=seed)
+    record = {
+        "operator": operator.name,
+        "method": operator.method,
+        "order_sensitive": operator.order_sensitive,
+        "randomised": operator.randomised,
+        "seed": seed if operator.randomised else None,
+    }
+    merged = run_merge_config(
+        config,
+        base_dir,
+        out_dir,
+        seed=seed if operator.randomised else 0,
+        label=operator.name,
+        device=device,
+        threads=threads,
+    )
+    return {**record, **merged}
+
+
+def run_merge_config(
+    config: dict[str, Any],
+    base_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    label: str,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run one mergekit YAML mapping in this process into ``out_dir`` and check the result.
+
+    The common body of :func:`merge_pair` and of multi-way merges: writes the YAML to
+    ``out_dir/mergekit_config.yml``, runs ``mergekit.merge.run_merge`` on exactly that text with the hub switched
+    off (``MergeOptions.random_seed = seed``), checks the weights are finite and gives the output the catalog
+    base's tokenizer. A failed merge is recorded, not raised, and leaves no weight file behind.
+
+    Returns
+    -------
+    dict
+        ``device``, ``config_yaml``, ``wall_seconds``, ``peak_rss_mb``, ``peak_gpu_mb``, ``mergekit_version``,
+        ``status`` (``"ok"`` or ``"failed"``) and ``error``.
+    """
+    if not (Path(base_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"base_dir {str(base_dir)!r} is not a checkpoint directory (no config.json)")
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"out_dir {str(out)!r} is not empty; merge into a new or empty directory")
     torch_device = resolve_device(device)
     set_threads(threads)
-
-    config = operator.to_mergekit_config(a_dir, b_dir, base_dir, seed=seed)
     text = config_yaml(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_NAME).write_text(text, encoding="utf-8")
@@ -140,7 +183,7 @@ def merge_pair(
     options = MergeOptions(
         device=str(torch_device),
         cuda=torch_device.type == "cuda",
-        random_seed=seed if operator.randomised else 0,
+        random_seed=seed,
         copy_tokenizer=True,
         # Catalog checkpoints are safetensors only; lazy unpickling is for pickled .bin shards.
         lazy_unpickle=False,
@@ -157,21 +200,17 @@ def merge_pair(
         merge_config = MergeConfiguration.model_validate(yaml.safe_load(text))
         with offline_hub(), _restored_rng():
             run_merge(merge_config, str(out), options=options, config_source=text)
-        check_finite(out, name=f"{operator.name} merge")
+        check_finite(out, name=f"{label} merge")
         _copy_tokenizer(Path(base_dir), out)
     except (MemoryError, torch.OutOfMemoryError):
         raise
     except Exception as err:  # a merge that fails is a result: recorded, never raised
         status, error = "failed", f"{type(err).__name__}: {err}"
-        log.warning("merge with operator %r failed: %s", operator.name, error)
+        log.warning("merge %r failed: %s", label, error)
         _remove_weights(out)
     wall = time.perf_counter() - start
-    record = {
-        "operator": operator.name,
-        "method": operator.method,
-        "order_sensitive": operator.order_sensitive,
-        "randomised": operator.randomised,
-        "seed": seed if operator.randomised else None,
+    log.info("merge %s (%s): %s in %.1f s", label, config["merge_method"], status, wall)
+    return {
         "device": str(torch_device),
         "config_yaml": text,
         "wall_seconds": round(wall, 3),
@@ -181,8 +220,6 @@ def merge_pair(
         "status": status,
         "error": error,
     }
-    log.info("merge %s (%s): %s in %.1f s", operator.name, operator.method, status, wall)
-    return record
 
 
 @contextlib.contextmanager

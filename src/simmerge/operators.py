@@ -511,6 +511,76 @@ class Operator(Frozen):
         MergeConfiguration.model_validate(config)
         return config
 
+    def to_mergekit_config_all(
+        self, model_dirs: Sequence[str | os.PathLike], base_dir: str | os.PathLike | None, *, seed: int | None
+    ) -> dict[str, Any]:
+        """The mergekit YAML mapping that merges every model of ``model_dirs`` in one step (multi-way baselines).
+
+        Each model gets the operator's ``model_parameters``; only a symmetric operator has a meaning here.
+
+        Raises
+        ------
+        ValueError
+            If the operator is order-sensitive, mergekit's method does not take that many inputs, or a
+            randomised operator gets no seed.
+        """
+        if self.order_sensitive:
+            raise ValueError(
+                f"operator {self.name!r} is order-sensitive ({self.method}); it merges an ordered pair, not a set"
+            )
+        if self.randomised and seed is None:
+            raise ValueError(f"operator {self.name!r} ({self.method}) prunes at random and needs a seed")
+        return multi_model_config(
+            self.method,
+            model_dirs,
+            base_dir if self.uses_base else None,
+            parameters=self.parameters,
+            model_parameters=self.model_parameters,
+        )
+
+
+def multi_model_config(
+    method: str,
+    model_dirs: Sequence[str | os.PathLike],
+    base_dir: str | os.PathLike | None,
+    *,
+    parameters: Mapping[str, ParameterValue] | None = None,
+    model_parameters: Mapping[str, ParameterValue] | None = None,
+) -> dict[str, Any]:
+    """A mergekit YAML mapping for ``method`` over ``model_dirs`` (sorted), with ``base_dir`` as ``base_model``.
+
+    Raises
+    ------
+    ValueError
+        If mergekit's input contract refuses the number of models (e.g. model_stock with fewer than three, counting
+        the base) or the base use, or two inputs are the same checkpoint.
+    """
+    paths = sorted(_model_path(path, "model_dirs") for path in model_dirs)
+    base = _model_path(base_dir, "base_dir") if base_dir is not None else None
+    inputs = paths + ([base] if base is not None else [])
+    if len(set(inputs)) != len(inputs):
+        raise ValueError(f"{method}: an input is given twice ({inputs}); mergekit refuses duplicates")
+    info = method_info(method)
+    if info.base == "required" and base is None:
+        raise ValueError(f"{method} requires a base model; give base_dir")
+    try:
+        info.check_inputs(inputs, base)
+    except ValueError as err:
+        raise ValueError(f"{method} cannot merge {len(paths)} models: mergekit says {err}") from None
+    config: dict[str, Any] = {
+        "merge_method": method,
+        "models": [_model_entry(path, model_parameters or {}) for path in paths],
+        "dtype": "float32",
+    }
+    if base is not None:
+        config["base_model"] = base
+    if parameters:
+        config["parameters"] = _plain(parameters)
+    from mergekit.config import MergeConfiguration
+
+    MergeConfiguration.model_validate(config)
+    return config
+
 
 def _check_value(info: MethodInfo, where: str, key: str, value: Any) -> None:
     """Check each scalar inside a parameter value with mergekit's own validator for that parameter."""
@@ -770,5 +840,6 @@ __all__ = [
     "merge_jobs",
     "mergekit_methods",
     "method_info",
+    "multi_model_config",
     "pair_inputs",
 ]
