@@ -22,6 +22,7 @@ include: "rules/catalog.smk"
 include: "rules/features.smk"
 include: "rules/merges.smk"
 include: "rules/predictor.smk"
+include: "rules/multiway.smk"
 
 
 rule all:
@@ -48,3 +49,8 @@ rule all_labels:
 rule all_predictor:
     input:
         get_predictor_targets(),
+
+
+rule all_multiway:
+    input:
+        get_multiway_targets(),

@@ -1,6 +1,7 @@
 # Config validation, run constants and every helper the rules use. Parse time reads the config only:
 # no model is loaded and results/ is never globbed here.
 
+import json
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -42,6 +43,8 @@ wildcard_constraints:
     b=alternation(EXPERTS),
     op=alternation(list(CATALOG.operators)),
     protocol=alternation(list(simmerge.config.PROTOCOLS)),
+    mwset=alternation(list(CATALOG.multiway_sets)),
+    node=r"m[0-9a-f]{12}",
 
 
 # ---- targets ------------------------------------------------------------------------------------------------
@@ -61,6 +64,7 @@ def get_final_targets():
         + get_feature_targets()
         + get_labels_targets()
         + get_predictor_targets()
+        + get_multiway_targets()
     )
 
 
@@ -259,4 +263,136 @@ def get_report_params(wildcards):
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
         "experts": EXPERTS,
         "seed": PREDICTOR_SEED,
+    }
+
+
+# ---- multi-way merges -----------------------------------------------------------------------------------------
+
+MULTIWAY_SETS = CATALOG.multiway_sets
+MULTIWAY = RUN.multiway
+
+
+def get_multiway_targets():
+    return [res("multiway/summary.csv")] if MULTIWAY_SETS else []
+
+
+def get_multiway_tasks(wildcards):
+    return list(MULTIWAY_SETS[wildcards.mwset].tasks)
+
+
+def get_multiway_plan_input(wildcards):
+    candidates = MULTIWAY_SETS[wildcards.mwset].checkpoints
+    return {
+        "predictor": res("predictor/model.skops"),
+        "checkpoints": [manifest_path(name) for name in (BASE, *candidates)],
+        "summaries": [
+            res(f"features/models/{name}.npz") for name in (BASE, *candidates)
+        ],
+        "scores": [res(f"scores/experts/{name}.json") for name in candidates],
+        "probes": [res(f"data/{task}/probe.jsonl") for task in TASKS],
+    }
+
+
+def get_multiway_plan_params(wildcards):
+    chosen = MULTIWAY_SETS[wildcards.mwset]
+    return {
+        "candidates": list(chosen.checkpoints),
+        "tasks": list(chosen.tasks),
+        "max_size": chosen.max_size,
+        "base": BASE,
+        "probe_tasks": TASKS,
+        "beam_width": MULTIWAY.beam_width,
+        "min_gain": MULTIWAY.min_gain,
+        "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
+        "features": RUN.features.model_dump(),
+        "seed": RUN.seed,
+        "merge_seed": CATALOG.merge_seed,
+        "scratch_dir": RUN.merges.scratch_dir,
+    }
+
+
+def get_multiway_recipes_params(wildcards):
+    chosen = MULTIWAY_SETS[wildcards.mwset]
+    symmetric = [name for name, op in OPERATORS.items() if not op.order_sensitive]
+    return {
+        "candidates": list(chosen.checkpoints),
+        "max_size": chosen.max_size,
+        "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
+        "all_at_once": (
+            symmetric if MULTIWAY.all_at_once is None else list(MULTIWAY.all_at_once)
+        ),
+        "oracle_operators": MULTIWAY.oracle_operators,
+        "oracle_max_candidates": MULTIWAY.oracle_max_candidates,
+        "seed": CATALOG.multiway_seed,
+        "merge_seed": CATALOG.merge_seed,
+    }
+
+
+def multiway_recipes(mwset):
+    """recipes.json of a set (a checkpoint: asking for it before it exists schedules it)."""
+    with open(checkpoints.multiway_recipes.get(mwset=mwset).output[0]) as handle:
+        return json.load(handle)
+
+
+def multiway_node_path(mwset, node):
+    return res(f"multiway/{mwset}/nodes/{node}")
+
+
+def get_multiway_node_input(wildcards):
+    """The node's inputs: expert checkpoints (manifests) or the merged nodes it is built from."""
+    node = multiway_recipes(wildcards.mwset)["nodes"][wildcards.node]
+    return {
+        "base": manifest_path(BASE),
+        "inputs": [
+            (
+                manifest_path(name)
+                if name in EXPERTS
+                else multiway_node_path(wildcards.mwset, name)
+            )
+            for name in node["inputs"]
+        ],
+    }
+
+
+def get_multiway_node_params(wildcards):
+    return {
+        **multiway_recipes(wildcards.mwset)["nodes"][wildcards.node],
+        "merge_seed": CATALOG.merge_seed,
+        "scratch_dir": RUN.merges.scratch_dir,
+    }
+
+
+def get_multiway_node_output():
+    """The merge record; the merged checkpoint is temporary unless multiway.keep_merged."""
+    merged = directory(res("multiway/{mwset}/nodes/{node}"))
+    return {
+        "record": res("multiway/{mwset}/nodes/{node}.json"),
+        "merged": merged if MULTIWAY.keep_merged else temp(merged),
+    }
+
+
+def get_multiway_score_input(wildcards):
+    chosen = MULTIWAY_SETS[wildcards.mwset]
+    return {
+        "merged": multiway_node_path(wildcards.mwset, wildcards.node),
+        "record": res(f"multiway/{wildcards.mwset}/nodes/{wildcards.node}.json"),
+        "scores": [res(f"scores/experts/{name}.json") for name in chosen.checkpoints],
+        "tasks": TASK_YAMLS,
+        "eval": [res(f"data/{task}/eval.jsonl") for task in chosen.tasks],
+    }
+
+
+def get_multiway_summary_input(wildcards):
+    recipes = multiway_recipes(wildcards.mwset)
+    finals = sorted(
+        {node for nodes in recipes["approaches"].values() for node in nodes}
+    )
+    chosen = MULTIWAY_SETS[wildcards.mwset]
+    return {
+        "plan": res(f"multiway/{wildcards.mwset}/plan.json"),
+        "recipes": checkpoints.multiway_recipes.get(mwset=wildcards.mwset).output[0],
+        "node_scores": [
+            res(f"multiway/{wildcards.mwset}/scores/{node}.json") for node in finals
+        ],
+        "scores": [res(f"scores/experts/{name}.json") for name in chosen.checkpoints],
     }

@@ -74,6 +74,7 @@ rule report:
         units=res("compare/checkpoint/units.csv"),
         candidates=res("compare/checkpoint/candidates.csv"),
         merges=get_merge_targets(),
+        multiway=get_multiway_targets(),
     output:
         report(
             res("report.html"), caption="../report/report_html.rst", category="Report"

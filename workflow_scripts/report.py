@@ -35,5 +35,6 @@ with log_to(snakemake.log[0]):
         cv=read_json(snakemake.input.cv),
         importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
         costs=decision_costs(run_dir, spec["experts"]),
+        multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
     )
     write_text(text, snakemake.output[0])

@@ -20,12 +20,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
+import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 import pandas as pd
+
+from simmerge.operators import Operator
+
+log = logging.getLogger(__name__)
 
 MODEL_STOCK = "model_stock"
 """The all-at-once baseline that exists only for three or more models (mergekit refuses it for a pair)."""
@@ -122,21 +129,29 @@ def target_score(scores: Mapping[str, float], reference: Mapping[str, float]) ->
     return sum(scores[task] / reference[task] for task in reference) / len(reference)
 
 
-def reference_scores(expert_scores: Mapping[str, Mapping[str, float]], candidates: Sequence[str], tasks: Sequence[str]):
-    """The best candidate expert's measured score on every target task.
+def reference_scores(
+    expert_scores: Mapping[str, Mapping[str, float]], candidates: Sequence[str], tasks: Sequence[str]
+) -> dict[str, float]:
+    """The best candidate expert's measured score on every target task where it is above zero.
+
+    A task no candidate scores on has nothing for a merge to keep and no ratio to normalise by; it is left out
+    (as a 2-way label is when both parents score 0), with a warning.
 
     Raises
     ------
     ValueError
-        If no candidate scores above zero on a target task: nothing there for a merge to keep.
+        If no candidate scores above zero on any target task.
     """
-    reference = {task: max(expert_scores[name][task] for name in candidates) for task in tasks}
-    empty = [task for task, value in reference.items() if not value > 0]
-    if empty:
+    best = {task: max(expert_scores[name][task] for name in candidates) for task in tasks}
+    reference = {task: value for task, value in best.items() if value > 0}
+    dropped = [task for task in tasks if task not in reference]
+    if not reference:
         raise ValueError(
-            f"no candidate of {', '.join(candidates)} scores above 0 on target task(s) {', '.join(empty)}; "
-            "drop them from the set's tasks"
+            f"no candidate of {', '.join(candidates)} scores above 0 on any target task ({', '.join(tasks)}); "
+            "choose target tasks the candidates can do"
         )
+    if dropped:
+        log.warning("no candidate scores above 0 on %s: left out of the target score", ", ".join(dropped))
     return reference
 
 
@@ -231,6 +246,7 @@ def plan_merge(
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}")
     reference = reference_scores(expert_scores, candidates, tasks)
+    tasks = list(reference)
     planner = _Planner(tasks, expert_scores, reference, operators, predict)
     steps: list[dict[str, Any]] = []
     materialised: list[str] = []
@@ -408,6 +424,397 @@ def merge_count(models: Iterable[Model]) -> int:
     return len({expression(node) for model in models for node in merges_in(model)})
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Recipes: what the workflow merges and scores for one candidate set
+
+SIMMERGE = "simmerge"
+ORACLE = "oracle"
+CHAIN_RANDOM_ORDER = "chain_random_order"
+RANDOM_SUBSET = "random_subset"
+ALL_AT_ONCE = "all:"  # prefix of the all-at-once approaches: "all:ties_d50", "all:model_stock"
+
+
+def operator_specs(operators: Mapping[str, Operator]) -> dict[str, dict[str, Any]]:
+    """Full definition of every operator a tree may use (the hashed content of :func:`node_id`)."""
+    specs = {name: operator.model_dump(mode="json") for name, operator in operators.items()}
+    specs[MODEL_STOCK] = {"name": MODEL_STOCK, "method": "model_stock"}
+    return specs
+
+
+def build_recipes(
+    plan: Mapping[str, Any],
+    candidates: Sequence[str],
+    operators: Mapping[str, Operator],
+    *,
+    max_size: int,
+    best_fixed: str,
+    all_at_once_operators: Sequence[str],
+    oracle_operators: Sequence[str],
+    oracle_max_candidates: int,
+    seed: int,
+    merge_seed: int,
+) -> dict[str, Any]:
+    """Every model to merge and score for one candidate set: SimMerge's plan and each baseline.
+
+    Parameters
+    ----------
+    plan : mapping
+        ``plan.json`` of :func:`plan_merge` (its ``model``).
+    candidates, max_size
+        The set.
+    operators : mapping
+        The run's operators.
+    best_fixed : str
+        The best fixed operator on the 2-way labels: chains of the random-order and random-subset baselines
+        use it.
+    all_at_once_operators : sequence of str
+        Symmetric operators applied to all candidates in one merge (model_stock is added for ≥ 3 candidates).
+    oracle_operators : sequence of str
+        Operators tried at every step of the exhaustive oracle (only for ``len(candidates) <=
+        oracle_max_candidates``).
+    seed : int
+        Seed of the random baselines.
+    merge_seed : int
+        ``random_seed`` of randomised merges (part of every node id).
+
+    Returns
+    -------
+    dict
+        ``best_fixed_operator``; ``approaches`` (name → node ids of the final models it scores); ``nodes`` (id →
+        ``expression``, ``operator`` spec, ``inputs`` (expert names or node ids, anchor first)).
+    """
+    sensitive = {name: bool(operator.order_sensitive) for name, operator in operators.items()}
+    approaches: dict[str, list[Model]] = {SIMMERGE: [from_json(plan["model"])]}
+    every = list(all_at_once_operators) + ([MODEL_STOCK] if len(candidates) >= 3 else [])
+    for operator in every:
+        approaches[ALL_AT_ONCE + operator] = [all_at_once(candidates, operator)]
+    approaches[CHAIN_RANDOM_ORDER] = [
+        random_chain(candidates, best_fixed, order_sensitive=sensitive[best_fixed], seed=seed)
+    ]
+    approaches[RANDOM_SUBSET] = [
+        random_subset(candidates, best_fixed, order_sensitive=sensitive[best_fixed], max_size=max_size, seed=seed)
+    ]
+    if len(candidates) <= oracle_max_candidates:
+        approaches[ORACLE] = exhaustive(candidates, {o: sensitive[o] for o in oracle_operators}, max_size=max_size)
+    specs = operator_specs(operators)
+    nodes: dict[str, dict[str, Any]] = {}
+    finals: dict[str, list[str]] = {}
+    for approach, models in approaches.items():
+        finals[approach] = []
+        for model in models:
+            if isinstance(model, str):
+                raise ValueError(f"approach {approach} produced a single expert {model!r}, not a merge")
+            for node in merges_in(model):
+                nodes.setdefault(
+                    node_id(node, specs, merge_seed),
+                    {
+                        "expression": expression(node),
+                        "operator": specs[node.operator],
+                        "inputs": [
+                            child if isinstance(child, str) else node_id(child, specs, merge_seed)
+                            for child in node.inputs
+                        ],
+                    },
+                )
+            finals[approach].append(node_id(model, specs, merge_seed))
+    return {"best_fixed_operator": best_fixed, "candidates": list(candidates), "approaches": finals, "nodes": nodes}
+
+
+def merge_node(
+    node: Mapping[str, Any],
+    input_dirs: Sequence[str | os.PathLike],
+    base_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    merge_seed: int,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Merge one node of a recipe (``build_recipes``' ``nodes`` entry) from its inputs' checkpoints.
+
+    Two inputs go through the operator's pair config (the first is the anchor); more through its all-at-once
+    config; model_stock through mergekit's own N-model contract. A failed merge is recorded, as in
+    :func:`simmerge.merging.merge_pair`.
+    """
+    from simmerge.merging import run_merge_config
+    from simmerge.operators import multi_model_config
+
+    spec = node["operator"]
+    missing = [str(path) for path in input_dirs if not (Path(path) / "config.json").is_file()]
+    if spec["method"] == MODEL_STOCK:
+        config, randomised = None, False
+        if not missing:
+            config = multi_model_config(MODEL_STOCK, input_dirs, base_dir)
+    else:
+        operator = Operator.model_validate(spec)
+        randomised = bool(operator.randomised)
+        config = None
+        if not missing:
+            if len(input_dirs) == 2:
+                config = operator.to_mergekit_config(*input_dirs, base_dir, seed=merge_seed)
+            else:
+                config = operator.to_mergekit_config_all(input_dirs, base_dir, seed=merge_seed)
+    record = {"expression": node["expression"], "operator": spec["name"], "seed": merge_seed if randomised else None}
+    if config is None:  # an input merge failed earlier: so does this one, without calling mergekit
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        error = f"input merge failed (no checkpoint): {', '.join(missing)}"
+        return {**record, "status": "failed", "error": error, "wall_seconds": 0.0}
+    merged = run_merge_config(
+        config,
+        base_dir,
+        out_dir,
+        seed=merge_seed if randomised else 0,
+        label=node["expression"],
+        device=device,
+        threads=threads,
+    )
+    return {**record, **merged}
+
+
+def plan_set(
+    candidates: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    max_size: int,
+    beam_width: int,
+    min_gain: float,
+    operators: Mapping[str, Operator],
+    predictor_path: str | os.PathLike,
+    checkpoints: Mapping[str, str | os.PathLike],
+    summaries: Mapping[str, str | os.PathLike],
+    base: str,
+    expert_scores: Mapping[str, Mapping[str, float]],
+    probe_files: Mapping[str, str | os.PathLike],
+    feature_spec: Mapping[str, Any],
+    seed: int,
+    merge_seed: int,
+    probes_dir: str | os.PathLike,
+    scratch_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+) -> Plan:
+    """:func:`plan_merge` with the run's predictor: the body of the ``multiway_plan`` rule.
+
+    ``predict`` computes the pair features of two models from their probe summaries (experts: the run's
+    ``features/models/<name>.npz``; intermediate merges: a probe pass written to ``probes_dir/<node id>.npz``
+    with the run's feature settings and seed) and asks the predictor for every operator. ``materialise`` merges
+    an intermediate with mergekit into ``scratch_dir`` (deleted afterwards) and runs that probe pass; nothing
+    is evaluated.
+
+    Parameters
+    ----------
+    checkpoints, summaries : mapping
+        Checkpoint directory and summary ``.npz`` of every candidate and of the base (``base``).
+    expert_scores : mapping
+        Candidate → task → measured score.
+    probe_files : mapping
+        Every catalog task → its ``probe.jsonl`` (the summaries cover every task).
+    feature_spec : mapping
+        The ``features`` section of the config.
+    """
+    import tempfile
+
+    from simmerge.features import feature_names, pair_features
+    from simmerge.predictor import load_predictor
+    from simmerge.probes import probe_features
+
+    predictor = load_predictor(predictor_path, feature_columns=feature_names(), operators=list(operators))
+    specs = operator_specs(operators)
+    known = {name: Path(path) for name, path in summaries.items()}
+    probes = Path(probes_dir)
+    probes.mkdir(parents=True, exist_ok=True)
+    top_fraction = float(feature_spec["top_fraction"])
+
+    with tempfile.TemporaryDirectory(prefix="simmerge-plan-", dir=scratch_dir) as scratch:
+        merged: dict[str, Path] = {}
+
+        def checkpoint_of(model: Model) -> Path:
+            if isinstance(model, str):
+                return Path(checkpoints[model])
+            if expression(model) not in merged:
+                materialise(model)
+            return merged[expression(model)]
+
+        def materialise(model: Merge) -> None:
+            key = expression(model)
+            if key in known:
+                return
+            identity = node_id(model, specs, merge_seed)
+            out = Path(scratch) / identity
+            node = {"expression": key, "operator": specs[model.operator]}
+            inputs = [checkpoint_of(child) for child in model.inputs]
+            record = merge_node(
+                node, inputs, checkpoints[base], out, merge_seed=merge_seed, device=device, threads=threads
+            )
+            if record["status"] != "ok":
+                raise RuntimeError(f"planning merge {key} failed, so it cannot be probed: {record['error']}")
+            merged[key] = out
+            summary = probes / f"{identity}.npz"
+            probe_features(
+                out,
+                checkpoints[base],
+                probe_files,
+                summary,
+                name=identity,
+                spec=feature_spec,
+                seed=seed,
+                device=device,
+                threads=threads,
+            )
+            known[key] = summary
+
+        def predict(first: Model, second: Model) -> pd.DataFrame:
+            table = pair_features(
+                known[expression(first)], known[expression(second)], known[base], top_fraction=top_fraction
+            )
+            table = table[table["task"].isin(tasks)]
+            rows = pd.concat([table.assign(operator=name) for name in operators], ignore_index=True)
+            return rows[["task", "operator"]].join(predictor.predict(rows))
+
+        sensitive = {name: bool(operator.order_sensitive) for name, operator in operators.items()}
+        return plan_merge(
+            candidates,
+            tasks,
+            expert_scores,
+            sensitive,
+            predict,
+            materialise,
+            max_size=max_size,
+            beam_width=beam_width,
+            min_gain=min_gain,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scores and the comparison
+
+
+def score_node(
+    node_dir: str | os.PathLike,
+    merge_record: Mapping[str, Any],
+    reference: Mapping[str, float],
+    *,
+    task_dir: str | os.PathLike,
+    data_files: Mapping[str, str | os.PathLike],
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Score a merged node on the set's target tasks; normalise each task by the best candidate expert.
+
+    A failed merge scores :data:`simmerge.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
+    """
+    from simmerge.merging import FAILED_MERGE_SCORE
+    from simmerge.scoring import score_checkpoint
+
+    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
+    if merge_record["status"] != "ok":
+        record.update(
+            error=merge_record.get("error"),
+            tasks={t: {"metric": None, "normalised": FAILED_MERGE_SCORE} for t in reference},
+            target_score=FAILED_MERGE_SCORE,
+            eval_seconds=0.0,
+        )
+        return record
+    scored = score_checkpoint(
+        node_dir, task_dir, data_files, batch_size=batch_size, limit=limit, device=device, threads=threads
+    )
+    per_task = {
+        t: {
+            "metric": scored["tasks"][t]["score"],
+            "stderr": scored["tasks"][t]["stderr"].get(scored["tasks"][t]["primary_metric"]),
+            "primary_metric": scored["tasks"][t]["primary_metric"],
+            "normalised": scored["tasks"][t]["score"] / reference[t],
+        }
+        for t in reference
+    }
+    record.update(
+        tasks=per_task,
+        target_score=target_score({t: v["metric"] for t, v in per_task.items()}, reference),
+        eval_seconds=round(scored["wall_seconds"], 3),
+        lm_eval_version=scored["lm_eval_version"],
+        device=scored["device"],
+    )
+    return record
+
+
+def summarise_set(
+    recipes: Mapping[str, Any],
+    scores: Mapping[str, Mapping[str, Any]],
+    plan: Mapping[str, Any],
+    expert_scores: Mapping[str, Mapping[str, float]],
+    reference: Mapping[str, float],
+) -> pd.DataFrame:
+    """One row per approach: its chosen model, actual target score and what it spent.
+
+    ``merges`` counts mergekit runs (SimMerge: the planner's probe merges plus the executed chain);
+    ``probe_passes`` the probe passes on intermediates; ``evaluations`` the lm-eval runs the approach needs
+    to make its choice (0 for SimMerge, a fixed operator or random choice; every candidate for the oracle and
+    for "best all-at-once operator", which are picked in hindsight). ``best_expert`` is the best single
+    candidate, unmerged, for reference.
+    """
+    nodes = recipes["nodes"]
+
+    def tree(identity: str) -> Model:
+        node = nodes[identity]
+        inputs = tuple(child if child not in nodes else tree(child) for child in node["inputs"])
+        return Merge(node["operator"]["name"], inputs)
+
+    def row(approach: str, identity: str, *, merges: int, probe_passes: int = 0, evaluations: int = 0) -> dict:
+        model = tree(identity)
+        return {
+            "approach": approach,
+            "model": expression(model),
+            "size": len(members(model)),
+            "target_score": scores[identity]["target_score"],
+            "status": scores[identity]["status"],
+            "merges": merges,
+            "probe_passes": probe_passes,
+            "evaluations": evaluations,
+        }
+
+    rows = []
+    for approach, finals in recipes["approaches"].items():
+        models = [tree(identity) for identity in finals]
+        if approach == SIMMERGE:
+            probes = len(plan["materialised"])
+            entry = row(approach, finals[0], merges=merge_count(models) + probes, probe_passes=probes)
+            entry["predicted_target_score"] = plan["predicted_objective"]
+            entry["uncertainty"] = plan["uncertainty"]
+            rows.append(entry)
+        elif approach == ORACLE:
+            best = max(finals, key=lambda identity: (scores[identity]["target_score"], identity))
+            rows.append(row(approach, best, merges=merge_count(models), evaluations=len(finals)))
+        else:
+            rows.append(row(approach, finals[0], merges=merge_count(models)))
+    at_once = [r for r in rows if r["approach"].startswith(ALL_AT_ONCE)]
+    if at_once:
+        best = max(at_once, key=lambda r: (r["target_score"], r["approach"]))
+        rows.append(
+            {
+                **best,
+                "approach": "best_all_at_once",
+                "merges": sum(r["merges"] for r in at_once),
+                "evaluations": len(at_once),
+            }
+        )
+    expert = max(recipes["candidates"], key=lambda name: (target_score(expert_scores[name], reference), name))
+    rows.append(
+        {
+            "approach": "best_expert",
+            "model": expert,
+            "size": 1,
+            "target_score": target_score(expert_scores[expert], reference),
+            "status": "ok",
+            "merges": 0,
+            "probe_passes": 0,
+            "evaluations": 0,
+        }
+    )
+    return pd.DataFrame(rows)
+
+
 __all__ = [
     "MODEL_STOCK",
     "Merge",
@@ -416,6 +823,7 @@ __all__ = [
     "PredictFn",
     "State",
     "all_at_once",
+    "build_recipes",
     "chain",
     "exhaustive",
     "expression",
@@ -423,12 +831,17 @@ __all__ = [
     "members",
     "merge",
     "merge_count",
+    "merge_node",
     "merges_in",
     "node_id",
+    "operator_specs",
     "plan_merge",
+    "plan_set",
     "random_chain",
     "random_subset",
     "reference_scores",
+    "score_node",
+    "summarise_set",
     "target_score",
     "to_json",
 ]

@@ -124,6 +124,29 @@ def gap_closure_plot(summaries: Sequence[Mapping[str, Any]]):
     return figure
 
 
+def multiway_plot(table: pd.DataFrame):
+    """Target score of every approach, one panel per candidate set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(table["set"]))
+    figure, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 0.28 * table.groupby("set").size().max() + 1))
+    for axis, name in zip(np.atleast_1d(axes), sets, strict=True):
+        rows = table[table["set"] == name].iloc[::-1]
+        colours = [
+            "tab:red" if a == "simmerge" else "tab:grey" if a == "best_expert" else "tab:blue" for a in rows["approach"]
+        ]
+        axis.barh(rows["approach"], rows["target_score"], color=colours)
+        axis.axvline(1, color="grey", lw=1, ls="--")
+        axis.set_title(f"{name} (k ≤ {rows['size'].max()})", fontsize=9)
+        axis.set_xlabel("target score (1 = best expert on every task)")
+        axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 15) -> pd.DataFrame:
     """Permutation importance (drop in R²) of each input of the fitted predictor on its training rows."""
     from sklearn.inspection import permutation_importance
@@ -154,11 +177,13 @@ def build_report(
     cv: Mapping[str, Any],
     importances: pd.DataFrame,
     costs: pd.DataFrame,
+    multiway: pd.DataFrame | None = None,
 ) -> str:
     """The HTML text of the report (no external resources).
 
     ``units`` and ``candidates`` are the leave-one-checkpoint-out tables of :func:`simmerge.compare.compare`;
-    ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.costs.decision_costs`.
+    ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.costs.decision_costs`;
+    ``multiway`` is ``multiway/summary.csv`` (no section without it).
     """
     from simmerge.ranking import pair_scores
 
@@ -252,6 +277,19 @@ def build_report(
             f"<p>All pairs: SimMerge {total_s:.0f} s, merge-and-evaluate {total_m:.0f} s "
             f"({total_m / total_s:.0f}× more).</p>"
         )
+    if multiway is not None and not multiway.empty:
+        sections += [
+            "<h2>Multi-way merges</h2>",
+            "<p>Per candidate set: SimMerge's chain (subset, order and operators chosen from 2-way predictions, "
+            "with probe passes on the intermediates and no evaluation) against every operator applied to all "
+            "candidates at once, the best fixed operator chained in a random order, a random subset, and the "
+            "exhaustive oracle over subsets and orders (small sets only). Target score: mean over the set's "
+            "target tasks of the merge's score ÷ the best candidate expert's. <i>merges</i>: mergekit runs "
+            "(SimMerge's include the planner's probe merges); <i>evaluations</i>: lm-eval runs needed to make "
+            "the choice (the oracle and the best all-at-once operator are picked in hindsight).</p>",
+            _figure_html(multiway_plot(multiway), "multi-way target scores"),
+            _table_html(multiway),
+        ]
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
         "table{border-collapse:collapse;margin:0.8em 0;font-size:0.85em}"

@@ -29,8 +29,8 @@ def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFra
     ----------
     rows : pandas.DataFrame
         Label rows (``a``, ``b``, ``task``, ``operator``, ``order_sensitive``, ``normalised``, ``stderr``,
-        ``parent_score_a``, ``parent_score_b``, ``merge_score``, ``merge_score_stderr``) plus ``predicted``
-        and optionally ``uncertainty``.
+        ``parent_score_a``, ``parent_score_b``, ``merge_score``, ``merge_score_stderr``), optionally with
+        ``predicted`` and ``uncertainty``.
     per_task : bool
         One unit per (unordered pair, task) instead of per unordered pair.
 
@@ -50,8 +50,9 @@ def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFra
         frame["actual"] = frame["merge_score"]
         frame["actual_stderr"] = frame["merge_score_stderr"]
     frame["anchor"] = np.where(frame["order_sensitive"].astype(bool), frame["a"], "")
-    if "uncertainty" not in frame:
-        frame["uncertainty"] = np.nan
+    for column in ("predicted", "uncertainty"):  # absent when only the actual scores are of interest
+        if column not in frame:
+            frame[column] = np.nan
     grouped = frame.groupby(["unit", "operator", "anchor"], sort=False)
     table = grouped.agg(
         predicted=("predicted", "mean"),

@@ -138,3 +138,34 @@ def test_seeds_default_to_the_run_seed(smoke):
     assert catalog.seed_of("fr") == smoke["catalog"]["experts"][0]["source"]["train"]["seed"]
     assert catalog.parent_of("fr") == "tiny"
     assert catalog.parent_of("tiny") is None
+
+
+def test_multiway_sets_resolve_their_defaults(smoke):
+    catalog = load(smoke, workdir=REPO)
+    trio = catalog.multiway_sets["trio"]
+    assert trio.checkpoints == ("fr", "de", "rhyme")
+    assert trio.max_size == 3
+    assert trio.tasks == ("n2w_fr", "n2w_de", "rhyme_mc")  # the candidates' home tasks, in task order
+    assert catalog.multiway_seed == smoke["seed"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "ghost"]}]}, ["multiway set 's'", "['ghost']", "not experts"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "fr"]}]}, ["multiway set 's'", "lists an expert twice"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "de"], "max_size": 3}]}, ["max_size 3 is more than its 2"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "de"], "tasks": ["n2w_xx"]}]}, ["tasks ['n2w_xx']"]),
+        (
+            {"sets": [{"name": "s", "checkpoints": ["fr", "de"]}, {"name": "s", "checkpoints": ["fr", "rhyme"]}]},
+            ["the name 's' is used twice"],
+        ),
+        ({"all_at_once": ["ties_d99"]}, ["multiway.all_at_once: 'ties_d99' is not an operator"]),
+        ({"all_at_once": ["slerp_t30"]}, ["'slerp_t30' is order-sensitive", "only symmetric"]),
+        ({"oracle_operators": ["nope"]}, ["multiway.oracle_operators: 'nope'"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "de", "rhyme", "fr", "de", "rhyme"]}]}, ["multiway.sets.0"]),
+    ],
+)
+def test_bad_multiway_config_names_the_set_and_field(smoke, change, expected):
+    smoke["multiway"] = {**smoke["multiway"], **change}
+    expect_config_error(smoke, *expected)

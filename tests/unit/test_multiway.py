@@ -138,8 +138,9 @@ def test_planner_refuses_bad_arguments_and_incomplete_predictions():
 
     with pytest.raises(ValueError, match=r"gave no prediction for \[\('ta', 'bad'\)"):
         plan_merge("abcd", TASKS, SCORES, OPERATORS, no_bad, lambda m: None, max_size=4)
-    with pytest.raises(ValueError, match="scores above 0 on target task"):
-        reference_scores(SCORES, ["a", "b"], ["ta", "tc"])
+    with pytest.raises(ValueError, match="scores above 0 on any target task"):
+        reference_scores(SCORES, ["a", "b"], ["tc", "td"])
+    assert reference_scores(SCORES, ["a", "b"], ["ta", "tc"]) == {"ta": 1.0}
 
 
 def test_trees_are_canonical_and_round_trip():

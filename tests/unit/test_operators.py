@@ -14,6 +14,7 @@ from simmerge.operators import (
     load_operators,
     merge_jobs,
     mergekit_methods,
+    multi_model_config,
 )
 
 
@@ -314,3 +315,30 @@ def test_legacy_registry_is_read_with_the_documented_tables():
         _from_legacy("passthrough", passthrough).check_inputs(["a", "b"], None)
     slerp = SimpleNamespace(parameters=lambda: defs("t"), tensor_parameters=lambda: [])
     assert _from_legacy("slerp", slerp).anchored
+
+
+def test_all_at_once_config_lists_every_model_with_the_operator_parameters(tmp_path):
+    models = [str(tmp_path / name) for name in ("c", "a", "b")]
+    config = default_operators()["ties_d50"].to_mergekit_config_all(models, str(tmp_path / "base"), seed=None)
+    assert [entry["model"] for entry in config["models"]] == sorted(models)
+    assert all(entry["parameters"] == {"weight": 1.0, "density": 0.5} for entry in config["models"])
+    assert config["base_model"] == str(tmp_path / "base")
+    MergeConfiguration.model_validate(config)
+    linear = default_operators()["linear"].to_mergekit_config_all(models, str(tmp_path / "base"), seed=None)
+    assert "base_model" not in linear  # linear ignores a base
+    with pytest.raises(ValueError, match="order-sensitive"):
+        default_operators()["slerp_t30"].to_mergekit_config_all(models, str(tmp_path / "base"), seed=None)
+    with pytest.raises(ValueError, match="needs a seed"):
+        default_operators()["dare_ties_d50"].to_mergekit_config_all(models, str(tmp_path / "base"), seed=None)
+
+
+def test_multi_model_config_follows_mergekits_input_contract(tmp_path):
+    models = [str(tmp_path / name) for name in ("a", "b", "c")]
+    stock = multi_model_config("model_stock", models, str(tmp_path / "base"))
+    assert stock["merge_method"] == "model_stock" and len(stock["models"]) == 3
+    with pytest.raises(ValueError, match="model_stock cannot merge 1 models: mergekit says .*at least 3"):
+        multi_model_config("model_stock", models[:1], str(tmp_path / "base"))
+    with pytest.raises(ValueError, match="requires a base model"):
+        multi_model_config("ties", models, None)
+    with pytest.raises(ValueError, match="given twice"):
+        multi_model_config("linear", [models[0], models[0]], None)

@@ -66,7 +66,9 @@ def pretend_complete(root: Path, *args: str) -> int:
     """Create every output of the workflow as an empty file and record it as made by this config.
 
     ``snakemake --touch`` then stores the jobs' provenance (params, code), so a later dry-run shows exactly
-    what a config change would re-run, without running the expensive jobs first.
+    what a config change would re-run, without running the expensive jobs first. An output without a suffix is
+    a ``directory()`` output and becomes an empty directory; a multi-way recipes checkpoint gets an empty recipe
+    list instead of an empty file, since the workflow reads it to build the DAG.
     """
     result = run_snakemake(root, "--summary", *args)
     outputs = [line.split("\t")[0] for line in result.stdout.splitlines()[1:] if "\t" in line]
@@ -74,7 +76,12 @@ def pretend_complete(root: Path, *args: str) -> int:
     for output in outputs:
         path = root / output
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        if not path.suffix:
+            path.mkdir(exist_ok=True)
+        elif path.name == "recipes.json":
+            path.write_text('{"approaches": {}, "nodes": {}}', encoding="utf-8")
+        else:
+            path.touch()
         os.utime(path, (stamp, stamp))
     run_snakemake(root, "--touch", *args)
     return len(outputs)

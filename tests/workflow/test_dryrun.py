@@ -28,7 +28,19 @@ def test_smoke_dry_run_job_counts(workflow_dir):
 
 ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 # Jobs that read every label: re-run whenever a merge changes.
-AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1, "report": 1}
+LABEL_AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1, "report": 1}
+
+
+def aggregates(config: dict) -> dict[str, int]:
+    """Jobs a change of the labels re-runs: the label aggregates, and per multi-way set its plan (the predictor
+    changed), recipes and summary. The merges and scores of a set's recipes are known only once its recipes
+    checkpoint has run, so a dry-run does not list them."""
+    n_sets = len(config.get("multiway", {}).get("sets", []))
+    multiway = {"multiway_plan": n_sets, "multiway_recipes": n_sets, "multiway_summary": n_sets, "multiway_table": 1}
+    return {**LABEL_AGGREGATES, **(multiway if n_sets else {})}
+
+
+AGGREGATES = aggregates(load_config("smoke.yaml"))
 
 
 def n_merges(operators: list[dict], n_experts: int) -> int:
@@ -52,7 +64,7 @@ def test_default_dry_run_job_counts(workflow_dir):
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
         "merge_score": n_merges([dict(op) for op in DEFAULT_OPERATORS], n_experts),
-        **AGGREGATES,
+        **aggregates(default),
         "all": 1,
     }
 
@@ -172,5 +184,33 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
         "compare_summary": 1,
         "report": 1,
         "all_labels": 1,
+        "all": 1,
+    }
+
+
+def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
+    smoke = load_config("smoke.yaml")
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    added = copy.deepcopy(smoke)
+    added["multiway"]["sets"].append({"name": "pair", "checkpoints": ["fr", "de"]})
+    path = write_config(workflow_dir, "plus_set.yaml", added)
+    # the new set is planned; the existing set's plan, recipes and summary stay; the table and report gather both
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "multiway_plan": 1,
+        "multiway_recipes": 1,
+        "multiway_summary": 1,
+        "multiway_table": 1,
+        "report": 1,
+        "all": 1,
+    }
+    oracle = copy.deepcopy(smoke)
+    oracle["multiway"]["oracle_operators"] = ["linear", "ties_d50"]
+    path = write_config(workflow_dir, "oracle.yaml", oracle)
+    # baselines change, the plan (the expensive probe merges) does not
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "multiway_recipes": 1,
+        "multiway_summary": 1,
+        "multiway_table": 1,
+        "report": 1,
         "all": 1,
     }

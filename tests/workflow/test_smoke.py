@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 SMOKE = load_config("smoke.yaml")
 MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
+ANCHORED_METHODS = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +300,8 @@ def test_report_is_one_self_contained_page(smoke_run):
     text = (results(smoke_run) / "report.html").read_text()
     assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 3
     assert 'src="http' not in text and 'href="http' not in text
-    for heading in ("What was run", "Which operator wins where", "gap closure", "Feature importances", "Cost"):
+    headings = ("What was run", "Which operator wins where", "gap closure", "Feature importances", "Cost", "Multi-way")
+    for heading in headings:
         assert heading.lower() in text.lower(), heading
 
 
@@ -310,3 +312,43 @@ def test_snakemake_report_bundles_the_captioned_outputs(smoke_run):
     names = zipfile.ZipFile(smoke_run / "report.zip").namelist()
     for name in ("report.html", "summary.csv", "summary.md", "labels.csv"):
         assert any(entry.endswith("/" + name) for entry in names if "/data/raw/" in entry), name
+
+
+def test_a_three_way_plan_is_executed_and_compared_with_every_baseline(smoke_run):
+    root = results(smoke_run) / "multiway"
+    plan = read_json(root / "trio" / "plan.json")
+    recipes = read_json(root / "trio" / "recipes.json")
+    summary = pd.read_csv(root / "summary.csv").set_index("approach")
+    operators = SMOKE["merges"]["operators"]
+    symmetric = [op["name"] for op in operators if op["method"] not in ANCHORED_METHODS]
+    assert set(summary.index) == {
+        "simmerge",
+        *(f"all:{name}" for name in symmetric),
+        "all:model_stock",
+        "chain_random_order",
+        "random_subset",
+        "oracle",
+        "best_all_at_once",
+        "best_expert",
+    }
+    assert (summary["status"] == "ok").all()
+    # SimMerge's row is the executed plan; it spent no evaluation to choose it
+    assert summary.loc["simmerge", "model"] == plan["expression"]
+    assert summary.loc["simmerge", "evaluations"] == 0
+    assert summary.loc["simmerge", "probe_passes"] == len(plan["materialised"])
+    # the oracle scored every subset and order with the best fixed operator: 3 pairs + 3 three-way chains
+    best_fixed = recipes["best_fixed_operator"]
+    assert summary.loc["oracle", "evaluations"] == (6 if best_fixed in symmetric else 12)
+    assert summary.loc["oracle", "target_score"] == max(
+        read_json(root / "trio" / "scores" / f"{node}.json")["target_score"] for node in recipes["approaches"]["oracle"]
+    )
+    # every merge ran the exact mergekit YAML recorded beside it, with one model per input of the node
+    for identity, node in recipes["nodes"].items():
+        record = read_json(root / "trio" / "nodes" / f"{identity}.json")
+        assert record["status"] == "ok" and record["expression"] == node["expression"]
+        assert len(yaml.safe_load(record["config_yaml"])["models"]) == len(node["inputs"])
+        assert not (root / "trio" / "nodes" / identity).exists()  # merged weights are temporary by default
+    # every prediction the planner used is on record: step 0 = 3 pairs x (symmetric + both orders of anchored)
+    predictions = pd.read_csv(root / "trio" / "plan_predictions.csv")
+    candidates_per_pair = len(symmetric) + 2 * (len(operators) - len(symmetric))
+    assert len(predictions[predictions["step"] == 0]) == 3 * candidates_per_pair * predictions["task"].nunique()

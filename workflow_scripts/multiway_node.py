@@ -1,0 +1,21 @@
+# rule multiway_node: one merge of a recipe tree, from expert checkpoints or earlier merged nodes.
+from pathlib import Path
+
+from simmerge.catalog import checkpoint_dir
+from simmerge.io import atomic_dir, write_json
+from simmerge.logs import log_to
+from simmerge.multiway import merge_node
+
+with log_to(snakemake.log[0]):
+    node = snakemake.params.node
+    inputs = [checkpoint_dir(path) if path.endswith("manifest.json") else Path(path) for path in snakemake.input.inputs]
+    with atomic_dir(snakemake.output.merged) as merged:
+        record = merge_node(
+            node,
+            inputs,
+            checkpoint_dir(snakemake.input.base),
+            merged,
+            merge_seed=node["merge_seed"],
+            threads=snakemake.threads,
+        )
+    write_json(record, snakemake.output.record)

@@ -1,0 +1,39 @@
+# rule multiway_plan: SimMerge's multi-way merge for one candidate set, chosen from 2-way predictions.
+from pathlib import Path
+
+from simmerge.catalog import checkpoint_dir
+from simmerge.io import read_json, write_json, write_table
+from simmerge.logs import log_to
+from simmerge.multiway import plan_set
+from simmerge.operators import load_operators
+
+with log_to(snakemake.log[0]):
+    spec = snakemake.params.plan
+    names = [spec["base"], *spec["candidates"]]
+    scores = {
+        name: read_json(path)["tasks"] for name, path in zip(spec["candidates"], snakemake.input.scores, strict=True)
+    }
+    plan = plan_set(
+        spec["candidates"],
+        spec["tasks"],
+        max_size=spec["max_size"],
+        beam_width=spec["beam_width"],
+        min_gain=spec["min_gain"],
+        operators=load_operators(spec["operators"]),
+        predictor_path=snakemake.input.predictor,
+        checkpoints={name: checkpoint_dir(path) for name, path in zip(names, snakemake.input.checkpoints, strict=True)},
+        summaries=dict(zip(names, snakemake.input.summaries, strict=True)),
+        base=spec["base"],
+        expert_scores={
+            name: {task: record["score"] for task, record in tasks.items()} for name, tasks in scores.items()
+        },
+        probe_files=dict(zip(spec["probe_tasks"], snakemake.input.probes, strict=True)),
+        feature_spec=spec["features"],
+        seed=spec["seed"],
+        merge_seed=spec["merge_seed"],
+        probes_dir=Path(snakemake.output.probes),
+        scratch_dir=spec["scratch_dir"],
+        threads=snakemake.threads,
+    )
+    write_table(plan.predictions, snakemake.output.predictions)
+    write_json({**plan.to_json(), "tasks": spec["tasks"], "candidates": spec["candidates"]}, snakemake.output.plan)
