@@ -23,6 +23,7 @@ include: "rules/features.smk"
 include: "rules/merges.smk"
 include: "rules/predictor.smk"
 include: "rules/multiway.smk"
+include: "rules/bandit.smk"
 
 
 rule all:
@@ -54,3 +55,8 @@ rule all_predictor:
 rule all_multiway:
     input:
         get_multiway_targets(),
+
+
+rule all_bandit:
+    input:
+        get_bandit_targets(),

@@ -65,6 +65,7 @@ def get_final_targets():
         + get_labels_targets()
         + get_predictor_targets()
         + get_multiway_targets()
+        + get_bandit_targets()
     )
 
 
@@ -263,6 +264,7 @@ def get_report_params(wildcards):
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
         "experts": EXPERTS,
         "seed": PREDICTOR_SEED,
+        "arrivals": [arrival.model_dump() for arrival in RUN.bandit.arrivals],
     }
 
 
@@ -395,4 +397,19 @@ def get_multiway_summary_input(wildcards):
             res(f"multiway/{wildcards.mwset}/scores/{node}.json") for node in finals
         ],
         "scores": [res(f"scores/experts/{name}.json") for name in chosen.checkpoints],
+    }
+
+
+# ---- bandit -----------------------------------------------------------------------------------------------------
+
+
+def get_bandit_targets():
+    return [res("bandit/summary.csv")]
+
+
+def get_bandit_params(wildcards):
+    spec = RUN.bandit
+    return {
+        **spec.model_dump(exclude={"seed", "seeds"}),
+        "seeds": [CATALOG.bandit_seed + offset for offset in range(spec.seeds)],
     }

@@ -75,6 +75,7 @@ rule report:
         candidates=res("compare/checkpoint/candidates.csv"),
         merges=get_merge_targets(),
         multiway=get_multiway_targets(),
+        bandit=res("bandit/replay.csv"),
     output:
         report(
             res("report.html"), caption="../report/report_html.rst", category="Report"

@@ -36,5 +36,7 @@ with log_to(snakemake.log[0]):
         importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
         costs=decision_costs(run_dir, spec["experts"]),
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
+        bandit=pd.read_csv(snakemake.input.bandit),
+        arrivals=spec["arrivals"],
     )
     write_text(text, snakemake.output[0])

@@ -131,6 +131,10 @@ class Catalog:
         return resolved
 
     @property
+    def bandit_seed(self) -> int:
+        return self.config.seed if self.config.bandit.seed is None else self.config.bandit.seed
+
+    @property
     def multiway_seed(self) -> int:
         return self.config.seed if self.config.multiway.seed is None else self.config.multiway.seed
 
@@ -215,6 +219,20 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
                 problems.append(f"{where}: source.path {str(path)!r} does not exist; fix the path")
     problems.extend(_parent_cycles(catalog))
     problems.extend(_multiway_problems(catalog))
+    problems.extend(_bandit_problems(catalog))
+    return problems
+
+
+def _bandit_problems(catalog: Catalog) -> list[str]:
+    known = {"checkpoints": catalog.expert_names, "tasks": catalog.tasks, "operators": list(catalog.operators)}
+    problems = []
+    for index, arrival in enumerate(catalog.config.bandit.arrivals):
+        for kind, names in known.items():
+            unknown = [name for name in getattr(arrival, kind) if name not in names]
+            if unknown:
+                problems.append(
+                    f"bandit.arrivals[{index}].{kind}: {unknown} are not {kind} of the run (known: {', '.join(names)})"
+                )
     return problems
 
 

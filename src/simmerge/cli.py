@@ -195,6 +195,24 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"wrote {output} (mergekit-yaml {output} <out dir>)")
 
 
+def cmd_bandit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    catalog = _load_catalog(args.config)
+    run = Path(args.run or Path("results") / catalog.config.run_name)
+    if args.live:
+        from simmerge.bandit import run_live
+
+        ledger = run_live(args.config, run, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
+        print(f"ledger {run / 'bandit' / 'ledger.sqlite'}: {len(ledger)} rounds")
+        return
+    summary = run / "bandit" / "summary.csv"
+    if not summary.is_file():
+        raise ConfigError(f"no replay in {run}: {summary} is missing; run `snakemake all_bandit`")
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
+        print(pd.read_csv(summary).to_string(index=False))
+
+
 def cmd_costs(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -284,6 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", help="tasks to predict for (default: the experts' home tasks, else all)")
     p.add_argument("-o", "--output", help="mergekit YAML to write (default: recommend_<a>__<b>.yml)")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("bandit", help="the bandit's replay summary, or (--live) merge, score and learn online")
+    p.add_argument("--live", action="store_true", help="play rounds: choose an operator, merge, score, update")
+    p.add_argument("--rounds", type=int, default=10, help="with --live: play until the ledger has this many rounds")
+    p.add_argument("--config", default="config/config.yaml", help="workflow config, re-read every round")
+    p.add_argument("--run", help="the run's results folder (default: results/<run_name>)")
+    p.add_argument("--tasks-dir", default="config/tasks")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_bandit)
 
     p = sub.add_parser("costs", help="merge, scoring and per-job overhead seconds of a run's merge jobs")
     p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")

@@ -256,6 +256,32 @@ class MultiwaySpec(Frozen):
     keep_merged: bool = Field(False, description="Keep merged checkpoints in multiway/<set>/nodes/ (else temporary).")
 
 
+class BanditArrivalSpec(Frozen):
+    """Checkpoints, tasks and operators that join the bandit's stream part-way through."""
+
+    at: float = Field(ge=0, lt=1, description="When they arrive, as a fraction of the rounds.")
+    checkpoints: list[Slug] = Field(default_factory=list, description="Experts whose pairs become requests.")
+    tasks: list[Slug] = Field(default_factory=list, description="Tasks that become requests.")
+    operators: list[Slug] = Field(default_factory=list, description="Operators that become arms.")
+
+
+class BanditSpec(Frozen):
+    """The contextual bandit (simmerge.bandit): replay on the labels and the live loop."""
+
+    policy: Literal["linucb", "lints"] = Field("linucb", description="MABWiser learning policy of the bandit.")
+    alpha: float = Field(1.0, gt=0, description="Exploration of LinUCB / LinTS.")
+    epsilon: float = Field(0.1, ge=0, le=1, description="Exploration of the epsilon-greedy baseline.")
+    rounds: int = Field(300, ge=1, description="Merge requests per replay.")
+    seeds: int = Field(5, ge=1, description="Replays, with seeds seed, seed+1, ...")
+    offline_family: Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"] = Field(
+        "per_operator_ridge", description="Family of the frozen offline predictor baseline."
+    )
+    arrivals: list[BanditArrivalSpec] = Field(
+        default_factory=list, description="What arrives when; everything else is there from round 0."
+    )
+    seed: int | None = Field(None, description="Seed of the replays and the live loop; default: the run seed.")
+
+
 class RunConfig(Frozen):
     """The whole workflow configuration (``config/config.yaml``)."""
 
@@ -268,6 +294,7 @@ class RunConfig(Frozen):
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     predictor: PredictorSpec = Field(default_factory=PredictorSpec)
     multiway: MultiwaySpec = Field(default_factory=MultiwaySpec)
+    bandit: BanditSpec = Field(default_factory=BanditSpec)
 
 
 def format_validation_error(error: ValidationError, where: str) -> str:

@@ -147,6 +147,27 @@ def multiway_plot(table: pd.DataFrame):
     return figure
 
 
+def regret_plot(replay: pd.DataFrame):
+    """Cumulative regret against rounds per policy: mean over the replay seeds with a ± 1 sd band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    curves = replay.groupby(["policy", "round"])["cumulative_regret"].agg(["mean", "std"]).reset_index()
+    for policy in dict.fromkeys(replay["policy"]):
+        curve = curves[curves["policy"] == policy]
+        axis.plot(curve["round"], curve["mean"], label=policy, lw=2 if policy == "bandit" else 1)
+        axis.fill_between(
+            curve["round"], curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0), alpha=0.15
+        )
+    axis.set_xlabel("round (merge request)")
+    axis.set_ylabel("cumulative regret")
+    axis.legend(fontsize=8)
+    return figure
+
+
 def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 15) -> pd.DataFrame:
     """Permutation importance (drop in R²) of each input of the fitted predictor on its training rows."""
     from sklearn.inspection import permutation_importance
@@ -178,12 +199,15 @@ def build_report(
     importances: pd.DataFrame,
     costs: pd.DataFrame,
     multiway: pd.DataFrame | None = None,
+    bandit: pd.DataFrame | None = None,
+    arrivals: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The HTML text of the report (no external resources).
 
     ``units`` and ``candidates`` are the leave-one-checkpoint-out tables of :func:`simmerge.compare.compare`;
     ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.costs.decision_costs`;
-    ``multiway`` is ``multiway/summary.csv`` (no section without it).
+    ``multiway`` is ``multiway/summary.csv`` and ``bandit`` the replay table of :func:`simmerge.bandit.replay`
+    with its ``arrivals`` (no section without them).
     """
     from simmerge.ranking import pair_scores
 
@@ -289,6 +313,24 @@ def build_report(
             "the choice (the oracle and the best all-at-once operator are picked in hindsight).</p>",
             _figure_html(multiway_plot(multiway), "multi-way target scores"),
             _table_html(multiway),
+        ]
+    if bandit is not None and not bandit.empty:
+        from simmerge.bandit import regret_summary
+
+        schedule = "; ".join(
+            f"at {a['at']:.0%}: "
+            + ", ".join(n for kind in ("checkpoints", "tasks", "operators") for n in a.get(kind, []))
+            for a in arrivals
+        )
+        sections += [
+            "<h2>Online: the contextual bandit</h2>",
+            "<p>Replay on the labels: one merge request (ordered pair, task) per round, drawn from what has arrived; "
+            "arms are the operators present, the context is the pair's features, the reward its normalised score. "
+            f"Arrivals: {html.escape(schedule or 'none')}. The bandit, ε-greedy and random start from the labels "
+            "present at round 0 and learn online; the offline predictor and the best fixed operator are fitted on "
+            "those rows and frozen. Regret = oracle reward − the policy's.</p>",
+            _figure_html(regret_plot(bandit), "cumulative regret"),
+            _table_html(regret_summary(bandit)),
         ]
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"

@@ -169,3 +169,10 @@ def test_multiway_sets_resolve_their_defaults(smoke):
 def test_bad_multiway_config_names_the_set_and_field(smoke, change, expected):
     smoke["multiway"] = {**smoke["multiway"], **change}
     expect_config_error(smoke, *expected)
+
+
+def test_bad_bandit_arrival_names_the_entry(smoke):
+    smoke["bandit"]["arrivals"].append({"at": 0.7, "operators": ["ghost_op"], "checkpoints": ["nobody"]})
+    expect_config_error(
+        smoke, "bandit.arrivals[1].checkpoints: ['nobody']", "bandit.arrivals[1].operators: ['ghost_op']"
+    )

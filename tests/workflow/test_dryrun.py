@@ -28,7 +28,15 @@ def test_smoke_dry_run_job_counts(workflow_dir):
 
 ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 # Jobs that read every label: re-run whenever a merge changes.
-LABEL_AGGREGATES = {"labels": 1, "operator_ranking": 1, "predictor": 1, "compare": 2, "compare_summary": 1, "report": 1}
+LABEL_AGGREGATES = {
+    "labels": 1,
+    "operator_ranking": 1,
+    "predictor": 1,
+    "compare": 2,
+    "compare_summary": 1,
+    "bandit_replay": 1,
+    "report": 1,
+}
 
 
 def aggregates(config: dict) -> dict[str, int]:

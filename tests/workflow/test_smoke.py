@@ -352,3 +352,71 @@ def test_a_three_way_plan_is_executed_and_compared_with_every_baseline(smoke_run
     predictions = pd.read_csv(root / "trio" / "plan_predictions.csv")
     candidates_per_pair = len(symmetric) + 2 * (len(operators) - len(symmetric))
     assert len(predictions[predictions["step"] == 0]) == 3 * candidates_per_pair * predictions["task"].nunique()
+
+
+def test_bandit_replay_reports_every_policy(smoke_run):
+    from simmerge.bandit import POLICIES
+
+    summary = pd.read_csv(results(smoke_run) / "bandit" / "summary.csv")
+    assert list(summary["policy"]) == list(POLICIES)
+    assert (summary["seeds"] == SMOKE["bandit"]["seeds"]).all()
+    assert summary.set_index("policy").at["oracle", "cumulative_regret"] == 0
+    replay = pd.read_csv(results(smoke_run) / "bandit" / "replay.csv")
+    arrived = SMOKE["bandit"]["arrivals"][0]
+    early = replay[replay["round"] < arrived["at"] * SMOKE["bandit"]["rounds"]]
+    assert not early["arm"].isin(arrived["operators"]).any()
+
+
+def ledger_rows(run: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(run / "bandit" / "ledger.sqlite") as connection:
+        return connection.execute("SELECT round, a, b, task, arm, status, reward FROM rounds ORDER BY round").fetchall()
+
+
+def test_live_bandit_resumes_after_sigkill_and_picks_up_a_new_operator(smoke_run, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    simmerge = str(Path(sys.executable).with_name("simmerge"))
+    runs = {name: tmp_path / name for name in ("straight", "killed")}
+    for run in runs.values():
+        shutil.copytree(results(smoke_run), run, ignore=shutil.ignore_patterns("bandit"))
+
+    def live(run: Path, rounds: int, config: str = "config/smoke.yaml") -> list[str]:
+        return [simmerge, "bandit", "--live", "--run", str(run), "--config", config, "--rounds", str(rounds)]
+
+    subprocess.run(live(runs["straight"], 3), cwd=smoke_run, check=True, capture_output=True, timeout=600)
+    process = subprocess.Popen(
+        live(runs["killed"], 3), cwd=smoke_run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if (runs["killed"] / "bandit" / "ledger.sqlite").is_file() and any(
+            row[0] == 1 and row[5] == "started" for row in ledger_rows(runs["killed"])
+        ):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside round 1's merge or scoring
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    interrupted = ledger_rows(runs["killed"])
+    assert [row[5] for row in interrupted] == ["done", "started"]
+    result = subprocess.run(live(runs["killed"], 3), cwd=smoke_run, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "round 3/3" in result.stdout and "round 1/3" not in result.stdout  # round 1 is not played again
+    assert ledger_rows(runs["killed"]) == ledger_rows(runs["straight"])
+    assert interrupted[1][:5] == ledger_rows(runs["killed"])[1][:5]  # the killed round kept its request and arm
+
+    config = load_config("smoke.yaml")
+    config["merges"]["operators"].append(
+        {"name": "ta_w100", "method": "task_arithmetic", "model_parameters": {"weight": 1.0}}
+    )
+    path = write_config(smoke_run, "live_plus_operator.yaml", config)
+    subprocess.run(live(runs["straight"], 4, path), cwd=smoke_run, check=True, capture_output=True, timeout=600)
+    # the new arm has no data: LinUCB's bonus for it is the largest, so the next round explores it
+    assert ledger_rows(runs["straight"])[3][4] == "ta_w100"
