@@ -2,17 +2,14 @@
 from pathlib import Path
 
 from simmerge.catalog import checkpoint_dir
-from simmerge.io import read_json, write_json, write_table
+from simmerge.io import write_json, write_table
 from simmerge.logs import log_to
-from simmerge.multiway import plan_set
+from simmerge.multiway import plan_set, read_expert_scores
 from simmerge.operators import load_operators
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.plan
     names = [spec["base"], *spec["candidates"]]
-    scores = {
-        name: read_json(path)["tasks"] for name, path in zip(spec["candidates"], snakemake.input.scores, strict=True)
-    }
     plan = plan_set(
         spec["candidates"],
         spec["tasks"],
@@ -24,9 +21,7 @@ with log_to(snakemake.log[0]):
         checkpoints={name: checkpoint_dir(path) for name, path in zip(names, snakemake.input.checkpoints, strict=True)},
         summaries=dict(zip(names, snakemake.input.summaries, strict=True)),
         base=spec["base"],
-        expert_scores={
-            name: {task: record["score"] for task, record in tasks.items()} for name, tasks in scores.items()
-        },
+        expert_scores=read_expert_scores(snakemake.input.scores),
         probe_files=dict(zip(spec["probe_tasks"], snakemake.input.probes, strict=True)),
         feature_spec=spec["features"],
         seed=spec["seed"],

@@ -3,16 +3,15 @@ from pathlib import Path
 
 from simmerge.io import read_json, write_json
 from simmerge.logs import log_to
-from simmerge.multiway import reference_scores, score_node
+from simmerge.multiway import read_expert_scores, reference_scores, score_node
 
 with log_to(snakemake.log[0]):
     tasks = snakemake.params.tasks
-    experts = {record["checkpoint"]: record for record in map(read_json, snakemake.input.scores)}
-    expert_scores = {name: {t: r["score"] for t, r in record["tasks"].items()} for name, record in experts.items()}
+    expert_scores = read_expert_scores(snakemake.input.scores)
     record = score_node(
         snakemake.input.merged,
         read_json(snakemake.input.record),
-        reference_scores(expert_scores, list(experts), tasks),
+        reference_scores(expert_scores, list(expert_scores), tasks),
         task_dir=Path(snakemake.input.tasks[0]).parent,
         data_files=dict(zip(tasks, snakemake.input.eval, strict=True)),
         threads=snakemake.threads,

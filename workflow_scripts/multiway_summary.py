@@ -3,18 +3,17 @@ from pathlib import Path
 
 from simmerge.io import read_json, write_table
 from simmerge.logs import log_to
-from simmerge.multiway import reference_scores, summarise_set
+from simmerge.multiway import read_expert_scores, reference_scores, summarise_set
 
 with log_to(snakemake.log[0]):
     tasks = snakemake.params.tasks
-    experts = {record["checkpoint"]: record for record in map(read_json, snakemake.input.scores)}
-    expert_scores = {name: {t: r["score"] for t, r in record["tasks"].items()} for name, record in experts.items()}
+    expert_scores = read_expert_scores(snakemake.input.scores)
     scores = {Path(path).stem: read_json(path) for path in snakemake.input.node_scores}
     table = summarise_set(
         read_json(snakemake.input.recipes),
         scores,
         read_json(snakemake.input.plan),
         expert_scores,
-        reference_scores(expert_scores, list(experts), tasks),
+        reference_scores(expert_scores, list(expert_scores), tasks),
     )
     write_table(table.assign(set=snakemake.wildcards.mwset), snakemake.output[0])

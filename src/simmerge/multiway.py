@@ -124,6 +124,14 @@ def _spec_tree(model: Model, specs: Mapping[str, Mapping[str, Any]]) -> Any:
 # Estimated scores
 
 
+def read_expert_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, float]]:
+    """Expert → task → primary-metric score, from ``scores/experts/<name>.json`` records."""
+    from simmerge.io import read_json
+
+    records = [read_json(path) for path in paths]
+    return {r["checkpoint"]: {task: value["score"] for task, value in r["tasks"].items()} for r in records}
+
+
 def target_score(scores: Mapping[str, float], reference: Mapping[str, float]) -> float:
     """Mean over the target tasks of ``scores[t] / reference[t]`` (reference: the best candidate expert's score)."""
     return sum(scores[task] / reference[task] for task in reference) / len(reference)
@@ -839,6 +847,7 @@ __all__ = [
     "plan_set",
     "random_chain",
     "random_subset",
+    "read_expert_scores",
     "reference_scores",
     "score_node",
     "summarise_set",
