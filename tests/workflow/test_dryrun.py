@@ -222,3 +222,11 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
         "report": 1,
         "all": 1,
     }
+
+
+def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflow_dir):
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = load_config("smoke.yaml")
+    config["bandit"]["alpha"] = 0.5
+    path = write_config(workflow_dir, "alpha.yaml", config)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {"bandit_replay": 1, "report": 1, "all": 1}
