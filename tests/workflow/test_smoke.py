@@ -149,7 +149,7 @@ def snapshot(root: Path) -> dict:
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     for path in sorted((results(root) / "features" / "pairs").iterdir()):
         out[path.name] = sha256_file(path)
-    for table in ("labels.parquet", "labels.csv", "compare/summary.csv"):
+    for table in ("labels.parquet", "labels.csv", "compare/summary.csv", "multiway/summary.csv", "bandit/replay.csv"):
         out[table] = sha256_file(results(root) / table)
     return out
 
