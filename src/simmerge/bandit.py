@@ -283,9 +283,6 @@ def regret_summary(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------------
 # Live: merge, score and learn, one request per round, with a ledger that survives a kill
 
-LEDGER_COLUMNS = ("round", "a", "b", "task", "arm", "status", "reward", "record")
-
-
 class Ledger:
     """SQLite record of the live loop: a round is written as ``started`` before its merge and ``done`` after.
 
@@ -496,7 +493,6 @@ def _history(run: Path, done: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "LEDGER_COLUMNS",
     "POLICIES",
     "Arrival",
     "Ledger",
