@@ -283,6 +283,7 @@ def regret_summary(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------------
 # Live: merge, score and learn, one request per round, with a ledger that survives a kill
 
+
 class Ledger:
     """SQLite record of the live loop: a round is written as ``started`` before its merge and ``done`` after.
 
