@@ -14,6 +14,7 @@ frozen, ε-greedy, uniform random, the best fixed operator of the start, and the
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sqlite3
@@ -140,20 +141,19 @@ class OnlinePolicy:
     (exploration included) chooses among them.
     """
 
-    LEARNING = ("linucb", "lints", "epsilon_greedy", "random")
-
     def __init__(self, kind: str, *, alpha: float, epsilon: float, seed: int) -> None:
         from mabwiser.mab import LearningPolicy
 
-        if kind not in self.LEARNING:
-            raise ValueError(f"unknown bandit policy {kind!r}; choose from {', '.join(self.LEARNING)}")
-        self.contextual = kind in ("linucb", "lints")
-        self.learning = {
+        factories = {
             "linucb": lambda: LearningPolicy.LinUCB(alpha=alpha),
             "lints": lambda: LearningPolicy.LinTS(alpha=alpha),
             "epsilon_greedy": lambda: LearningPolicy.EpsilonGreedy(epsilon=epsilon),
             "random": lambda: LearningPolicy.Random(),
-        }[kind]()
+        }
+        if kind not in factories:
+            raise ValueError(f"unknown bandit policy {kind!r}; choose from {', '.join(factories)}")
+        self.contextual = kind in ("linucb", "lints")
+        self.learning = factories[kind]()
         self.seed = seed
         self.mab = None
 
@@ -346,21 +346,20 @@ def live_choice(
     operators : sequence of str
         The arms present now (an operator without history is new to the policy and gets its full bonus).
     """
-    from mabwiser.mab import MAB
-
     standardised = standardise(contexts)
     keys = list(zip(history["a"], history["b"], history["task"], strict=True))
     usable = history[[key in standardised.index for key in keys] & history["operator"].isin(operators).to_numpy()]
+    context = standardised.loc[[request]].to_numpy()
     learner = OnlinePolicy(policy, alpha=alpha, epsilon=0.0, seed=seed)
-    mab = MAB(sorted(operators), learner.learning, seed=seed)
     if len(usable):
         rows = standardised.loc[list(zip(usable["a"], usable["b"], usable["task"], strict=True))].to_numpy()
-        mab.fit(list(usable["operator"]), list(usable["reward"]), contexts=rows)
+        learner.learn(list(usable["operator"]), list(usable["reward"]), rows)
     else:
         # Nothing to learn from yet. MABWiser predicts only after a fit; one row with a zero context leaves every
         # arm's ridge model at its prior, so the choice is the prior's (all arms equal; ties as MABWiser breaks them).
-        mab.fit([sorted(operators)[0]], [0.0], contexts=standardised.loc[[request]].to_numpy() * 0)
-    return mab.predict(standardised.loc[[request]].to_numpy())
+        learner.learn([sorted(operators)[0]], [0.0], context * 0)
+    learner.add_arms(sorted(operators))
+    return learner.choose(context[0])
 
 
 def run_live(
@@ -466,7 +465,7 @@ def run_live(
                 threads=threads,
             )
             reward = record["tasks"][task]["normalised"]
-            reward = None if reward is None or reward != reward else float(reward)
+            reward = None if reward is None or math.isnan(reward) else float(reward)
             ledger.finish(index, reward, {**record, "a": a, "b": b})
             finished = ledger.rows()
             mean = finished["reward"].mean()

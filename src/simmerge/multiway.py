@@ -255,7 +255,7 @@ def plan_merge(
         raise ValueError(f"beam_width must be at least 1, got {beam_width}")
     reference = reference_scores(expert_scores, candidates, tasks)
     tasks = list(reference)
-    planner = _Planner(tasks, expert_scores, reference, operators, predict)
+    planner = _Planner(tasks, reference, operators, predict)
     steps: list[dict[str, Any]] = []
     materialised: list[str] = []
     experts = {name: State(name, {t: expert_scores[name][t] for t in tasks}, float("nan"), 0.0) for name in candidates}
@@ -301,7 +301,7 @@ def plan_merge(
 class _Planner:
     """Predictions for extending one state by one model, with their records."""
 
-    def __init__(self, tasks, expert_scores, reference, operators, predict) -> None:
+    def __init__(self, tasks, reference, operators, predict) -> None:
         self.tasks = list(tasks)
         self.reference = reference
         self.operators = operators
@@ -548,25 +548,20 @@ def merge_node(
     from simmerge.operators import multi_model_config
 
     spec = node["operator"]
-    missing = [str(path) for path in input_dirs if not (Path(path) / "config.json").is_file()]
-    if spec["method"] == MODEL_STOCK:
-        config, randomised = None, False
-        if not missing:
-            config = multi_model_config(MODEL_STOCK, input_dirs, base_dir)
-    else:
-        operator = Operator.model_validate(spec)
-        randomised = bool(operator.randomised)
-        config = None
-        if not missing:
-            if len(input_dirs) == 2:
-                config = operator.to_mergekit_config(*input_dirs, base_dir, seed=merge_seed)
-            else:
-                config = operator.to_mergekit_config_all(input_dirs, base_dir, seed=merge_seed)
+    operator = None if spec["method"] == MODEL_STOCK else Operator.model_validate(spec)
+    randomised = operator is not None and bool(operator.randomised)
     record = {"expression": node["expression"], "operator": spec["name"], "seed": merge_seed if randomised else None}
-    if config is None:  # an input merge failed earlier: so does this one, without calling mergekit
+    missing = [str(path) for path in input_dirs if not (Path(path) / "config.json").is_file()]
+    if missing:  # an input merge failed earlier: so does this one, without calling mergekit
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         error = f"input merge failed (no checkpoint): {', '.join(missing)}"
         return {**record, "status": "failed", "error": error, "wall_seconds": 0.0}
+    if operator is None:
+        config = multi_model_config(MODEL_STOCK, input_dirs, base_dir)
+    elif len(input_dirs) == 2:
+        config = operator.to_mergekit_config(*input_dirs, base_dir, seed=merge_seed)
+    else:
+        config = operator.to_mergekit_config_all(input_dirs, base_dir, seed=merge_seed)
     merged = run_merge_config(
         config,
         base_dir,

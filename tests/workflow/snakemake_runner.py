@@ -15,6 +15,27 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
 
+ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
+# Jobs that read every label: re-run whenever a merge changes.
+LABEL_AGGREGATES = {
+    "labels": 1,
+    "operator_ranking": 1,
+    "predictor": 1,
+    "compare": 2,
+    "compare_summary": 1,
+    "bandit_replay": 1,
+    "report": 1,
+}
+
+
+def aggregates(config: dict) -> dict[str, int]:
+    """Jobs a change of the labels re-runs: the label aggregates, and per multi-way set its plan (the predictor
+    changed), recipes and summary. The merges and scores of a set's recipes are known only once its recipes
+    checkpoint has run, so a dry-run does not list them."""
+    n_sets = len(config.get("multiway", {}).get("sets", []))
+    multiway = {"multiway_plan": n_sets, "multiway_recipes": n_sets, "multiway_summary": n_sets, "multiway_table": 1}
+    return {**LABEL_AGGREGATES, **(multiway if n_sets else {})}
+
 
 def copy_workflow(root: Path) -> Path:
     """Copy the workflow's files (not results/ or .snakemake/) into ``root``."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import copy
 
-from snakemake_runner import dry_run_counts, load_config, pretend_complete, run_snakemake, write_config
+from snakemake_runner import (
+    ANCHORED,
+    aggregates,
+    dry_run_counts,
+    load_config,
+    pretend_complete,
+    run_snakemake,
+    write_config,
+)
 
 
 def test_smoke_dry_run_job_counts(workflow_dir):
@@ -24,28 +32,6 @@ def test_smoke_dry_run_job_counts(workflow_dir):
         **AGGREGATES,
         "all": 1,
     }
-
-
-ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
-# Jobs that read every label: re-run whenever a merge changes.
-LABEL_AGGREGATES = {
-    "labels": 1,
-    "operator_ranking": 1,
-    "predictor": 1,
-    "compare": 2,
-    "compare_summary": 1,
-    "bandit_replay": 1,
-    "report": 1,
-}
-
-
-def aggregates(config: dict) -> dict[str, int]:
-    """Jobs a change of the labels re-runs: the label aggregates, and per multi-way set its plan (the predictor
-    changed), recipes and summary. The merges and scores of a set's recipes are known only once its recipes
-    checkpoint has run, so a dry-run does not list them."""
-    n_sets = len(config.get("multiway", {}).get("sets", []))
-    multiway = {"multiway_plan": n_sets, "multiway_recipes": n_sets, "multiway_summary": n_sets, "multiway_table": 1}
-    return {**LABEL_AGGREGATES, **(multiway if n_sets else {})}
 
 
 AGGREGATES = aggregates(load_config("smoke.yaml"))

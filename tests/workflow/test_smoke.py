@@ -9,7 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake_runner import copy_workflow, dry_run_counts, load_config, run_snakemake, write_config
+from snakemake_runner import (
+    ANCHORED,
+    aggregates,
+    copy_workflow,
+    dry_run_counts,
+    load_config,
+    run_snakemake,
+    write_config,
+)
 
 from simmerge.io import read_json, read_jsonl, sha256_file
 
@@ -17,7 +25,6 @@ pytestmark = pytest.mark.slow
 
 SMOKE = load_config("smoke.yaml")
 MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
-ANCHORED_METHODS = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 
 
 @pytest.fixture(scope="module")
@@ -120,19 +127,9 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
         "pair_features": 2 * n_experts,
         "expert_scores": 1,
         "expert_scores_table": 1,
-        "labels": 1,
-        "operator_ranking": 1,
-        "predictor": 1,
-        "compare": 2,
-        "compare_summary": 1,
-        "bandit_replay": 1,
-        # the predictor changed, so the multi-way set is planned again; its merges are known only after the
-        # recipes checkpoint, and the nodes whose content is unchanged keep their scores
-        "multiway_plan": 1,
-        "multiway_recipes": 1,
-        "multiway_summary": 1,
-        "multiway_table": 1,
-        "report": 1,
+        # the label aggregates; the predictor changed, so the multi-way set is planned again (its merges are known
+        # only after the recipes checkpoint, and the nodes whose content is unchanged keep their scores)
+        **aggregates(SMOKE),
         "all": 1,
     }
 
@@ -327,7 +324,7 @@ def test_a_three_way_plan_is_executed_and_compared_with_every_baseline(smoke_run
     recipes = read_json(root / "trio" / "recipes.json")
     summary = pd.read_csv(root / "summary.csv").set_index("approach")
     operators = SMOKE["merges"]["operators"]
-    symmetric = [op["name"] for op in operators if op["method"] not in ANCHORED_METHODS]
+    symmetric = [op["name"] for op in operators if op["method"] not in ANCHORED]
     assert set(summary.index) == {
         "simmerge",
         *(f"all:{name}" for name in symmetric),
