@@ -1,4 +1,5 @@
-# Catalog stage: task data, one checkpoint per catalog entry (one rule per source kind), expert scores.
+# Catalog stage: task data, one checkpoint per catalog entry (one rule per source kind), expert scores (one job
+# per checkpoint and task, so that a new task re-scores no checkpoint on the old ones).
 
 
 rule skill_data:
@@ -116,19 +117,18 @@ rule finetune_expert:
 rule expert_scores:
     input:
         manifest=get_checkpoint_manifest,
-        tasks=TASK_YAMLS,
-        eval=expand(res("data/{task}/eval.jsonl"), task=TASKS),
+        tasks=get_expert_scores_yamls,
+        eval=res("data/{task}/eval.jsonl"),
     output:
-        res("scores/experts/{model}.json"),
+        res("scores/experts/{model}/{task}.json"),
     log:
-        res("logs/expert_scores/{model}.log"),
+        res("logs/expert_scores/{model}/{task}.log"),
     benchmark:
-        res("benchmarks/expert_scores/{model}.tsv")
+        res("benchmarks/expert_scores/{model}/{task}.tsv")
     conda:
         "../envs/simmerge.yaml"
     threads: 2
     params:
-        tasks=TASKS,
         scoring=get_scoring_params,
     script:
         "../workflow_scripts/expert_scores.py"
@@ -136,7 +136,7 @@ rule expert_scores:
 
 rule expert_scores_table:
     input:
-        expand(res("scores/experts/{model}.json"), model=MODELS),
+        expand(res("scores/experts/{model}/{task}.json"), model=MODELS, task=TASKS),
     output:
         csv=res("scores/experts.csv"),
         markdown=res("scores/experts.md"),

@@ -128,12 +128,25 @@ def get_scoring_params(wildcards):
     return RUN.scoring.model_dump()
 
 
-def get_eval_files(wildcards):
-    return {task: res(f"data/{task}/eval.jsonl") for task in TASKS}
+def expert_score_files(name, tasks):
+    """The per-task score records of one checkpoint."""
+    return [res(f"scores/experts/{name}/{task}.json") for task in tasks]
+
+
+def task_yamls(tasks):
+    """The lm-eval YAMLs that scoring these tasks reads (their own and the shared templates)."""
+    return sorted(
+        [f"{TASK_DIR}/simmerge_{task}.yaml" for task in tasks]
+        + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
+    )
 
 
 def get_checkpoint_manifest(wildcards):
     return manifest_path(wildcards.model)
+
+
+def get_expert_scores_yamls(wildcards):
+    return task_yamls([wildcards.task])
 
 
 def get_home_tasks(wildcards):
@@ -141,17 +154,21 @@ def get_home_tasks(wildcards):
 
 
 TASK_DIR = "config/tasks"
-TASK_YAMLS = sorted(
-    [f"{TASK_DIR}/simmerge_{task}.yaml" for task in TASKS]
-    + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
-)
 
 
 # ---- features stage -------------------------------------------------------------------------------------------
 
 
-def get_probe_features_params(wildcards):
-    return RUN.features.model_dump()
+# The sketch's settings are not the probe pass's: changing one re-runs only its own rule.
+SKETCH_SETTINGS = {"sketch_size", "top_fraction"}
+
+
+def get_probe_pass_params(wildcards):
+    return RUN.features.model_dump(exclude=SKETCH_SETTINGS)
+
+
+def get_weight_sketch_params(wildcards):
+    return RUN.features.model_dump(include=SKETCH_SETTINGS)
 
 
 # ---- merges stage ---------------------------------------------------------------------------------------------
@@ -173,15 +190,17 @@ def get_operator_ranking_params(wildcards):
 
 
 def get_merge_score_input(wildcards):
+    """Only the tasks the merge is scored on: a task added to the run re-runs no merge it does not concern."""
     a, b = wildcards.a, wildcards.b
+    tasks = CATALOG.merge_tasks(a, b)
     return {
         "a": manifest_path(a),
         "b": manifest_path(b),
         "base": manifest_path(BASE),
-        "a_scores": res(f"scores/experts/{a}.json"),
-        "b_scores": res(f"scores/experts/{b}.json"),
-        "tasks": TASK_YAMLS,
-        "eval": [res(f"data/{task}/eval.jsonl") for task in CATALOG.merge_tasks(a, b)],
+        "a_scores": expert_score_files(a, tasks),
+        "b_scores": expert_score_files(b, tasks),
+        "tasks": task_yamls(tasks),
+        "eval": [res(f"data/{task}/eval.jsonl") for task in tasks],
     }
 
 
@@ -290,7 +309,11 @@ def get_multiway_plan_input(wildcards):
         "summaries": [
             res(f"features/models/{name}.npz") for name in (BASE, *candidates)
         ],
-        "scores": [res(f"scores/experts/{name}.json") for name in candidates],
+        "scores": [
+            path
+            for name in candidates
+            for path in expert_score_files(name, MULTIWAY_SETS[wildcards.mwset].tasks)
+        ],
         "probes": [res(f"data/{task}/probe.jsonl") for task in TASKS],
     }
 
@@ -378,8 +401,12 @@ def get_multiway_score_input(wildcards):
     return {
         "merged": multiway_node_path(wildcards.mwset, wildcards.node),
         "record": res(f"multiway/{wildcards.mwset}/nodes/{wildcards.node}.json"),
-        "scores": [res(f"scores/experts/{name}.json") for name in chosen.checkpoints],
-        "tasks": TASK_YAMLS,
+        "scores": [
+            path
+            for name in chosen.checkpoints
+            for path in expert_score_files(name, chosen.tasks)
+        ],
+        "tasks": task_yamls(chosen.tasks),
         "eval": [res(f"data/{task}/eval.jsonl") for task in chosen.tasks],
     }
 
@@ -396,7 +423,11 @@ def get_multiway_summary_input(wildcards):
         "node_scores": [
             res(f"multiway/{wildcards.mwset}/scores/{node}.json") for node in finals
         ],
-        "scores": [res(f"scores/experts/{name}.json") for name in chosen.checkpoints],
+        "scores": [
+            path
+            for name in chosen.checkpoints
+            for path in expert_score_files(name, chosen.tasks)
+        ],
     }
 
 

@@ -1,11 +1,51 @@
-# Features stage: one probe pass per checkpoint, then similarity features per ordered expert pair.
+# Features stage: a probe pass per checkpoint and task, a weight sketch per checkpoint, gathered into one model
+# summary per checkpoint; then similarity features per ordered expert pair. Probe passes are per task so that a
+# new task costs one pass per checkpoint and re-runs none of the existing ones.
+
+
+rule probe_pass:
+    input:
+        manifest=get_checkpoint_manifest,
+        probes=res("data/{task}/probe.jsonl"),
+    output:
+        res("features/models/{model}/probes/{task}.npz"),
+    log:
+        res("logs/probe_pass/{model}/{task}.log"),
+    benchmark:
+        res("benchmarks/probe_pass/{model}/{task}.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    threads: 2
+    params:
+        features=get_probe_pass_params,
+        seed=RUN.seed,
+    script:
+        "../workflow_scripts/probe_pass.py"
+
+
+rule weight_sketch:
+    input:
+        manifest=get_checkpoint_manifest,
+        base=get_base_manifest,
+    output:
+        res("features/models/{model}/sketch.npz"),
+    log:
+        res("logs/weight_sketch/{model}.log"),
+    benchmark:
+        res("benchmarks/weight_sketch/{model}.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        features=get_weight_sketch_params,
+        seed=RUN.seed,
+    script:
+        "../workflow_scripts/weight_sketch.py"
 
 
 rule probe_features:
     input:
-        manifest=get_checkpoint_manifest,
-        base=get_base_manifest,
-        probes=expand(res("data/{task}/probe.jsonl"), task=TASKS),
+        probes=expand(res("features/models/{{model}}/probes/{task}.npz"), task=TASKS),
+        sketch=res("features/models/{model}/sketch.npz"),
     output:
         res("features/models/{model}.npz"),
     log:
@@ -14,11 +54,8 @@ rule probe_features:
         res("benchmarks/probe_features/{model}.tsv")
     conda:
         "../envs/simmerge.yaml"
-    threads: 2
     params:
         tasks=TASKS,
-        features=get_probe_features_params,
-        seed=RUN.seed,
     script:
         "../workflow_scripts/probe_features.py"
 

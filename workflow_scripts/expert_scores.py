@@ -1,4 +1,4 @@
-# rule expert_scores: lm-eval scores of one checkpoint on every task.
+# rule expert_scores: lm-eval score of one checkpoint on one task.
 from pathlib import Path
 
 from simmerge.catalog import checkpoint_dir
@@ -10,7 +10,7 @@ with log_to(snakemake.log[0]):
     scores = score_checkpoint(
         checkpoint_dir(snakemake.input.manifest),
         Path(snakemake.input.tasks[0]).parent,
-        dict(zip(snakemake.params.tasks, snakemake.input.eval, strict=True)),
+        {snakemake.wildcards.task: snakemake.input.eval},
         threads=snakemake.threads,
         **snakemake.params.scoring,
     )

@@ -2,10 +2,11 @@
 from pathlib import Path
 
 from simmerge.catalog import checkpoint_dir
-from simmerge.io import read_json, write_json, write_text
+from simmerge.io import write_json, write_text
 from simmerge.logs import log_to
 from simmerge.merging import merge_score
 from simmerge.operators import Operator
+from simmerge.scoring import read_scores
 
 with log_to(snakemake.log[0]):
     merge = snakemake.params.merge
@@ -14,7 +15,10 @@ with log_to(snakemake.log[0]):
         checkpoint_dir(snakemake.input.a),
         checkpoint_dir(snakemake.input.b),
         checkpoint_dir(snakemake.input.base),
-        parent_scores=(read_json(snakemake.input.a_scores), read_json(snakemake.input.b_scores)),
+        parent_scores=(
+            read_scores(snakemake.input.a_scores)[snakemake.wildcards.a],
+            read_scores(snakemake.input.b_scores)[snakemake.wildcards.b],
+        ),
         task_dir=Path(snakemake.input.tasks[0]).parent,
         data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
         seeds=merge["seeds"],

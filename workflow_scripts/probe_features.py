@@ -1,16 +1,11 @@
-# rule probe_features: one probe pass over every task's probes + the weight sketch of one checkpoint.
-from simmerge.catalog import checkpoint_dir
+# rule probe_features: one checkpoint's model summary, gathered from its per-task probe passes and weight sketch.
 from simmerge.logs import log_to
-from simmerge.probes import probe_features
+from simmerge.probes import assemble_summary
 
 with log_to(snakemake.log[0]):
-    probe_features(
-        checkpoint_dir(snakemake.input.manifest),
-        checkpoint_dir(snakemake.input.base),
+    assemble_summary(
         dict(zip(snakemake.params.tasks, snakemake.input.probes, strict=True)),
+        snakemake.input.sketch,
         snakemake.output[0],
         name=snakemake.wildcards.model,
-        spec=snakemake.params.features,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
     )

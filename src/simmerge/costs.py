@@ -111,12 +111,24 @@ def benchmark_seconds(run_dir: str | os.PathLike, rule: str) -> dict[str, float]
     }
 
 
+def summary_seconds(run_dir: str | os.PathLike) -> dict[str, float]:
+    """Wall seconds of each checkpoint's model summary: its probe passes (one per task), its weight sketch and
+    gathering them (rules ``probe_pass``, ``weight_sketch``, ``probe_features``)."""
+    totals = dict(benchmark_seconds(run_dir, "probe_features"))
+    for name, seconds in benchmark_seconds(run_dir, "weight_sketch").items():
+        totals[name] = totals.get(name, 0.0) + seconds
+    for key, seconds in benchmark_seconds(run_dir, "probe_pass").items():
+        name = key.split("/", 1)[0]
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals
+
+
 def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.DataFrame:
     """Per unordered expert pair: what SimMerge's decision cost against merging and evaluating every operator.
 
-    SimMerge's share for {a, b}: each member's probe pass divided among the pairs it serves (N − 1), the pair
-    features of both orders, and the predictor fit divided among all pairs (the prediction itself is
-    negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of an order-sensitive
+    SimMerge's share for {a, b}: each member's model summary (:func:`summary_seconds`) divided among the pairs
+    it serves (N − 1), the pair features of both orders, and the predictor fit divided among all pairs (the
+    prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of an order-sensitive
     operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
 
     Returns
@@ -124,7 +136,7 @@ def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.Dat
     pandas.DataFrame
         ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
     """
-    probes = benchmark_seconds(run_dir, "probe_features")
+    probes = summary_seconds(run_dir)
     pairs = benchmark_seconds(run_dir, "pair_features")
     fit = sum(benchmark_seconds(run_dir, "predictor").values())
     merges = merge_costs(run_dir)
@@ -147,4 +159,4 @@ def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.Dat
     return pd.DataFrame(rows, columns=["pair", "simmerge_s", "merge_evaluate_s", "ratio"])
 
 
-__all__ = ["COST_COLUMNS", "benchmark_seconds", "cost_summary", "decision_costs", "merge_costs"]
+__all__ = ["COST_COLUMNS", "benchmark_seconds", "cost_summary", "decision_costs", "merge_costs", "summary_seconds"]

@@ -125,11 +125,13 @@ def _spec_tree(model: Model, specs: Mapping[str, Mapping[str, Any]]) -> Any:
 
 
 def read_expert_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, float]]:
-    """Expert → task → primary-metric score, from ``scores/experts/<name>.json`` records."""
-    from simmerge.io import read_json
+    """Expert → task → primary-metric score, from ``scores/experts/<name>/<task>.json`` records."""
+    from simmerge.scoring import read_scores
 
-    records = [read_json(path) for path in paths]
-    return {r["checkpoint"]: {task: value["score"] for task, value in r["tasks"].items()} for r in records}
+    return {
+        name: {task: value["score"] for task, value in record["tasks"].items()}
+        for name, record in read_scores(paths).items()
+    }
 
 
 def target_score(scores: Mapping[str, float], reference: Mapping[str, float]) -> float:

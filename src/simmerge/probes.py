@@ -517,6 +517,74 @@ def _feature_spec(spec: Mapping[str, Any] | Any) -> Any:
     return FeatureSpec.model_validate(dict(spec))
 
 
+def _pass_options(spec: Any) -> dict[str, Any]:
+    """The ``features`` fields a probe pass depends on (the sketch's fields are not among them)."""
+    return {
+        "top_k": spec.top_k,
+        "full_vocab_max_mb": spec.full_vocab_max_mb,
+        "hidden_max_mb": spec.hidden_max_mb,
+        "attention_max_mb": spec.attention_max_mb,
+        "projection_dim": spec.projection_dim,
+        "batch_size": spec.batch_size,
+        "max_length": spec.max_length,
+    }
+
+
+def _sketch(ckpt_dir: str | os.PathLike, base_dir: str | os.PathLike, spec: Any, seed: int, name: str):
+    from simmerge.sketch import weight_sketch
+
+    started = time.perf_counter()
+    sketch = weight_sketch(ckpt_dir, base_dir, size=spec.sketch_size, seed=seed, top_fraction=spec.top_fraction)
+    wrong = sorted(key for key in sketch if not key.startswith("sketch/"))
+    if wrong:
+        raise ValueError(f"weight_sketch returned keys outside 'sketch/': {', '.join(wrong)}")
+    log.info("weight sketch of %s: %d arrays in %.1fs", name, len(sketch), time.perf_counter() - started)
+    meta = {"size": spec.sketch_size, "seed": seed, "top_fraction": spec.top_fraction}
+    return {key: sketch[key] for key in sorted(sketch)}, meta
+
+
+def _write_archive(out_path: str | os.PathLike, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``meta`` (as JSON) and ``arrays`` atomically, and check the file reads back as written."""
+    everything = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    everything.update(arrays)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as handle:
+            _write_npz(handle, everything)
+        with np.load(tmp, allow_pickle=False) as check:
+            if sorted(check.files) != sorted(everything) or json.loads(str(check["meta"])) != meta:
+                raise RuntimeError(f"{out_path}: the written archive does not read back as written")
+
+
+def _read_archive(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"probe part not found: {path}")
+    with np.load(path, allow_pickle=False) as archive:
+        if "meta" not in archive.files:
+            raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge probe part")
+        meta = json.loads(str(archive["meta"]))
+        arrays = {key: archive[key] for key in archive.files if key != "meta"}
+    return meta, arrays
+
+
+def _write_summary(
+    out_path: str | os.PathLike,
+    *,
+    name: str,
+    tasks: Sequence[str],
+    pass_meta: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    sketch_meta: Mapping[str, Any],
+    sketch: Mapping[str, np.ndarray],
+) -> dict[str, Any]:
+    meta = {**pass_meta, "format_version": FORMAT_VERSION, "name": name, "tasks": list(tasks), "sketch": sketch_meta}
+    started = time.perf_counter()
+    _write_archive(out_path, meta, {**arrays, **sketch})
+    size_mb = Path(out_path).stat().st_size / MB
+    log.info("wrote %s (%.1f MB) in %.1fs", out_path, size_mb, time.perf_counter() - started)
+    return meta
+
+
 def probe_features(
     ckpt_dir: str | os.PathLike,
     base_dir: str | os.PathLike,
@@ -529,7 +597,12 @@ def probe_features(
     device: str = "auto",
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Write ``features/models/<name>.npz``: the probe pass and the weight sketch of one checkpoint.
+    """Write ``features/models/<name>.npz`` in one process: the probe pass and the weight sketch of a checkpoint.
+
+    The workflow builds the same file from parts (:func:`probe_task`, :func:`sketch_checkpoint`,
+    :func:`assemble_summary`) so that a new task costs one probe pass per checkpoint; this function is for
+    callers that summarise a checkpoint on the spot (``simmerge recommend``, multi-way intermediates). Both ways
+    give byte-identical files.
 
     Parameters
     ----------
@@ -568,51 +641,126 @@ def probe_features(
     >>> probe_features("ckpt/a", "ckpt/base", {"n2w_fr": "data/n2w_fr/probe.jsonl"}, "a.npz",
     ...                name="a", spec={}, seed=0)  # doctest: +SKIP
     """
-    started = time.perf_counter()
     spec = _feature_spec(spec)
     arrays, pass_meta = probe_pass(
-        ckpt_dir,
-        probe_files,
-        top_k=spec.top_k,
-        full_vocab_max_mb=spec.full_vocab_max_mb,
-        hidden_max_mb=spec.hidden_max_mb,
-        attention_max_mb=spec.attention_max_mb,
-        projection_dim=spec.projection_dim,
-        projection_seed=seed,
-        batch_size=spec.batch_size,
-        max_length=spec.max_length,
-        device=device,
-        threads=threads,
+        ckpt_dir, probe_files, **_pass_options(spec), projection_seed=seed, device=device, threads=threads
+    )
+    sketch, sketch_meta = _sketch(ckpt_dir, base_dir, spec, seed, name)
+    return _write_summary(
+        out_path,
+        name=name,
+        tasks=list(probe_files),
+        pass_meta=pass_meta,
+        arrays=arrays,
+        sketch_meta=sketch_meta,
+        sketch=sketch,
     )
 
-    from simmerge.sketch import weight_sketch
 
-    sketch_started = time.perf_counter()
-    sketch = weight_sketch(ckpt_dir, base_dir, size=spec.sketch_size, seed=seed, top_fraction=spec.top_fraction)
-    wrong = sorted(key for key in sketch if not key.startswith("sketch/"))
-    if wrong:
-        raise ValueError(f"weight_sketch returned keys outside 'sketch/': {', '.join(wrong)}")
-    log.info("weight sketch of %s: %d arrays in %.1fs", name, len(sketch), time.perf_counter() - sketch_started)
+def probe_task(
+    ckpt_dir: str | os.PathLike,
+    task: str,
+    probe_file: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    spec: Mapping[str, Any],
+    seed: int,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Write one task's probe pass of one checkpoint (rule ``probe_pass``), for :func:`assemble_summary`.
 
-    meta = {
-        **pass_meta,
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "tasks": list(probe_files),
-        "sketch": {"size": spec.sketch_size, "seed": seed, "top_fraction": spec.top_fraction},
-    }
-    everything = {"meta": np.array(json.dumps(meta, sort_keys=True))}
-    everything.update(arrays)
-    everything.update({key: sketch[key] for key in sorted(sketch)})
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as handle:
-            _write_npz(handle, everything)
-        with np.load(tmp, allow_pickle=False) as check:
-            if sorted(check.files) != sorted(everything) or json.loads(str(check["meta"])) != meta:
-                raise RuntimeError(f"{out_path}: the written archive does not read back as written")
-    size_mb = Path(out_path).stat().st_size / MB
-    log.info("wrote %s (%.1f MB) in %.1fs", out_path, size_mb, time.perf_counter() - started)
+    Returns the pass's ``meta`` (shape, ``top_k``, this task's modes and probe sha256, ``projection_seed``).
+    Raises as :func:`probe_pass` does, before any model is loaded when the probe file is missing or empty.
+    """
+    spec = _feature_spec(spec)
+    arrays, meta = probe_pass(
+        ckpt_dir, {task: probe_file}, **_pass_options(spec), projection_seed=seed, device=device, threads=threads
+    )
+    _write_archive(out_path, meta, arrays)
     return meta
+
+
+def sketch_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    base_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    name: str,
+    spec: Mapping[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Write the weight sketch of one checkpoint against the base (rule ``weight_sketch``); returns its meta."""
+    sketch, meta = _sketch(ckpt_dir, base_dir, _feature_spec(spec), seed, name)
+    _write_archive(out_path, meta, sketch)
+    return meta
+
+
+_SHARED_PASS_FIELDS = ("num_layers", "num_heads", "hidden_size", "vocab_size", "top_k", "projection_seed")
+_PER_TASK_PASS_FIELDS = ("logprobs", "hidden", "attention", "probe_sha256")
+
+
+def assemble_summary(
+    task_parts: Mapping[str, str | os.PathLike],
+    sketch_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """Write ``features/models/<name>.npz`` from per-task probe parts and the weight sketch (rule ``probe_features``).
+
+    Parameters
+    ----------
+    task_parts : mapping of str to path
+        Task name → the part :func:`probe_task` wrote for it, in config order.
+    sketch_path : path
+        The file :func:`sketch_checkpoint` wrote.
+    out_path : path
+        The summary to write (atomically); byte-identical to what :func:`probe_features` writes for the same
+        checkpoint, tasks and settings.
+    name : str
+        Catalog name recorded in ``meta``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a part is missing.
+    SummaryFormatError
+        If a part holds another task than the one it is given for, or the parts disagree on the model's shape,
+        ``top_k`` or the projection seed (parts of different runs or settings); the message names both files.
+    """
+    if not task_parts:
+        raise ValueError(f"{name}: no task part to assemble")
+    pass_meta: dict[str, Any] = {field: {} for field in _PER_TASK_PASS_FIELDS}
+    arrays: dict[str, np.ndarray] = {}
+    first: tuple[Path, dict[str, Any]] | None = None
+    for task, path in task_parts.items():
+        meta, part = _read_archive(path)
+        if list(meta.get("probe_sha256", {})) != [task]:
+            held = ", ".join(meta.get("probe_sha256", {})) or "no task"
+            raise SummaryFormatError(f"{path}: is not the probe part of task {task!r} (it holds {held})")
+        if first is None:
+            first = (Path(path), meta)
+            pass_meta.update({field: meta[field] for field in _SHARED_PASS_FIELDS})
+        differing = [field for field in _SHARED_PASS_FIELDS if meta[field] != first[1][field]]
+        if differing:
+            raise SummaryFormatError(
+                f"{path} and {first[0]} disagree on {', '.join(differing)}: the parts come from different "
+                "checkpoints or feature settings; delete them and rerun rule probe_pass"
+            )
+        for field in _PER_TASK_PASS_FIELDS:
+            pass_meta[field][task] = meta[field][task]
+        arrays.update(part)
+    sketch_meta, sketch = _read_archive(sketch_path)
+    return _write_summary(
+        out_path,
+        name=name,
+        tasks=list(task_parts),
+        pass_meta=pass_meta,
+        arrays=arrays,
+        sketch_meta=sketch_meta,
+        sketch=dict(sorted(sketch.items())),
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -473,17 +473,54 @@ def normalise_scores(
     return out
 
 
+def read_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]]:
+    """Checkpoint → its score record over every task, from per-task ``scores/experts/<name>/<task>.json`` files.
+
+    The workflow scores each checkpoint one task per job (a new task re-scores nothing else); this joins a
+    checkpoint's records into one: ``tasks`` holds every task found, ``wall_seconds`` and ``load_seconds`` are
+    summed. Checkpoints keep the order of their first file.
+
+    Raises
+    ------
+    ValueError
+        If two files score the same checkpoint on the same task, or disagree on ``limit`` (a half-updated run);
+        the message names both files.
+    """
+    from simmerge.io import read_json
+
+    joined: dict[str, dict[str, Any]] = {}
+    source: dict[tuple[str, str], str] = {}
+    for path in paths:
+        record = read_json(path)
+        name = record["checkpoint"]
+        into = joined.setdefault(name, {**record, "tasks": {}, "wall_seconds": 0.0, "load_seconds": 0.0, "files": []})
+        if record.get("limit") != into.get("limit"):
+            raise ValueError(
+                f"{path} scores {name!r} with limit {record.get('limit')!r}, {into['files'][0]} with "
+                f"{into.get('limit')!r}: rerun rule expert_scores for {name!r}"
+            )
+        for task, value in record["tasks"].items():
+            if (name, task) in source:
+                raise ValueError(f"{path} and {source[name, task]} both score {name!r} on task {task!r}")
+            source[name, task] = str(path)
+            into["tasks"][task] = value
+        into["wall_seconds"] += record.get("wall_seconds", 0.0)
+        into["load_seconds"] += record.get("load_seconds", 0.0)
+        into["files"].append(str(path))
+    return joined
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Tables
 
 
 def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[str, Sequence[str]]):
-    """Checkpoint × task table of primary scores from ``scores/experts/<name>.json`` files.
+    """Checkpoint × task table of primary scores from ``scores/experts/<name>/<task>.json`` files.
 
     Parameters
     ----------
     score_files : sequence of path
-        Score JSONs written by the ``expert_scores`` rule, base first.
+        Score JSONs written by the ``expert_scores`` rule, the base's first.
     home_tasks : mapping of str to sequence of str
         Checkpoint name → its home tasks (empty for the base).
 
@@ -497,9 +534,7 @@ def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[s
     """
     import pandas as pd
 
-    from simmerge.io import read_json
-
-    records = [read_json(path) for path in score_files]
+    records = list(read_scores(score_files).values())
     tasks = sorted({task for record in records for task in record["tasks"]})
     base = records[0]
     rows = []

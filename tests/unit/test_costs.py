@@ -59,7 +59,11 @@ def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
 
     experts = ["x", "y", "z"]
     for name in experts:
-        bench(tmp_path, "probe_features", name, 10.0)
+        # a model summary: two probe passes, a sketch and gathering them, 10 s in all
+        bench(tmp_path, "probe_pass", f"{name}/t1", 4.0)
+        bench(tmp_path, "probe_pass", f"{name}/t2", 3.0)
+        bench(tmp_path, "weight_sketch", name, 2.5)
+        bench(tmp_path, "probe_features", name, 0.5)
     for a in experts:
         for b in experts:
             if a != b:

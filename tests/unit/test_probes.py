@@ -17,11 +17,14 @@ from simmerge.probes import (
     FUNCTIONAL_KEYS,
     SKETCH_KEYS,
     SummaryFormatError,
+    assemble_summary,
     choose_modes,
     load_summary,
     probe_features,
     probe_pass,
+    probe_task,
     projection_matrix,
+    sketch_checkpoint,
 )
 from simmerge.toy import build_tiny_checkpoint
 
@@ -402,6 +405,34 @@ def test_same_inputs_give_byte_identical_files(ckpts, probe_files, tmp_path, fak
         probe_features(ckpts[0], ckpts[0], probe_files, path, name="m0", spec=SPEC, seed=seed, threads=1)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert sha256_file(paths[2]) != sha256_file(paths[0])
+
+
+def test_parts_per_task_assemble_into_the_same_bytes_as_one_pass(ckpts, probe_files, tmp_path, fake_sketch):
+    whole = tmp_path / "whole.npz"
+    probe_features(ckpts[1], ckpts[0], probe_files, whole, name="m1", spec=SPEC, seed=3, threads=1)
+    parts = {}
+    for task in reversed(list(probe_files)):  # passes run in any order, one job each
+        parts[task] = tmp_path / "parts" / f"{task}.npz"
+        probe_task(ckpts[1], task, probe_files[task], parts[task], spec=SPEC, seed=3, threads=1)
+    sketch_checkpoint(ckpts[1], ckpts[0], tmp_path / "parts" / "sketch.npz", name="m1", spec=SPEC, seed=3)
+    assembled = tmp_path / "assembled.npz"
+    in_config_order = {task: parts[task] for task in probe_files}
+    assemble_summary(in_config_order, tmp_path / "parts" / "sketch.npz", assembled, name="m1")
+    assert assembled.read_bytes() == whole.read_bytes()
+    assert load_summary(assembled).tasks == tuple(probe_files)
+
+
+def test_parts_of_another_task_or_seed_are_refused(ckpts, probe_files, tmp_path, fake_sketch):
+    alpha, beta = (tmp_path / f"{task}.npz" for task in ("alpha", "beta"))
+    probe_task(ckpts[0], "alpha", probe_files["alpha"], alpha, spec=SPEC, seed=3, threads=1)
+    probe_task(ckpts[0], "beta", probe_files["beta"], beta, spec=SPEC, seed=4, threads=1)
+    sketch = tmp_path / "sketch.npz"
+    sketch_checkpoint(ckpts[0], ckpts[0], sketch, name="m0", spec=SPEC, seed=3)
+    with pytest.raises(SummaryFormatError, match="beta.npz.*not the probe part of task 'alpha'"):
+        assemble_summary({"alpha": beta}, sketch, tmp_path / "out.npz", name="m0")
+    with pytest.raises(SummaryFormatError, match="beta.npz and .*alpha.npz disagree on projection_seed"):
+        assemble_summary({"alpha": alpha, "beta": beta}, sketch, tmp_path / "out.npz", name="m0")
+    assert not (tmp_path / "out.npz").exists()
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "no_prompt"])

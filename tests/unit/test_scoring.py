@@ -13,11 +13,13 @@ import yaml
 from tiny_llm import make_tiny_checkpoint, write_rows
 
 from simmerge.scoring import (
+    expert_table,
     load_task_yaml,
     materialize_tasks,
     normalise_scores,
     offline_hub,
     parse_task_result,
+    read_scores,
     score_checkpoint,
 )
 
@@ -258,3 +260,33 @@ def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
     node = yaml.compose((tmp_path / "u.yaml").read_text())
     tags = {key.value: value.tag for key, value in node.value}
     assert tags["process_docs"] == "!function"
+
+
+def score_record(tmp_path, name, task, score, limit=None):
+    path = tmp_path / name / f"{task}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"score": score, "primary_metric": "acc", "stderr": {"acc": 0.1}}
+    record = {"checkpoint": name, "tasks": {task: entry}, "wall_seconds": 2.0, "load_seconds": 0.5, "limit": limit}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def test_read_scores_joins_per_task_records_per_checkpoint(tmp_path):
+    paths = [score_record(tmp_path, "base", "t1", 0.1), score_record(tmp_path, "x", "t1", 0.5)]
+    paths += [score_record(tmp_path, "base", "t2", 0.2), score_record(tmp_path, "x", "t2", 0.7)]
+    joined = read_scores(paths)
+    assert list(joined) == ["base", "x"]
+    assert {task: v["score"] for task, v in joined["x"]["tasks"].items()} == {"t1": 0.5, "t2": 0.7}
+    assert joined["x"]["wall_seconds"] == 4.0 and joined["x"]["load_seconds"] == 1.0
+    table = expert_table(paths, {"base": [], "x": ["t2"]}).set_index("checkpoint")
+    assert table.loc["x", "t1"] == 0.5 and table.loc["x", "home_gain"] == pytest.approx(0.5)
+
+
+def test_read_scores_refuses_a_task_scored_twice_or_mixed_limits(tmp_path):
+    first = score_record(tmp_path, "x", "t1", 0.5)
+    again = score_record(tmp_path / "other", "x", "t1", 0.6)
+    with pytest.raises(ValueError, match="both score 'x' on task 't1'"):
+        read_scores([first, again])
+    limited = score_record(tmp_path, "x", "t2", 0.6, limit=4)
+    with pytest.raises(ValueError, match="t2.json scores 'x' with limit 4.*rerun rule expert_scores"):
+        read_scores([first, limited])

@@ -24,8 +24,10 @@ def test_smoke_dry_run_job_counts(workflow_dir):
         "skill_data": n_tasks,
         "tiny_checkpoint": 1,
         "finetune_expert": n_experts,
-        "expert_scores": n_experts + 1,
+        "expert_scores": (n_experts + 1) * n_tasks,
         "expert_scores_table": 1,
+        "probe_pass": (n_experts + 1) * n_tasks,
+        "weight_sketch": n_experts + 1,
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
         "merge_score": n_merges(smoke["merges"]["operators"], n_experts),
@@ -47,14 +49,17 @@ def test_default_dry_run_job_counts(workflow_dir):
     counts = dry_run_counts(workflow_dir)
     default = load_config("config.yaml")
     n_experts = len(default["catalog"]["experts"])
+    n_tasks = len(default["tasks"])
     from simmerge.operators import DEFAULT_OPERATORS
 
     assert counts == {
-        "skill_data": len(default["tasks"]),
+        "skill_data": n_tasks,
         "convert_gguf": 1,
         "finetune_expert": n_experts,
-        "expert_scores": n_experts + 1,
+        "expert_scores": (n_experts + 1) * n_tasks,
         "expert_scores_table": 1,
+        "probe_pass": (n_experts + 1) * n_tasks,
+        "weight_sketch": n_experts + 1,
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
         "merge_score": n_merges([dict(op) for op in DEFAULT_OPERATORS], n_experts),
@@ -73,7 +78,7 @@ def test_local_source_gets_a_local_checkpoint_job(workflow_dir, tmp_path):
     path = write_config(workflow_dir, "with_local.yaml", config)
     counts = dry_run_counts(workflow_dir, "--configfile", path)
     assert counts["local_checkpoint"] == 1
-    assert counts["expert_scores"] == len(config["catalog"]["experts"]) + 1
+    assert counts["expert_scores"] == (len(config["catalog"]["experts"]) + 1) * len(config["tasks"])
 
 
 def test_bad_config_fails_at_parse_time_naming_the_field(workflow_dir):
@@ -104,15 +109,57 @@ def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_d
     assert dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml") == {}
     config = with_extra_expert(load_config("smoke.yaml"))
     n_experts = len(config["catalog"]["experts"]) - 1
+    n_tasks = len(config["tasks"])
     path = write_config(workflow_dir, "plus_one.yaml", config)
     assert dry_run_counts(workflow_dir, "--configfile", path) == {
         "finetune_expert": 1,
+        "probe_pass": n_tasks,
+        "weight_sketch": 1,
         "probe_features": 1,
         "pair_features": 2 * n_experts,
-        "expert_scores": 1,
+        "expert_scores": n_tasks,
         "expert_scores_table": 1,
         "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
         - n_merges(config["merges"]["operators"], n_experts),
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
+def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir):
+    smoke = load_config("smoke.yaml")
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = copy.deepcopy(smoke)
+    config["tasks"]["element_symbol"] = {"n_train": 20, "n_eval": 12, "n_probe": 6}
+    path = write_config(workflow_dir, "plus_task.yaml", config)
+    n_models = len(smoke["catalog"]["experts"]) + 1
+    n_experts = n_models - 1
+    # The expensive work of a new task: its data, one probe pass and one lm-eval run per checkpoint. No
+    # checkpoint is re-trained, no existing probe pass or score and no merge re-runs (no expert has the task
+    # as its home task). Re-gathered: each model summary and pair's feature table (seconds each, they now hold
+    # the new task) and what reads the labels.
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "skill_data": 1,
+        "probe_pass": n_models,
+        "expert_scores": n_models,
+        "probe_features": n_models,
+        "pair_features": n_experts * (n_experts - 1),
+        "expert_scores_table": 1,
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
+def test_changing_the_sketch_size_reruns_no_probe_pass(workflow_dir):
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = load_config("smoke.yaml")
+    config["features"] = {**config.get("features", {}), "sketch_size": 150}
+    path = write_config(workflow_dir, "sketch.yaml", config)
+    n_models = len(config["catalog"]["experts"]) + 1
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "weight_sketch": n_models,
+        "probe_features": n_models,
+        "pair_features": (n_models - 1) * (n_models - 2),
         **AGGREGATES,
         "all": 1,
     }

@@ -20,6 +20,7 @@ from snakemake_runner import (
 )
 
 from simmerge.io import read_json, read_jsonl, sha256_file
+from simmerge.scoring import read_scores
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +70,8 @@ def test_every_checkpoint_has_a_manifest_matching_its_files(smoke_run):
 
 def test_every_checkpoint_is_scored_on_every_task(smoke_run):
     for name in MODELS:
-        scores = read_json(results(smoke_run) / "scores" / "experts" / f"{name}.json")
-        assert scores["checkpoint"] == name
+        files = [results(smoke_run) / "scores" / "experts" / name / f"{task}.json" for task in SMOKE["tasks"]]
+        scores = read_scores(files)[name]
         assert set(scores["tasks"]) == set(SMOKE["tasks"])
         for task, record in scores["tasks"].items():
             assert 0.0 <= record["score"] <= 1.0
@@ -99,9 +100,9 @@ def test_every_checkpoint_has_a_summary_and_every_ordered_pair_a_feature_row_per
 
 def test_every_job_left_a_log_and_a_benchmark(smoke_run):
     rules = ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table")
-    for rule in (*rules, "probe_features", "pair_features"):
+    for rule in (*rules, "probe_pass", "weight_sketch", "probe_features", "pair_features"):
         assert list((results(smoke_run) / "logs" / rule).iterdir()), rule
-        for tsv in (results(smoke_run) / "benchmarks" / rule).iterdir():
+        for tsv in (results(smoke_run) / "benchmarks" / rule).rglob("*.tsv"):
             seconds = float(tsv.read_text().splitlines()[1].split("\t")[0])
             assert math.isfinite(seconds)
 
@@ -121,11 +122,14 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
     counts = dry_run_counts(smoke_run, "--configfile", path)
     # one anchored operator (slerp) is merged in both orders with each existing expert, the others once
     assert counts.pop("merge_score") == (n_operators - 1) * n_experts + 2 * n_experts
+    n_tasks = len(SMOKE["tasks"])
     assert counts == {
         "finetune_expert": 1,
+        "probe_pass": n_tasks,
+        "weight_sketch": 1,
         "probe_features": 1,
         "pair_features": 2 * n_experts,
-        "expert_scores": 1,
+        "expert_scores": n_tasks,
         "expert_scores_table": 1,
         # the label aggregates; the predictor changed, so the multi-way set is planned again (its merges are known
         # only after the recipes checkpoint, and the nodes whose content is unchanged keep their scores)
@@ -149,7 +153,8 @@ def snapshot(root: Path) -> dict:
     for name in MODELS:
         out[name] = read_json(results(root) / "checkpoints" / name / "manifest.json")["files"]
         out[f"{name}.npz"] = sha256_file(results(root) / "features" / "models" / f"{name}.npz")
-        scores = read_json(results(root) / "scores" / "experts" / f"{name}.json")["tasks"]
+        files = [results(root) / "scores" / "experts" / name / f"{task}.json" for task in SMOKE["tasks"]]
+        scores = read_scores(files)[name]["tasks"]
         out[f"{name}.scores"] = yaml.safe_dump(scores)
     for path in sorted((results(root) / "features" / "pairs").iterdir()):
         out[path.name] = sha256_file(path)

@@ -1,0 +1,15 @@
+# rule probe_pass: one checkpoint's probe pass over one task's probes.
+from simmerge.catalog import checkpoint_dir
+from simmerge.logs import log_to
+from simmerge.probes import probe_task
+
+with log_to(snakemake.log[0]):
+    probe_task(
+        checkpoint_dir(snakemake.input.manifest),
+        snakemake.wildcards.task,
+        snakemake.input.probes,
+        snakemake.output[0],
+        spec=snakemake.params.features,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+    )
