@@ -128,8 +128,8 @@ def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.Dat
 
     SimMerge's share for {a, b}: each member's model summary (:func:`summary_seconds`) divided among the pairs
     it serves (N − 1), the pair features of both orders, and the predictor fit divided among all pairs (the
-    prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of an order-sensitive
-    operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
+    prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of
+    an order-sensitive operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
 
     Returns
     -------

@@ -1,16 +1,78 @@
-"""Atomic writes: a partial output never looks complete."""
+"""Atomic writes and scratch space: a partial output never looks complete, and a killed job's leftovers are
+removed by the next job that writes to the same place.
+
+Temporary names carry the host and process id of their writer (``<prefix><host>-<pid>-<random>``). A job killed
+with SIGKILL cannot clean up; the next writer on the same host removes the leftovers of writers that are no longer
+running, so a resumed run does not fill ``/dev/shm`` or ``results/`` with half-written merges.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _owner() -> str:
+    # read at call time: a forked worker has its own pid
+    return f"{socket.gethostname()}-{os.getpid()}-"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(directory: str | os.PathLike, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove the temporaries ``<prefix><host>-<pid>-*<suffix>`` in ``directory`` whose writer on this host is gone.
+
+    Only this host's entries are looked at (a shared file system may hold another node's live ones); a pid that
+    is running again keeps its entries (the safe side of pid reuse). Returns what was removed.
+    """
+    host = socket.gethostname()
+    pattern = re.compile(re.escape(f"{prefix}{host}-") + r"(\d+)-.*" + re.escape(suffix))
+    removed = []
+    for path in Path(directory).glob(glob.escape(f"{prefix}{host}-") + "*"):
+        match = pattern.fullmatch(path.name)
+        if not match or _running(int(match.group(1))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        log.warning("removed %s, left by a killed process (pid %s)", path, match.group(1))
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str, directory: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A temporary directory (deleted afterwards) in ``directory`` (default: the system temp dir), after removing
+    what killed processes of this host left there under the same prefix."""
+    directory = Path(directory if directory is not None else tempfile.gettempdir())
+    remove_stale(directory, prefix)
+    path = Path(tempfile.mkdtemp(prefix=prefix + _owner(), dir=directory))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -18,7 +80,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path.parent, f".{path.name}.", ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -35,7 +98,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale(path.parent, f".{path.name}.", ".tmp")
+    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o777 & ~_umask())

@@ -340,9 +340,7 @@ def merge_score(
         of a randomised operator) and ``status``: ``"ok"``, ``"failed"`` (every run failed) or
         ``"partly_failed"``. A failed run counts :data:`FAILED_MERGE_SCORE` in the averages.
     """
-    import tempfile
-
-    from simmerge.io import atomic_dir
+    from simmerge.io import atomic_dir, scratch_directory
 
     if not seeds:
         raise ValueError("seeds is empty: give at least one merge seed")
@@ -354,7 +352,7 @@ def merge_score(
     first: dict[str, Any] = {}
     runs = []
     for index, seed in enumerate(seeds):
-        with tempfile.TemporaryDirectory(prefix="simmerge-merge-", dir=scratch_dir) as scratch:
+        with scratch_directory("simmerge-merge-", scratch_dir) as scratch:
             merged = Path(scratch) / "merged"
             record = merge_pair(operator, a_dir, b_dir, base_dir, merged, seed=seed, device=device, threads=threads)
             run = _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size, limit, device, threads)

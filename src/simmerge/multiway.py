@@ -617,9 +617,8 @@ def plan_set(
     feature_spec : mapping
         The ``features`` section of the config.
     """
-    import tempfile
-
     from simmerge.features import feature_names, pair_features
+    from simmerge.io import scratch_directory
     from simmerge.predictor import load_predictor
     from simmerge.probes import probe_features
 
@@ -630,7 +629,7 @@ def plan_set(
     probes.mkdir(parents=True, exist_ok=True)
     top_fraction = float(feature_spec["top_fraction"])
 
-    with tempfile.TemporaryDirectory(prefix="simmerge-plan-", dir=scratch_dir) as scratch:
+    with scratch_directory("simmerge-plan-", scratch_dir) as scratch:
         merged: dict[str, Path] = {}
 
         def checkpoint_of(model: Model) -> Path:

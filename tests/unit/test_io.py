@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from simmerge.io import atomic_dir, atomic_path, read_json, write_json
+from simmerge.io import atomic_dir, atomic_path, read_json, scratch_directory, write_json, write_text
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -44,3 +47,37 @@ def test_outputs_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
     assert (tmp_path / "x.json").read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
     assert read_json(tmp_path / "x.json") == {"a": 2, "b": 1}
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_writer(tmp_path):
+    host = socket.gethostname()
+    dead, alive = dead_pid(), os.getpid()
+    half_written = tmp_path / f".labels.csv.{host}-{dead}-abc.tmp"
+    half_written.write_text("half")
+    in_progress = tmp_path / f".labels.csv.{host}-{alive}-xyz.tmp"
+    in_progress.write_text("still being written")
+    other_node = tmp_path / f".labels.csv.othernode-{dead}-abc.tmp"
+    other_node.write_text("another host's")
+    write_text("a,b\n", tmp_path / "labels.csv")
+    assert not half_written.exists()
+    assert in_progress.exists() and other_node.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["labels.csv"]
+
+
+def test_scratch_directories_of_killed_merges_are_removed(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f"simmerge-merge-{host}-{dead_pid()}-q1"
+    (stale / "merged").mkdir(parents=True)
+    (stale / "merged" / "model.safetensors").write_bytes(b"\0" * 64)
+    unrelated = tmp_path / "simmerge-plan-x"
+    unrelated.mkdir()
+    with scratch_directory("simmerge-merge-", tmp_path) as scratch:
+        assert scratch.name.startswith(f"simmerge-merge-{host}-{os.getpid()}-")
+        assert not stale.exists()
+    assert not scratch.exists() and unrelated.exists()

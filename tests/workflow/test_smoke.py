@@ -31,7 +31,8 @@ MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    run_snakemake(root, "all", "--configfile", "config/smoke.yaml")
+    # ~5 min alone on 2 cores; the bound only stops a hang
+    run_snakemake(root, "all", "--configfile", "config/smoke.yaml", timeout=1800)
     return root
 
 
@@ -429,3 +430,49 @@ def test_live_bandit_resumes_after_sigkill_and_picks_up_a_new_operator(smoke_run
     subprocess.run(live(runs["straight"], 4, path), cwd=smoke_run, check=True, capture_output=True, timeout=600)
     # the new arm has no data: LinUCB's bonus for it is the largest, so the next round explores it
     assert ledger_rows(runs["straight"])[3][4] == "ta_w100"
+
+
+def test_a_run_killed_in_a_merge_resumes_to_byte_identical_labels(smoke_run, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from snakemake_runner import SNAKEMAKE
+
+    root = copy_workflow(tmp_path / "wf")
+    shutil.copytree(smoke_run / "results", root / "results")
+    shutil.copytree(smoke_run / ".snakemake", root / ".snakemake", ignore=shutil.ignore_patterns("conda", "locks"))
+    for done in ("merges", "ranking", "labels.parquet", "labels.csv"):
+        target = results(root) / done
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = load_config("smoke.yaml")
+    config["merges"]["scratch_dir"] = str(scratch)  # where a killed merge's weights are left, to look at
+    path = write_config(root, "resume.yaml", config)
+    command = [SNAKEMAKE, "--cores", "2", "all_labels", "--configfile", path]
+
+    process = subprocess.Popen(
+        command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any(scratch.iterdir()):
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started, inside a merge
+    process.wait(timeout=30)
+    left = list(scratch.iterdir())
+    assert left, "no merge had started within 300 s"
+    records = sorted((results(root) / "merges").rglob("*.json"))
+    assert len(records) < len(list((results(smoke_run) / "merges").rglob("*.json")))
+    for record in records:  # whatever is at a final path is whole
+        assert read_json(record)["status"] in {"ok", "failed", "partly_failed"}
+
+    # the documented way back: a killed Snakemake leaves its lock, so unlock, then run the same command again
+    run_snakemake(root, "--unlock", "all_labels", "--configfile", path)
+    run_snakemake(root, "all_labels", "--configfile", path)
+    for table in ("labels.csv", "labels.parquet"):
+        assert (results(root) / table).read_bytes() == (results(smoke_run) / table).read_bytes(), table
+    assert not any(path.exists() for path in left), "the killed merge's scratch weights are still there"
+    assert not list(results(root).rglob("*.tmp")), "a half-written output was left next to the results"
