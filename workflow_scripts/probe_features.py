@@ -1,5 +1,5 @@
 # rule probe_features: one probe pass over every task's probes + the weight sketch of one checkpoint.
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.logs import log_to
 from simmerge.probes import probe_features
 
@@ -13,4 +13,5 @@ with log_to(snakemake.log[0]):
         spec=snakemake.params.features,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
+        trust_remote_code=trusts_remote_code(snakemake.input.manifest),
     )

@@ -40,6 +40,10 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "chat_template.jinja",
 )
 
+# A repository's own modelling code (config.json ``auto_map``): fetched only for a catalog entry that sets
+# ``trust_remote_code``, since code that is on disk is one import away from running.
+REMOTE_CODE_PATTERNS: tuple[str, ...] = ("*.py",)
+
 # Weight files that need pickle to load; never fetched, only named in the refusal message.
 PICKLE_PATTERNS: tuple[str, ...] = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 

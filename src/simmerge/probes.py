@@ -316,6 +316,7 @@ def probe_pass(
     max_length: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Teacher-force every task's probes through a checkpoint and keep the functional summary.
 
@@ -348,6 +349,8 @@ def probe_pass(
         ``"auto"``, ``"cpu"`` or ``"cuda"`` (:func:`simmerge.device.resolve_device`).
     threads : int, optional
         CPU threads for torch.
+    trust_remote_code : bool
+        Let transformers run modelling code shipped with the checkpoint (its catalog entry's setting).
 
     Returns
     -------
@@ -388,7 +391,7 @@ def probe_pass(
         raise FileNotFoundError(f"checkpoint not found (no config.json): {ckpt_dir}")
     set_threads(threads)
     torch_device = resolve_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir, trust_remote_code=trust_remote_code)
     encoded: dict[str, list[list[int]]] = {}
     for task, texts in prompts.items():
         encoded[task] = [_encode(tokenizer, text, max_length) for text in texts]
@@ -397,7 +400,9 @@ def probe_pass(
                 raise ValueError(f"task {task!r}: probe {number} of {probe_files[task]} encodes to no token")
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
 
-    model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(
+        ckpt_dir, dtype=torch.float32, attn_implementation="eager", trust_remote_code=trust_remote_code
+    )
     model.to(torch_device).eval()
     config = model.config.get_text_config()
     shape = {
@@ -528,6 +533,7 @@ def probe_features(
     seed: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Write ``features/models/<name>.npz``: the probe pass and the weight sketch of one checkpoint.
 
@@ -552,6 +558,8 @@ def probe_features(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     threads : int, optional
         CPU threads for torch.
+    trust_remote_code : bool
+        As :func:`probe_pass`.
 
     Returns
     -------
@@ -583,6 +591,7 @@ def probe_features(
         max_length=spec.max_length,
         device=device,
         threads=threads,
+        trust_remote_code=trust_remote_code,
     )
 
     from simmerge.sketch import weight_sketch

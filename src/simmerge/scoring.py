@@ -319,6 +319,7 @@ def score_checkpoint(
     threads: int | None = None,
     max_gen_toks: int | None = None,
     name: str | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Score one checkpoint on some skills with lm-eval, in-process and offline.
 
@@ -346,6 +347,8 @@ def score_checkpoint(
         Override the generation length of every generative task.
     name : str, optional
         Name recorded as ``checkpoint``; defaults to the folder name of ``ckpt_dir``.
+    trust_remote_code : bool
+        Let transformers run modelling code shipped with the checkpoint (its catalog entry's setting).
 
     Returns
     -------
@@ -378,7 +381,13 @@ def score_checkpoint(
         yaml_cfgs = {task: _resolved_cfg(declared[task]) for task in tasks}
 
         loading = time.perf_counter()
-        lm = HFLM(pretrained=str(ckpt_dir), batch_size=batch_size, dtype="float32", device=str(torch_device))
+        lm = HFLM(
+            pretrained=str(ckpt_dir),
+            batch_size=batch_size,
+            dtype="float32",
+            device=str(torch_device),
+            trust_remote_code=trust_remote_code,
+        )
         load_seconds = time.perf_counter() - loading
         manager = TaskManager(include_path=str(include), include_defaults=False)
         results = lm_eval.simple_evaluate(
