@@ -313,15 +313,18 @@ def _merge_inputs(config: dict[str, Any], base_dir: str | os.PathLike) -> list[P
 
 def _disk_full(label: str, out: Path, base_dir: str | os.PathLike, err: BaseException) -> DiskFullError:
     """The error of a merge whose output did not fit: where it was written, how much it needs, what to do."""
-    needed_gb = _checkpoint_bytes(base_dir) / 1e9
-    free_gb = shutil.disk_usage(out if out.exists() else out.parent).free / 1e9
+    free = shutil.disk_usage(out if out.exists() else out.parent).free
     return DiskFullError(
         errno.ENOSPC,
-        f"merge {label!r} ran out of disk space writing {out} ({free_gb:.2f} GB free there; a merge takes about "
-        f"{needed_gb:.2f} GB, the size of the base). Nothing of this merge was kept. Free space on that file "
-        "system, or set merges.scratch_dir in the config to a directory with room, then rerun: finished "
-        f"merges are kept. ({type(err).__name__}: {err})",
+        f"merge {label!r} ran out of disk space writing {out} ({_size(free)} free there; a merge takes about "
+        f"{_size(_checkpoint_bytes(base_dir))}, the size of the base). Nothing of this merge was kept. Free space "
+        "on that file system, or set merges.scratch_dir in the config to a directory with room, then rerun: "
+        f"finished merges are kept. ({type(err).__name__}: {err})",
     )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
 
 def _remove_weights(out: Path) -> None:
