@@ -9,6 +9,7 @@ from snakemake.utils import validate
 import simmerge.catalog
 import simmerge.config
 import simmerge.operators
+import simmerge.scoring
 
 # Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
 validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
@@ -145,6 +146,8 @@ TASK_YAMLS = sorted(
     [f"{TASK_DIR}/simmerge_{task}.yaml" for task in TASKS]
     + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
 )
+# A malformed task YAML fails here, before any checkpoint is built, not when the first expert is scored.
+simmerge.scoring.check_task_yamls(TASK_DIR, TASKS)
 
 
 # ---- features stage -------------------------------------------------------------------------------------------

@@ -86,6 +86,16 @@ def test_bad_config_fails_at_parse_time_naming_the_field(workflow_dir):
     assert "bad name!" in result.stdout + result.stderr
 
 
+def test_malformed_task_yaml_fails_at_parse_time_naming_the_file(workflow_dir):
+    broken = workflow_dir / "config" / "tasks" / "simmerge_n2w_fr.yaml"
+    broken.write_text(broken.read_text(encoding="utf-8") + "metadata: {version: [\n", encoding="utf-8")
+    result = run_snakemake(workflow_dir, "--dry-run", "--configfile", "config/smoke.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "task YAML config/tasks/simmerge_n2w_fr.yaml: is not valid YAML" in output, output
+    assert "finetune_expert" not in output  # failed before any job was planned
+
+
 def test_lint_is_clean(workflow_dir):
     result = run_snakemake(workflow_dir, "--lint", "--configfile", "config/smoke.yaml", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
