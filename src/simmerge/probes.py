@@ -117,8 +117,10 @@ def read_probes(task: str, path: str | os.PathLike) -> list[str]:
         If the file holds no probe, a line is not JSON, or a row has no string ``prompt``.
     """
     path = Path(path)
+    # probe.jsonl is written by rule skill_data from tasks.<task>.n_probe; regenerating it is the fix in every case
+    regenerate = f"regenerate it: snakemake --forcerun skill_data (tasks.{task}.n_probe sets how many probes)"
     if not path.is_file():
-        raise FileNotFoundError(f"task {task!r}: probe file not found: {path}")
+        raise FileNotFoundError(f"task {task!r}: probe file not found: {path}; {regenerate}")
     prompts = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -127,13 +129,17 @@ def read_probes(task: str, path: str | os.PathLike) -> list[str]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"task {task!r}: line {number} of probe file {path} is not JSON: {err}") from None
+                raise ValueError(
+                    f"task {task!r}: line {number} of probe file {path} is not JSON: {err}; {regenerate}"
+                ) from None
             prompt = row.get("prompt") if isinstance(row, dict) else None
             if not isinstance(prompt, str):
-                raise ValueError(f"task {task!r}: line {number} of probe file {path} has no string 'prompt'")
+                raise ValueError(
+                    f"task {task!r}: line {number} of probe file {path} has no string 'prompt'; {regenerate}"
+                )
             prompts.append(prompt)
     if not prompts:
-        raise ValueError(f"task {task!r}: probe file {path} holds no probes")
+        raise ValueError(f"task {task!r}: probe file {path} holds no probes; {regenerate}")
     return prompts
 
 
@@ -721,12 +727,25 @@ def load_summary(path: str | os.PathLike) -> ModelSummary:
     FileNotFoundError
         If the file does not exist.
     SummaryFormatError
-        If ``meta`` is missing or unreadable, ``format_version`` is not 1, or a field or array of the contract
-        is missing; the message names the file and everything that is missing.
+        If ``meta`` is missing or unreadable, ``format_version`` is not 1, a field or array of the contract
+        is missing, or an array needs unpickling; the message names the file and everything that is missing.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model summary not found: {path}")
+    try:
+        return _read_summary(path)
+    except ValueError as err:
+        if isinstance(err, SummaryFormatError) or "allow_pickle" not in str(err):
+            raise
+        # numpy refuses an object array, which only unpickling could rebuild: the file was not written here
+        raise SummaryFormatError(
+            f"{path}: holds a pickled object array, which is never loaded (allow_pickle=False); "
+            "delete the file and rerun rule probe_features"
+        ) from None
+
+
+def _read_summary(path: Path) -> ModelSummary:
     with np.load(path, allow_pickle=False) as archive:
         if "meta" not in archive.files:
             raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge model summary")
