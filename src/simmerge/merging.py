@@ -163,7 +163,8 @@ def merge_pair(
         base_dir,
         out_dir,
         seed=seed if operator.randomised else 0,
-        label=operator.name,
+        # the directory names are the catalog names, so messages say which pair this merge was
+        label=f"{operator.name} of {Path(a_dir).name} + {Path(b_dir).name}",
         device=device,
         threads=threads,
         trust_remote_code=trust_remote_code,
@@ -317,9 +318,9 @@ def _disk_full(label: str, out: Path, base_dir: str | os.PathLike, err: BaseExce
     return DiskFullError(
         errno.ENOSPC,
         f"merge {label!r} ran out of disk space writing {out} ({_size(free)} free there; a merge takes about "
-        f"{_size(_checkpoint_bytes(base_dir))}, the size of the base). Nothing of this merge was kept. Free space "
-        "on that file system, or set merges.scratch_dir in the config to a directory with room, then rerun: "
-        f"finished merges are kept. ({type(err).__name__}: {err})",
+        f"{_size(_checkpoint_bytes(base_dir))}, the size of the base). Its partial weights were deleted and no "
+        "record was written. Free space on that file system, or set merges.scratch_dir in the config to a "
+        f"directory with room, then rerun: finished merges are kept. ({type(err).__name__}: {err})",
     )
 
 

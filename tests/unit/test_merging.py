@@ -432,7 +432,7 @@ def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifact
     with pytest.raises(DiskFullError) as info:
         runpy.run_path(str(REPO / "workflow_scripts" / "merge_score.py"), init_globals={"snakemake": snakemake})
     message = str(info.value)
-    assert message.startswith("[Errno 28] merge 'linear' ran out of disk space writing ")
+    assert message.startswith("[Errno 28] merge 'linear of expert_a + expert_b' ran out of disk space writing ")
     assert str(scratch) in message
     assert "set merges.scratch_dir in the config to a directory with room" in message
     assert info.value.errno == errno.ENOSPC
