@@ -9,13 +9,15 @@ from snakemake.utils import validate
 import simmerge.catalog
 import simmerge.config
 import simmerge.operators
+import simmerge.scoring
 
-# Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
-validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
-
+# The pydantic models check first: inside a checkpoint source (a oneOf of kinds) they name the exact field and
+# value, where the JSON schema can only say that no kind matched. The schema check stays as the contract.
 CATALOG = simmerge.catalog.load(
     config, workdir=workflow.basedir, where="the workflow config"
 )
+# Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
+validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
 RUN = CATALOG.config
 MODELS = CATALOG.names
 EXPERTS = CATALOG.expert_names
@@ -154,6 +156,8 @@ def get_home_tasks(wildcards):
 
 
 TASK_DIR = "config/tasks"
+# A malformed task YAML fails here, before any checkpoint is built, not when the first expert is scored.
+simmerge.scoring.check_task_yamls(TASK_DIR, TASKS)
 
 
 # ---- features stage -------------------------------------------------------------------------------------------

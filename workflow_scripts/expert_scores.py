@@ -1,7 +1,7 @@
 # rule expert_scores: lm-eval score of one checkpoint on one task.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import read_json, write_json
 from simmerge.logs import log_to
 from simmerge.scoring import score_checkpoint
@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
         Path(snakemake.input.tasks[0]).parent,
         {snakemake.wildcards.task: snakemake.input.eval},
         threads=snakemake.threads,
+        trust_remote_code=trusts_remote_code(snakemake.input.manifest),
         **snakemake.params.scoring,
     )
     write_json({**scores, "checkpoint": read_json(snakemake.input.manifest)["name"]}, snakemake.output[0])

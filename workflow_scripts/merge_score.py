@@ -1,7 +1,7 @@
 # rule merge_score: one operator on one pair: mergekit merge, lm-eval scores, normalised by the better parent.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import write_json, write_text
 from simmerge.logs import log_to
 from simmerge.merging import merge_score
@@ -25,6 +25,9 @@ with log_to(snakemake.log[0]):
         threads=snakemake.threads,
         scratch_dir=merge["scratch_dir"],
         keep_dir=snakemake.output.get("merged"),
+        trust_remote_code=all(
+            trusts_remote_code(path) for path in (snakemake.input.a, snakemake.input.b, snakemake.input.base)
+        ),
         **snakemake.params.scoring,
     )
     write_text(record["config_yaml"], snakemake.output.config)

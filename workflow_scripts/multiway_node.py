@@ -1,7 +1,7 @@
 # rule multiway_node: one merge of a recipe tree, from expert checkpoints or earlier merged nodes.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import atomic_dir, write_json
 from simmerge.logs import log_to
 from simmerge.multiway import merge_node
@@ -9,6 +9,7 @@ from simmerge.multiway import merge_node
 with log_to(snakemake.log[0]):
     node = snakemake.params.node
     inputs = [checkpoint_dir(path) if path.endswith("manifest.json") else Path(path) for path in snakemake.input.inputs]
+    manifests = [path for path in snakemake.input.inputs if path.endswith("manifest.json")] + [snakemake.input.base]
     with atomic_dir(snakemake.output.merged) as merged:
         record = merge_node(
             node,
@@ -17,5 +18,6 @@ with log_to(snakemake.log[0]):
             merged,
             merge_seed=node["merge_seed"],
             threads=snakemake.threads,
+            trust_remote_code=all(trusts_remote_code(path) for path in manifests),
         )
     write_json(record, snakemake.output.record)

@@ -1,7 +1,7 @@
 # rule multiway_plan: SimMerge's multi-way merge for one candidate set, chosen from 2-way predictions.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import write_json, write_table
 from simmerge.logs import log_to
 from simmerge.multiway import plan_set, read_expert_scores
@@ -29,6 +29,7 @@ with log_to(snakemake.log[0]):
         probes_dir=Path(snakemake.output.probes),
         scratch_dir=spec["scratch_dir"],
         threads=snakemake.threads,
+        trust_remote_code=all(trusts_remote_code(path) for path in snakemake.input.checkpoints),
     )
     write_table(plan.predictions, snakemake.output.predictions)
     write_json({**plan.to_json(), "tasks": spec["tasks"], "candidates": spec["candidates"]}, snakemake.output.plan)

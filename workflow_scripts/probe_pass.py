@@ -1,5 +1,5 @@
 # rule probe_pass: one checkpoint's probe pass over one task's probes.
-from simmerge.catalog import checkpoint_dir
+from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.logs import log_to
 from simmerge.probes import probe_task
 
@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]):
         spec=snakemake.params.features,
         seed=snakemake.params.seed,
         threads=snakemake.threads,
+        trust_remote_code=trusts_remote_code(snakemake.input.manifest),
     )

@@ -21,6 +21,7 @@ from simmerge.manifest import (
     PreflightError,
     check_compatible,
     check_finite,
+    check_remote_code,
     inspect_checkpoint,
     write_manifest,
 )
@@ -294,12 +295,32 @@ def _parent_cycles(catalog: Catalog) -> list[str]:
 # Builders: one per source kind, each the body of one catalog-stage rule.
 
 
-def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
-    """Write the manifest of a freshly built checkpoint; for an expert, run the pre-flight check first."""
+def _preflight(ckpt_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> None:
+    """The checks every checkpoint passes before its manifest is written, so nothing downstream loads a bad one.
+
+    Every entry: a readable layout (config, safetensors headers) and no custom modelling code unless its source
+    sets ``trust_remote_code``. An expert also: the base's architecture and finite weights.
+    """
+    facts = inspect_checkpoint(ckpt_dir, name=name)
+    check_remote_code(ckpt_dir, name=name, trust_remote_code=bool(source.get("trust_remote_code")))
     if base_manifest is not None:
-        check_compatible(inspect_checkpoint(build_dir, name=name), read_json(base_manifest), name=name)
-        check_finite(build_dir, name=name)
+        check_compatible(facts, read_json(base_manifest), name=name)
+        check_finite(ckpt_dir, name=name)
+
+
+def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
+    """Run the pre-flight checks on a freshly built checkpoint, then write its manifest."""
+    _preflight(build_dir, name=name, source=source, base_manifest=base_manifest)
     return write_manifest(build_dir, name=name, source=source)
+
+
+def trusts_remote_code(manifest_path: str | Path) -> bool:
+    """Whether a checkpoint's catalog entry allows its own modelling code (recorded in its manifest's source).
+
+    Every loader of the checkpoint (probe pass, lm-eval, fine-tuning, mergekit) is given this value instead of
+    relying on a library default.
+    """
+    return bool(read_json(manifest_path)["source"].get("trust_remote_code", False))
 
 
 def convert_gguf_checkpoint(name: str, source: dict, out_dir: str | Path, workdir: str | Path = ".") -> dict:
@@ -336,7 +357,15 @@ def tiny_checkpoint(
         )
         if source.get("pretrain"):
             spec = {**source["pretrain"], "seed": source["pretrain"].get("seed", seed) or seed}
-            stats = finetune(init_dir, list(train_files), build_dir / "model", loss_on="all", threads=threads, **spec)
+            stats = finetune(
+                init_dir,
+                list(train_files),
+                build_dir / "model",
+                loss_on="all",
+                threads=threads,
+                trust_remote_code=False,  # the tiny Llama is built here from transformers' own classes
+                **spec,
+            )
             for path in (build_dir / "model").iterdir():
                 shutil.move(str(path), build_dir / path.name)
             shutil.rmtree(build_dir / "model")
@@ -347,11 +376,14 @@ def tiny_checkpoint(
 
 def fetch_hf_checkpoint(name: str, source: dict, out_dir: str | Path, *, base_manifest: str | None) -> dict:
     """Download a pinned Hugging Face revision (safetensors + config + tokenizer only)."""
-    from simmerge.hub import fetch_checkpoint
+    from simmerge.hub import DEFAULT_PATTERNS, REMOTE_CODE_PATTERNS, fetch_checkpoint
 
+    # The repository's Python files come only for an entry that trusts them: without trust they are never run,
+    # so they need not be on disk.
+    patterns = DEFAULT_PATTERNS + (REMOTE_CODE_PATTERNS if source.get("trust_remote_code") else ())
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
-        provenance = fetch_checkpoint(source["repo_id"], source["revision"], build_dir)
+        provenance = fetch_checkpoint(source["repo_id"], source["revision"], build_dir, allow_patterns=patterns)
         return _publish(build_dir, name=name, source={**source, **provenance}, base_manifest=base_manifest)
 
 
@@ -369,9 +401,7 @@ def local_checkpoint(
     and its sha256 list lets a later run notice that the directory changed.
     """
     path = resolve_path(source["path"], workdir)
-    if base_manifest is not None:
-        check_compatible(inspect_checkpoint(path, name=name), read_json(base_manifest), name=name)
-        check_finite(path, name=name)
+    _preflight(path, name=name, source=source, base_manifest=base_manifest)
     return write_manifest(path, name=name, source={**source, "path": str(path)}, path=manifest_path)
 
 
@@ -389,6 +419,8 @@ def finetune_checkpoint(
     from simmerge.finetune import finetune
 
     parent = read_json(parent_manifest)
+    # A fine-tune of a custom-code parent is the same custom architecture: it inherits the parent's permission.
+    trust = trusts_remote_code(parent_manifest)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
         stats = finetune(
@@ -397,10 +429,17 @@ def finetune_checkpoint(
             build_dir,
             threads=threads,
             loss_on="answer",
+            trust_remote_code=trust,
             **train,
         )
         # the parent is recorded by catalog name and weight digests, not by its machine-specific path
-        source = {**stats, "kind": "finetune", "parent": parent["name"], "parent_sha256": _weights_digest(parent)}
+        source = {
+            **stats,
+            "kind": "finetune",
+            "parent": parent["name"],
+            "parent_sha256": _weights_digest(parent),
+            "trust_remote_code": trust,
+        }
         return _publish(build_dir, name=name, source=source, base_manifest=base_manifest)
 
 

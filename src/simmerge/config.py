@@ -297,14 +297,24 @@ class RunConfig(Frozen):
     bandit: BanditSpec = Field(default_factory=BanditSpec)
 
 
+# What to write instead of a name that is not a slug; names become file and folder names under results/.
+SLUG_FIX = (
+    "use a slug: letters, digits, '.', '_' or '-', starting with a letter or digit (no '/', no leading '.'), "
+    "since the name becomes a path under results/"
+)
+
+
 def format_validation_error(error: ValidationError, where: str) -> str:
-    """One line per problem: the dotted field path, what is wrong, and the offending value."""
+    """One line per problem: the dotted field path, what is wrong, the offending value, and for a name the fix."""
     lines = [f"invalid configuration in {where}:"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
         value = item.get("input")
         shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
-        lines.append(f"  - {field}: {item['msg']}{shown}")
+        fix = ""
+        if item["type"] == "string_pattern_mismatch" and item.get("ctx", {}).get("pattern") == SLUG_PATTERN:
+            fix = f"; {SLUG_FIX}"
+        lines.append(f"  - {field}: {item['msg']}{shown}{fix}")
     return "\n".join(lines)
 
 

@@ -218,6 +218,7 @@ def finetune(
     device: str = "auto",
     threads: int | None = None,
     loss_on: LossOn = "answer",
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune every weight of a causal LM on prompt → answer rows and save the result.
 
@@ -263,6 +264,8 @@ def finetune(
         CPU threads for torch; ``None`` keeps the current setting.
     loss_on : {"answer", "all"}
         Which tokens carry the loss.
+    trust_remote_code : bool
+        Let transformers run modelling code shipped with the parent (its catalog entry's setting).
 
     Returns
     -------
@@ -298,8 +301,8 @@ def finetune(
     torch.manual_seed(seed)
 
     parent_dir = Path(parent_dir)
-    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32, trust_remote_code=trust_remote_code)
     model.to(torch_device)
     model.train()
 

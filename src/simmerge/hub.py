@@ -40,6 +40,10 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "chat_template.jinja",
 )
 
+# A repository's own modelling code (config.json ``auto_map``): fetched only for a catalog entry that sets
+# ``trust_remote_code``, since code that is on disk is one import away from running.
+REMOTE_CODE_PATTERNS: tuple[str, ...] = ("*.py",)
+
 # Weight files that need pickle to load; never fetched, only named in the refusal message.
 PICKLE_PATTERNS: tuple[str, ...] = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
@@ -81,7 +85,9 @@ def fetch_checkpoint(
     cache_dir : path-like, optional
         Hub cache folder; defaults to the hub client's (``$HF_HOME/hub``).
     allow_patterns : sequence of str
-        Glob patterns of the files to fetch; the default takes weights, config and tokenizer files only.
+        Glob patterns of the files to fetch; the default takes weights, config and tokenizer files only. Pickle
+        weights (:data:`PICKLE_PATTERNS`) and Python files (:data:`REMOTE_CODE_PATTERNS`) are never fetched
+        unless one of those exact patterns is listed here.
 
     Returns
     -------
@@ -123,12 +129,16 @@ def fetch_checkpoint(
             revision,
             repo_id,
         )
+    # Broad patterns such as tokenizer* or vocab.* would also match code or pickles (tokenizer_x.py, vocab.pkl):
+    # those are excluded unless a pattern asks for them by name.
+    ignore_patterns = [p for p in (*PICKLE_PATTERNS, *REMOTE_CODE_PATTERNS) if p not in allow_patterns]
     logger.info("fetching %s", where)
     try:
         snapshot = snapshot_download(
             repo_id,
             revision=revision,
             allow_patterns=list(allow_patterns),
+            ignore_patterns=ignore_patterns,
             cache_dir=None if cache_dir is None else str(cache_dir),
         )
     except HFValidationError as err:
@@ -153,7 +163,9 @@ def fetch_checkpoint(
     files = sorted(
         p.relative_to(snapshot_path).as_posix()
         for p in snapshot_path.rglob("*")
-        if p.is_file() and _matches(p.relative_to(snapshot_path).as_posix(), allow_patterns)
+        if p.is_file()
+        and _matches(p.relative_to(snapshot_path).as_posix(), allow_patterns)
+        and not _matches(p.relative_to(snapshot_path).as_posix(), ignore_patterns)
     )
     if not any(f.endswith(".safetensors") for f in files):
         pickles = _pickle_files(snapshot_path, repo_id, resolved_sha, cache_dir)

@@ -8,6 +8,7 @@ the catalog entry, the path, the field and the fix, instead of failing deep insi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -406,6 +407,97 @@ def check_compatible(expert: dict[str, Any], base: dict[str, Any], *, name: str)
             f"checkpoint {name!r}: {'; '.join(diffs)}. Every expert must share the base's architecture; "
             f"remove {name!r} from catalog.experts or point it at a checkpoint fine-tuned from {base_name!r}."
         )
+
+
+@functools.cache
+def _transformers_architectures() -> frozenset[str]:
+    """Every model class name the installed transformers maps from a config (its ``*_MAPPING_NAMES`` tables)."""
+    from transformers.models.auto import modeling_auto
+
+    names: set[str] = set()
+    for key, table in vars(modeling_auto).items():
+        if key.endswith("_MAPPING_NAMES") and isinstance(table, dict):
+            for value in table.values():
+                names.update(value if isinstance(value, tuple | list) else [value])
+    return frozenset(names)
+
+
+def remote_code_reasons(config: dict[str, Any]) -> list[str]:
+    """Why loading a checkpoint with this ``config.json`` would run code shipped with the checkpoint.
+
+    transformers runs a checkpoint's own Python files when ``config.json`` has an ``auto_map`` (classes named
+    ``"module.Class"`` or ``"repo--module.Class"``), and cannot load it at all without them when its
+    ``model_type`` or ``architectures`` are classes it does not ship.
+
+    Returns
+    -------
+    list of str
+        One phrase per reason (empty: the installed transformers loads it with its own code).
+    """
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    reasons = []
+    auto_map = config.get("auto_map")
+    if auto_map:
+        if isinstance(auto_map, dict):
+            classes = ", ".join(f"{key} -> {value}" for key, value in sorted(auto_map.items()))
+        else:
+            classes = repr(auto_map)
+        reasons.append(f"auto_map names custom classes ({classes})")
+    model_type = _config_value(config, "model_type")
+    if model_type is not None and model_type not in CONFIG_MAPPING_NAMES:
+        reasons.append(f"model_type {model_type!r} is not a transformers model type")
+    architectures = config.get("architectures")
+    if isinstance(architectures, list) and architectures:
+        unknown = sorted(set(architectures) - _transformers_architectures())
+        if unknown:
+            reasons.append(f"architectures {unknown} are not transformers classes")
+    return reasons
+
+
+def check_remote_code(ckpt_dir: str | os.PathLike, *, name: str, trust_remote_code: bool) -> list[str]:
+    """Refuse a checkpoint that needs its own modelling code unless its catalog entry allows it.
+
+    Parameters
+    ----------
+    ckpt_dir : path-like
+        Checkpoint directory (its ``config.json`` is read; nothing is imported from the checkpoint).
+    name : str
+        Catalog entry, used in error messages.
+    trust_remote_code : bool
+        The entry's ``source.trust_remote_code``.
+
+    Returns
+    -------
+    list of str
+        The reasons of :func:`remote_code_reasons` (empty when the checkpoint needs no custom code).
+
+    Raises
+    ------
+    PreflightError
+        If the checkpoint needs custom code and ``trust_remote_code`` is false, naming the entry, the
+        ``auto_map`` classes or unknown types, and the two fixes.
+    """
+    config_path = Path(ckpt_dir) / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _fail(
+            name, config_path, "config.json", f"cannot be read ({err})", "rebuild or re-fetch the checkpoint"
+        ) from err
+    reasons = remote_code_reasons(config if isinstance(config, dict) else {})
+    if reasons and not trust_remote_code:
+        raise _fail(
+            name,
+            config_path,
+            "trust_remote_code",
+            "loading this checkpoint would run Python code shipped with it: " + "; ".join(reasons),
+            f"Set `trust_remote_code: true` in the source of catalog entry {name!r} only if you have read and "
+            "trust that code, or use a checkpoint of an architecture transformers supports natively",
+        )
+    if reasons:
+        logger.warning("checkpoint %r runs its own modelling code (trust_remote_code: true): %s", name, reasons)
+    return reasons
 
 
 def check_finite(ckpt_dir: str | os.PathLike, *, name: str) -> None:

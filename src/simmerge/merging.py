@@ -5,13 +5,14 @@ and an ordered pair into mergekit's YAML, runs ``mergekit.merge.run_merge`` on e
 the merged weights are finite, and returns a record. A merge that mergekit refuses at run time or that yields
 NaN/Inf weights is data, not a crash: the record says ``"failed"`` with the error, and the caller gives the
 merge its documented failure score. Mistakes of the caller (missing input directories, a non-empty output
-directory, CUDA requested where there is none) and running out of memory still raise, so that Snakemake
-reports them or retries the job with more resources instead of recording a wrong label.
+directory, CUDA requested where there is none), running out of memory and running out of disk space still raise,
+so that Snakemake reports them or retries the job with more resources instead of recording a wrong label.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -49,6 +50,29 @@ TOKENIZER_FILES = (
 )
 
 
+class DiskFullError(OSError):
+    """The file system ran out of space (or quota) while a merge was written; the message says where and what to do."""
+
+
+# errno values of a full file system; safetensors' Rust writer reports them as text, so the text is matched too.
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = tuple(os.strerror(code) for code in _DISK_FULL_ERRNOS) + ("StorageFull", "QuotaExceeded")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an exception, or one it was raised from, is a full disk or an exhausted quota."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(current) for text in _DISK_FULL_TEXT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def config_yaml(config: dict[str, Any]) -> str:
     """The YAML text of a mergekit config mapping: ``yaml.safe_dump`` with sorted keys, block style."""
     return yaml.safe_dump(config, sort_keys=True, default_flow_style=False, allow_unicode=True)
@@ -64,6 +88,7 @@ def merge_pair(
     seed: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Merge the ordered pair (a, b) with one operator into ``out_dir`` and check the result.
 
@@ -92,6 +117,9 @@ def merge_pair(
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; where mergekit does the tensor arithmetic.
     threads : int, optional
         CPU threads for torch (None: leave torch's setting).
+    trust_remote_code : bool
+        Let mergekit run modelling code shipped with the checkpoints (``MergeOptions.trust_remote_code``): true
+        only when every merged catalog entry sets it.
 
     Returns
     -------
@@ -99,8 +127,8 @@ def merge_pair(
         ``operator``, ``method``, ``order_sensitive``, ``randomised``, ``seed`` (None for a deterministic
         operator), ``device``, ``config_yaml`` (the exact text mergekit ran), ``wall_seconds`` (merge and
         finiteness check), ``peak_rss_mb`` (peak resident memory of this process so far, Linux ``ru_maxrss``),
-        ``peak_gpu_mb`` (CUDA only, else None), ``mergekit_version``, ``status`` (``"ok"`` or ``"failed"``) and
-        ``error`` (``"ExceptionType: message"`` or None).
+        ``peak_gpu_mb`` (CUDA only, else None), ``mergekit_version``, ``trust_remote_code``, ``status`` (``"ok"``
+        or ``"failed"``) and ``error`` (``"ExceptionType: message"`` or None).
 
     Raises
     ------
@@ -114,6 +142,10 @@ def merge_pair(
         If CUDA is requested but not available.
     MemoryError, torch.OutOfMemoryError
         Out of memory is a resource limit, not a property of the merge: it propagates.
+    simmerge.manifest.PreflightError
+        If an input needs its own modelling code and ``trust_remote_code`` is false.
+    DiskFullError
+        The disk or quota filled up while the merge was written; as for memory, it propagates.
     """
     for role, path in (("a_dir", a_dir), ("b_dir", b_dir)):
         if not (Path(path) / "config.json").is_file():
@@ -131,9 +163,11 @@ def merge_pair(
         base_dir,
         out_dir,
         seed=seed if operator.randomised else 0,
-        label=operator.name,
+        # the directory names are the catalog names, so messages say which pair this merge was
+        label=f"{operator.name} of {Path(a_dir).name} + {Path(b_dir).name}",
         device=device,
         threads=threads,
+        trust_remote_code=trust_remote_code,
     )
     return {**record, **merged}
 
@@ -147,6 +181,7 @@ def run_merge_config(
     label: str,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Run one mergekit YAML mapping in this process into ``out_dir`` and check the result.
 
@@ -159,18 +194,36 @@ def run_merge_config(
     -------
     dict
         ``device``, ``config_yaml``, ``wall_seconds``, ``peak_rss_mb``, ``peak_gpu_mb``, ``mergekit_version``,
-        ``status`` (``"ok"`` or ``"failed"``) and ``error``.
+        ``trust_remote_code``, ``status`` (``"ok"`` or ``"failed"``) and ``error``.
+
+    Raises
+    ------
+    DiskFullError
+        When the output's file system fills up: not a property of the merge, so never recorded as a failed
+        merge. The partial weights are deleted first; the message names the merge, the directory and the fix.
     """
     if not (Path(base_dir) / "config.json").is_file():
         raise FileNotFoundError(f"base_dir {str(base_dir)!r} is not a checkpoint directory (no config.json)")
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"out_dir {str(out)!r} is not empty; merge into a new or empty directory")
+    if not trust_remote_code:
+        # mergekit would refuse such an input only mid-merge, and that refusal would be recorded as a failed
+        # merge (a wrong label): refuse it here, as a mistake of the caller.
+        from simmerge.manifest import check_remote_code
+
+        for path in _merge_inputs(config, base_dir):
+            check_remote_code(path, name=path.name, trust_remote_code=False)
     torch_device = resolve_device(device)
     set_threads(threads)
     text = config_yaml(config)
     out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_NAME).write_text(text, encoding="utf-8")
+    try:
+        (out / CONFIG_NAME).write_text(text, encoding="utf-8")
+    except OSError as err:
+        if is_disk_full(err):
+            raise _disk_full(label, out, base_dir, err) from err
+        raise
 
     import torch
     from mergekit.config import MergeConfiguration
@@ -187,6 +240,8 @@ def run_merge_config(
         copy_tokenizer=True,
         # Catalog checkpoints are safetensors only; lazy unpickling is for pickled .bin shards.
         lazy_unpickle=False,
+        safe_serialization=True,  # never write a pickled .bin merge
+        trust_remote_code=trust_remote_code,
         write_model_card=False,
         quiet=True,
     )
@@ -205,6 +260,9 @@ def run_merge_config(
     except (MemoryError, torch.OutOfMemoryError):
         raise
     except Exception as err:  # a merge that fails is a result: recorded, never raised
+        if is_disk_full(err):
+            _remove_weights(out)
+            raise _disk_full(label, out, base_dir, err) from err
         status, error = "failed", f"{type(err).__name__}: {err}"
         log.warning("merge %r failed: %s", label, error)
         _remove_weights(out)
@@ -217,6 +275,7 @@ def run_merge_config(
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated(torch_device) / 2**20, 1) if is_cuda else None,
         "mergekit_version": _mergekit_version(),
+        "trust_remote_code": trust_remote_code,
         "status": status,
         "error": error,
     }
@@ -244,6 +303,29 @@ def _copy_tokenizer(base_dir: Path, out: Path) -> None:
         source = base_dir / name
         if source.is_file():
             shutil.copyfile(source, out / name)
+
+
+def _merge_inputs(config: dict[str, Any], base_dir: str | os.PathLike) -> list[Path]:
+    """Every checkpoint directory a mergekit config reads: its models, its base_model and the catalog base."""
+    paths = [entry["model"] for entry in config.get("models", [])]
+    paths += [config["base_model"]] if config.get("base_model") else []
+    return [Path(path) for path in dict.fromkeys([*paths, str(base_dir)])]
+
+
+def _disk_full(label: str, out: Path, base_dir: str | os.PathLike, err: BaseException) -> DiskFullError:
+    """The error of a merge whose output did not fit: where it was written, how much it needs, what to do."""
+    free = shutil.disk_usage(out if out.exists() else out.parent).free
+    return DiskFullError(
+        errno.ENOSPC,
+        f"merge {label!r} ran out of disk space writing {out} ({_size(free)} free there; a merge takes about "
+        f"{_size(_checkpoint_bytes(base_dir))}, the size of the base). Its partial weights were deleted and no "
+        "record was written. Free space on that file system, or set merges.scratch_dir in the config to a "
+        f"directory with room, then rerun: finished merges are kept. ({type(err).__name__}: {err})",
+    )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
 
 def _remove_weights(out: Path) -> None:
@@ -299,6 +381,7 @@ def merge_score(
     threads: int | None = None,
     scratch_dir: str | os.PathLike | None = None,
     keep_dir: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
 
@@ -327,6 +410,8 @@ def merge_score(
         Where merged checkpoints live while they are scored (default: :func:`default_scratch_dir`).
     keep_dir : path, optional
         Keep the merge of the first seed here (a new directory, created atomically) instead of deleting it.
+    trust_remote_code : bool
+        As :func:`merge_pair`; the merged checkpoint is scored with the same setting.
 
     Returns
     -------
@@ -339,6 +424,12 @@ def merge_score(
         tasks with a defined ratio), ``score_stderr`` (its standard error: item sampling plus the seed spread
         of a randomised operator) and ``status``: ``"ok"``, ``"failed"`` (every run failed) or
         ``"partly_failed"``. A failed run counts :data:`FAILED_MERGE_SCORE` in the averages.
+
+    Raises
+    ------
+    DiskFullError
+        When the scratch directory (or ``keep_dir``) fills up; the scratch copy is removed on the way out, so
+        only merges finished before stay on disk.
     """
     from simmerge.io import atomic_dir, scratch_directory
 
@@ -354,12 +445,27 @@ def merge_score(
     for index, seed in enumerate(seeds):
         with scratch_directory("simmerge-merge-", scratch_dir) as scratch:
             merged = Path(scratch) / "merged"
-            record = merge_pair(operator, a_dir, b_dir, base_dir, merged, seed=seed, device=device, threads=threads)
+            record = merge_pair(
+                operator,
+                a_dir,
+                b_dir,
+                base_dir,
+                merged,
+                seed=seed,
+                device=device,
+                threads=threads,
+                trust_remote_code=trust_remote_code,
+            )
             run = _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size, limit, device, threads)
             if index == 0 and keep_dir is not None and record["status"] == "ok":
-                with atomic_dir(keep_dir) as kept:
-                    for path in merged.iterdir():
-                        shutil.move(str(path), kept / path.name)
+                try:
+                    with atomic_dir(keep_dir) as kept:
+                        for path in merged.iterdir():
+                            shutil.move(str(path), kept / path.name)
+                except OSError as err:
+                    if is_disk_full(err):
+                        raise _disk_full(operator.name, Path(keep_dir), base_dir, err) from err
+                    raise
         runs.append(run)
         if index == 0:
             first = record
@@ -395,7 +501,14 @@ def _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size,
         return run
     started = time.perf_counter()
     scores = score_checkpoint(
-        merged, task_dir, data_files, batch_size=batch_size, limit=limit, device=device, threads=threads
+        merged,
+        task_dir,
+        data_files,
+        batch_size=batch_size,
+        limit=limit,
+        device=device,
+        threads=threads,
+        trust_remote_code=record["trust_remote_code"],
     )
     run["eval_seconds"] = round(time.perf_counter() - started, 3)
     run["load_seconds"] = round(scores["load_seconds"], 3)
@@ -489,10 +602,12 @@ def _checkpoint_bytes(ckpt_dir: str | os.PathLike) -> int:
 
 __all__ = [
     "CONFIG_NAME",
+    "DiskFullError",
     "FAILED_MERGE_SCORE",
     "TOKENIZER_FILES",
     "config_yaml",
     "default_scratch_dir",
+    "is_disk_full",
     "merge_pair",
     "merge_score",
 ]

@@ -539,12 +539,14 @@ def merge_node(
     merge_seed: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Merge one node of a recipe (``build_recipes``' ``nodes`` entry) from its inputs' checkpoints.
 
     Two inputs go through the operator's pair config (the first is the anchor); more through its all-at-once
     config; model_stock through mergekit's own N-model contract. A failed merge is recorded, as in
-    :func:`simmerge.merging.merge_pair`.
+    :func:`simmerge.merging.merge_pair`; ``trust_remote_code`` is passed to mergekit and recorded, so the
+    node's scoring uses the same setting.
     """
     from simmerge.merging import run_merge_config
     from simmerge.operators import multi_model_config
@@ -557,7 +559,13 @@ def merge_node(
     if missing:  # an input merge failed earlier: so does this one, without calling mergekit
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         error = f"input merge failed (no checkpoint): {', '.join(missing)}"
-        return {**record, "status": "failed", "error": error, "wall_seconds": 0.0}
+        return {
+            **record,
+            "status": "failed",
+            "error": error,
+            "wall_seconds": 0.0,
+            "trust_remote_code": trust_remote_code,
+        }
     if operator is None:
         config = multi_model_config(MODEL_STOCK, input_dirs, base_dir)
     elif len(input_dirs) == 2:
@@ -572,6 +580,7 @@ def merge_node(
         label=node["expression"],
         device=device,
         threads=threads,
+        trust_remote_code=trust_remote_code,
     )
     return {**record, **merged}
 
@@ -597,6 +606,7 @@ def plan_set(
     scratch_dir: str | os.PathLike | None = None,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> Plan:
     """:func:`plan_merge` with the run's predictor: the body of the ``multiway_plan`` rule.
 
@@ -616,6 +626,9 @@ def plan_set(
         Every catalog task → its ``probe.jsonl`` (the summaries cover every task).
     feature_spec : mapping
         The ``features`` section of the config.
+    trust_remote_code : bool
+        Passed to the intermediate merges and their probe passes: true only when the base and every candidate
+        allow their own modelling code.
     """
     from simmerge.features import feature_names, pair_features
     from simmerge.io import scratch_directory
@@ -648,7 +661,14 @@ def plan_set(
             node = {"expression": key, "operator": specs[model.operator]}
             inputs = [checkpoint_of(child) for child in model.inputs]
             record = merge_node(
-                node, inputs, checkpoints[base], out, merge_seed=merge_seed, device=device, threads=threads
+                node,
+                inputs,
+                checkpoints[base],
+                out,
+                merge_seed=merge_seed,
+                device=device,
+                threads=threads,
+                trust_remote_code=trust_remote_code,
             )
             if record["status"] != "ok":
                 raise RuntimeError(f"planning merge {key} failed, so it cannot be probed: {record['error']}")
@@ -664,6 +684,7 @@ def plan_set(
                 seed=seed,
                 device=device,
                 threads=threads,
+                trust_remote_code=trust_remote_code,
             )
             known[key] = summary
 
@@ -722,7 +743,15 @@ def score_node(
         )
         return record
     scored = score_checkpoint(
-        node_dir, task_dir, data_files, batch_size=batch_size, limit=limit, device=device, threads=threads
+        node_dir,
+        task_dir,
+        data_files,
+        batch_size=batch_size,
+        limit=limit,
+        device=device,
+        threads=threads,
+        # the merge record carries the permission of the checkpoints the node was merged from
+        trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
     )
     per_task = {
         t: {

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from simmerge.config import ConfigError, Frozen, Slug
+from simmerge.config import SLUG_FIX, SLUG_PATTERN, ConfigError, Frozen, Slug
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +728,10 @@ def _describe(error: ValidationError, label: str) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
         shown = f" (got {value!r})" if field_path and not isinstance(value, dict | list) else ""
-        lines.append(f"{label}: {field_path + ': ' if field_path else ''}{message}{shown}")
+        fix = ""
+        if item["type"] == "string_pattern_mismatch" and item.get("ctx", {}).get("pattern") == SLUG_PATTERN:
+            fix = f"; {SLUG_FIX}"
+        lines.append(f"{label}: {field_path + ': ' if field_path else ''}{message}{shown}{fix}")
     return lines
 
 

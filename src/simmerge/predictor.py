@@ -58,6 +58,21 @@ class OperatorInteractions(TransformerMixin, BaseEstimator):
         return np.hstack([X, products])
 
 
+# The types a fitted predictor of any family holds beyond skops' default trusted set (measured with
+# skops.io.get_untrusted_types on each family). Only these are trusted on load: trusting whole packages
+# (sklearn.*, numpy.*, builtins.*) would also trust any callable in them that a crafted file names, such as
+# builtins.eval.
+TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        f"{OperatorInteractions.__module__}.{OperatorInteractions.__qualname__}",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.tree._tree.Tree",
+    }
+)
+
+
 def build_model(family: str, feature_columns: Sequence[str], operators: Sequence[str], *, seed: int) -> Pipeline:
     """An unfitted pipeline of one model family over ``feature_columns`` + the ``operator`` column.
 
@@ -296,17 +311,20 @@ def load_predictor(
     Raises
     ------
     ValueError
-        If the file was fitted on other features or operators than the caller expects, or with other versions
-        of scikit-learn / skops / numpy than the ones installed (a skops file is not portable across them).
+        If the file holds a type outside :data:`TRUSTED_TYPES` (checked before anything is loaded), was fitted
+        on other features or operators than the caller expects, or with other versions of scikit-learn / skops /
+        numpy than the ones installed (a skops file is not portable across them).
     """
     import skops.io as sio
 
     path = Path(path)
     untrusted = sio.get_untrusted_types(file=path)
-    allowed = {f"{OperatorInteractions.__module__}.{OperatorInteractions.__qualname__}"}
-    unexpected = [name for name in untrusted if name not in allowed and not _sklearn_or_numpy(name)]
+    unexpected = sorted(set(untrusted) - TRUSTED_TYPES)
     if unexpected:
-        raise ValueError(f"{path}: refusing to load types that a SimMerge predictor does not contain: {unexpected}")
+        raise ValueError(
+            f"{path}: refusing to load types that a SimMerge predictor does not contain: {unexpected}; refit the "
+            "predictor (rule predictor) rather than loading a file from elsewhere"
+        )
     payload = sio.load(path, trusted=list(untrusted))
     meta = json.loads(payload["meta"])
     problems = []
@@ -333,10 +351,6 @@ def load_predictor(
     )
 
 
-def _sklearn_or_numpy(name: str) -> bool:
-    return name.startswith(("sklearn.", "numpy.", "builtins."))
-
-
 def _first_difference(left: Sequence[str], right: Sequence[str]) -> str:
     for index, (x, y) in enumerate(zip(left, right, strict=False)):
         if x != y:
@@ -348,6 +362,7 @@ __all__ = [
     "FAMILIES",
     "OperatorInteractions",
     "Predictor",
+    "TRUSTED_TYPES",
     "build_model",
     "checkpoint_folds",
     "choose_family",

@@ -117,8 +117,10 @@ def read_probes(task: str, path: str | os.PathLike) -> list[str]:
         If the file holds no probe, a line is not JSON, or a row has no string ``prompt``.
     """
     path = Path(path)
+    # probe.jsonl is written by rule skill_data from tasks.<task>.n_probe; regenerating it is the fix in every case
+    regenerate = f"regenerate it: snakemake --forcerun skill_data (tasks.{task}.n_probe sets how many probes)"
     if not path.is_file():
-        raise FileNotFoundError(f"task {task!r}: probe file not found: {path}")
+        raise FileNotFoundError(f"task {task!r}: probe file not found: {path}; {regenerate}")
     prompts = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -127,13 +129,17 @@ def read_probes(task: str, path: str | os.PathLike) -> list[str]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"task {task!r}: line {number} of probe file {path} is not JSON: {err}") from None
+                raise ValueError(
+                    f"task {task!r}: line {number} of probe file {path} is not JSON: {err}; {regenerate}"
+                ) from None
             prompt = row.get("prompt") if isinstance(row, dict) else None
             if not isinstance(prompt, str):
-                raise ValueError(f"task {task!r}: line {number} of probe file {path} has no string 'prompt'")
+                raise ValueError(
+                    f"task {task!r}: line {number} of probe file {path} has no string 'prompt'; {regenerate}"
+                )
             prompts.append(prompt)
     if not prompts:
-        raise ValueError(f"task {task!r}: probe file {path} holds no probes")
+        raise ValueError(f"task {task!r}: probe file {path} holds no probes; {regenerate}")
     return prompts
 
 
@@ -316,6 +322,7 @@ def probe_pass(
     max_length: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Teacher-force every task's probes through a checkpoint and keep the functional summary.
 
@@ -348,6 +355,8 @@ def probe_pass(
         ``"auto"``, ``"cpu"`` or ``"cuda"`` (:func:`simmerge.device.resolve_device`).
     threads : int, optional
         CPU threads for torch.
+    trust_remote_code : bool
+        Let transformers run modelling code shipped with the checkpoint (its catalog entry's setting).
 
     Returns
     -------
@@ -388,7 +397,7 @@ def probe_pass(
         raise FileNotFoundError(f"checkpoint not found (no config.json): {ckpt_dir}")
     set_threads(threads)
     torch_device = resolve_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir, trust_remote_code=trust_remote_code)
     encoded: dict[str, list[list[int]]] = {}
     for task, texts in prompts.items():
         encoded[task] = [_encode(tokenizer, text, max_length) for text in texts]
@@ -397,7 +406,9 @@ def probe_pass(
                 raise ValueError(f"task {task!r}: probe {number} of {probe_files[task]} encodes to no token")
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
 
-    model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(
+        ckpt_dir, dtype=torch.float32, attn_implementation="eager", trust_remote_code=trust_remote_code
+    )
     model.to(torch_device).eval()
     config = model.config.get_text_config()
     shape = {
@@ -596,6 +607,7 @@ def probe_features(
     seed: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Write ``features/models/<name>.npz`` in one process: the probe pass and the weight sketch of a checkpoint.
 
@@ -625,6 +637,8 @@ def probe_features(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     threads : int, optional
         CPU threads for torch.
+    trust_remote_code : bool
+        As :func:`probe_pass`.
 
     Returns
     -------
@@ -643,7 +657,13 @@ def probe_features(
     """
     spec = _feature_spec(spec)
     arrays, pass_meta = probe_pass(
-        ckpt_dir, probe_files, **_pass_options(spec), projection_seed=seed, device=device, threads=threads
+        ckpt_dir,
+        probe_files,
+        **_pass_options(spec),
+        projection_seed=seed,
+        device=device,
+        threads=threads,
+        trust_remote_code=trust_remote_code,
     )
     sketch, sketch_meta = _sketch(ckpt_dir, base_dir, spec, seed, name)
     return _write_summary(
@@ -667,6 +687,7 @@ def probe_task(
     seed: int,
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Write one task's probe pass of one checkpoint (rule ``probe_pass``), for :func:`assemble_summary`.
 
@@ -675,7 +696,13 @@ def probe_task(
     """
     spec = _feature_spec(spec)
     arrays, meta = probe_pass(
-        ckpt_dir, {task: probe_file}, **_pass_options(spec), projection_seed=seed, device=device, threads=threads
+        ckpt_dir,
+        {task: probe_file},
+        **_pass_options(spec),
+        projection_seed=seed,
+        device=device,
+        threads=threads,
+        trust_remote_code=trust_remote_code,
     )
     _write_archive(out_path, meta, arrays)
     return meta
@@ -860,12 +887,25 @@ def load_summary(path: str | os.PathLike) -> ModelSummary:
     FileNotFoundError
         If the file does not exist.
     SummaryFormatError
-        If ``meta`` is missing or unreadable, ``format_version`` is not 1, or a field or array of the contract
-        is missing; the message names the file and everything that is missing.
+        If ``meta`` is missing or unreadable, ``format_version`` is not 1, a field or array of the contract
+        is missing, or an array needs unpickling; the message names the file and everything that is missing.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model summary not found: {path}")
+    try:
+        return _read_summary(path)
+    except ValueError as err:
+        if isinstance(err, SummaryFormatError) or "allow_pickle" not in str(err):
+            raise
+        # numpy refuses an object array, which only unpickling could rebuild: the file was not written here
+        raise SummaryFormatError(
+            f"{path}: holds a pickled object array, which is never loaded (allow_pickle=False); "
+            "delete the file and rerun rule probe_features"
+        ) from None
+
+
+def _read_summary(path: Path) -> ModelSummary:
     with np.load(path, allow_pickle=False) as archive:
         if "meta" not in archive.files:
             raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge model summary")

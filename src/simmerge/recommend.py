@@ -38,7 +38,7 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
         If a directory does not match the base (architecture, sizes, vocab, safetensors, finite weights).
     """
     from simmerge.io import read_json
-    from simmerge.manifest import check_compatible, check_finite, inspect_checkpoint
+    from simmerge.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
 
     if spec in catalog.expert_names:
         manifest = run / "checkpoints" / spec / "manifest.json"
@@ -57,6 +57,8 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
     base_manifest = read_json(run / "checkpoints" / catalog.base.name / "manifest.json")
     check_compatible(inspect_checkpoint(directory, name=name), base_manifest, name=name)
     check_finite(directory, name=name)
+    # A directory outside the catalog has no entry that could allow its own modelling code.
+    check_remote_code(directory, name=name, trust_remote_code=False)
     summary = cache / f"{name}.npz"
     if not summary.is_file():
         from simmerge.probes import probe_features
@@ -70,6 +72,7 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
             name=name,
             spec=config.features.model_dump(),
             seed=config.seed,
+            trust_remote_code=False,
         )
     return Member(name, directory, summary)
 

@@ -70,6 +70,21 @@ def _represent_tagged(dumper: yaml.SafeDumper, value: _Tagged) -> yaml.Node:
 _TaskDumper.add_representer(_Tagged, _represent_tagged)
 
 
+class TaskYamlError(ValueError):
+    """A task YAML lm-eval cannot use; the message names the file, the problem and the fix."""
+
+
+_TASK_YAML_FIX = "fix the file (config/tasks/README.md describes the fields) or restore it with git"
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML parse error as one line: what is wrong and where (1-based line and column)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(err).replace("\n", " ")
+
+
 def load_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read one lm-eval task YAML without resolving its ``include`` or ``!function`` entries.
 
@@ -82,11 +97,24 @@ def load_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
     -------
     dict
         Its top-level mapping; ``!function`` values come back as strings that :func:`dump_task_yaml` re-tags.
+
+    Raises
+    ------
+    TaskYamlError
+        If the file is not valid YAML (the message gives the line and column), uses a tag the safe loader
+        refuses (``!!python/...``), or does not hold a mapping.
     """
     with open(path, encoding="utf-8") as handle:
-        cfg = yaml.load(handle, Loader=_TaskLoader)  # noqa: S506 - a SafeLoader subclass
+        try:
+            cfg = yaml.load(handle, Loader=_TaskLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as err:
+            raise TaskYamlError(
+                f"task YAML {path}: is not valid YAML: {_yaml_problem(err)}. {_TASK_YAML_FIX}"
+            ) from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"task YAML {path} does not hold a mapping")
+        raise TaskYamlError(
+            f"task YAML {path}: holds a {type(cfg).__name__}, not a mapping of lm-eval fields. {_TASK_YAML_FIX}"
+        )
     return cfg
 
 
@@ -102,9 +130,75 @@ def _resolved_cfg(path: Path) -> dict[str, Any]:
     includes = cfg.pop("include", None)
     merged: dict[str, Any] = {}
     for include in includes if isinstance(includes, list) else [includes] if includes else []:
+        if not (path.parent / include).is_file():
+            raise TaskYamlError(
+                f"task YAML {path}: include {include!r} names no file in {path.parent}. {_TASK_YAML_FIX}"
+            )
         merged.update(_resolved_cfg(path.parent / include))
     merged.update(cfg)
     return merged
+
+
+def _function_problems(cfg: Mapping[str, Any], folder: Path) -> list[str]:
+    """``!function module.name`` values whose module file or function is missing, read without importing it."""
+    import ast
+
+    problems = []
+    values = [
+        *cfg.values(),
+        *(entry.get("metric") for entry in cfg.get("metric_list") or [] if isinstance(entry, dict)),
+    ]
+    for value in values:
+        if not (isinstance(value, _Tagged) and value.tag == "!function"):
+            continue
+        module, _, function = str(value).rpartition(".")
+        source = folder / f"{module.replace('.', '/')}.py"
+        if not source.is_file():
+            problems.append(f"!function {value} needs {source}, which does not exist")
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        if not any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body):
+            problems.append(f"!function {value}: {source} defines no function {function!r}")
+    return problems
+
+
+def check_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Check that a task YAML resolves to a task SimMerge can score, before any model is loaded.
+
+    Parameters
+    ----------
+    path : path
+        A ``simmerge_<skill>.yaml``.
+
+    Returns
+    -------
+    dict
+        The resolved configuration (its ``include`` chain merged in).
+
+    Raises
+    ------
+    TaskYamlError
+        Naming the file: invalid YAML, an ``include`` or ``!function`` that names nothing, an ``output_type``
+        SimMerge has no primary metric for, a missing prompt/target field, or a primary metric not in
+        ``metric_list``.
+    """
+    path = Path(path)
+    cfg = _resolved_cfg(path)
+    output_type = cfg.get("output_type")
+    problems = []
+    primary = PRIMARY_METRIC.get(output_type)
+    if primary is None:
+        problems.append(f"output_type is {output_type!r}; SimMerge scores {', '.join(PRIMARY_METRIC)}")
+    missing = [key for key in ("doc_to_text", "doc_to_target") if key not in cfg]
+    if missing:
+        problems.append(f"{' and '.join(missing)} missing")
+    metrics = [entry.get("metric") for entry in cfg.get("metric_list") or [] if isinstance(entry, dict)]
+    if primary is not None and primary not in metrics:
+        problems.append(f"metric_list lacks {primary!r}, the primary metric of {output_type}")
+    problems += _function_problems(cfg, path.parent)
+    if problems:
+        raise TaskYamlError(f"task YAML {path}: {'; '.join(problems)}. {_TASK_YAML_FIX}")
+    return cfg
 
 
 def task_name(skill: str) -> str:
@@ -123,15 +217,51 @@ def _task_files(root: Path) -> dict[str, Path]:
     for path in sorted(root.rglob("*.yaml")):
         if "__pycache__" in path.parts:
             continue
-        try:
-            name = load_task_yaml(path).get("task")
-        except (yaml.YAMLError, ValueError) as err:
-            log.warning("skipping unreadable task YAML %s: %s", path, err)
-            continue
+        # An unreadable file raises instead of being skipped: skipping it would report its task as missing.
+        name = load_task_yaml(path).get("task")
         if isinstance(name, str):
             if name in found:
                 raise ValueError(f"task {name!r} is declared twice: {found[name]} and {path}")
             found[name] = path
+    return found
+
+
+def check_task_yamls(task_dir: str | os.PathLike, skills: Sequence[str]) -> dict[str, Path]:
+    """Find and check the task YAML of every skill: run at workflow parse time and again before scoring.
+
+    Parameters
+    ----------
+    task_dir : path
+        Folder of task YAMLs (``config/tasks``).
+    skills : sequence of str
+        Skill names (``"n2w_fr"``); each needs a YAML declaring ``task: simmerge_<skill>``.
+
+    Returns
+    -------
+    dict
+        Skill → its YAML file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder is missing or no YAML declares a skill's task (the message lists the tasks found).
+    TaskYamlError
+        If any YAML of the folder is unreadable, or a skill's YAML fails :func:`check_task_yaml`.
+    """
+    task_dir = Path(task_dir)
+    if not task_dir.is_dir():
+        raise FileNotFoundError(f"task folder not found: {task_dir}")
+    declared = _task_files(task_dir)
+    found = {}
+    for skill in skills:
+        name = task_name(skill)
+        if name not in declared:
+            raise FileNotFoundError(
+                f"no task YAML in {task_dir} declares 'task: {name}' (for skill {skill!r}); "
+                f"tasks found: {', '.join(sorted(declared)) or 'none'}"
+            )
+        check_task_yaml(declared[name])
+        found[skill] = declared[name]
     return found
 
 
@@ -169,24 +299,21 @@ def materialize_tasks(
     ------
     FileNotFoundError
         If ``task_dir``, a task's YAML or a data file is missing; the message names the task and the path.
+    TaskYamlError
+        If a task YAML is malformed (see :func:`check_task_yamls`); the message names the committed file.
     """
     task_dir = Path(task_dir)
     out_dir = Path(out_dir)
-    if not task_dir.is_dir():
-        raise FileNotFoundError(f"task folder not found: {task_dir}")
     if not data_files:
         raise ValueError("data_files is empty: no task to score")
+    # Checked on the committed files, so that messages name them rather than the scratch copies.
+    check_task_yamls(task_dir, list(data_files))
     shutil.copytree(task_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     declared = _task_files(out_dir)
 
     names = []
     for skill, data_file in data_files.items():
         name = task_name(skill)
-        if name not in declared:
-            raise FileNotFoundError(
-                f"no task YAML in {task_dir} declares 'task: {name}' (for skill {skill!r}); "
-                f"tasks found: {', '.join(sorted(declared)) or 'none'}"
-            )
         data_path = Path(data_file).expanduser().resolve()
         if not data_path.is_file():
             raise FileNotFoundError(f"data file for task {name} not found: {data_path}")
@@ -319,6 +446,7 @@ def score_checkpoint(
     threads: int | None = None,
     max_gen_toks: int | None = None,
     name: str | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Score one checkpoint on some skills with lm-eval, in-process and offline.
 
@@ -346,6 +474,8 @@ def score_checkpoint(
         Override the generation length of every generative task.
     name : str, optional
         Name recorded as ``checkpoint``; defaults to the folder name of ``ckpt_dir``.
+    trust_remote_code : bool
+        Let transformers run modelling code shipped with the checkpoint (its catalog entry's setting).
 
     Returns
     -------
@@ -378,7 +508,13 @@ def score_checkpoint(
         yaml_cfgs = {task: _resolved_cfg(declared[task]) for task in tasks}
 
         loading = time.perf_counter()
-        lm = HFLM(pretrained=str(ckpt_dir), batch_size=batch_size, dtype="float32", device=str(torch_device))
+        lm = HFLM(
+            pretrained=str(ckpt_dir),
+            batch_size=batch_size,
+            dtype="float32",
+            device=str(torch_device),
+            trust_remote_code=trust_remote_code,
+        )
         load_seconds = time.perf_counter() - loading
         manager = TaskManager(include_path=str(include), include_defaults=False)
         results = lm_eval.simple_evaluate(

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_llm import add_custom_code
 
 from simmerge.catalog import (
     checkpoint_dir,
     finetune_checkpoint,
     local_checkpoint,
     tiny_checkpoint,
+    trusts_remote_code,
 )
 from simmerge.io import read_json, write_jsonl
 from simmerge.manifest import PreflightError
@@ -68,6 +70,7 @@ def test_finetune_expert_passes_preflight_and_records_its_parent(base, train_fil
         "doubler", train, out, parent_manifest=str(base), base_manifest=str(base), train_files=[train_file]
     )
     assert manifest["source"]["parent"] == "base"
+    assert manifest["source"]["trust_remote_code"] is False  # inherited from the parent's entry
     assert manifest["source"]["parent_sha256"] == {
         "model.safetensors": read_json(base)["files"]["model.safetensors"]["sha256"]
     }
@@ -116,3 +119,27 @@ def test_missing_weights_directory_is_reported_with_the_fix(base, tmp_path):
     stale.write_text(json.dumps(manifest))
     with pytest.raises(PreflightError, match="delete the manifest to rebuild"):
         checkpoint_dir(stale)
+
+
+def custom_code_checkpoint(path: Path) -> Path:
+    build_tiny_checkpoint(path, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    return add_custom_code(path)
+
+
+@pytest.mark.parametrize("role", ["base", "expert"])
+def test_custom_code_checkpoint_is_refused_unless_its_entry_trusts_it(role, base, tmp_path):
+    custom = custom_code_checkpoint(tmp_path / "custom")
+    manifest_path = tmp_path / "results" / "custom" / "manifest.json"
+    base_manifest = str(base) if role == "expert" else None
+    source = {"kind": "local", "path": str(custom), "trust_remote_code": False}
+    with pytest.raises(PreflightError, match=r"checkpoint 'custom'.*trust_remote_code.*custom_llama\."):
+        local_checkpoint("custom", source, manifest_path, base_manifest=base_manifest)
+    assert not manifest_path.exists()
+
+
+def test_trusted_custom_code_base_is_published_with_its_permission(tmp_path):
+    custom = custom_code_checkpoint(tmp_path / "custom")
+    manifest_path = tmp_path / "results" / "custom" / "manifest.json"
+    source = {"kind": "local", "path": str(custom), "trust_remote_code": True}
+    local_checkpoint("custom", source, manifest_path, base_manifest=None)
+    assert trusts_remote_code(manifest_path)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simmerge.catalog import load
-from simmerge.config import ConfigError, json_schema
+from simmerge.config import SLUG_FIX, ConfigError, json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,12 @@ def test_wrong_type_names_the_field(smoke):
 
 def test_non_slug_name(smoke):
     smoke["catalog"]["experts"][1]["name"] = "../escape"
-    expect_config_error(smoke, "catalog.experts.1.name", "'../escape'")
+    expect_config_error(smoke, "catalog.experts.1.name", "'../escape'", SLUG_FIX)
+
+
+def test_task_without_probes(smoke):
+    smoke["tasks"]["n2w_fr"]["n_probe"] = 0
+    expect_config_error(smoke, "tasks.n2w_fr.n_probe", "greater than or equal to 1", "(got 0)")
 
 
 def test_pair_separator_in_name(smoke):

@@ -212,3 +212,16 @@ def test_invalid_repo_id_is_a_clear_error(offline, cache, tmp_path):
 def test_default_patterns_take_weights_config_and_tokenizer_only():
     assert "*.safetensors" in DEFAULT_PATTERNS
     assert not any(p.endswith((".bin", ".pt")) for p in DEFAULT_PATTERNS)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_repository_code_is_fetched_only_for_a_trusted_entry(offline, tmp_path, tiny_files, monkeypatch, trusted):
+    from simmerge.catalog import fetch_hf_checkpoint
+
+    cache = tmp_path / "hf_cache"
+    add_to_cache(cache, "simmerge-test/with-code", COMMIT, {**tiny_files, "modeling_x.py": b"raise SystemExit\n"})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    source = {"kind": "hf", "repo_id": "simmerge-test/with-code", "revision": COMMIT, "trust_remote_code": trusted}
+    manifest = fetch_hf_checkpoint("coder", source, tmp_path / "ckpt", base_manifest=None)
+    assert ("modeling_x.py" in manifest["files"]) is trusted
+    assert (tmp_path / "ckpt" / "modeling_x.py").is_file() is trusted

@@ -9,12 +9,14 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_llm import CUSTOM_AUTO_MAP, add_custom_code
 
 from simmerge.io import sha256_file
 from simmerge.manifest import (
     PreflightError,
     check_compatible,
     check_finite,
+    check_remote_code,
     inspect_checkpoint,
     read_safetensors_header,
     write_manifest,
@@ -269,3 +271,39 @@ def test_check_finite_refuses_pickle_only(ckpt):
     (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
     with pytest.raises(PreflightError, match=re.escape("pickle checkpoints are refused")):
         check_finite(ckpt, name="n2w_fr")
+
+
+def test_native_checkpoint_needs_no_custom_code(ckpt):
+    assert check_remote_code(ckpt, name="n2w_fr", trust_remote_code=False) == []
+
+
+def test_custom_code_checkpoint_is_refused_naming_the_classes_and_the_fix(ckpt):
+    add_custom_code(ckpt)
+    with pytest.raises(PreflightError) as info:
+        check_remote_code(ckpt, name="n2w_fr", trust_remote_code=False)
+    message = str(info.value)
+    assert message.startswith(
+        f"checkpoint 'n2w_fr' ({ckpt / 'config.json'}): trust_remote_code: loading this checkpoint would run "
+        "Python code shipped with it: auto_map names custom classes ("
+    )
+    for key, value in CUSTOM_AUTO_MAP.items():
+        assert f"{key} -> {value}" in message
+    assert "model_type 'simmerge_custom' is not a transformers model type" in message
+    assert "architectures ['SimmergeCustomForCausalLM'] are not transformers classes" in message
+    assert "Set `trust_remote_code: true` in the source of catalog entry 'n2w_fr'" in message
+
+
+def test_trusted_custom_code_checkpoint_passes_with_a_warning(ckpt, caplog):
+    add_custom_code(ckpt)
+    reasons = check_remote_code(ckpt, name="n2w_fr", trust_remote_code=True)
+    assert len(reasons) == 3
+    assert "runs its own modelling code" in caplog.text
+
+
+def test_unknown_model_type_alone_needs_custom_code(ckpt):
+    # No auto_map, but transformers has no class for this type: it could only load with the repository's code.
+    config = json.loads((ckpt / "config.json").read_text())
+    config["model_type"] = "brand_new_arch"
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PreflightError, match="model_type 'brand_new_arch' is not a transformers model type"):
+        check_remote_code(ckpt, name="x", trust_remote_code=False)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,11 +15,12 @@ import yaml
 from mergekit.config import MergeConfiguration
 from safetensors.torch import load_file, save_file
 
-from simmerge.merging import CONFIG_NAME, merge_pair
+from simmerge.merging import CONFIG_NAME, DiskFullError, merge_pair
 from simmerge.operators import DEFAULT_OPERATORS, Operator, default_operators, load_operators
 from simmerge.toy import build_tiny_checkpoint
 
 WEIGHTS = "model.safetensors"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_expert(base: Path, out: Path, *, seed: int, scale: float = 0.02) -> Path:
@@ -340,3 +345,111 @@ def test_merge_score_records_a_merge_of_a_nan_expert_as_failed_without_scoring_i
     assert record["score"] == merging.FAILED_MERGE_SCORE and record["score_stderr"] == 0.0
     assert all(entry["normalised"] == merging.FAILED_MERGE_SCORE for entry in record["tasks"].values())
     assert all(entry["metric"] is None for entry in record["tasks"].values())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A full disk while the merge is written: raised with the fix, nothing half-written kept
+
+
+class _Named(dict):
+    """Snakemake's named lists, as far as a workflow script reads them: attributes, ``.get`` and ``[0]``."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _disk_full_errors():
+    from safetensors import SafetensorError
+
+    # safetensors' Rust writer reports a full disk as text, not as an OSError with an errno
+    rust = SafetensorError(
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+    )
+    return [rust, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))]
+
+
+@pytest.mark.parametrize("error", _disk_full_errors(), ids=["safetensors", "enospc", "edquot"])
+def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifacts(tiny, tmp_path, monkeypatch, error):
+    import runpy
+
+    import safetensors.torch
+
+    from simmerge.manifest import write_manifest
+
+    results = tmp_path / "results" / "run"
+    manifests = {}
+    for name in ("a", "b", "base"):
+        manifests[name] = results / "checkpoints" / name / "manifest.json"
+        write_manifest(tiny[name], name=name, source={"kind": "local", "path": str(tiny[name])}, path=manifests[name])
+    parent_scores = {}
+    for name in ("a", "b"):
+        parent_scores[name] = results / "scores" / "experts" / name / "n2w_fr.json"
+        parent_scores[name].parent.mkdir(parents=True, exist_ok=True)
+        parent_scores[name].write_text(json.dumps({"checkpoint": name, "tasks": {"n2w_fr": {"score": 0.5}}}))
+    # a merge finished earlier in the same folder: must survive
+    finished = results / "merges" / "a__b" / "ties_d50.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text('{"status": "ok"}\n')
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = _Named(
+        record=str(results / "merges" / "a__b" / "linear.json"),
+        config=str(results / "merges" / "a__b" / "linear.mergekit.yml"),
+        merged=str(results / "merges" / "a__b" / "linear.merged"),
+    )
+    snakemake = SimpleNamespace(
+        input=_Named(
+            a=str(manifests["a"]),
+            b=str(manifests["b"]),
+            base=str(manifests["base"]),
+            a_scores=[str(parent_scores["a"])],
+            b_scores=[str(parent_scores["b"])],
+            tasks=[str(REPO / "config" / "tasks" / "simmerge_n2w_fr.yaml")],
+            eval=[str(tmp_path / "never_read.jsonl")],
+        ),
+        output=out,
+        log=[str(results / "logs" / "merge_score" / "a__b" / "linear.log")],
+        params=_Named(
+            merge={
+                "operator": default_operators()["linear"].model_dump(mode="json"),
+                "seeds": [0],
+                "tasks": ["n2w_fr"],
+                "scratch_dir": str(scratch),
+            },
+            scoring={"batch_size": 2, "limit": None},
+        ),
+        wildcards=_Named(a="a", b="b", op="linear"),
+        threads=1,
+    )
+
+    def full_disk(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(DiskFullError) as info:
+        runpy.run_path(str(REPO / "workflow_scripts" / "merge_score.py"), init_globals={"snakemake": snakemake})
+    message = str(info.value)
+    assert message.startswith("[Errno 28] merge 'linear of expert_a + expert_b' ran out of disk space writing ")
+    assert str(scratch) in message
+    assert "set merges.scratch_dir in the config to a directory with room" in message
+    assert info.value.errno == errno.ENOSPC
+    # nothing that looks like a result: no record, no YAML, no kept checkpoint, no scratch left behind
+    assert not Path(out.record).exists() and not Path(out.config).exists() and not Path(out.merged).exists()
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in finished.parent.iterdir()) == ["ties_d50.json"]
+    assert finished.read_text() == '{"status": "ok"}\n'
+    assert "ran out of disk space" in Path(snakemake.log[0]).read_text()
+
+
+def test_a_merge_error_that_is_not_a_full_disk_stays_a_failed_record(tiny, tmp_path, monkeypatch, ops):
+    import safetensors.torch
+
+    def broken_writer(*args, **kwargs):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_writer)
+    record = merge_pair(ops["linear"], tiny["a"], tiny["b"], tiny["base"], tmp_path / "out", seed=0, device="cpu")
+    assert record["status"] == "failed" and "Input/output error" in record["error"]

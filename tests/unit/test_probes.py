@@ -435,7 +435,7 @@ def test_parts_of_another_task_or_seed_are_refused(ckpts, probe_files, tmp_path,
     assert not (tmp_path / "out.npz").exists()
 
 
-@pytest.mark.parametrize("problem", ["missing", "empty", "no_prompt"])
+@pytest.mark.parametrize("problem", ["missing", "empty", "no_prompt", "not_json"])
 def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_path, monkeypatch, fake_sketch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model or tokenizer was loaded before the probe files were checked")
@@ -449,12 +449,18 @@ def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_pat
     elif problem == "empty":
         files["beta"].write_text("\n", encoding="utf-8")
         expected, error = "holds no probes", ValueError
-    else:
+    elif problem == "no_prompt":
         files["beta"].write_text('{"id": "x"}\n', encoding="utf-8")
         expected, error = "no string 'prompt'", ValueError
+    else:
+        files["beta"].write_text('{"prompt": "cut off\n', encoding="utf-8")
+        expected, error = "line 1 of probe file .* is not JSON", ValueError
     with pytest.raises(error, match=expected) as info:
         probe_features(ckpts[0], ckpts[0], files, tmp_path / "out.npz", name="m0", spec=SPEC, seed=0)
     assert "'beta'" in str(info.value) and str(files["beta"]) in str(info.value)
+    assert str(info.value).endswith(
+        "regenerate it: snakemake --forcerun skill_data (tasks.beta.n_probe sets how many probes)"
+    )
     assert not (tmp_path / "out.npz").exists()
 
 

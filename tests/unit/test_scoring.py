@@ -13,6 +13,7 @@ import yaml
 from tiny_llm import make_tiny_checkpoint, write_rows
 
 from simmerge.scoring import (
+    TaskYamlError,
     expert_table,
     load_task_yaml,
     materialize_tasks,
@@ -151,6 +152,57 @@ def test_materialize_tasks_missing_data_names_task_and_file(task_dir, tmp_path):
 def test_materialize_tasks_missing_folder(tmp_path, data_files):
     with pytest.raises(FileNotFoundError, match="task folder"):
         materialize_tasks(tmp_path / "none", data_files, tmp_path / "out")
+
+
+MALFORMED_TASK_YAMLS = {
+    "syntax": ("task: simmerge_words\ninclude: [_generate_template_yaml\n", "is not valid YAML: "),
+    "not_a_mapping": ("- task: simmerge_words\n", "holds a list, not a mapping of lm-eval fields"),
+    "missing_include": ("task: simmerge_words\ninclude: _gone_yaml\n", "include '_gone_yaml' names no file"),
+    "output_type": (
+        "task: simmerge_words\ninclude: _generate_template_yaml\noutput_type: loglikelihood\n",
+        "output_type is 'loglikelihood'; SimMerge scores generate_until, multiple_choice",
+    ),
+    "missing_function": (
+        "task: simmerge_words\ninclude: _generate_template_yaml\nprocess_docs: !function utils.process_docs\n",
+        "!function utils.process_docs needs",
+    ),
+    "python_tag": ("task: !!python/object/apply:os.getcwd []\n", "could not determine a constructor"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_TASK_YAMLS)
+def test_malformed_task_yaml_fails_before_the_model_is_loaded_naming_the_file(
+    case, task_dir, data_files, tiny, monkeypatch
+):
+    from lm_eval.models.huggingface import HFLM
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the task YAMLs were checked")
+
+    monkeypatch.setattr(HFLM, "__init__", refuse)
+    text, problem = MALFORMED_TASK_YAMLS[case]
+    broken = task_dir / "simmerge_words.yaml"
+    broken.write_text(text)
+    with pytest.raises(TaskYamlError) as info:
+        score_checkpoint(tiny, task_dir, data_files, batch_size=2, device="cpu")
+    message = str(info.value)
+    assert message.startswith(f"task YAML {broken}: ")  # the committed file, not a scratch copy
+    assert problem in message
+    assert message.endswith("fix the file (config/tasks/README.md describes the fields) or restore it with git")
+
+
+def test_yaml_syntax_error_gives_the_line(task_dir):
+    (task_dir / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: [_generate_template_yaml\n")
+    with pytest.raises(TaskYamlError, match=r"\(line 3, column 1\)"):
+        load_task_yaml(task_dir / "simmerge_words.yaml")
+
+
+def test_shipped_task_yamls_pass_the_check():
+    from simmerge.scoring import check_task_yamls
+
+    shipped = Path(__file__).resolve().parents[2] / "config" / "tasks"
+    skills = [path.stem.removeprefix("simmerge_") for path in shipped.glob("simmerge_*.yaml")]
+    assert set(check_task_yamls(shipped, skills)) == set(skills) and len(skills) >= 6
 
 
 # -- score_checkpoint ----------------------------------------------------------------------------------------

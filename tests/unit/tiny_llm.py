@@ -48,3 +48,35 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
 def write_rows(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+CUSTOM_CODE = """\
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+class SimmergeCustomConfig(LlamaConfig):
+    model_type = "simmerge_custom"
+
+
+class SimmergeCustomForCausalLM(LlamaForCausalLM):
+    config_class = SimmergeCustomConfig
+"""
+
+CUSTOM_AUTO_MAP = {
+    "AutoConfig": "custom_llama.SimmergeCustomConfig",
+    "AutoModelForCausalLM": "custom_llama.SimmergeCustomForCausalLM",
+}
+
+
+def add_custom_code(ckpt_dir: Path) -> Path:
+    """Turn a Llama checkpoint into one transformers loads only by running its own ``custom_llama.py``.
+
+    The weights stay Llama's, so the checkpoint stays mergeable with its source; but its ``model_type`` and
+    architecture are unknown to transformers and its ``config.json`` has an ``auto_map``, as a Hub repository
+    with custom modelling code does.
+    """
+    config = json.loads((ckpt_dir / "config.json").read_text(encoding="utf-8"))
+    config.update(model_type="simmerge_custom", architectures=["SimmergeCustomForCausalLM"], auto_map=CUSTOM_AUTO_MAP)
+    (ckpt_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (ckpt_dir / "custom_llama.py").write_text(CUSTOM_CODE, encoding="utf-8")
+    return ckpt_dir

@@ -91,6 +91,27 @@ def test_bad_config_fails_at_parse_time_naming_the_field(workflow_dir):
     assert "bad name!" in result.stdout + result.stderr
 
 
+def test_wrong_type_in_a_source_fails_at_parse_time_naming_the_field_and_value(workflow_dir):
+    config = load_config("smoke.yaml")
+    config["catalog"]["experts"][0]["source"]["train"]["steps"] = "ten"
+    path = write_config(workflow_dir, "wrong_type.yaml", config)
+    result = run_snakemake(workflow_dir, "--dry-run", "--configfile", path, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "catalog.experts.0.source.finetune.train.steps: Input should be a valid integer" in output, output
+    assert "(got 'ten')" in output
+
+
+def test_malformed_task_yaml_fails_at_parse_time_naming_the_file(workflow_dir):
+    broken = workflow_dir / "config" / "tasks" / "simmerge_n2w_fr.yaml"
+    broken.write_text(broken.read_text(encoding="utf-8") + "metadata: {version: [\n", encoding="utf-8")
+    result = run_snakemake(workflow_dir, "--dry-run", "--configfile", "config/smoke.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "task YAML config/tasks/simmerge_n2w_fr.yaml: is not valid YAML" in output, output
+    assert "finetune_expert" not in output  # failed before any job was planned
+
+
 def test_lint_is_clean(workflow_dir):
     result = run_snakemake(workflow_dir, "--lint", "--configfile", "config/smoke.yaml", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
