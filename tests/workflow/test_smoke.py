@@ -12,7 +12,6 @@ import yaml
 from snakemake_runner import (
     ANCHORED,
     aggregates,
-    copy_workflow,
     dry_run_counts,
     load_config,
     run_snakemake,
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.slow
 
 SMOKE = load_config("smoke.yaml")
 MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    run_snakemake(root, "all", "--configfile", "config/smoke.yaml")
-    return root
 
 
 def results(root: Path) -> Path:
