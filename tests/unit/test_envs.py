@@ -1,4 +1,4 @@
-"""The conda environment and the pip constraints pin the same versions."""
+"""The conda environment: the same pins as the pip constraints, and a post-deploy script that installs the package."""
 
 from __future__ import annotations
 
