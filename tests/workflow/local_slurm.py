@@ -32,9 +32,10 @@ LOCAL_CLUSTER_SETTINGS = {
     # The plugin's first status check comes after 40 s by default: minutes over a run of short jobs.
     "slurm-init-seconds-before-status-checks": 1,
 }
-# One default partition, no accounts, no GPU: a job asking for any of these would never be scheduled.
+# The test cluster has one default partition, no GPU and no accounts: sbatch would refuse the profile's partitions
+# and GPU requests, and its account is a placeholder the user edits.
 LOCAL_CLUSTER_DROPPED_RESOURCES = ("slurm_account", "slurm_partition", "gpu")
-# The node has ~23 GB: the profile's 7B-sized requests would never fit, and the smoke catalog needs far less.
+# The node has ~23 GB: sbatch would refuse the profile's 7B-sized requests, and the smoke catalog needs far less.
 LOCAL_CLUSTER_MEM_MB = 1000
 
 
