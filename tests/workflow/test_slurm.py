@@ -20,7 +20,9 @@ from snakemake_runner import copy_workflow, dry_run_counts, load_config, run_sna
 
 from simmerge.io import read_json, sha256_file
 
-pytestmark = pytest.mark.slow
+# Skipped up front, before the local smoke run the comparison needs is paid for.
+NO_CLUSTER_REASON = cannot_host_a_cluster()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(NO_CLUSTER_REASON is not None, reason=str(NO_CLUSTER_REASON))]
 
 SMOKE = load_config("smoke.yaml")
 # Every stage up to the labels: data, the tiny base, fine-tuning, probe passes, expert scores, pair features, the
@@ -39,9 +41,6 @@ class SlurmRun:
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    reason = cannot_host_a_cluster()
-    if reason:
-        pytest.skip(reason)
     try:
         with local_cluster():
             yield
