@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run smoke test test-fast lint schema clean
+.PHONY: run smoke test test-fast lint schema slurm-profile clean
 
 $(BIN)/simmerge: pyproject.toml envs/constraints.txt
 	python3 -m venv $(VENV)
@@ -40,6 +40,21 @@ test-fast: $(BIN)/simmerge  ## unit and dry-run tests only
 
 schema: $(BIN)/simmerge
 	$(BIN)/simmerge schema -o config/schema/config.schema.yaml
+
+# Where Snakemake looks up a profile given by name (platformdirs' user config dir, as Snakemake itself uses).
+SLURM_PROFILE_DIR = $${XDG_CONFIG_HOME:-$$HOME/.config}/snakemake/slurm
+
+slurm-profile:  ## install profiles/slurm as the named profile, so that `snakemake --profile slurm` finds it
+	@dest="$(SLURM_PROFILE_DIR)"; \
+	if [ -e "$$dest" ] && ! diff -rq profiles/slurm "$$dest" >/dev/null 2>&1; then \
+		echo "$$dest exists and differs from profiles/slurm: not overwriting it." >&2; \
+		echo "Compare them with: diff -r profiles/slurm $$dest; remove $$dest to install this one." >&2; \
+		exit 1; \
+	fi; \
+	if [ -e "$$dest" ]; then echo "$$dest is already this profile"; exit 0; fi; \
+	mkdir -p "$$dest" && cp -R profiles/slurm/. "$$dest/" && \
+	echo "installed profiles/slurm into $$dest: edit slurm_account and the partitions there, then run" \
+		"'snakemake --profile slurm'"
 
 clean:
 	rm -rf results .snakemake

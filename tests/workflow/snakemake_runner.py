@@ -49,13 +49,18 @@ def copy_workflow(root: Path) -> Path:
     return root
 
 
-def run_snakemake(root: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_snakemake(
+    root: Path, *args: str, check: bool = True, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``root``; ``env`` adds to this process's environment. On ``timeout`` the process is killed
+    (SIGKILL: Snakemake may ignore SIGTERM while it waits on jobs)."""
     result = subprocess.run(
         [SNAKEMAKE, "--cores", "2", *args],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")

@@ -12,7 +12,6 @@ import yaml
 from snakemake_runner import (
     ANCHORED,
     aggregates,
-    copy_workflow,
     dry_run_counts,
     load_config,
     run_snakemake,
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.slow
 
 SMOKE = load_config("smoke.yaml")
 MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    # ~5 min alone on 2 cores; the bound only stops a hang
-    run_snakemake(root, "all", "--configfile", "config/smoke.yaml", timeout=1800)
-    return root
 
 
 def results(root: Path) -> Path:
@@ -439,7 +430,7 @@ def test_a_run_killed_in_a_merge_resumes_to_byte_identical_labels(smoke_run, tmp
     import subprocess
     import time
 
-    from snakemake_runner import SNAKEMAKE
+    from snakemake_runner import SNAKEMAKE, copy_workflow
 
     root = copy_workflow(tmp_path / "wf")
     shutil.copytree(smoke_run / "results", root / "results")

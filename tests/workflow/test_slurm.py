@@ -1,0 +1,91 @@
+"""The smoke workflow on a real SLURM cluster: Snakemake's SLURM executor with profiles/slurm (adapted to a one-node
+cluster by the short list of overrides in local_slurm.py) submits every job with sbatch, and the labels and expert
+scores equal those of a local run."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from local_slurm import (
+    ClusterUnavailable,
+    cannot_host_a_cluster,
+    local_cluster,
+    slurm_jobs_by_rule,
+    write_local_cluster_profile,
+)
+from snakemake_runner import copy_workflow, dry_run_counts, load_config, run_snakemake
+
+from simmerge.io import read_json, sha256_file
+
+# Skipped up front, before the local smoke run the comparison needs is paid for.
+NO_CLUSTER_REASON = cannot_host_a_cluster()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(NO_CLUSTER_REASON is not None, reason=str(NO_CLUSTER_REASON))]
+
+SMOKE = load_config("smoke.yaml")
+# Every stage up to the labels: data, the tiny base, fine-tuning, probe passes, expert scores, pair features, the
+# merge grid (mergekit + lm-eval) and the labels table.
+TARGET = ("all_labels", "--configfile", "config/smoke.yaml")
+# Hard limit on the SLURM run (measured: 4-10 min on two shared cores); past it Snakemake is killed with SIGKILL.
+RUN_TIMEOUT_S = 1200
+
+
+@dataclass(frozen=True)
+class SlurmRun:
+    root: Path
+    expected_jobs: dict[str, int]  # rule -> jobs, from a dry-run of the same target
+    slurm_jobs: dict[str, collections.Counter]  # rule -> final SLURM states of its jobs, from squeue
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    try:
+        with local_cluster():
+            yield
+    except ClusterUnavailable as err:
+        pytest.skip(f"no local SLURM cluster: {err}")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(smoke_run, slurm_cluster, tmp_path_factory) -> SlurmRun:
+    # smoke_run first (it is session-scoped, so pytest builds it before the cluster): the cluster is up only while
+    # it is used, and the two runs do not compete for the cores.
+    base = tmp_path_factory.mktemp("slurm")
+    root = copy_workflow(base / "wf")
+    profile = write_local_cluster_profile(base / "profile")
+    expected = dry_run_counts(root, *TARGET)
+    run_snakemake(root, *TARGET, "--profile", str(profile), timeout=RUN_TIMEOUT_S)
+    return SlurmRun(root, expected, slurm_jobs_by_rule())
+
+
+def results(root: Path) -> Path:
+    return root / "results" / SMOKE["run_name"]
+
+
+def test_every_job_ran_as_a_completed_slurm_job(slurm_run):
+    # The target rule only collects inputs: Snakemake finishes it itself, without a job.
+    expected = {rule: n for rule, n in slurm_run.expected_jobs.items() if rule != TARGET[0]}
+    assert expected["merge_score"] > 0 and expected["expert_scores"] > 0
+    submitted = {rule: sum(states.values()) for rule, states in slurm_run.slurm_jobs.items()}
+    assert submitted == expected
+    not_completed = {rule: states for rule, states in slurm_run.slurm_jobs.items() if set(states) != {"COMPLETED"}}
+    assert not not_completed
+
+
+def test_labels_are_byte_identical_to_the_local_runs(slurm_run, smoke_run):
+    for table in ("labels.parquet", "labels.csv"):
+        assert sha256_file(results(slurm_run.root) / table) == sha256_file(results(smoke_run) / table), table
+
+
+def test_expert_scores_equal_the_local_runs(slurm_run, smoke_run):
+    # all_labels scores each expert on the tasks its merges are scored on (its home tasks), one file per task
+    folder = results(slurm_run.root) / "scores" / "experts"
+    scored = sorted(str(path.relative_to(folder)) for path in folder.rglob("*.json"))
+    experts = SMOKE["catalog"]["experts"]
+    assert scored == sorted(f"{expert['name']}/{task}.json" for expert in experts for task in expert["tasks"])
+    for name in scored:
+        on_slurm = read_json(folder / name)
+        local = read_json(results(smoke_run) / "scores" / "experts" / name)
+        assert on_slurm["tasks"] == local["tasks"], name
