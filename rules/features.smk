@@ -35,6 +35,7 @@ rule weight_sketch:
         res("benchmarks/weight_sketch/{model}.tsv")
     conda:
         "../envs/simmerge.yaml"
+    threads: 1
     params:
         features=get_weight_sketch_params,
         seed=RUN.seed,

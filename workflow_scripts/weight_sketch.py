@@ -11,4 +11,5 @@ with log_to(snakemake.log[0]):
         name=snakemake.wildcards.model,
         spec=snakemake.params.features,
         seed=snakemake.params.seed,
+        threads=snakemake.threads,
     )

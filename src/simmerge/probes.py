@@ -716,8 +716,16 @@ def sketch_checkpoint(
     name: str,
     spec: Mapping[str, Any],
     seed: int,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Write the weight sketch of one checkpoint against the base (rule ``weight_sketch``); returns its meta."""
+    """Write the weight sketch of one checkpoint against the base (rule ``weight_sketch``); returns its meta.
+
+    ``threads`` fixes torch's CPU threads: the sketch's float64 norms are sums whose last bits depend on how a
+    reduction is split between threads, so the rule sets it for byte-identical files wherever the job runs.
+    """
+    from simmerge.device import set_threads
+
+    set_threads(threads)
     sketch, meta = _sketch(ckpt_dir, base_dir, _feature_spec(spec), seed, name)
     _write_archive(out_path, meta, sketch)
     return meta
