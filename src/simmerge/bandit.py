@@ -382,8 +382,8 @@ def run_live(
     from simmerge.catalog import checkpoint_dir, load
     from simmerge.config import ConfigError
     from simmerge.features import feature_names
-    from simmerge.io import read_json
     from simmerge.merging import merge_score
+    from simmerge.scoring import read_expert_scores
 
     run = Path(run)
     ledger = Ledger(run / "bandit" / "ledger.sqlite")
@@ -402,7 +402,7 @@ def run_live(
                 name
                 for name in catalog.expert_names
                 if (run / "checkpoints" / name / "manifest.json").is_file()
-                and (run / "scores" / "experts" / f"{name}.json").is_file()
+                and any((run / "scores" / "experts" / name).glob("*.json"))
             ]
             tables = [
                 pd.read_parquet(path)
@@ -415,13 +415,16 @@ def run_live(
                     f"{run} has no built expert pairs; run `snakemake all_features` for this config first"
                 )
             contexts = pd.concat(tables).set_index(["a", "b", "task"])[feature_names()]
-            scores = {name: read_json(run / "scores" / "experts" / f"{name}.json")["tasks"] for name in ready}
+            scores = {name: read_expert_scores(run, name)["tasks"] for name in ready}
             # A task on which both parents score 0 has no normalised score: no reward to learn from, no request.
             requests = [
                 (a, b, task)
                 for a, b, _ in dict.fromkeys(contexts.index)
                 for task in catalog.merge_tasks(a, b)
-                if (a, b, task) in contexts.index and max(scores[a][task]["score"], scores[b][task]["score"]) > 0
+                if (a, b, task) in contexts.index
+                and task in scores[a]
+                and task in scores[b]
+                and max(scores[a][task]["score"], scores[b][task]["score"]) > 0
             ]
             if not requests:
                 raise ConfigError(f"no built pair of {run} has a home task on which a parent scores above 0")
@@ -456,7 +459,7 @@ def run_live(
                 checkpoint_dir(run / "checkpoints" / a / "manifest.json"),
                 checkpoint_dir(run / "checkpoints" / b / "manifest.json"),
                 checkpoint_dir(base),
-                parent_scores=tuple(read_json(run / "scores" / "experts" / f"{name}.json") for name in (a, b)),
+                parent_scores=tuple(read_expert_scores(run, name) for name in (a, b)),
                 task_dir=task_dir,
                 data_files={task: run / "data" / task / "eval.jsonl"},
                 seeds=catalog.merge_seeds if operator.randomised else [0],

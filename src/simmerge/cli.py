@@ -125,8 +125,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_merge_pair(args: argparse.Namespace) -> None:
     from simmerge.catalog import checkpoint_dir
-    from simmerge.io import read_json
     from simmerge.merging import merge_score
+    from simmerge.scoring import expert_score_path, read_scores
 
     catalog = _load_catalog(args.config)
     if args.operator not in catalog.operators:
@@ -138,10 +138,11 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
             experts = ", ".join(catalog.expert_names)
             raise ConfigError(f"{name!r} is not an expert of {args.config}; experts: {experts}")
     run = Path(args.run or Path("results") / catalog.config.run_name)
-    needed = {name: run / "checkpoints" / name / "manifest.json" for name in (args.a, args.b, catalog.base.name)} | {
-        f"scores of {name}": run / "scores" / "experts" / f"{name}.json" for name in (args.a, args.b)
-    }
     tasks = catalog.merge_tasks(args.a, args.b)
+    needed = {name: run / "checkpoints" / name / "manifest.json" for name in (args.a, args.b, catalog.base.name)}
+    needed |= {
+        f"score of {name} on {task}": expert_score_path(run, name, task) for name in (args.a, args.b) for task in tasks
+    }
     needed |= {f"eval data of {task}": run / "data" / task / "eval.jsonl" for task in tasks}
     missing = [f"{what} ({path})" for what, path in needed.items() if not path.is_file()]
     if missing:
@@ -152,7 +153,9 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         checkpoint_dir(needed[args.a]),
         checkpoint_dir(needed[args.b]),
         checkpoint_dir(needed[catalog.base.name]),
-        parent_scores=(read_json(needed[f"scores of {args.a}"]), read_json(needed[f"scores of {args.b}"])),
+        parent_scores=tuple(
+            read_scores([needed[f"score of {name} on {task}"] for task in tasks])[name] for name in (args.a, args.b)
+        ),
         task_dir=args.tasks_dir,
         data_files={task: needed[f"eval data of {task}"] for task in tasks},
         seeds=catalog.merge_seeds if operator.randomised else [0],

@@ -646,6 +646,25 @@ def read_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]]
     return joined
 
 
+def expert_score_path(run: str | os.PathLike, name: str, task: str) -> Path:
+    """Where the workflow writes the score of checkpoint ``name`` on ``task`` (rule ``expert_scores``)."""
+    return Path(run) / "scores" / "experts" / name / f"{task}.json"
+
+
+def read_expert_scores(run: str | os.PathLike, name: str) -> dict[str, Any]:
+    """Every score the run holds for checkpoint ``name``, joined into one record (:func:`read_scores`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run holds no score of ``name``; the message says which rule makes them.
+    """
+    paths = sorted((Path(run) / "scores" / "experts" / name).glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"{run} holds no expert score of {name!r}: run `snakemake all_catalog` first")
+    return read_scores(paths)[name]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Tables
 
