@@ -383,7 +383,7 @@ def run_live(
     from simmerge.config import ConfigError
     from simmerge.features import feature_names
     from simmerge.merging import merge_score
-    from simmerge.scoring import read_expert_scores
+    from simmerge.scoring import read_checkpoint_scores
 
     run = Path(run)
     ledger = Ledger(run / "bandit" / "ledger.sqlite")
@@ -415,7 +415,7 @@ def run_live(
                     f"{run} has no built expert pairs; run `snakemake all_features` for this config first"
                 )
             contexts = pd.concat(tables).set_index(["a", "b", "task"])[feature_names()]
-            scores = {name: read_expert_scores(run, name)["tasks"] for name in ready}
+            scores = {name: read_checkpoint_scores(run, name)["tasks"] for name in ready}
             # A task on which both parents score 0 has no normalised score: no reward to learn from, no request.
             requests = [
                 (a, b, task)
@@ -459,7 +459,7 @@ def run_live(
                 checkpoint_dir(run / "checkpoints" / a / "manifest.json"),
                 checkpoint_dir(run / "checkpoints" / b / "manifest.json"),
                 checkpoint_dir(base),
-                parent_scores=tuple(read_expert_scores(run, name) for name in (a, b)),
+                parent_scores=tuple(read_checkpoint_scores(run, name) for name in (a, b)),
                 task_dir=task_dir,
                 data_files={task: run / "data" / task / "eval.jsonl"},
                 seeds=catalog.merge_seeds if operator.randomised else [0],

@@ -566,15 +566,33 @@ def _write_archive(out_path: str | os.PathLike, meta: Mapping[str, Any], arrays:
                 raise RuntimeError(f"{out_path}: the written archive does not read back as written")
 
 
-def _read_archive(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _read_archive(
+    path: str | os.PathLike, *, what: str = "probe part", rule: str = "probe_pass"
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The parsed ``meta`` and every other array of a file written by :func:`_write_archive` (never unpickling).
+
+    ``what`` and ``rule`` name the kind of file and the rule that rewrites it in error messages.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"probe part not found: {path}")
-    with np.load(path, allow_pickle=False) as archive:
-        if "meta" not in archive.files:
-            raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge probe part")
-        meta = json.loads(str(archive["meta"]))
-        arrays = {key: archive[key] for key in archive.files if key != "meta"}
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "meta" not in archive.files:
+                raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge {what}")
+            try:
+                meta = json.loads(str(archive["meta"]))
+            except json.JSONDecodeError as err:
+                raise SummaryFormatError(f"{path}: 'meta' is not JSON: {err}") from None
+            arrays = {key: archive[key] for key in archive.files if key != "meta"}
+    except ValueError as err:
+        if isinstance(err, SummaryFormatError) or "allow_pickle" not in str(err):
+            raise
+        # numpy refuses an object array, which only unpickling could rebuild: the file was not written here
+        raise SummaryFormatError(
+            f"{path}: holds a pickled object array, which is never loaded (allow_pickle=False); "
+            f"delete the file and rerun rule {rule}"
+        ) from None
     return meta, arrays
 
 
@@ -786,7 +804,7 @@ def assemble_summary(
         for field in _PER_TASK_PASS_FIELDS:
             pass_meta[field][task] = meta[field][task]
         arrays.update(part)
-    sketch_meta, sketch = _read_archive(sketch_path)
+    sketch_meta, sketch = _read_archive(sketch_path, what="weight sketch", rule="weight_sketch")
     return _write_summary(
         out_path,
         name=name,
@@ -899,41 +917,19 @@ def load_summary(path: str | os.PathLike) -> ModelSummary:
         is missing, or an array needs unpickling; the message names the file and everything that is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model summary not found: {path}")
-    try:
-        return _read_summary(path)
-    except ValueError as err:
-        if isinstance(err, SummaryFormatError) or "allow_pickle" not in str(err):
-            raise
-        # numpy refuses an object array, which only unpickling could rebuild: the file was not written here
+    meta, arrays = _read_archive(path, what="model summary", rule="probe_features")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
         raise SummaryFormatError(
-            f"{path}: holds a pickled object array, which is never loaded (allow_pickle=False); "
-            "delete the file and rerun rule probe_features"
-        ) from None
-
-
-def _read_summary(path: Path) -> ModelSummary:
-    with np.load(path, allow_pickle=False) as archive:
-        if "meta" not in archive.files:
-            raise SummaryFormatError(f"{path}: no 'meta' array; not a SimMerge model summary")
-        try:
-            meta = json.loads(str(archive["meta"]))
-        except json.JSONDecodeError as err:
-            raise SummaryFormatError(f"{path}: 'meta' is not JSON: {err}") from None
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise SummaryFormatError(
-                f"{path}: format_version {version!r}, but this code reads version {FORMAT_VERSION}; "
-                "rerun rule probe_features"
-            )
-        missing_meta = [field for field in META_FIELDS if field not in meta]
-        if missing_meta:
-            raise SummaryFormatError(f"{path}: meta lacks {', '.join(missing_meta)}")
-        missing = [key for key in _expected_keys(meta) if key not in archive.files]
-        if missing:
-            raise SummaryFormatError(f"{path}: missing arrays {', '.join(missing)}")
-        arrays = {key: archive[key] for key in archive.files if key != "meta"}
+            f"{path}: format_version {version!r}, but this code reads version {FORMAT_VERSION}; "
+            "rerun rule probe_features"
+        )
+    missing_meta = [field for field in META_FIELDS if field not in meta]
+    if missing_meta:
+        raise SummaryFormatError(f"{path}: meta lacks {', '.join(missing_meta)}")
+    missing = [key for key in _expected_keys(meta) if key not in arrays]
+    if missing:
+        raise SummaryFormatError(f"{path}: missing arrays {', '.join(missing)}")
     for value in arrays.values():
         value.flags.writeable = False
     return ModelSummary(path=path, meta=MappingProxyType(meta), arrays=MappingProxyType(arrays))

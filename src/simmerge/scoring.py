@@ -651,7 +651,7 @@ def expert_score_path(run: str | os.PathLike, name: str, task: str) -> Path:
     return Path(run) / "scores" / "experts" / name / f"{task}.json"
 
 
-def read_expert_scores(run: str | os.PathLike, name: str) -> dict[str, Any]:
+def read_checkpoint_scores(run: str | os.PathLike, name: str) -> dict[str, Any]:
     """Every score the run holds for checkpoint ``name``, joined into one record (:func:`read_scores`).
 
     Raises

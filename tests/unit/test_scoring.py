@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from tiny_llm import make_tiny_checkpoint, write_rows
 
@@ -64,12 +63,8 @@ metadata:
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# torch's thread count changes float results in the last bits; these tests compare runs
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
