@@ -26,6 +26,21 @@ include: "rules/multiway.smk"
 include: "rules/bandit.smk"
 
 
+# Gathers and tables of a few seconds run in the Snakemake process itself (`localrules`), not as cluster jobs:
+# each would otherwise wait in the queue and for the executor's status checks far longer than it runs.
+localrules:
+    skill_data,
+    expert_scores_table,
+    probe_features,
+    pair_features,
+    labels,
+    operator_ranking,
+    compare_summary,
+    multiway_recipes,
+    multiway_summary,
+    multiway_table,
+
+
 rule all:
     default_target: True
     input:

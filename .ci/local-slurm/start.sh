@@ -6,6 +6,8 @@
 #
 #   SLURM_BASE       where state, logs, sockets and PID files go (default /tmp/simmerge-local-slurm)
 #   SLURM_PARTITION  name of the one partition, which is the default one (default debug)
+#   SLURM_NODE_CPUS  CPUs the node offers to jobs (default: its cores, nproc). More than its cores oversubscribes
+#                    them: more short jobs run at once, each slower when they all compute.
 #
 # Without slurmdbd `sacct` cannot answer, so Snakemake's SLURM plugin must ask `squeue` (slurm-status-command:
 # squeue); MinJobAge keeps finished jobs visible to squeue for an hour, long enough for the plugin and for a test
@@ -17,6 +19,7 @@
 set -euo pipefail
 SLURM_BASE=${SLURM_BASE:-/tmp/simmerge-local-slurm}
 PARTITION=${SLURM_PARTITION:-debug}
+NODE_CPUS=${SLURM_NODE_CPUS:-$(nproc)}
 CONF=/etc/slurm/slurm.conf
 MARKER="# simmerge local test cluster: written by .ci/local-slurm/start.sh, removed by stop.sh"
 
@@ -93,9 +96,11 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
 MinJobAge=3600
+# The node's CPUs come from this file, not from its hardware (SLURM_NODE_CPUS may exceed the cores).
+SlurmdParameters=config_overrides
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=${REAL_MEMORY_MB} State=UNKNOWN
+NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=${NODE_CPUS} RealMemory=${REAL_MEMORY_MB} State=UNKNOWN
 PartitionName=${PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONFIG
 unset SLURM_CONF
@@ -111,7 +116,7 @@ slurmd
 
 for _ in $(seq 1 120); do
   if sinfo -h -N -o '%T' 2>/dev/null | grep -qx idle; then
-    echo "slurm up: node $NODE, partition $PARTITION, $(nproc) CPUs, ${REAL_MEMORY_MB} MB; logs in $SLURM_BASE/log"
+    echo "slurm up: node $NODE, partition $PARTITION, $NODE_CPUS CPUs on $(nproc) cores, ${REAL_MEMORY_MB} MB; logs in $SLURM_BASE/log"
     exit 0
   fi
   sleep 0.5

@@ -22,6 +22,9 @@ STOP = REPO / ".ci" / "local-slurm" / "stop.sh"
 CLUSTER_BASE = Path("/tmp/simmerge-local-slurm")
 # Ports and /etc/slurm/slurm.conf are machine-wide: one test cluster at a time, across concurrent test runs too.
 CLUSTER_LOCK = Path("/tmp/simmerge-local-slurm.lock")
+# The node offers four times its cores: a smoke job computes for seconds and otherwise waits on its start-up and on
+# the executor's status checks (backing off by 10 s after each that finds no job ended), so it pays to overlap them.
+NODE_CPUS = 4 * (os.cpu_count() or 1)
 # start.sh's exit statuses that mean "this machine cannot host the cluster" rather than "the cluster is broken".
 START_CANNOT_INSTALL, START_REFUSED = 3, 4
 
@@ -78,7 +81,7 @@ def local_cluster(lock_timeout: float = 1200) -> Iterator[None]:
     (by its saved PIDs only) and wipes its state, so that squeue lists this run's jobs only; always stops the
     cluster on the way out.
     """
-    env = {**os.environ, "SLURM_BASE": str(CLUSTER_BASE)}
+    env = {**os.environ, "SLURM_BASE": str(CLUSTER_BASE), "SLURM_NODE_CPUS": str(NODE_CPUS)}
     with CLUSTER_LOCK.open("w") as lock:
         deadline = time.monotonic() + lock_timeout
         while True:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -65,6 +69,35 @@ def run_snakemake(
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+@contextlib.contextmanager
+def background_snakemake(root: Path, *args: str, log: Path) -> Iterator[subprocess.Popen]:
+    """Snakemake started in ``root`` while the block runs, its output going to ``log``. Left before it ended, it is
+    killed with every process it started (SIGKILL to its process group)."""
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(
+            [SNAKEMAKE, "--cores", "2", *args], cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for_snakemake(process: subprocess.Popen, log: Path, deadline: float) -> str:
+    """Wait until ``process`` (from background_snakemake) ends, at the latest at ``deadline`` (time.monotonic()),
+    and return its output; a failure or the deadline is an AssertionError showing the end of that output."""
+    try:
+        process.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"snakemake still running at its deadline:\n{log.read_text()[-6000:]}") from None
+    output = log.read_text(encoding="utf-8")
+    if process.returncode != 0:
+        raise AssertionError(f"snakemake failed ({process.returncode}):\n{output[-6000:]}")
+    return output
 
 
 def dry_run_counts(root: Path, *args: str) -> dict[str, int]:

@@ -117,8 +117,9 @@ def test_make_slurm_profile_installs_the_profile_snakemake_finds_by_name(workflo
         "gpu=1" in line and "slurm_partition=gpu" in line and "mem_mb=64000" in line
         for line in resources["merge_score"]
     )
-    assert resources["pair_features"] and all(
-        "gpu=" not in line and "slurm_partition=cpu" in line for line in resources["pair_features"]
+    assert resources["weight_sketch"] and all(
+        "gpu=" not in line and "slurm_partition=cpu" in line and "mem_mb=16000" in line
+        for line in resources["weight_sketch"]
     )
 
     # A profile the user has edited is never overwritten.
