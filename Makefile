@@ -5,8 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 PYTEST_ARGS ?=
-# pytest-xdist workers of `make test`: the smoke and SLURM tests (one xdist group: they share one smoke run) on one,
-# the unit and dry-run tests on the others.
+# pytest-xdist workers of `make test`: the smoke and SLURM tests (they share one smoke run) on one, the unit and
+# dry-run tests on the others (tests/conftest.py).
 TEST_WORKERS ?= 2
 
 .PHONY: run smoke test test-fast lint schema slurm-profile clean
@@ -36,7 +36,7 @@ lint: $(BIN)/simmerge
 		(echo "config schema out of date: run 'simmerge schema -o config/schema/config.schema.yaml'"; exit 1)
 
 test: lint  ## lint, then every test (slow end-to-end ones included)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(BIN)/simmerge  ## unit and dry-run tests only
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

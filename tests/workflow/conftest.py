@@ -17,8 +17,8 @@ def workflow_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """A finished local run of the whole smoke workflow, shared by the smoke tests and the SLURM test (which compares
-    its results with this run's instead of paying for a second local run). Under pytest-xdist those tests form the
-    xdist group "smoke_run", so that one worker makes the run once."""
+    its results with this run's instead of paying for a second local run). Under pytest-xdist those tests are one
+    unit of work (tests/conftest.py), so that one worker makes the run once."""
     root = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
     # ~5 min alone on 2 cores; the bound only stops a hang
     run_snakemake(root, "all", "--configfile", "config/smoke.yaml", timeout=1800)

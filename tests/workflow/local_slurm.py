@@ -22,8 +22,9 @@ STOP = REPO / ".ci" / "local-slurm" / "stop.sh"
 CLUSTER_BASE = Path("/tmp/simmerge-local-slurm")
 # Ports and /etc/slurm/slurm.conf are machine-wide: one test cluster at a time, across concurrent test runs too.
 CLUSTER_LOCK = Path("/tmp/simmerge-local-slurm.lock")
-# The node offers four times its cores: a smoke job computes for seconds and otherwise waits on its start-up and on
-# the executor's status checks (backing off by 10 s after each that finds no job ended), so it pays to overlap them.
+# The node offers four times its cores. A smoke job computes for seconds, but the executor sees it end only at its
+# next status check, and the checks back off by 10 s after each one that finds no job ended (1, 11, 21 s, ...): with
+# more jobs running at once, checks find ended jobs more often and the waits overlap.
 NODE_CPUS = 4 * (os.cpu_count() or 1)
 # start.sh's exit statuses that mean "this machine cannot host the cluster" rather than "the cluster is broken".
 START_CANNOT_INSTALL, START_REFUSED = 3, 4

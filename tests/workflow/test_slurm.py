@@ -24,11 +24,7 @@ from simmerge.io import read_json, sha256_file
 
 # Skipped up front, before the local smoke run the comparison needs is paid for.
 NO_CLUSTER_REASON = cannot_host_a_cluster()
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(NO_CLUSTER_REASON is not None, reason=str(NO_CLUSTER_REASON)),
-    pytest.mark.xdist_group("smoke_run"),  # on the worker of the smoke tests, which shares its smoke run
-]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(NO_CLUSTER_REASON is not None, reason=str(NO_CLUSTER_REASON))]
 
 SMOKE = load_config("smoke.yaml")
 # Every stage up to the labels: data, the tiny base, fine-tuning, probe passes, expert scores, pair features, the

@@ -21,8 +21,7 @@ from snakemake_runner import (
 from simmerge.io import read_json, read_jsonl, sha256_file
 from simmerge.scoring import read_scores
 
-# With pytest-xdist (make test), the tests that share the session's smoke run go to one worker, which makes it once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_run")]
+pytestmark = pytest.mark.slow
 
 SMOKE = load_config("smoke.yaml")
 MODELS = [SMOKE["catalog"]["base"]["name"], *(e["name"] for e in SMOKE["catalog"]["experts"])]
