@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from simmerge.device import resolve_device, set_threads
+
 log = logging.getLogger(__name__)
 
 TASK_PREFIX = "simmerge_"
@@ -488,10 +490,6 @@ def score_checkpoint(
     FileNotFoundError
         If the checkpoint, a task YAML or a data file is missing.
     """
-    # Imported here, not at the top: the Snakefile imports this module (check_task_yamls) every time Snakemake
-    # parses the workflow, twice per SLURM job, and torch alone would add ~2 s to each parse.
-    from simmerge.device import resolve_device, set_threads
-
     started = time.perf_counter()
     ckpt_dir = Path(ckpt_dir).expanduser().resolve()
     if not (ckpt_dir / "config.json").is_file():
