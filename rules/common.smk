@@ -215,7 +215,6 @@ def get_merge_score_params(wildcards):
         "operator": operator.model_dump(mode="json"),
         "seeds": CATALOG.merge_seeds if operator.randomised else [0],
         "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
-        "scratch_dir": RUN.merges.scratch_dir,
     }
 
 
@@ -336,7 +335,6 @@ def get_multiway_plan_params(wildcards):
         "features": RUN.features.model_dump(),
         "seed": RUN.seed,
         "merge_seed": CATALOG.merge_seed,
-        "scratch_dir": RUN.merges.scratch_dir,
     }
 
 
@@ -387,7 +385,6 @@ def get_multiway_node_params(wildcards):
     return {
         **multiway_recipes(wildcards.mwset)["nodes"][wildcards.node],
         "merge_seed": CATALOG.merge_seed,
-        "scratch_dir": RUN.merges.scratch_dir,
     }
 
 

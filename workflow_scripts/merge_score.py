@@ -4,7 +4,7 @@ from pathlib import Path
 from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import write_json, write_text
 from simmerge.logs import log_to
-from simmerge.merging import merge_score
+from simmerge.merging import configured_scratch_dir, merge_score
 from simmerge.operators import Operator
 from simmerge.scoring import read_scores
 
@@ -23,7 +23,7 @@ with log_to(snakemake.log[0]):
         data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
         seeds=merge["seeds"],
         threads=snakemake.threads,
-        scratch_dir=merge["scratch_dir"],
+        scratch_dir=configured_scratch_dir(snakemake.config),
         keep_dir=snakemake.output.get("merged"),
         trust_remote_code=all(
             trusts_remote_code(path) for path in (snakemake.input.a, snakemake.input.b, snakemake.input.base)

@@ -4,6 +4,7 @@ from pathlib import Path
 from simmerge.catalog import checkpoint_dir, trusts_remote_code
 from simmerge.io import write_json, write_table
 from simmerge.logs import log_to
+from simmerge.merging import configured_scratch_dir
 from simmerge.multiway import plan_set, read_expert_scores
 from simmerge.operators import load_operators
 
@@ -27,7 +28,7 @@ with log_to(snakemake.log[0]):
         seed=spec["seed"],
         merge_seed=spec["merge_seed"],
         probes_dir=Path(snakemake.output.probes),
-        scratch_dir=spec["scratch_dir"],
+        scratch_dir=configured_scratch_dir(snakemake.config),
         threads=snakemake.threads,
         trust_remote_code=all(trusts_remote_code(path) for path in snakemake.input.checkpoints),
     )

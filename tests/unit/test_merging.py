@@ -417,10 +417,10 @@ def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifact
                 "operator": default_operators()["linear"].model_dump(mode="json"),
                 "seeds": [0],
                 "tasks": ["n2w_fr"],
-                "scratch_dir": str(scratch),
             },
             scoring={"batch_size": 2, "limit": None},
         ),
+        config={"merges": {"scratch_dir": str(scratch)}},
         wildcards=_Named(a="a", b="b", op="linear"),
         threads=1,
     )

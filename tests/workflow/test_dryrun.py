@@ -284,3 +284,12 @@ def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflo
     config["bandit"]["alpha"] = 0.5
     path = write_config(workflow_dir, "alpha.yaml", config)
     assert dry_run_counts(workflow_dir, "--configfile", path) == {"bandit_replay": 1, "report": 1, "all": 1}
+
+
+def test_moving_the_scratch_dir_reruns_nothing(workflow_dir, tmp_path):
+    # where a merge is kept while it is scored changes no result: no merge, plan or score is re-run
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = load_config("smoke.yaml")
+    config["merges"]["scratch_dir"] = str(tmp_path / "elsewhere")
+    path = write_config(workflow_dir, "scratch.yaml", config)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
