@@ -466,6 +466,7 @@ def run_live(
                 batch_size=catalog.config.scoring.batch_size,
                 limit=catalog.config.scoring.limit,
                 threads=threads,
+                scratch_dir=catalog.config.merges.scratch_dir,
             )
             reward = record["tasks"][task]["normalised"]
             reward = None if reward is None or math.isnan(reward) else float(reward)

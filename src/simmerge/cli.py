@@ -162,6 +162,7 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         batch_size=catalog.config.scoring.batch_size,
         limit=args.limit if args.limit is not None else catalog.config.scoring.limit,
         threads=args.threads,
+        scratch_dir=catalog.config.merges.scratch_dir,
         keep_dir=args.keep,
     )
     text = json.dumps({**record, "a": args.a, "b": args.b}, indent=2)
