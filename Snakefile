@@ -22,8 +22,10 @@ include: "rules/catalog.smk"
 include: "rules/features.smk"
 include: "rules/merges.smk"
 include: "rules/predictor.smk"
+include: "rules/compare.smk"
 include: "rules/multiway.smk"
 include: "rules/bandit.smk"
+include: "rules/report.smk"
 
 
 # Gathers and tables of a few seconds run in the Snakemake process itself (`localrules`), not as cluster jobs:
@@ -65,6 +67,11 @@ rule all_labels:
 rule all_predictor:
     input:
         get_predictor_targets(),
+
+
+rule all_compare:
+    input:
+        get_compare_targets(),
 
 
 rule all_multiway:

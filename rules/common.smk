@@ -6,17 +6,17 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-import simmerge.catalog
-import simmerge.config
-import simmerge.operators
-import simmerge.scoring
+import simmerge.core.config
+import simmerge.merges.operators
+import simmerge.merges.tasks
+import simmerge.run
 
 # The pydantic models check first: inside a checkpoint source (a oneOf of kinds) they name the exact field and
 # value, where the JSON schema can only say that no kind matched. The schema check stays as the contract.
-CATALOG = simmerge.catalog.load(
+CATALOG = simmerge.run.load(
     config, workdir=workflow.basedir, where="the workflow config"
 )
-# Defaults come from the pydantic models (simmerge.config); filling them in here would mix oneOf branches.
+# Defaults come from the pydantic models (simmerge.core.config); filling them in here would mix oneOf branches.
 validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
 RUN = CATALOG.config
 MODELS = CATALOG.names
@@ -44,7 +44,7 @@ wildcard_constraints:
     a=alternation(EXPERTS),
     b=alternation(EXPERTS),
     op=alternation(list(CATALOG.operators)),
-    protocol=alternation(list(simmerge.config.PROTOCOLS)),
+    protocol=alternation(list(simmerge.core.config.PROTOCOLS)),
     mwset=alternation(list(CATALOG.multiway_sets)),
     node=r"m[0-9a-f]{12}",
 
@@ -66,8 +66,10 @@ def get_final_targets():
         + get_feature_targets()
         + get_labels_targets()
         + get_predictor_targets()
+        + get_compare_targets()
         + get_multiway_targets()
         + get_bandit_targets()
+        + get_report_targets()
     )
 
 
@@ -157,7 +159,7 @@ def get_home_tasks(wildcards):
 
 TASK_DIR = "config/tasks"
 # A malformed task YAML fails here, before any checkpoint is built, not when the first expert is scored.
-simmerge.scoring.check_task_yamls(TASK_DIR, TASKS)
+simmerge.merges.tasks.check_task_yamls(TASK_DIR, TASKS)
 
 
 # ---- features stage -------------------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ def get_weight_sketch_params(wildcards):
 # ---- merges stage ---------------------------------------------------------------------------------------------
 
 OPERATORS = CATALOG.operators
-MERGE_JOBS = simmerge.operators.merge_jobs(OPERATORS, PAIRS)
+MERGE_JOBS = simmerge.merges.operators.merge_jobs(OPERATORS, PAIRS)
 
 
 def get_merge_targets():
@@ -244,11 +246,15 @@ PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
 
 
 def get_predictor_targets():
-    return [
-        res("predictor/model.skops"),
-        res("compare/summary.csv"),
-        res("report.html"),
-    ]
+    return [res("predictor/model.skops"), res("predictor/cv.json")]
+
+
+def get_compare_targets():
+    return [res("compare/summary.csv")]
+
+
+def get_report_targets():
+    return [res("report.html")]
 
 
 def get_predictor_params(wildcards):

@@ -1,10 +1,10 @@
 # rule bandit_replay: every policy on simulated streams of merge requests drawn from the labels.
 import pandas as pd
 
-from simmerge.bandit import Arrival, regret_summary, replay
-from simmerge.features import feature_names
-from simmerge.io import write_table
-from simmerge.logs import log_to
+from simmerge.core.io import write_table
+from simmerge.core.logs import log_to
+from simmerge.features.definitions import feature_names
+from simmerge.online.bandit import Arrival, regret_summary, replay
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.bandit

@@ -1,10 +1,10 @@
 # rule compare: one cross-validation protocol of SimMerge against fixed operators, the oracle and random choice.
 import pandas as pd
 
-from simmerge.compare import compare
-from simmerge.features import feature_names
-from simmerge.io import write_json, write_table
-from simmerge.logs import log_to
+from simmerge.core.io import write_json, write_table
+from simmerge.core.logs import log_to
+from simmerge.evaluate.compare import compare
+from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.compare

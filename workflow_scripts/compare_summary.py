@@ -1,9 +1,9 @@
 # rule compare_summary: one row per evaluation protocol.
 import pandas as pd
 
-from simmerge.io import read_json, write_table
-from simmerge.logs import log_to
-from simmerge.selection import SUMMARY_KEYS
+from simmerge.core.io import read_json, write_table
+from simmerge.core.logs import log_to
+from simmerge.evaluate.selection import SUMMARY_KEYS
 
 with log_to(snakemake.log[0]):
     rows = []

@@ -1,8 +1,8 @@
 # rule convert_gguf: dequantize a GGUF base into an fp32 safetensors checkpoint.
 from pathlib import Path
 
-from simmerge.catalog import convert_gguf_checkpoint
-from simmerge.logs import log_to
+from simmerge.catalog.build import convert_gguf_checkpoint
+from simmerge.core.logs import log_to
 
 with log_to(snakemake.log[0]):
     convert_gguf_checkpoint(

@@ -1,10 +1,10 @@
 # rule expert_scores: lm-eval score of one checkpoint on one task.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir, trusts_remote_code
-from simmerge.io import read_json, write_json
-from simmerge.logs import log_to
-from simmerge.scoring import score_checkpoint
+from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.core.io import read_json, write_json
+from simmerge.core.logs import log_to
+from simmerge.merges.scoring import score_checkpoint
 
 with log_to(snakemake.log[0]):
     scores = score_checkpoint(

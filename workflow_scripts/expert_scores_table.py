@@ -1,7 +1,7 @@
 # rule expert_scores_table: checkpoint x task table of the primary metric, with the base for reference.
-from simmerge.io import write_text
-from simmerge.logs import log_to
-from simmerge.scoring import expert_table, markdown_table
+from simmerge.core.io import write_text
+from simmerge.core.logs import log_to
+from simmerge.merges.tables import expert_table, markdown_table
 
 with log_to(snakemake.log[0]):
     table = expert_table(snakemake.input, snakemake.params.home_tasks)

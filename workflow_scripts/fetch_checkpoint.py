@@ -1,8 +1,8 @@
 # rule fetch_checkpoint: download a pinned Hugging Face revision.
 from pathlib import Path
 
-from simmerge.catalog import fetch_hf_checkpoint
-from simmerge.logs import log_to
+from simmerge.catalog.build import fetch_hf_checkpoint
+from simmerge.core.logs import log_to
 
 with log_to(snakemake.log[0]):
     fetch_hf_checkpoint(

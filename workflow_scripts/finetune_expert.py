@@ -1,8 +1,8 @@
 # rule finetune_expert: full fine-tune of the parent checkpoint on the expert's home tasks.
 from pathlib import Path
 
-from simmerge.catalog import finetune_checkpoint
-from simmerge.logs import log_to
+from simmerge.catalog.build import finetune_checkpoint
+from simmerge.core.logs import log_to
 
 with log_to(snakemake.log[0]):
     finetune_checkpoint(

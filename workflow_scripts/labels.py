@@ -1,7 +1,7 @@
 # rule labels: (a, b, task, operator) -> pair features + normalised merged score.
-from simmerge.dataset import labels_table
-from simmerge.io import write_table
-from simmerge.logs import log_to
+from simmerge.core.io import write_table
+from simmerge.core.logs import log_to
+from simmerge.evaluate.labels import labels_table
 
 with log_to(snakemake.log[0]):
     table = labels_table(snakemake.input.features, snakemake.input.merges, snakemake.params.grid)

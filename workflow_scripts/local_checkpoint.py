@@ -1,6 +1,6 @@
 # rule local_checkpoint: validate and record an existing Hugging Face directory.
-from simmerge.catalog import local_checkpoint
-from simmerge.logs import log_to
+from simmerge.catalog.build import local_checkpoint
+from simmerge.core.logs import log_to
 
 with log_to(snakemake.log[0]):
     local_checkpoint(

@@ -1,12 +1,12 @@
 # rule merge_score: one operator on one pair: mergekit merge, lm-eval scores, normalised by the better parent.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir, trusts_remote_code
-from simmerge.io import write_json, write_text
-from simmerge.logs import log_to
-from simmerge.merging import configured_scratch_dir, merge_score
-from simmerge.operators import Operator
-from simmerge.scoring import read_scores
+from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.core.io import write_json, write_text
+from simmerge.core.logs import log_to
+from simmerge.merges.merging import configured_scratch_dir, merge_score
+from simmerge.merges.operators import Operator
+from simmerge.merges.scoring import read_scores
 
 with log_to(snakemake.log[0]):
     merge = snakemake.params.merge

@@ -1,10 +1,10 @@
 # rule multiway_node: one merge of a recipe tree, from expert checkpoints or earlier merged nodes.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir, trusts_remote_code
-from simmerge.io import atomic_dir, write_json
-from simmerge.logs import log_to
-from simmerge.multiway import merge_node
+from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.core.io import atomic_dir, write_json
+from simmerge.core.logs import log_to
+from simmerge.multiway.execution import merge_node
 
 with log_to(snakemake.log[0]):
     node = snakemake.params.node

@@ -1,12 +1,12 @@
 # rule multiway_plan: SimMerge's multi-way merge for one candidate set, chosen from 2-way predictions.
 from pathlib import Path
 
-from simmerge.catalog import checkpoint_dir, trusts_remote_code
-from simmerge.io import write_json, write_table
-from simmerge.logs import log_to
-from simmerge.merging import configured_scratch_dir
-from simmerge.multiway import plan_set, read_expert_scores
-from simmerge.operators import load_operators
+from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.core.io import write_json, write_table
+from simmerge.core.logs import log_to
+from simmerge.merges.merging import configured_scratch_dir
+from simmerge.merges.operators import load_operators
+from simmerge.multiway.execution import plan_set, read_expert_scores
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.plan

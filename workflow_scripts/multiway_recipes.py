@@ -1,11 +1,11 @@
 # checkpoint multiway_recipes: every merge tree to build and score for one candidate set (SimMerge and baselines).
 import pandas as pd
 
-from simmerge.io import read_json, write_json
-from simmerge.logs import log_to
-from simmerge.multiway import build_recipes
-from simmerge.operators import load_operators
-from simmerge.selection import best_fixed_operator, candidate_table
+from simmerge.core.io import read_json, write_json
+from simmerge.core.logs import log_to
+from simmerge.evaluate.selection import best_fixed_operator, candidate_table
+from simmerge.merges.operators import load_operators
+from simmerge.multiway.planning import build_recipes
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.recipes

@@ -1,9 +1,10 @@
 # rule multiway_score: lm-eval scores of one merged node on its set's target tasks, normalised by the best candidate.
 from pathlib import Path
 
-from simmerge.io import read_json, write_json
-from simmerge.logs import log_to
-from simmerge.multiway import read_expert_scores, reference_scores, score_node
+from simmerge.core.io import read_json, write_json
+from simmerge.core.logs import log_to
+from simmerge.multiway.execution import read_expert_scores, score_node
+from simmerge.multiway.planning import reference_scores
 
 with log_to(snakemake.log[0]):
     tasks = snakemake.params.tasks

@@ -1,9 +1,10 @@
 # rule multiway_summary: SimMerge's plan against every baseline on one candidate set.
 from pathlib import Path
 
-from simmerge.io import read_json, write_table
-from simmerge.logs import log_to
-from simmerge.multiway import read_expert_scores, reference_scores, summarise_set
+from simmerge.core.io import read_json, write_table
+from simmerge.core.logs import log_to
+from simmerge.multiway.execution import read_expert_scores
+from simmerge.multiway.planning import reference_scores, summarise_set
 
 with log_to(snakemake.log[0]):
     tasks = snakemake.params.tasks

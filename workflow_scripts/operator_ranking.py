@@ -1,9 +1,9 @@
 # rule operator_ranking: per ordered pair the best operator, the ones tied with it within noise, the spread.
 import pandas as pd
 
-from simmerge.io import write_table, write_text
-from simmerge.logs import log_to
-from simmerge.ranking import best_per_pair, operator_wins, pair_scores, summary_markdown
+from simmerge.core.io import write_table, write_text
+from simmerge.core.logs import log_to
+from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_markdown
 
 with log_to(snakemake.log[0]):
     ranking = snakemake.params.ranking

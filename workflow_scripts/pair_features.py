@@ -1,7 +1,7 @@
 # rule pair_features: the feature row of one ordered expert pair on every task.
-from simmerge.features import pair_features
-from simmerge.io import write_table
-from simmerge.logs import log_to
+from simmerge.core.io import write_table
+from simmerge.core.logs import log_to
+from simmerge.features.pairs import pair_features
 
 with log_to(snakemake.log[0]):
     table = pair_features(

@@ -1,10 +1,10 @@
 # rule predictor: choose the model family by leave-one-checkpoint-out CV, fit it on every label, save with skops.
 import pandas as pd
 
-from simmerge.features import feature_names
-from simmerge.io import write_json
-from simmerge.logs import log_to
-from simmerge.predictor import choose_family, fit_predictor, save_predictor, training_rows
+from simmerge.core.io import write_json
+from simmerge.core.logs import log_to
+from simmerge.evaluate.predictor import choose_family, fit_predictor, save_predictor, training_rows
+from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.predictor

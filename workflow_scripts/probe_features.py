@@ -1,6 +1,6 @@
 # rule probe_features: one checkpoint's model summary, gathered from its per-task probe passes and weight sketch.
-from simmerge.logs import log_to
-from simmerge.probes import assemble_summary
+from simmerge.core.logs import log_to
+from simmerge.features.summary import assemble_summary
 
 with log_to(snakemake.log[0]):
     assemble_summary(

@@ -1,7 +1,7 @@
 # rule probe_pass: one checkpoint's probe pass over one task's probes.
-from simmerge.catalog import checkpoint_dir, trusts_remote_code
-from simmerge.logs import log_to
-from simmerge.probes import probe_task
+from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.core.logs import log_to
+from simmerge.features.probe_pass import probe_task
 
 with log_to(snakemake.log[0]):
     probe_task(

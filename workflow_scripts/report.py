@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from simmerge.costs import decision_costs
-from simmerge.features import feature_names
-from simmerge.io import read_json, write_text
-from simmerge.logs import log_to
-from simmerge.predictor import load_predictor, training_rows
-from simmerge.report import build_report, feature_importances
+from simmerge.core.io import read_json, write_text
+from simmerge.core.logs import log_to
+from simmerge.evaluate.costs import decision_costs
+from simmerge.evaluate.predictor import load_predictor, training_rows
+from simmerge.features.definitions import feature_names
+from simmerge.report.html import build_report, feature_importances
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.report

@@ -1,8 +1,8 @@
 # rule tiny_checkpoint: the seeded tiny Llama of the smoke catalog.
 from pathlib import Path
 
-from simmerge.catalog import tiny_checkpoint
-from simmerge.logs import log_to
+from simmerge.catalog.build import tiny_checkpoint
+from simmerge.core.logs import log_to
 
 with log_to(snakemake.log[0]):
     tiny_checkpoint(

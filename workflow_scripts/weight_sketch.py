@@ -1,7 +1,7 @@
 # rule weight_sketch: the sketch of one checkpoint's task vector against the base.
-from simmerge.catalog import checkpoint_dir
-from simmerge.logs import log_to
-from simmerge.probes import sketch_checkpoint
+from simmerge.catalog.build import checkpoint_dir
+from simmerge.core.logs import log_to
+from simmerge.features.probe_pass import sketch_checkpoint
 
 with log_to(snakemake.log[0]):
     sketch_checkpoint(

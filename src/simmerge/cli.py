@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from simmerge.config import ConfigError
-from simmerge.hub import CheckpointSourceError
-from simmerge.manifest import PreflightError
+from simmerge.catalog.hub import CheckpointSourceError
+from simmerge.catalog.manifest import PreflightError
+from simmerge.core.config import ConfigError
 
 
 def _load_catalog(path: str):
-    from simmerge.catalog import load
+    from simmerge.run import load
 
     config_path = Path(path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -28,7 +28,7 @@ def _load_catalog(path: str):
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
-    from simmerge.config import json_schema
+    from simmerge.core.config import json_schema
 
     text = yaml.safe_dump(json_schema(), sort_keys=False, allow_unicode=True, width=110)
     if args.output:
@@ -46,7 +46,7 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 def cmd_skill_data(args: argparse.Namespace) -> None:
-    from simmerge.skills import write_skill_data
+    from simmerge.catalog.skills import write_skill_data
 
     summary = write_skill_data(
         args.skill,
@@ -60,7 +60,7 @@ def cmd_skill_data(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_gguf(args: argparse.Namespace) -> None:
-    from simmerge.catalog import convert_gguf_checkpoint
+    from simmerge.catalog.build import convert_gguf_checkpoint
 
     source = {"kind": "gguf", "path": args.gguf} if args.gguf else {"kind": "gguf", **_package_file(args)}
     manifest = convert_gguf_checkpoint(args.name, source, args.output, workdir=Path.cwd())
@@ -72,7 +72,7 @@ def _package_file(args: argparse.Namespace) -> dict:
 
 
 def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog import fetch_hf_checkpoint
+    from simmerge.catalog.build import fetch_hf_checkpoint
 
     source = {"kind": "hf", "repo_id": args.repo_id, "revision": args.revision}
     manifest = fetch_hf_checkpoint(args.name, source, args.output, base_manifest=args.base_manifest)
@@ -80,7 +80,7 @@ def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog import tiny_checkpoint
+    from simmerge.catalog.build import tiny_checkpoint
 
     source = {
         "kind": "tiny",
@@ -93,7 +93,7 @@ def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from simmerge.finetune import finetune
+    from simmerge.catalog.finetune import finetune
 
     stats = finetune(
         args.parent,
@@ -109,7 +109,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from simmerge.scoring import score_checkpoint
+    from simmerge.merges.scoring import score_checkpoint
 
     data_files = dict(item.split("=", 1) for item in args.data)
     scores = score_checkpoint(
@@ -124,9 +124,9 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_merge_pair(args: argparse.Namespace) -> None:
-    from simmerge.catalog import checkpoint_dir
-    from simmerge.merging import merge_score
-    from simmerge.scoring import expert_score_path, read_scores
+    from simmerge.catalog.build import checkpoint_dir
+    from simmerge.merges.merging import merge_score
+    from simmerge.merges.scoring import expert_score_path, read_scores
 
     catalog = _load_catalog(args.config)
     if args.operator not in catalog.operators:
@@ -173,7 +173,7 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from simmerge.io import write_text
+    from simmerge.core.io import write_text
     from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
 
     catalog = _load_catalog(args.config)
@@ -205,7 +205,7 @@ def cmd_bandit(args: argparse.Namespace) -> None:
     catalog = _load_catalog(args.config)
     run = Path(args.run or Path("results") / catalog.config.run_name)
     if args.live:
-        from simmerge.bandit import run_live
+        from simmerge.online.bandit import run_live
 
         ledger = run_live(args.config, run, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
         print(f"ledger {run / 'bandit' / 'ledger.sqlite'}: {len(ledger)} rounds")
@@ -220,7 +220,7 @@ def cmd_bandit(args: argparse.Namespace) -> None:
 def cmd_costs(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from simmerge.costs import cost_summary, merge_costs
+    from simmerge.evaluate.costs import cost_summary, merge_costs
 
     costs = merge_costs(args.run)
     if costs.empty:
@@ -239,7 +239,7 @@ def cmd_features(args: argparse.Namespace) -> None:
     if table_path.is_file():
         table = pd.read_parquet(table_path)
     else:
-        from simmerge.features import pair_features
+        from simmerge.features.pairs import pair_features
 
         models = run / "features" / "models"
         summaries = [models / f"{name}.npz" for name in (args.a, args.b)]

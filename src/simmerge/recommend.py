@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from simmerge.catalog import Catalog, checkpoint_dir
-from simmerge.config import ConfigError
+from simmerge.catalog.build import checkpoint_dir
+from simmerge.core.config import ConfigError
+from simmerge.run import Catalog
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
     PreflightError
         If a directory does not match the base (architecture, sizes, vocab, safetensors, finite weights).
     """
-    from simmerge.io import read_json
-    from simmerge.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
+    from simmerge.catalog.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
+    from simmerge.core.io import read_json
 
     if spec in catalog.expert_names:
         manifest = run / "checkpoints" / spec / "manifest.json"
@@ -61,10 +62,10 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
     check_remote_code(directory, name=name, trust_remote_code=False)
     summary = cache / f"{name}.npz"
     if not summary.is_file():
-        from simmerge.probes import probe_features
+        from simmerge.features.probe_pass import summarise_checkpoint
 
         config = catalog.config
-        probe_features(
+        summarise_checkpoint(
             directory,
             checkpoint_dir(run / "checkpoints" / catalog.base.name / "manifest.json"),
             {task: run / "data" / task / "probe.jsonl" for task in catalog.tasks},
@@ -92,8 +93,9 @@ def predict_pair(
         One row per candidate, best first: ``operator``, ``anchor`` (order-sensitive operators; empty
         otherwise), ``predicted``, ``uncertainty`` (spread over the cross-validation fold models).
     """
-    from simmerge.features import feature_names, pair_features
-    from simmerge.predictor import load_predictor
+    from simmerge.evaluate.predictor import load_predictor
+    from simmerge.features.definitions import feature_names
+    from simmerge.features.pairs import pair_features
 
     operators = list(catalog.operators)
     predictor = load_predictor(run / "predictor" / "model.skops", feature_columns=feature_names(), operators=operators)
@@ -126,7 +128,7 @@ def predict_pair(
 
 def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, run: Path) -> str:
     """The mergekit YAML of the best candidate: absolute paths, the anchor first for an order-sensitive one."""
-    from simmerge.merging import config_yaml
+    from simmerge.merges.merging import config_yaml
 
     operator = catalog.operators[best["operator"]]
     first, second = (b, a) if best["anchor"] == b.name else (a, b)

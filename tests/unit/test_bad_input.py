@@ -16,14 +16,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny_llm import add_custom_code, write_rows
 
-from simmerge.finetune import finetune
-from simmerge.manifest import PreflightError
-from simmerge.merging import merge_pair
-from simmerge.operators import default_operators
-from simmerge.probes import probe_pass
-from simmerge.scoring import score_checkpoint
-from simmerge.skills import write_skill_data
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.catalog.finetune import finetune
+from simmerge.catalog.manifest import PreflightError
+from simmerge.catalog.skills import write_skill_data
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.features.probe_pass import probe_pass
+from simmerge.merges.merging import merge_pair
+from simmerge.merges.operators import default_operators
+from simmerge.merges.scoring import score_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 # transformers refuses a checkpoint's own code with a ValueError that names the argument to set

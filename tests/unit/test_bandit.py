@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simmerge.bandit import Arrival, World, regret_summary, replay
+from simmerge.online.bandit import Arrival, World, regret_summary, replay
 
 FEATURES = ["signal", "noise"]
 

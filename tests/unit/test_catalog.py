@@ -10,16 +10,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny_llm import add_custom_code
 
-from simmerge.catalog import (
+from simmerge.catalog.build import (
     checkpoint_dir,
     finetune_checkpoint,
     local_checkpoint,
     tiny_checkpoint,
     trusts_remote_code,
 )
-from simmerge.io import read_json, write_jsonl
-from simmerge.manifest import PreflightError
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.catalog.manifest import PreflightError
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.core.io import read_json, write_jsonl
 
 TINY = {"kind": "tiny", "hidden_size": 32, "num_layers": 2, "num_heads": 4, "seed": None, "pretrain": None}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from simmerge.cli import main
-from simmerge.io import read_json
+from simmerge.core.io import read_json
 
 REPO = Path(__file__).resolve().parents[2]
 

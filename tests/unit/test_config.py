@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from simmerge.catalog import load
-from simmerge.config import SLUG_FIX, ConfigError, json_schema
+from simmerge.core.config import SLUG_FIX, ConfigError, json_schema
+from simmerge.run import load
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from simmerge.costs import cost_summary, merge_costs
-from simmerge.io import write_json
+from simmerge.core.io import write_json
+from simmerge.evaluate.costs import cost_summary, merge_costs
 
 
 def make_job(run, a, b, operator, *, merge_s, eval_s, job_s=None, runs=1):
@@ -55,7 +55,7 @@ def bench(run, rule, key, seconds):
 
 
 def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
-    from simmerge.costs import decision_costs
+    from simmerge.evaluate.costs import decision_costs
 
     experts = ["x", "y", "z"]
     for name in experts:

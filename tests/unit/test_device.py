@@ -9,14 +9,17 @@ from pathlib import Path
 
 import torch
 
-from simmerge import finetune, merging, multiway, probes, scoring
-from simmerge.device import resolve_device
+from simmerge.catalog import finetune
+from simmerge.core.device import resolve_device
+from simmerge.features import probe_pass as probes
+from simmerge.merges import merging, scoring
+from simmerge.multiway import execution as multiway
 
 REPO = Path(__file__).resolve().parents[2]
 # Called by workflow_scripts/{probe_features,expert_scores,merge_score,finetune_expert,multiway_*}.py and, for the
 # built-in base's pre-training, by tiny_checkpoint.py.
 GPU_ENTRY_POINTS = [
-    probes.probe_features,
+    probes.summarise_checkpoint,
     scoring.score_checkpoint,
     merging.merge_pair,
     merging.run_merge_config,

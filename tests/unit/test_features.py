@@ -1,4 +1,4 @@
-"""Tests of simmerge.features: the registry, known-answer divergences and cosines, the top-k KL bound, checks.
+"""Tests of simmerge.features.pairs: the registry, known-answer divergences and cosines, the top-k KL bound, checks.
 
 Summaries are built here as plain arrays written to contract-conforming ``.npz`` files
 (docs/model-summary-format.md), so these tests do not depend on a probe pass.
@@ -14,24 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simmerge.features import (
-    KINDS,
-    FeatureRegistry,
-    depth_thirds,
-    drift_ratio,
-    feature,
-    feature_doc,
-    feature_names,
-    feature_table,
-    get_feature,
-    js_exact,
-    js_topk,
-    kl_exact,
-    kl_topk,
-    pair_features,
-    segment_cosines,
-)
-from simmerge.probes import load_summary, projection_matrix
+from simmerge.features.definitions import drift_ratio, feature, feature_names, feature_table, get_feature
+from simmerge.features.divergence import depth_thirds, js_exact, js_topk, kl_exact, kl_topk, segment_cosines
+from simmerge.features.pairs import feature_doc, pair_features
+from simmerge.features.probe_pass import projection_matrix
+from simmerge.features.registry import KINDS, FeatureRegistry
+from simmerge.features.summary import load_summary
 
 REPO = Path(__file__).resolve().parents[2]
 LN2 = math.log(2)
@@ -499,7 +487,7 @@ def test_registry_validates_at_decoration_and_at_compute():
 
 def test_feature_doc_is_committed():
     committed = (REPO / "docs" / "features.md").read_text(encoding="utf-8")
-    assert committed == feature_doc(), "regenerate with: python -c 'from simmerge.features import " + (
+    assert committed == feature_doc(), "regenerate with: python -c 'from simmerge.features.pairs import " + (
         'write_feature_doc; write_feature_doc("docs/features.md")\''
     )
     for name in feature_names():

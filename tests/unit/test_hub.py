@@ -1,4 +1,4 @@
-"""End-to-end tests of simmerge.hub against a pre-populated Hugging Face cache, in offline mode.
+"""End-to-end tests of simmerge.catalog.hub against a pre-populated Hugging Face cache, in offline mode.
 
 The cache is laid out exactly as huggingface_hub writes it: ``blobs/`` named by the LFS sha256 (large
 files) or the git blob sha1 (small files), ``snapshots/<commit>/`` of relative symlinks to the blobs,
@@ -18,9 +18,9 @@ import huggingface_hub.constants
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from simmerge.hub import DEFAULT_PATTERNS, CheckpointSourceError, fetch_checkpoint, is_commit_sha
-from simmerge.io import sha256_file
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.catalog.hub import DEFAULT_PATTERNS, CheckpointSourceError, fetch_checkpoint, is_commit_sha
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.core.io import sha256_file
 
 REPO_ID = "simmerge-test/tiny-llama"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -216,7 +216,7 @@ def test_default_patterns_take_weights_config_and_tokenizer_only():
 
 @pytest.mark.parametrize("trusted", [False, True])
 def test_repository_code_is_fetched_only_for_a_trusted_entry(offline, tmp_path, tiny_files, monkeypatch, trusted):
-    from simmerge.catalog import fetch_hf_checkpoint
+    from simmerge.catalog.build import fetch_hf_checkpoint
 
     cache = tmp_path / "hf_cache"
     add_to_cache(cache, "simmerge-test/with-code", COMMIT, {**tiny_files, "modeling_x.py": b"raise SystemExit\n"})

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from simmerge.io import atomic_dir, atomic_path, read_json, scratch_directory, write_json, write_text
+from simmerge.core.io import atomic_dir, atomic_path, read_json, scratch_directory, write_json, write_text
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of simmerge.manifest: manifests and the pre-flight checks, with known answers for every error."""
+"""Tests of simmerge.catalog.manifest: manifests and the pre-flight checks, with known answers for every error."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny_llm import CUSTOM_AUTO_MAP, add_custom_code
 
-from simmerge.io import sha256_file
-from simmerge.manifest import (
+from simmerge.catalog.manifest import (
     PreflightError,
     check_compatible,
     check_finite,
@@ -21,7 +20,8 @@ from simmerge.manifest import (
     read_safetensors_header,
     write_manifest,
 )
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.core.io import sha256_file
 
 # Parameters of the default tiny Llama: embeddings and head 259 x 64 each, per layer 4 x 64 x 64 attention
 # + 3 x 64 x 256 MLP + 2 x 64 norms, plus the final norm.

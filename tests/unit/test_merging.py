@@ -15,9 +15,10 @@ import yaml
 from mergekit.config import MergeConfiguration
 from safetensors.torch import load_file, save_file
 
-from simmerge.merging import CONFIG_NAME, DiskFullError, merge_pair
-from simmerge.operators import DEFAULT_OPERATORS, Operator, default_operators, load_operators
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.core.config import DEFAULT_OPERATORS
+from simmerge.merges.merging import CONFIG_NAME, DiskFullError, merge_pair
+from simmerge.merges.operators import Operator, default_operators, load_operators
 
 WEIGHTS = "model.safetensors"
 REPO = Path(__file__).resolve().parents[2]
@@ -249,8 +250,8 @@ def test_caller_mistakes_raise(tiny, tmp_path, ops):
 @pytest.fixture(scope="module")
 def scored(tiny, tmp_path_factory):
     """Eval data of two skills and the experts' lm-eval records, as the expert_scores rule writes them."""
-    from simmerge.scoring import score_checkpoint
-    from simmerge.skills import write_skill_data
+    from simmerge.catalog.skills import write_skill_data
+    from simmerge.merges.scoring import score_checkpoint
 
     root = tmp_path_factory.mktemp("merge_score")
     data = {}
@@ -263,7 +264,7 @@ def scored(tiny, tmp_path_factory):
 
 
 def run_merge_score(operator, tiny, scored, b="b", **kwargs):
-    from simmerge.merging import merge_score
+    from simmerge.merges.merging import merge_score
 
     kwargs.setdefault("seeds", [0])
     return merge_score(
@@ -333,7 +334,7 @@ def test_keep_dir_holds_the_merged_checkpoint(tiny, scored, ops, tmp_path):
 
 
 def test_merge_score_records_a_merge_of_a_nan_expert_as_failed_without_scoring_it(tiny, scored, ops, tmp_path):
-    import simmerge.merging as merging
+    import simmerge.merges.merging as merging
 
     bad = make_expert(tiny["base"], tmp_path / "nan_expert", seed=11)
     tensors = load_file(bad / WEIGHTS)
@@ -377,7 +378,7 @@ def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifact
 
     import safetensors.torch
 
-    from simmerge.manifest import write_manifest
+    from simmerge.catalog.manifest import write_manifest
 
     results = tmp_path / "results" / "run"
     manifests = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from simmerge.multiway import (
+from simmerge.multiway.planning import (
     Merge,
     all_at_once,
     chain,

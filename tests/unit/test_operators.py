@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from mergekit.config import MergeConfiguration
 
-from simmerge.config import ConfigError
-from simmerge.operators import (
-    DEFAULT_OPERATORS,
+from simmerge.core.config import DEFAULT_OPERATORS, ConfigError
+from simmerge.merges.operators import (
     Operator,
     canonical_pair,
     default_operators,
@@ -296,7 +295,7 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
 def test_legacy_registry_is_read_with_the_documented_tables():
     from types import SimpleNamespace
 
-    from simmerge.operators import _from_legacy
+    from simmerge.merges.operators import _from_legacy
 
     def defs(*names):
         return [SimpleNamespace(name=n, required=n == "weight", default_value=None) for n in names]

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simmerge.compare import compare
-from simmerge.predictor import (
+from simmerge.evaluate.compare import compare
+from simmerge.evaluate.predictor import (
     build_model,
     checkpoint_folds,
     choose_family,
@@ -19,7 +19,7 @@ from simmerge.predictor import (
     save_predictor,
     training_rows,
 )
-from simmerge.selection import candidate_table, choose, evaluate_units, summarise
+from simmerge.evaluate.selection import candidate_table, choose, evaluate_units, summarise
 
 OPERATORS = ["linear", "ties", "slerp"]
 FEATURES = ["signal", "noise1", "noise2"]
@@ -207,7 +207,7 @@ def test_choice_per_unit_is_the_argmax_of_predictions():
 
 
 def test_summary_of_no_units_has_every_key():
-    from simmerge.selection import SUMMARY_KEYS
+    from simmerge.evaluate.selection import SUMMARY_KEYS
 
     empty = summarise(pd.DataFrame())
     assert empty["units"] == 0 and all(math.isnan(empty[key]) for key in SUMMARY_KEYS)

@@ -1,4 +1,4 @@
-"""Tests of simmerge.probes: the per-checkpoint probe pass and the model summary file."""
+"""Tests of simmerge.features.probe_pass: the per-checkpoint probe pass and the model summary file."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from simmerge.io import sha256_file
-from simmerge.probes import (
-    FUNCTIONAL_KEYS,
-    SKETCH_KEYS,
-    SummaryFormatError,
-    assemble_summary,
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.core.io import sha256_file
+from simmerge.features.probe_pass import (
     choose_modes,
-    load_summary,
-    probe_features,
     probe_pass,
     probe_task,
     projection_matrix,
     sketch_checkpoint,
+    summarise_checkpoint,
 )
-from simmerge.toy import build_tiny_checkpoint
+from simmerge.features.summary import FUNCTIONAL_KEYS, SKETCH_KEYS, SummaryFormatError, assemble_summary, load_summary
 
 HIDDEN = 32
 LAYERS = 2
@@ -81,7 +77,7 @@ def write_probes(folder, prompts_by_task):
 
 
 def fake_weight_sketch(ckpt_dir, base_dir, *, size, seed, top_fraction):
-    """Contract-shaped sketch arrays, so probe_features can be tested without simmerge.sketch."""
+    """Contract-shaped sketch arrays, so probe_features can be tested without simmerge.features.sketch."""
     return {
         "sketch/names": np.array(["lm_head.weight", "model.layers.0.mlp.up_proj.weight"]),
         "sketch/layer": np.array([-1, 0], dtype=np.int32),
@@ -99,9 +95,9 @@ def fake_weight_sketch(ckpt_dir, base_dir, *, size, seed, top_fraction):
 
 @pytest.fixture()
 def fake_sketch(monkeypatch):
-    module = types.ModuleType("simmerge.sketch")
+    module = types.ModuleType("simmerge.features.sketch")
     module.weight_sketch = fake_weight_sketch
-    monkeypatch.setitem(sys.modules, "simmerge.sketch", module)
+    monkeypatch.setitem(sys.modules, "simmerge.features.sketch", module)
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +371,7 @@ def test_a_probe_alone_or_in_a_padded_batch_gives_the_same_arrays(kwargs, ckpts,
 
 def test_probe_features_writes_a_loadable_summary(ckpts, probe_files, tmp_path, fake_sketch):
     out = tmp_path / "features" / "m0.npz"
-    meta = probe_features(ckpts[0], ckpts[0], probe_files, out, name="m0", spec=SPEC, seed=3, threads=1)
+    meta = summarise_checkpoint(ckpts[0], ckpts[0], probe_files, out, name="m0", spec=SPEC, seed=3, threads=1)
     with np.load(out, allow_pickle=False) as archive:
         on_disk = json.loads(str(archive["meta"]))
         assert archive["meta"].shape == () and archive["meta"].dtype.kind == "U"
@@ -402,14 +398,14 @@ def test_probe_features_writes_a_loadable_summary(ckpts, probe_files, tmp_path, 
 def test_same_inputs_give_byte_identical_files(ckpts, probe_files, tmp_path, fake_sketch):
     paths = [tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"]
     for path, seed in zip(paths, [3, 3, 4], strict=True):
-        probe_features(ckpts[0], ckpts[0], probe_files, path, name="m0", spec=SPEC, seed=seed, threads=1)
+        summarise_checkpoint(ckpts[0], ckpts[0], probe_files, path, name="m0", spec=SPEC, seed=seed, threads=1)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert sha256_file(paths[2]) != sha256_file(paths[0])
 
 
 def test_parts_per_task_assemble_into_the_same_bytes_as_one_pass(ckpts, probe_files, tmp_path, fake_sketch):
     whole = tmp_path / "whole.npz"
-    probe_features(ckpts[1], ckpts[0], probe_files, whole, name="m1", spec=SPEC, seed=3, threads=1)
+    summarise_checkpoint(ckpts[1], ckpts[0], probe_files, whole, name="m1", spec=SPEC, seed=3, threads=1)
     parts = {}
     for task in reversed(list(probe_files)):  # passes run in any order, one job each
         parts[task] = tmp_path / "parts" / f"{task}.npz"
@@ -456,7 +452,7 @@ def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_pat
         files["beta"].write_text('{"prompt": "cut off\n', encoding="utf-8")
         expected, error = "line 1 of probe file .* is not JSON", ValueError
     with pytest.raises(error, match=expected) as info:
-        probe_features(ckpts[0], ckpts[0], files, tmp_path / "out.npz", name="m0", spec=SPEC, seed=0)
+        summarise_checkpoint(ckpts[0], ckpts[0], files, tmp_path / "out.npz", name="m0", spec=SPEC, seed=0)
     assert "'beta'" in str(info.value) and str(files["beta"]) in str(info.value)
     assert str(info.value).endswith(
         "regenerate it: snakemake --forcerun skill_data (tasks.beta.n_probe sets how many probes)"
@@ -466,7 +462,7 @@ def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_pat
 
 def test_load_summary_names_the_file_and_what_is_missing(ckpts, probe_files, tmp_path, fake_sketch):
     good = tmp_path / "good.npz"
-    probe_features(ckpts[0], ckpts[0], probe_files, good, name="m0", spec=SPEC, seed=0, threads=1)
+    summarise_checkpoint(ckpts[0], ckpts[0], probe_files, good, name="m0", spec=SPEC, seed=0, threads=1)
     with np.load(good, allow_pickle=False) as archive:
         arrays = {key: archive[key] for key in archive.files}
 
@@ -486,10 +482,10 @@ def test_load_summary_names_the_file_and_what_is_missing(ckpts, probe_files, tmp
 
 
 def test_real_weight_sketch_fits_the_summary(ckpts, probe_files, tmp_path):
-    sketch = pytest.importorskip("simmerge.sketch")
+    sketch = pytest.importorskip("simmerge.features.sketch")
     if not hasattr(sketch, "weight_sketch"):
-        pytest.skip("simmerge.sketch.weight_sketch is not written yet")
+        pytest.skip("simmerge.features.sketch.weight_sketch is not written yet")
     out = tmp_path / "m1.npz"
-    probe_features(ckpts[1], ckpts[0], probe_files, out, name="m1", spec=SPEC, seed=0, threads=1)
+    summarise_checkpoint(ckpts[1], ckpts[0], probe_files, out, name="m1", spec=SPEC, seed=0, threads=1)
     summary = load_summary(out)
     assert summary.sketch["offsets"][-1] == summary.sketch["coords"].shape[0]

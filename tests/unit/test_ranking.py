@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from simmerge.ranking import (
+from simmerge.evaluate.ranking import (
     best_per_pair,
     dominant_operator,
     eval_size_factor,

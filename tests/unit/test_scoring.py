@@ -1,4 +1,4 @@
-"""Tests of simmerge.scoring: task materialisation, lm-eval scoring of a tiny model, normalisation."""
+"""Tests of simmerge.merges.scoring: task materialisation, lm-eval scoring of a tiny model, normalisation."""
 
 from __future__ import annotations
 
@@ -11,17 +11,9 @@ import pytest
 import yaml
 from tiny_llm import make_tiny_checkpoint, write_rows
 
-from simmerge.scoring import (
-    TaskYamlError,
-    expert_table,
-    load_task_yaml,
-    materialize_tasks,
-    normalise_scores,
-    offline_hub,
-    parse_task_result,
-    read_scores,
-    score_checkpoint,
-)
+from simmerge.merges.scoring import normalise_scores, offline_hub, parse_task_result, read_scores, score_checkpoint
+from simmerge.merges.tables import expert_table
+from simmerge.merges.tasks import TaskYamlError, load_task_yaml, materialize_tasks
 
 GENERATE_TEMPLATE = """\
 dataset_path: json
@@ -193,7 +185,7 @@ def test_yaml_syntax_error_gives_the_line(task_dir):
 
 
 def test_shipped_task_yamls_pass_the_check():
-    from simmerge.scoring import check_task_yamls
+    from simmerge.merges.tasks import check_task_yamls
 
     shipped = Path(__file__).resolve().parents[2] / "config" / "tasks"
     skills = [path.stem.removeprefix("simmerge_") for path in shipped.glob("simmerge_*.yaml")]
@@ -299,7 +291,7 @@ def test_normalise_scores_rejects_bad_input():
 
 
 def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
-    from simmerge.scoring import dump_task_yaml
+    from simmerge.merges.tasks import dump_task_yaml
 
     path = tmp_path / "t.yaml"
     path.write_text("task: t\nprocess_docs: !function utils.process_docs\n")

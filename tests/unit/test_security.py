@@ -198,7 +198,7 @@ def test_rules_mention_no_pickle():
 
 @pytest.fixture(scope="module")
 def predictor_rows():
-    from simmerge.predictor import training_rows
+    from simmerge.evaluate.predictor import training_rows
 
     rng = np.random.default_rng(0)
     rows = []
@@ -215,7 +215,7 @@ def predictor_rows():
 
 @pytest.mark.parametrize("family", ["ridge", "per_operator_ridge", "hgb", "forest", "mlp"])
 def test_every_family_saves_as_skops_and_loads_with_the_trusted_types(family, predictor_rows, tmp_path):
-    from simmerge.predictor import fit_predictor, load_predictor, save_predictor
+    from simmerge.evaluate.predictor import fit_predictor, load_predictor, save_predictor
 
     predictor = fit_predictor(predictor_rows, ["f1", "f2"], ["linear", "ties"], family=family, seed=0)
     path = tmp_path / "model.skops"
@@ -233,7 +233,7 @@ class Smuggled:
 def test_predictor_file_with_other_types_is_refused_before_loading(payload, tmp_path):
     import skops.io as sio
 
-    from simmerge.predictor import load_predictor
+    from simmerge.evaluate.predictor import load_predictor
 
     path = tmp_path / "model.skops"
     sio.dump({"family": "ridge", "model": payload, "fold_models": [], "meta": "{}"}, path)
@@ -246,7 +246,7 @@ def test_predictor_file_with_other_types_is_refused_before_loading(payload, tmp_
 
 
 def test_model_summary_with_a_pickled_array_is_refused(tmp_path):
-    from simmerge.probes import SummaryFormatError, load_summary
+    from simmerge.features.summary import SummaryFormatError, load_summary
 
     path = tmp_path / "m.npz"
     # an object array is stored as a pickle inside the npz; unpickling it could run any code
@@ -260,7 +260,7 @@ def test_model_summary_with_a_pickled_array_is_refused(tmp_path):
 
 
 def test_task_yaml_with_a_python_tag_runs_nothing(tmp_path):
-    from simmerge.scoring import TaskYamlError, load_task_yaml
+    from simmerge.merges.tasks import TaskYamlError, load_task_yaml
 
     marker = tmp_path / "pwned"
     path = tmp_path / "simmerge_x.yaml"
@@ -338,8 +338,8 @@ NAME_FIELDS = {
 @pytest.mark.parametrize("bad", TRAVERSAL)
 @pytest.mark.parametrize("field", NAME_FIELDS)
 def test_names_that_could_escape_results_are_refused_by_the_config(field, bad, tmp_path, monkeypatch):
-    from simmerge.catalog import load
-    from simmerge.config import SLUG_FIX, ConfigError
+    from simmerge.core.config import SLUG_FIX, ConfigError
+    from simmerge.run import load
 
     raw = copy.deepcopy(_smoke())
     NAME_FIELDS[field](raw, bad)
@@ -360,8 +360,8 @@ def test_download_takes_only_weights_config_and_tokenizer(tmp_path, monkeypatch)
     import huggingface_hub.constants
     from test_hub import COMMIT, add_to_cache
 
-    from simmerge.hub import fetch_checkpoint
-    from simmerge.toy import build_tiny_checkpoint
+    from simmerge.catalog.hub import fetch_checkpoint
+    from simmerge.catalog.toy import build_tiny_checkpoint
 
     build_tiny_checkpoint(tmp_path / "model", seed=0, hidden_size=32, num_heads=4)
     files = {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()}

@@ -1,4 +1,4 @@
-"""Tests of simmerge.sketch: task-vector sketches and the structural pair features.
+"""Tests of simmerge.features.sketch: task-vector sketches and the structural pair features.
 
 Known answers on tiny Llamas whose experts are the base plus seeded, heavy-tailed task vectors. The
 tolerance test states the sketch's accuracy: with 20% of the coordinates sampled, every sketched feature is
@@ -17,7 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from simmerge.sketch import (
+from simmerge.catalog.toy import build_tiny_checkpoint
+from simmerge.features.sketch import (
     FEATURE_NAMES,
     MIN_SAMPLES_PER_TENSOR,
     SKETCH_KEYS,
@@ -28,7 +29,6 @@ from simmerge.sketch import (
     tau_dot,
     weight_sketch,
 )
-from simmerge.toy import build_tiny_checkpoint
 
 TOP = 0.2
 SEED = 7

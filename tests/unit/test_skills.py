@@ -1,4 +1,4 @@
-"""Tests for simmerge.skills and the lm-eval task YAMLs in config/tasks."""
+"""Tests for simmerge.catalog.skills and the lm-eval task YAMLs in config/tasks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simmerge.io import read_jsonl
-from simmerge.skills import SKILLS, get_skill, training_text, write_skill_data
+from simmerge.catalog.skills import SKILLS, get_skill, training_text, write_skill_data
+from simmerge.core.io import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS_DIR = REPO / "config" / "tasks"

@@ -1,4 +1,4 @@
-"""Tests of simmerge.toy: the tiny smoke-test Llama and its byte-level tokenizer."""
+"""Tests of simmerge.catalog.toy: the tiny smoke-test Llama and its byte-level tokenizer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from simmerge.io import sha256_file
-from simmerge.toy import build_byte_tokenizer, build_tiny_checkpoint
+from simmerge.catalog.toy import build_byte_tokenizer, build_tiny_checkpoint
+from simmerge.core.io import sha256_file
 
 TEXTS = [
     "347 in French words: trois cent quarante-sept",

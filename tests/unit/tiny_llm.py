@@ -1,6 +1,6 @@
 """Tiny test models shared by the unit tests of fine-tuning and scoring.
 
-Unlike ``simmerge.toy`` (whose tokenizer adds no BOS, like SmolLM2's), this tokenizer adds a BOS token, so the
+Unlike ``simmerge.catalog.toy`` (whose tokenizer adds no BOS, like SmolLM2's), this tokenizer adds a BOS token, so the
 tests also cover the prompt/answer boundary with special tokens.
 """
 

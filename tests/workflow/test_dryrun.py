@@ -50,7 +50,7 @@ def test_default_dry_run_job_counts(workflow_dir):
     default = load_config("config.yaml")
     n_experts = len(default["catalog"]["experts"])
     n_tasks = len(default["tasks"])
-    from simmerge.operators import DEFAULT_OPERATORS
+    from simmerge.core.config import DEFAULT_OPERATORS
 
     assert counts == {
         "skill_data": n_tasks,

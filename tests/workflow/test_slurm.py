@@ -20,7 +20,7 @@ from local_slurm import (
 )
 from snakemake_runner import background_snakemake, copy_workflow, dry_run_counts, load_config, wait_for_snakemake
 
-from simmerge.io import read_json, sha256_file
+from simmerge.core.io import read_json, sha256_file
 
 # Skipped up front, before the local smoke run the comparison needs is paid for.
 NO_CLUSTER_REASON = cannot_host_a_cluster()

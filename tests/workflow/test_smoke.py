@@ -18,8 +18,8 @@ from snakemake_runner import (
     write_config,
 )
 
-from simmerge.io import read_json, read_jsonl, sha256_file
-from simmerge.scoring import read_scores
+from simmerge.core.io import read_json, read_jsonl, sha256_file
+from simmerge.merges.scoring import read_scores
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,8 @@ def test_every_checkpoint_is_scored_on_every_task(smoke_run):
 
 
 def test_every_checkpoint_has_a_summary_and_every_ordered_pair_a_feature_row_per_task(smoke_run):
-    from simmerge.features import feature_names
-    from simmerge.probes import load_summary
+    from simmerge.features.definitions import feature_names
+    from simmerge.features.summary import load_summary
 
     for name in MODELS:
         summary = load_summary(results(smoke_run) / "features" / "models" / f"{name}.npz")
@@ -155,7 +155,7 @@ def test_features_command_prints_the_pair(smoke_run, capsys):
 
 def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):
     """Stated tolerance: every sketched structural feature within 0.05 of its exact value."""
-    from simmerge.sketch import FEATURE_NAMES, structural_features_exact
+    from simmerge.features.sketch import FEATURE_NAMES, structural_features_exact
 
     base, a, b = MODELS[0], MODELS[1], MODELS[2]
     folder = results(smoke_run) / "checkpoints"
@@ -169,8 +169,8 @@ def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smok
 
 
 def test_merge_grid_and_labels(smoke_run):
-    from simmerge.dataset import LABEL_COLUMNS
-    from simmerge.features import feature_names
+    from simmerge.evaluate.labels import LABEL_COLUMNS
+    from simmerge.features.definitions import feature_names
 
     operators = SMOKE["merges"]["operators"]
     experts = MODELS[1:]
@@ -223,7 +223,7 @@ def test_merge_pair_command_reproduces_the_rules_record(smoke_run, tmp_path, mon
 
 def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, capsys):
     from simmerge.cli import main
-    from simmerge.costs import merge_costs
+    from simmerge.evaluate.costs import merge_costs
 
     costs = merge_costs(results(smoke_run))
     assert len(costs) == len(list((results(smoke_run) / "merges").glob("*/*.json")))
@@ -236,8 +236,8 @@ def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, 
 
 
 def test_predictor_and_comparison(smoke_run):
-    from simmerge.features import feature_names
-    from simmerge.predictor import load_predictor
+    from simmerge.evaluate.predictor import load_predictor
+    from simmerge.features.definitions import feature_names
 
     operators = [op["name"] for op in SMOKE["merges"]["operators"]]
     run = results(smoke_run)
@@ -260,8 +260,8 @@ def test_predictor_and_comparison(smoke_run):
 def test_recommend_writes_a_yaml_that_mergekit_accepts(smoke_run, tmp_path, monkeypatch, capsys):
     from mergekit.config import MergeConfiguration
 
+    from simmerge.catalog.toy import build_tiny_checkpoint
     from simmerge.cli import main
-    from simmerge.toy import build_tiny_checkpoint
 
     monkeypatch.chdir(smoke_run)
     a, b = MODELS[1], MODELS[2]
@@ -342,7 +342,7 @@ def test_a_three_way_plan_is_executed_and_compared_with_every_baseline(smoke_run
 
 
 def test_bandit_replay_reports_every_policy(smoke_run):
-    from simmerge.bandit import POLICIES
+    from simmerge.online.bandit import POLICIES
 
     summary = pd.read_csv(results(smoke_run) / "bandit" / "summary.csv")
     assert list(summary["policy"]) == list(POLICIES)

@@ -1,0 +1,428 @@
+"""The run configuration as pydantic models: one place for fields, defaults, descriptions and cross-field rules.
+
+The JSON schema that Snakemake validates ``config/config.yaml`` against (``config/schema/config.schema.yaml``)
+is generated from these models by ``simmerge schema``; a test keeps the committed file in sync.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+Slug = Annotated[
+    str,
+    Field(
+        pattern=SLUG_PATTERN,
+        description="A slug: letters, digits, '.', '_' or '-', starting with a letter or digit; no '__'.",
+    ),
+]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with a message naming the field and the fix."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(Frozen):
+    """Split sizes of one built-in skill; the task name is the skill name."""
+
+    n_train: int = Field(900, ge=1, description="Training items (fine-tuning experts).")
+    n_eval: int = Field(150, ge=1, description="Evaluation items scored by lm-eval.")
+    n_probe: int = Field(32, ge=1, description="Unlabelled probe prompts for similarity features.")
+
+
+class TrainSpec(Frozen):
+    """Hyper-parameters of a full fine-tune (or of the tiny model's brief pre-training)."""
+
+    steps: int = Field(100, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(16, ge=1, description="Examples per step.")
+    lr: float = Field(1.0e-4, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay).")
+    warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(64, ge=8, description="Token budget of one prompt + answer.")
+    seed: int | None = Field(None, description="Seed of the example order and dropout; default: the run seed.")
+
+
+class HFSource(Frozen):
+    kind: Literal["hf"] = Field(description="Download a Hugging Face repo at a pinned revision.")
+    repo_id: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hub repository id, 'org/name'.")
+    revision: str = Field(
+        pattern=r"^[0-9a-f]{40}$",
+        description="The 40-hex commit sha to pin (a branch or tag would make runs irreproducible).",
+    )
+    trust_remote_code: bool = Field(False, description="Allow the repo's own modelling code (off by default).")
+
+
+class LocalSource(Frozen):
+    kind: Literal["local"] = Field(description="Use an existing Hugging Face directory in place.")
+    path: str = Field(description="Directory with config.json, *.safetensors and tokenizer files.")
+    trust_remote_code: bool = Field(False, description="Allow the directory's own modelling code.")
+
+
+class GGUFSource(Frozen):
+    kind: Literal["gguf"] = Field(description="Dequantize a GGUF file to an fp32 safetensors checkpoint.")
+    path: str | None = Field(None, description="A GGUF file on disk (give this or package + file).")
+    package: str | None = Field(None, description="An installed Python package that ships the GGUF file.")
+    file: str | None = Field(None, description="The GGUF file name inside `package`.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> GGUFSource:
+        if (self.path is None) == (self.package is None or self.file is None):
+            raise ValueError("a gguf source needs either `path` or both `package` and `file`")
+        return self
+
+
+class TinySource(Frozen):
+    kind: Literal["tiny"] = Field(description="A small random Llama made from a seed (tests, smoke runs).")
+    hidden_size: int = Field(64, ge=8, description="Hidden size.")
+    num_layers: int = Field(2, ge=1, description="Transformer blocks.")
+    num_heads: int = Field(4, ge=1, description="Attention heads (must divide hidden_size).")
+    seed: int | None = Field(None, description="Initialisation seed; default: the run seed.")
+    pretrain: TrainSpec | None = Field(
+        None, description="Optional brief full-text pre-training on the mixture of all tasks' train splits."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinySource:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        return self
+
+
+class FinetuneSource(Frozen):
+    kind: Literal["finetune"] = Field(description="Fine-tune another catalog entry on this entry's tasks.")
+    parent: Slug | None = Field(None, description="Catalog entry to start from; default: the base.")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Fine-tuning hyper-parameters.")
+
+
+Source = Annotated[
+    HFSource | LocalSource | GGUFSource | TinySource | FinetuneSource,
+    Field(discriminator="kind", description="Where the checkpoint comes from."),
+]
+
+
+class CheckpointSpec(Frozen):
+    """One catalog entry."""
+
+    name: Slug = Field(description="Unique slug; names files and wildcards.")
+    source: Source
+    tasks: list[Slug] = Field(
+        default_factory=list,
+        description="Home task(s): what the expert is good at, and what a finetune source trains on.",
+    )
+
+    @model_validator(mode="after")
+    def _no_pair_separator(self) -> CheckpointSpec:
+        if "__" in self.name:
+            raise ValueError(f"name {self.name!r} contains '__', which separates the members of a pair")
+        return self
+
+
+class CatalogSpec(Frozen):
+    base: CheckpointSpec = Field(description="The pretrained base every expert shares.")
+    experts: list[CheckpointSpec] = Field(min_length=2, description="Fine-tuned checkpoints of the base.")
+
+
+class ScoringSpec(Frozen):
+    batch_size: int = Field(16, ge=1, description="lm-eval batch size.")
+    limit: int | None = Field(None, ge=1, description="Score only the first N eval items (null: all).")
+
+
+class FeatureSpec(Frozen):
+    """How probe passes and weight sketches summarise a checkpoint (simmerge.features.probe_pass and .sketch)."""
+
+    top_k: int = Field(256, ge=1, description="Next-token log-probs kept per probe position (top-k + residual).")
+    # Off by default: per-task budgets would mix exact and top-k KL across tasks (measured on SmolLM2: full
+    # distributions were 168 of a 218 MB summary, and one task fell back to top-k while five stayed full).
+    full_vocab_max_mb: float = Field(
+        0, ge=0, description="Store full next-token distributions of a task when they fit in this many MB."
+    )
+    hidden_max_mb: float = Field(
+        64, ge=0, description="Store hidden states in fp16 when a task's fit in this many MB, else project."
+    )
+    attention_max_mb: float = Field(
+        64, ge=0, description="Store attention maps in fp16 when a task's fit in this many MB, else project."
+    )
+    projection_dim: int = Field(256, ge=8, description="Width of the shared random projection (JL sketch).")
+    sketch_size: int = Field(200_000, ge=100, description="Task-vector coordinates sampled per checkpoint.")
+    top_fraction: float = Field(0.2, gt=0, lt=1, description="Top-magnitude fraction for mask/sign features.")
+    batch_size: int = Field(16, ge=1, description="Probe prompts per forward pass.")
+    max_length: int = Field(64, ge=4, description="Probe tokens kept (longer probes are cut).")
+
+
+# Default operators of the built-in SmolLM2 catalog, as plain config entries (the merges.operators default;
+# simmerge.merges.operators validates them against mergekit). Chosen from a first merge grid on SmolLM2 experts
+# (6 expert pairs, 60 items per task); λ and density moved the per-pair winner as much as the method did, so
+# parameter variants are operators of their own. The "§" in the descriptions are sections of that grid's notes.
+DEFAULT_OPERATORS: list[dict[str, Any]] = [
+    {
+        "name": "linear",
+        "method": "linear",
+        "model_parameters": {"weight": 0.5},
+        "description": "Model soup (a + b) / 2. Best on both same-format pairs (n2w_fr+n2w_de, rhyme_mc+capital_mc, "
+        "§4); also equals task arithmetic at weight 0.5 / 0.5 exactly, so that variant is not listed.",
+    },
+    {
+        "name": "slerp_t30",
+        "method": "slerp",
+        "parameters": {"t": 0.3},
+        "description": "Spherical interpolation from the anchor a, 30 % of the way to b. At t = 0.5 slerp scored "
+        "exactly like linear on all 6 pairs (§6), so t is moved off 0.5 to make the order matter.",
+    },
+    {
+        "name": "nuslerp_w70",
+        "method": "nuslerp",
+        "anchor_parameters": {"weight": 0.7},
+        "other_parameters": {"weight": 0.3},
+        # mergekit registers nuslerp without a reference_url; its method guide documents it.
+        "reference_url": "https://github.com/arcee-ai/mergekit/blob/main/docs/merge_methods.md",
+        "description": "SLERP of the task vectors (base = catalog base), weights 0.7 anchor / 0.3 other (t = 0.3). "
+        "Task vectors are nearly orthogonal (cos 0.01-0.14, §6b), where SLERP keeps more of each than an average.",
+    },
+    {
+        "name": "ta_w075",
+        "method": "task_arithmetic",
+        "model_parameters": {"weight": 0.75},
+        "description": "base + 0.75 (tau_a + tau_b). Between averaging (0.5) and summing (1.0); best or second "
+        "on 3 of 6 pairs (§5): the best scale is 0.5-0.75 for conflicting pairs, 1.0 for orthogonal ones.",
+    },
+    {
+        "name": "ta_w100",
+        "method": "task_arithmetic",
+        "model_parameters": {"weight": 1.0},
+        "description": "base + tau_a + tau_b: keeps each skill at full strength; best or tied best on the "
+        "generative + multiple-choice pairs (§4), overshoots on conflicting pairs.",
+    },
+    {
+        "name": "ties_d20",
+        "method": "ties",
+        "parameters": {"normalize": False},
+        "model_parameters": {"weight": 1.0, "density": 0.2},
+        "description": "TIES keeping the top 20 % of each task vector by magnitude, sign election, summed. Best of "
+        "10 configurations on the conflicting pair and worst summing one on 3 of 4 orthogonal pairs (§5).",
+    },
+    {
+        "name": "ties_d50",
+        "method": "ties",
+        "parameters": {"normalize": False},
+        "model_parameters": {"weight": 1.0, "density": 0.5},
+        "description": "TIES at density 0.5, summed (normalize off, as measured): within noise of TA 1.0 on the "
+        "orthogonal pairs (§4).",
+    },
+    {
+        "name": "dare_ties_d50",
+        "method": "dare_ties",
+        "model_parameters": {"weight": 1.0, "density": 0.5},
+        "description": "DARE: drop half of each task vector at random and rescale the rest x2, then TIES sign "
+        "election. Randomised: a seed change moved its score by up to 0.066 (§6), as much as operator gaps.",
+    },
+    {
+        "name": "dare_linear_d50",
+        "method": "dare_linear",
+        "model_parameters": {"weight": 1.0, "density": 0.5},
+        "description": "DARE without sign election: random half of each task vector, rescaled, summed; equals TA "
+        "1.0 in expectation, so it isolates the effect of random dropping (not measured in the research note).",
+    },
+    {
+        "name": "della_d50",
+        "method": "della",
+        "model_parameters": {"weight": 1.0, "density": 0.5, "epsilon": 0.1},
+        "description": "DELLA: random dropping with keep-probability 0.4-0.6 ranked by magnitude, rescaled, sign "
+        "election, normalised by the kept weights (mergekit defaults); sat between the two families (§6).",
+    },
+    {
+        "name": "breadcrumbs_d90",
+        "method": "breadcrumbs",
+        "model_parameters": {"weight": 1.0, "density": 0.9, "gamma": 0.01},
+        "description": "Model breadcrumbs: drop the 1 % largest and the smallest entries of each task vector to "
+        "keep 90 %, then sum; never best but distinct from TA on the generative pairs (§4).",
+    },
+]
+
+
+def _default_operators() -> list[dict[str, Any]]:
+    return [dict(entry) for entry in DEFAULT_OPERATORS]
+
+
+class MergeSpec(Frozen):
+    """The merge grid: operators applied to every ordered expert pair, and how merges are scored."""
+
+    operators: list[dict[str, Any]] = Field(
+        default_factory=_default_operators,
+        description="Merge operators (simmerge.merges.operators.Operator fields: name, method, parameters, "
+        "model_parameters, anchor_parameters, other_parameters, ...), validated against mergekit at load.",
+    )
+    seed: int | None = Field(None, description="random_seed of randomised operators (DARE, DELLA); default: run seed.")
+    repeats: int = Field(
+        3,
+        ge=1,
+        description="Merges of each randomised operator, with seeds seed, seed+1, ...; its label is their mean.",
+    )
+    tie_z: float = Field(
+        1.0,
+        ge=0,
+        description="Operators within tie_z combined standard errors of a pair's best count as tied with it.",
+    )
+    keep_merged: bool = Field(
+        False, description="Keep each merged checkpoint in merges/<a>__<b>/<operator>.merged/ (else deleted)."
+    )
+    scratch_dir: str | None = Field(
+        None,
+        description="Where merges live while scored (null: /dev/shm when it has room, else the system temp dir).",
+    )
+    tasks: Literal["home", "all"] = Field(
+        "home", description="Score a merge on the union of its parents' home tasks, or on every task."
+    )
+
+
+# Evaluation protocols of the comparison (simmerge.evaluate.compare): held-out checkpoints, held-out tasks.
+# Defined here, not in simmerge.evaluate.compare, so that the workflow can name them at parse time without
+# importing scikit-learn.
+PROTOCOLS = ("checkpoint", "task")
+
+
+class PredictorSpec(Frozen):
+    """The SimMerge predictor and its evaluation (simmerge.evaluate.predictor, simmerge.evaluate.compare)."""
+
+    families: list[Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"]] = Field(
+        default_factory=lambda: ["ridge", "per_operator_ridge", "hgb", "forest", "mlp"],
+        min_length=1,
+        description="Model families grouped cross-validation chooses from.",
+    )
+    seed: int | None = Field(None, description="Seed of the models and the bootstrap; default: the run seed.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (over pairs) for the 95% intervals.")
+
+
+MAX_MULTIWAY = 5
+
+
+class MultiwaySetSpec(Frozen):
+    """One candidate set of a multi-way merge (simmerge.multiway.planning)."""
+
+    name: Slug = Field(description="Names the set's outputs: multiway/<name>/.")
+    checkpoints: list[Slug] = Field(
+        min_length=2, max_length=MAX_MULTIWAY, description="Candidate experts (2 to 5) the merge may use."
+    )
+    max_size: int | None = Field(
+        None, ge=2, le=MAX_MULTIWAY, description="Most experts in the merge (k); default: all candidates."
+    )
+    tasks: list[Slug] | None = Field(
+        None, description="Target tasks the merge is planned for and scored on; default: the candidates' home tasks."
+    )
+
+
+class MultiwaySpec(Frozen):
+    """Multi-way merges planned from 2-way predictions, executed, and compared with multi-model baselines."""
+
+    sets: list[MultiwaySetSpec] = Field(default_factory=list, description="Candidate sets (none: stage off).")
+    beam_width: int = Field(1, ge=1, description="Chains kept per planning step (1: greedy).")
+    min_gain: float = Field(
+        0.0, ge=0, description="An addition must raise the predicted target score by more than this."
+    )
+    all_at_once: list[Slug] | None = Field(
+        None,
+        description="Operators applied to all candidates in one merge (null: every symmetric operator); "
+        "model_stock is added for sets of three or more.",
+    )
+    oracle_max_candidates: int = Field(
+        3, ge=0, le=MAX_MULTIWAY, description="Run the exhaustive oracle (subsets × orders) on sets this small."
+    )
+    oracle_operators: list[Slug] | None = Field(
+        None, description="Operators tried at every step of the oracle's chains (null: the best fixed operator)."
+    )
+    seed: int | None = Field(None, description="Seed of the random order / random subset baselines; default: run seed.")
+    keep_merged: bool = Field(False, description="Keep merged checkpoints in multiway/<set>/nodes/ (else temporary).")
+
+
+class BanditArrivalSpec(Frozen):
+    """Checkpoints, tasks and operators that join the bandit's stream part-way through."""
+
+    at: float = Field(ge=0, lt=1, description="When they arrive, as a fraction of the rounds.")
+    checkpoints: list[Slug] = Field(default_factory=list, description="Experts whose pairs become requests.")
+    tasks: list[Slug] = Field(default_factory=list, description="Tasks that become requests.")
+    operators: list[Slug] = Field(default_factory=list, description="Operators that become arms.")
+
+
+class BanditSpec(Frozen):
+    """The contextual bandit (simmerge.online.bandit): replay on the labels and the live loop."""
+
+    policy: Literal["linucb", "lints"] = Field("linucb", description="MABWiser learning policy of the bandit.")
+    alpha: float = Field(1.0, gt=0, description="Exploration of LinUCB / LinTS.")
+    epsilon: float = Field(0.1, ge=0, le=1, description="Exploration of the epsilon-greedy baseline.")
+    rounds: int = Field(300, ge=1, description="Merge requests per replay.")
+    seeds: int = Field(5, ge=1, description="Replays, with seeds seed, seed+1, ...")
+    offline_family: Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"] = Field(
+        "per_operator_ridge", description="Family of the frozen offline predictor baseline."
+    )
+    arrivals: list[BanditArrivalSpec] = Field(
+        default_factory=list, description="What arrives when; everything else is there from round 0."
+    )
+    seed: int | None = Field(None, description="Seed of the replays and the live loop; default: the run seed.")
+
+
+class RunConfig(Frozen):
+    """The whole workflow configuration (``config/config.yaml``)."""
+
+    run_name: Slug = Field(description="Outputs go to results/<run_name>/.")
+    seed: int = Field(0, description="Master seed; every other seed defaults to it.")
+    tasks: dict[Slug, TaskSpec] = Field(min_length=1, description="Built-in skills to generate and score.")
+    catalog: CatalogSpec
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    merges: MergeSpec = Field(default_factory=MergeSpec)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    predictor: PredictorSpec = Field(default_factory=PredictorSpec)
+    multiway: MultiwaySpec = Field(default_factory=MultiwaySpec)
+    bandit: BanditSpec = Field(default_factory=BanditSpec)
+
+
+# What to write instead of a name that is not a slug; names become file and folder names under results/.
+SLUG_FIX = (
+    "use a slug: letters, digits, '.', '_' or '-', starting with a letter or digit (no '/', no leading '.'), "
+    "since the name becomes a path under results/"
+)
+
+
+def format_validation_error(error: ValidationError, where: str) -> str:
+    """One line per problem: the dotted field path, what is wrong, the offending value, and for a name the fix."""
+    lines = [f"invalid configuration in {where}:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        value = item.get("input")
+        shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+        fix = ""
+        if item["type"] == "string_pattern_mismatch" and item.get("ctx", {}).get("pattern") == SLUG_PATTERN:
+            fix = f"; {SLUG_FIX}"
+        lines.append(f"  - {field}: {item['msg']}{shown}{fix}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], where: str = "the config") -> RunConfig:
+    """Validate a raw config mapping; raise :class:`ConfigError` listing every bad field."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, where)) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of :class:`RunConfig`, as committed in ``config/schema/config.schema.yaml``."""
+    schema = RunConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = "SimMerge-bench workflow configuration (generated by `simmerge schema`)."
+    return schema
+
+
+def resolve_path(path: str, relative_to: str | Path) -> Path:
+    """An absolute path for a config path; relative paths are taken from the workflow directory."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (Path(relative_to) / candidate).resolve()

@@ -1,0 +1,1 @@
+"""Evaluation: the labels table, ranking of operators, the predictor, selection, the comparison and its costs."""

@@ -1,0 +1,213 @@
+"""Rank the operators of each ordered pair from the labels: the best, the ones tied with it within noise, the spread.
+
+A label is a mean over 60–150 scored items (and over seeds for a randomised operator), so the best operator of
+a pair often beats the second by less than its standard error. :func:`best_per_pair` therefore reports, next to
+the strict best, the set of operators whose score is within ``z`` combined standard errors of the best one;
+top-1 accuracy and the oracle treat every member of that set as a correct choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+PAIR_KEYS = ["a", "b"]
+
+
+def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per (ordered pair, operator): the merge's mean normalised score and its standard error.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame
+        The labels table (:func:`simmerge.evaluate.labels.labels_table`): one row per (a, b, task, operator).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``a``, ``b``, ``operator``, ``status``, ``merge_score``, ``merge_score_stderr``, in the labels'
+        row order.
+    """
+    columns = [*PAIR_KEYS, "operator", "status", "merge_score", "merge_score_stderr"]
+    return labels[columns].drop_duplicates([*PAIR_KEYS, "operator"]).reset_index(drop=True)
+
+
+def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
+    """The best operator of each ordered pair, the operators tied with it within noise, and the spread.
+
+    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``. The
+    standard errors are unpaired, so this is conservative: both merges are scored on the same items, which
+    makes the true error of their difference smaller.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        :func:`pair_scores`.
+    z : float
+        Width of the tie band in combined standard errors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ordered pair: ``a``, ``b``, ``best`` (highest score; exact ties broken by operator order in
+        ``scores``), ``best_score``, ``exact_best`` (every operator with exactly the best score, ``;``-joined),
+        ``tied`` (operators within noise of the best, best first), ``n_tied``, ``worst``, ``worst_score``,
+        ``spread`` (best − worst), ``gap`` (best − the best lower score; NaN with one distinct score) and
+        ``gap_z`` (the gap in combined standard errors of the two). Pairs without a defined score are left out.
+    """
+    if z < 0:
+        raise ValueError(f"z must be non-negative, got {z}")
+    rows = []
+    order = {name: index for index, name in enumerate(dict.fromkeys(scores["operator"]))}
+    for (a, b), group in scores.groupby(PAIR_KEYS, sort=False):
+        group = group.dropna(subset=["merge_score"])
+        if group.empty:
+            continue
+        group = group.assign(rank=group["operator"].map(order)).sort_values(
+            ["merge_score", "rank"], ascending=[False, True]
+        )
+        best = group.iloc[0]
+        se_best = _se(best["merge_score_stderr"])
+        tied = [
+            row.operator
+            for row in group.itertuples()
+            if best["merge_score"] - row.merge_score <= z * math.sqrt(se_best**2 + _se(row.merge_score_stderr) ** 2)
+        ]
+        exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
+        runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
+        if len(runner_up):
+            gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
+            gap_se = math.sqrt(se_best**2 + _se(runner_up["merge_score_stderr"].iloc[0]) ** 2)
+        else:
+            gap, gap_se = math.nan, math.nan
+        worst = group.iloc[-1]
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "best": best["operator"],
+                "best_score": float(best["merge_score"]),
+                "exact_best": ";".join(exact),
+                "tied": ";".join(tied),
+                "n_tied": len(tied),
+                "worst": worst["operator"],
+                "worst_score": float(worst["merge_score"]),
+                "spread": float(best["merge_score"] - worst["merge_score"]),
+                "gap": gap,
+                "gap_z": gap / gap_se if gap_se > 0 else math.inf if gap > 0 else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def operator_wins(best: pd.DataFrame, operators: Sequence[str]) -> pd.DataFrame:
+    """How often each operator is best: strictly or in an exact tie, and within noise of the best.
+
+    Parameters
+    ----------
+    best : pandas.DataFrame
+        :func:`best_per_pair`.
+    operators : sequence of str
+        Every operator of the grid, in config order (operators that never win get zero rows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``operator``, ``best`` (pairs where it has the highest score, exact ties counted for each),
+        ``best_share`` (of all pairs), ``within_noise`` (pairs where it is tied with the best within noise)
+        and ``within_noise_share``.
+    """
+    n_pairs = len(best)
+    exact = best["exact_best"].str.split(";").explode().value_counts() if n_pairs else pd.Series(dtype=int)
+    tied = best["tied"].str.split(";").explode().value_counts() if n_pairs else pd.Series(dtype=int)
+    rows = []
+    for name in operators:
+        wins, near = int(exact.get(name, 0)), int(tied.get(name, 0))
+        rows.append(
+            {
+                "operator": name,
+                "best": wins,
+                "best_share": wins / n_pairs if n_pairs else math.nan,
+                "within_noise": near,
+                "within_noise_share": near / n_pairs if n_pairs else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def eval_size_factor(best: pd.DataFrame, *, z: float = 1.0) -> float | None:
+    """How many times the current eval items the median pair needs for its best to clear ``z`` SEs over the next.
+
+    Standard errors shrink as 1/√n, so a gap of ``g`` standard errors becomes ``z`` of them with
+    ``(z / g)²`` times the items. None when no pair has a runner-up.
+    """
+    gaps = best["gap_z"].replace(math.inf, math.nan).dropna()
+    if gaps.empty:
+        return None
+    median = float(gaps.median())
+    return (z / median) ** 2 if median > 0 else math.inf
+
+
+def dominant_operator(wins: pd.DataFrame, threshold: float = 0.7) -> str | None:
+    """The operator that is best on at least ``threshold`` of the pairs, if any: selection is moot there."""
+    top = wins.sort_values("best_share", ascending=False).iloc[0] if len(wins) else None
+    return top["operator"] if top is not None and top["best_share"] >= threshold else None
+
+
+def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
+    """The two Markdown tables of the README: wins per operator, and best/worst/spread per ordered pair."""
+    lines = [
+        f"Ordered pairs: {len(best)}. 'within noise': score within {z:g} combined standard error(s) of the best.",
+        "",
+        "| operator | best on | share | within noise of best | share |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in wins.itertuples():
+        lines.append(
+            f"| {row.operator} | {row.best} | {row.best_share:.0%} | {row.within_noise} | "
+            f"{row.within_noise_share:.0%} |"
+        )
+    lines += [
+        "",
+        "| pair (a, b) | best | score | worst | score | spread | gap to 2nd | tied within noise |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for row in best.itertuples():
+        gap = "–" if math.isnan(row.gap) else f"{row.gap:.3f}"
+        lines.append(
+            f"| {row.a}, {row.b} | {row.exact_best.replace(';', ' = ')} | {row.best_score:.3f} | {row.worst} | "
+            f"{row.worst_score:.3f} | {row.spread:.3f} | {gap} | {row.tied.replace(';', ', ')} |"
+        )
+    if len(best):
+        lines += [
+            "",
+            f"Spread (best − worst): median {best['spread'].median():.3f}, "
+            f"range {best['spread'].min():.3f}–{best['spread'].max():.3f}. "
+            f"Operators tied with the best: median {best['n_tied'].median():g}.",
+        ]
+        resolution = eval_size_factor(best, z=z)
+        if resolution is not None:
+            separated = int((best["gap_z"] > z).sum())
+            lines += [
+                f"The best beats the runner-up by more than {z:g} combined standard error(s) on {separated} of "
+                f"{len(best)} pairs (median gap {best['gap'].median():.3f} = {best['gap_z'].median():.2f} SE). "
+                f"Separating the median pair at that level needs about {resolution:.1f}× the current eval items "
+                "(standard errors shrink as 1/√n).",
+            ]
+    dominant = dominant_operator(wins)
+    lines += [
+        "",
+        f"Dominant operator (best on ≥ 70% of pairs): {dominant}."
+        if dominant
+        else "No operator is best on 70% or more of the pairs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _se(value: float | None) -> float:
+    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+__all__ = ["best_per_pair", "dominant_operator", "eval_size_factor", "operator_wins", "pair_scores", "summary_markdown"]

@@ -1,0 +1,1 @@
+"""Online stage: the contextual bandit, replayed on the labels and run live."""

@@ -1,0 +1,1 @@
+"""Report stage: report.html from a run's own files."""

@@ -1,0 +1,271 @@
+"""The validated run: the config with its catalog, operators and multi-way sets, checked before any job runs.
+
+:func:`load` turns the config into a :class:`Catalog` and runs every check that needs no model file (names,
+parents, tasks, paths, operators, multi-way sets, bandit arrivals), so mistakes surface when Snakemake parses the
+workflow. It sits above the stages (it reads the operator registry of ``simmerge.merges``), beside the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simmerge.core.config import CheckpointSpec, ConfigError, RunConfig, parse_config, resolve_path
+from simmerge.merges.operators import Operator, load_operators
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MultiwaySet:
+    """A multi-way candidate set with its defaults filled in: experts, largest merge size k, target tasks."""
+
+    name: str
+    checkpoints: tuple[str, ...]
+    max_size: int
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A validated run configuration with the catalog's derived views.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The parsed configuration.
+    workdir : Path
+        Directory that relative paths in the config are taken from (the workflow directory).
+    """
+
+    config: RunConfig
+    workdir: Path
+    operators: dict[str, Operator] = field(default_factory=dict)
+
+    @property
+    def base(self) -> CheckpointSpec:
+        return self.config.catalog.base
+
+    @property
+    def experts(self) -> tuple[CheckpointSpec, ...]:
+        return tuple(self.config.catalog.experts)
+
+    @property
+    def entries(self) -> tuple[CheckpointSpec, ...]:
+        return (self.base, *self.experts)
+
+    @property
+    def names(self) -> list[str]:
+        """Every checkpoint, base first, in config order."""
+        return [entry.name for entry in self.entries]
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [entry.name for entry in self.experts]
+
+    @property
+    def ordered_pairs(self) -> list[tuple[str, str]]:
+        """Every ordered pair of distinct experts, (a, b) with a != b, in config order."""
+        return [(a, b) for a in self.expert_names for b in self.expert_names if a != b]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.config.tasks)
+
+    def get(self, name: str) -> CheckpointSpec:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no checkpoint named {name!r} in the catalog; known: {', '.join(self.names)}")
+
+    def names_by_source(self, kind: str) -> list[str]:
+        return [entry.name for entry in self.entries if entry.source.kind == kind]
+
+    def parent_of(self, name: str) -> str | None:
+        """The checkpoint a finetune entry starts from (the base unless configured), else None."""
+        source = self.get(name).source
+        if source.kind != "finetune":
+            return None
+        return source.parent or self.base.name
+
+    def merge_tasks(self, a: str, b: str) -> list[str]:
+        """Tasks a merge of a and b is scored on: the union of their home tasks (or all, per config), in task order."""
+        if self.config.merges.tasks == "all":
+            return self.tasks
+        home = set(self.get(a).tasks) | set(self.get(b).tasks)
+        return [task for task in self.tasks if task in home]
+
+    @property
+    def merge_seed(self) -> int:
+        return self.config.seed if self.config.merges.seed is None else self.config.merges.seed
+
+    @property
+    def merge_seeds(self) -> list[int]:
+        """Seeds of a randomised operator's repeated merges: merge_seed, merge_seed + 1, ..."""
+        return [self.merge_seed + offset for offset in range(self.config.merges.repeats)]
+
+    @property
+    def multiway_sets(self) -> dict[str, MultiwaySet]:
+        """The multi-way candidate sets with their defaults resolved, by name."""
+        resolved = {}
+        for entry in self.config.multiway.sets:
+            home = {task for name in entry.checkpoints for task in self.get(name).tasks}
+            tasks = entry.tasks if entry.tasks is not None else [t for t in self.tasks if t in home]
+            size = entry.max_size if entry.max_size is not None else len(entry.checkpoints)
+            resolved[entry.name] = MultiwaySet(entry.name, tuple(entry.checkpoints), size, tuple(tasks))
+        return resolved
+
+    @property
+    def bandit_seed(self) -> int:
+        return self.config.seed if self.config.bandit.seed is None else self.config.bandit.seed
+
+    @property
+    def multiway_seed(self) -> int:
+        return self.config.seed if self.config.multiway.seed is None else self.config.multiway.seed
+
+    def seed_of(self, name: str) -> int:
+        """The seed a checkpoint's builder uses: its own if configured, else the run seed."""
+        source = self.get(name).source
+        own = getattr(source, "seed", None)
+        if own is None and source.kind == "finetune":
+            own = source.train.seed
+        return self.config.seed if own is None else own
+
+
+def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config") -> Catalog:
+    """Validate a raw config and its catalog before any job is scheduled.
+
+    Parameters
+    ----------
+    raw : dict
+        The config mapping (as Snakemake loaded it).
+    workdir : str or Path
+        Directory that relative ``local`` and ``gguf`` paths are resolved from.
+    where : str
+        How to name the config in messages (e.g. its file name).
+
+    Raises
+    ------
+    ConfigError
+        With one line per problem, naming the catalog entry and the field to fix.
+    """
+    config = parse_config(raw, where)
+    try:
+        operators = load_operators(config.merges.operators)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (in {where}, merges.operators)") from None
+    catalog = Catalog(config=config, workdir=Path(workdir).resolve(), operators=operators)
+    problems = _catalog_problems(catalog)
+    if problems:
+        raise ConfigError(f"invalid catalog in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
+    return catalog
+
+
+def _catalog_problems(catalog: Catalog) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for entry in catalog.entries:
+        if entry.name in seen:
+            problems.append(f"checkpoint {entry.name!r}: name is used twice; every catalog name must be unique")
+        seen.add(entry.name)
+    known_tasks = set(catalog.tasks)
+    base = catalog.base
+    if base.source.kind == "finetune":
+        problems.append(f"base {base.name!r}: source.kind 'finetune' needs a parent; the base must be pretrained")
+    for entry in catalog.entries:
+        where = f"checkpoint {entry.name!r}"
+        for task in entry.tasks:
+            if task not in known_tasks:
+                problems.append(
+                    f"{where}: tasks lists {task!r}, which is not in `tasks` (known: {', '.join(known_tasks)})"
+                )
+        source = entry.source
+        if source.kind == "finetune":
+            if not entry.tasks:
+                problems.append(f"{where}: a finetune source trains on the entry's `tasks`; list at least one")
+            parent = source.parent or base.name
+            if parent == entry.name:
+                problems.append(f"{where}: source.parent names the checkpoint itself")
+            elif parent not in seen:
+                problems.append(f"{where}: source.parent {parent!r} is not a catalog entry")
+        if source.kind == "local":
+            path = resolve_path(source.path, catalog.workdir)
+            if not path.is_dir():
+                problems.append(f"{where}: source.path {str(path)!r} is not a directory; fix the path")
+        if source.kind == "gguf" and source.path is not None:
+            path = resolve_path(source.path, catalog.workdir)
+            if not path.is_file():
+                problems.append(f"{where}: source.path {str(path)!r} does not exist; fix the path")
+    problems.extend(_parent_cycles(catalog))
+    problems.extend(_multiway_problems(catalog))
+    problems.extend(_bandit_problems(catalog))
+    return problems
+
+
+def _bandit_problems(catalog: Catalog) -> list[str]:
+    known = {"checkpoints": catalog.expert_names, "tasks": catalog.tasks, "operators": list(catalog.operators)}
+    problems = []
+    for index, arrival in enumerate(catalog.config.bandit.arrivals):
+        for kind, names in known.items():
+            unknown = [name for name in getattr(arrival, kind) if name not in names]
+            if unknown:
+                problems.append(
+                    f"bandit.arrivals[{index}].{kind}: {unknown} are not {kind} of the run (known: {', '.join(names)})"
+                )
+    return problems
+
+
+def _multiway_problems(catalog: Catalog) -> list[str]:
+    spec = catalog.config.multiway
+    problems: list[str] = []
+    experts, tasks = set(catalog.expert_names), set(catalog.tasks)
+    names = [entry.name for entry in spec.sets]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"multiway.sets: the name {name!r} is used twice; give every set its own name")
+    for entry in spec.sets:
+        where = f"multiway set {entry.name!r}"
+        unknown = [name for name in entry.checkpoints if name not in experts]
+        if unknown:
+            problems.append(
+                f"{where}: checkpoints {unknown} are not experts of the catalog (experts: {', '.join(sorted(experts))})"
+            )
+        if len(set(entry.checkpoints)) != len(entry.checkpoints):
+            problems.append(f"{where}: checkpoints lists an expert twice")
+        if entry.max_size is not None and entry.max_size > len(entry.checkpoints):
+            problems.append(
+                f"{where}: max_size {entry.max_size} is more than its {len(entry.checkpoints)} checkpoints; lower it"
+            )
+        bad_tasks = [task for task in entry.tasks or [] if task not in tasks]
+        if bad_tasks:
+            problems.append(f"{where}: tasks {bad_tasks} are not in `tasks` (known: {', '.join(catalog.tasks)})")
+        if entry.tasks is None and not unknown and not any(catalog.get(n).tasks for n in entry.checkpoints):
+            problems.append(f"{where}: no candidate has a home task; list the target `tasks`")
+    for field_name in ("all_at_once", "oracle_operators"):
+        for name in getattr(spec, field_name) or []:
+            operator = catalog.operators.get(name)
+            if operator is None:
+                problems.append(
+                    f"multiway.{field_name}: {name!r} is not an operator of merges.operators "
+                    f"(known: {', '.join(catalog.operators)})"
+                )
+            elif field_name == "all_at_once" and operator.order_sensitive:
+                problems.append(
+                    f"multiway.all_at_once: {name!r} is order-sensitive ({operator.method}); only symmetric "
+                    "operators merge all candidates in one step"
+                )
+    return problems
+
+
+def _parent_cycles(catalog: Catalog) -> list[str]:
+    names = set(catalog.names)
+    for entry in catalog.experts:
+        chain = [entry.name]
+        parent = catalog.parent_of(entry.name) if entry.name in names else None
+        while parent is not None and parent in names:
+            if parent in chain:
+                return [f"checkpoint {entry.name!r}: source.parent forms a cycle: {' -> '.join([*chain, parent])}"]
+            chain.append(parent)
+            parent = catalog.parent_of(parent)
+    return []
