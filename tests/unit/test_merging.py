@@ -91,7 +91,7 @@ def test_task_arithmetic_weight_one_adds_both_task_vectors(tiny, tmp_path, ops):
 
 
 def test_task_arithmetic_half_half_equals_linear(tiny, tmp_path, ops):
-    # research/operator-spread-smollm2.md §1: base + 0.5 tau_a + 0.5 tau_b = (a + b) / 2
+    # base + 0.5 tau_a + 0.5 tau_b = (a + b) / 2
     ta_half = one({"name": "ta_w050", "method": "task_arithmetic", "model_parameters": {"weight": 0.5}})
     ta = merged(tiny, tmp_path, ta_half, out="ta")
     linear = merged(tiny, tmp_path, ops["linear"], out="linear")

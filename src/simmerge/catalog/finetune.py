@@ -1,6 +1,6 @@
 """Full fine-tuning of a causal LM on prompt → answer rows: how the built-in experts are made.
 
-The recipe is the one measured in research/operator-spread-smollm2.md §1: fp32, AdamW, linear warm-up then
+The recipe is the one the built-in experts were measured with: fp32, AdamW, linear warm-up then
 linear decay to 0, gradient clipping, loss on the answer tokens only, text ``"{prompt} {answer}\\n"`` with no
 chat template.
 """

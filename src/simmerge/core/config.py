@@ -163,21 +163,21 @@ class FeatureSpec(Frozen):
 # Default operators of the built-in SmolLM2 catalog, as plain config entries (the merges.operators default;
 # simmerge.merges.operators validates them against mergekit). Chosen from a first merge grid on SmolLM2 experts
 # (6 expert pairs, 60 items per task); λ and density moved the per-pair winner as much as the method did, so
-# parameter variants are operators of their own. The "§" in the descriptions are sections of that grid's notes.
+# parameter variants are operators of their own. The descriptions state what that grid measured.
 DEFAULT_OPERATORS: list[dict[str, Any]] = [
     {
         "name": "linear",
         "method": "linear",
         "model_parameters": {"weight": 0.5},
-        "description": "Model soup (a + b) / 2. Best on both same-format pairs (n2w_fr+n2w_de, rhyme_mc+capital_mc, "
-        "§4); also equals task arithmetic at weight 0.5 / 0.5 exactly, so that variant is not listed.",
+        "description": "Model soup (a + b) / 2. Best on both same-format pairs (n2w_fr+n2w_de, rhyme_mc+capital_mc); "
+        "also equals task arithmetic at weight 0.5 / 0.5 exactly, so that variant is not listed.",
     },
     {
         "name": "slerp_t30",
         "method": "slerp",
         "parameters": {"t": 0.3},
         "description": "Spherical interpolation from the anchor a, 30 % of the way to b. At t = 0.5 slerp scored "
-        "exactly like linear on all 6 pairs (§6), so t is moved off 0.5 to make the order matter.",
+        "exactly like linear on all 6 pairs, so t is moved off 0.5 to make the order matter.",
     },
     {
         "name": "nuslerp_w70",
@@ -187,21 +187,21 @@ DEFAULT_OPERATORS: list[dict[str, Any]] = [
         # mergekit registers nuslerp without a reference_url; its method guide documents it.
         "reference_url": "https://github.com/arcee-ai/mergekit/blob/main/docs/merge_methods.md",
         "description": "SLERP of the task vectors (base = catalog base), weights 0.7 anchor / 0.3 other (t = 0.3). "
-        "Task vectors are nearly orthogonal (cos 0.01-0.14, §6b), where SLERP keeps more of each than an average.",
+        "Task vectors are nearly orthogonal (cos 0.01-0.14), where SLERP keeps more of each than an average.",
     },
     {
         "name": "ta_w075",
         "method": "task_arithmetic",
         "model_parameters": {"weight": 0.75},
         "description": "base + 0.75 (tau_a + tau_b). Between averaging (0.5) and summing (1.0); best or second "
-        "on 3 of 6 pairs (§5): the best scale is 0.5-0.75 for conflicting pairs, 1.0 for orthogonal ones.",
+        "on 3 of 6 pairs: the best scale is 0.5-0.75 for conflicting pairs, 1.0 for orthogonal ones.",
     },
     {
         "name": "ta_w100",
         "method": "task_arithmetic",
         "model_parameters": {"weight": 1.0},
         "description": "base + tau_a + tau_b: keeps each skill at full strength; best or tied best on the "
-        "generative + multiple-choice pairs (§4), overshoots on conflicting pairs.",
+        "generative + multiple-choice pairs, overshoots on conflicting pairs.",
     },
     {
         "name": "ties_d20",
@@ -209,7 +209,7 @@ DEFAULT_OPERATORS: list[dict[str, Any]] = [
         "parameters": {"normalize": False},
         "model_parameters": {"weight": 1.0, "density": 0.2},
         "description": "TIES keeping the top 20 % of each task vector by magnitude, sign election, summed. Best of "
-        "10 configurations on the conflicting pair and worst summing one on 3 of 4 orthogonal pairs (§5).",
+        "10 configurations on the conflicting pair and worst summing one on 3 of 4 orthogonal pairs.",
     },
     {
         "name": "ties_d50",
@@ -217,35 +217,35 @@ DEFAULT_OPERATORS: list[dict[str, Any]] = [
         "parameters": {"normalize": False},
         "model_parameters": {"weight": 1.0, "density": 0.5},
         "description": "TIES at density 0.5, summed (normalize off, as measured): within noise of TA 1.0 on the "
-        "orthogonal pairs (§4).",
+        "orthogonal pairs.",
     },
     {
         "name": "dare_ties_d50",
         "method": "dare_ties",
         "model_parameters": {"weight": 1.0, "density": 0.5},
         "description": "DARE: drop half of each task vector at random and rescale the rest x2, then TIES sign "
-        "election. Randomised: a seed change moved its score by up to 0.066 (§6), as much as operator gaps.",
+        "election. Randomised: a seed change moved its score by up to 0.066, as much as operator gaps.",
     },
     {
         "name": "dare_linear_d50",
         "method": "dare_linear",
         "model_parameters": {"weight": 1.0, "density": 0.5},
         "description": "DARE without sign election: random half of each task vector, rescaled, summed; equals TA "
-        "1.0 in expectation, so it isolates the effect of random dropping (not measured in the research note).",
+        "1.0 in expectation, so it isolates the effect of random dropping (not in that first grid).",
     },
     {
         "name": "della_d50",
         "method": "della",
         "model_parameters": {"weight": 1.0, "density": 0.5, "epsilon": 0.1},
         "description": "DELLA: random dropping with keep-probability 0.4-0.6 ranked by magnitude, rescaled, sign "
-        "election, normalised by the kept weights (mergekit defaults); sat between the two families (§6).",
+        "election, normalised by the kept weights (mergekit defaults); sat between the two families.",
     },
     {
         "name": "breadcrumbs_d90",
         "method": "breadcrumbs",
         "model_parameters": {"weight": 1.0, "density": 0.9, "gamma": 0.01},
         "description": "Model breadcrumbs: drop the 1 % largest and the smallest entries of each task vector to "
-        "keep 90 %, then sum; never best but distinct from TA on the generative pairs (§4).",
+        "keep 90 %, then sum; never best but distinct from TA on the generative pairs.",
     },
 ]
 

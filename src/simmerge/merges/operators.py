@@ -17,7 +17,7 @@ What is checked against the installed mergekit, not against a hard-coded list:
 - required parameters are set (mergekit would only fail mid-merge), and scalar values have the declared type;
 - della's ``density ± epsilon`` lies inside (0, 1), which mergekit checks only per tensor at merge time.
 
-Order (issue #4, point 2): for an order-sensitive operator the ordered pair (a, b) makes ``a`` the anchor:
+Order: for an order-sensitive operator the ordered pair (a, b) makes ``a`` the anchor:
 slerp-like methods (a base input and exactly two inputs: slerp, nearswap, arcee_fusion) take ``a`` as their
 ``base_model``, and ``anchor_parameters`` / ``other_parameters`` give ``a`` and ``b`` different per-model
 values. Every other operator is symmetric: its YAML lists the two models in a canonical order, so (a, b) and
@@ -367,7 +367,7 @@ class Operator(Frozen):
                 )
             return False
         # Optional base: merging task vectors is the default, because the experts sit within 1 % of the base's
-        # weight norm (research/operator-spread-smollm2.md §6b), where interpolating raw weights ≈ linear.
+        # weight norm (measured on the built-in catalog), where interpolating raw weights ≈ linear.
         return True if self.uses_base is None else self.uses_base
 
     def _check_parameters(self, info: MethodInfo, uses_base: bool) -> None:
