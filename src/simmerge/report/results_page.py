@@ -1,8 +1,9 @@
 """The results page (``results.md``): a run's measured results and costs in Markdown, built from its own files.
 
-Every table and sentence with a number is computed here from a file of the run, and each section names the files
-it read, relative to the run folder. ``docs/results.md`` in the repository is this page for the default run; the
-rule ``results_page`` writes it to ``results/<run_name>/results.md``, and the README says how to copy it over.
+Every measured number is computed here from a file of the run, and each section names the files it read, relative to
+the run folder; what was run comes from the run's config, the machine from where the page is generated. The rule
+``results_page`` writes ``results/<run_name>/results.md``; ``docs/results.md`` in the repository is a copy of the
+default run's page.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ RULE_COLUMNS = {"total_s": "job-seconds", "mean_s": "mean s", "max_s": "longest 
 def machine_facts() -> dict[str, str]:
     """The machine this runs on: CPU model, cores, Python, torch and the device torch would use.
 
-    The page records them where it is generated, which for a local run is where its jobs ran; nothing in the
-    results depends on them, but every timing does.
+    The page records them where it is generated, which for a local run is where its jobs ran: they explain the
+    timings, and nothing on the page is computed from them.
     """
     import torch  # deferred: heavy, and only this function of the module needs it
 
@@ -139,7 +140,7 @@ def results_page(
         _facts_table(facts),
         "Machine where this page was generated (for a local run, where its jobs ran): "
         + "; ".join(f"{key}: {value}" for key, value in machine.items())
-        + ". Every timing below depends on it; no result does.",
+        + ". The timings below depend on it; the results do not, beyond floating-point detail between CPU and GPU.",
         "## Expert scores",
         cite(experts) + " Primary metric (exact match for generative tasks, accuracy for multiple choice); "
         "**bold**: the checkpoint's home task.",
