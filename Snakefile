@@ -41,6 +41,7 @@ localrules:
     multiway_recipes,
     multiway_summary,
     multiway_table,
+    results_page,
 
 
 rule all:

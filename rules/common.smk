@@ -257,7 +257,7 @@ def get_compare_targets():
 
 
 def get_report_targets():
-    return [res("report.html")]
+    return [res("report.html"), res("results.md")]
 
 
 def get_predictor_params(wildcards):
@@ -421,17 +421,32 @@ def get_multiway_score_input(wildcards):
     }
 
 
+def multiway_final_nodes(mwset):
+    """The final model of every approach of a set: the nodes its summary scores."""
+    recipes = multiway_recipes(mwset)
+    return sorted({node for nodes in recipes["approaches"].values() for node in nodes})
+
+
+def multiway_built_nodes(mwset):
+    """The nodes merged to build a set's final models: the finals and every merge below them."""
+    nodes = multiway_recipes(mwset)["nodes"]
+    built, pending = set(), multiway_final_nodes(mwset)
+    while pending:
+        node = pending.pop()
+        if node not in built:
+            built.add(node)
+            pending.extend(child for child in nodes[node]["inputs"] if child in nodes)
+    return sorted(built)
+
+
 def get_multiway_summary_input(wildcards):
-    recipes = multiway_recipes(wildcards.mwset)
-    finals = sorted(
-        {node for nodes in recipes["approaches"].values() for node in nodes}
-    )
     chosen = MULTIWAY_SETS[wildcards.mwset]
     return {
         "plan": res(f"multiway/{wildcards.mwset}/plan.json"),
         "recipes": checkpoints.multiway_recipes.get(mwset=wildcards.mwset).output[0],
         "node_scores": [
-            res(f"multiway/{wildcards.mwset}/scores/{node}.json") for node in finals
+            res(f"multiway/{wildcards.mwset}/scores/{node}.json")
+            for node in multiway_final_nodes(wildcards.mwset)
         ],
         "scores": [
             path
@@ -453,4 +468,97 @@ def get_bandit_params(wildcards):
     return {
         **spec.model_dump(exclude={"seed", "seeds"}),
         "seeds": [CATALOG.bandit_seed + offset for offset in range(spec.seeds)],
+    }
+
+
+# ---- report -------------------------------------------------------------------------------------------------
+
+# The rule that builds each source kind's checkpoint (its `wildcard_constraints` select that kind's names).
+CHECKPOINT_RULES = {
+    "gguf": "convert_gguf",
+    "tiny": "tiny_checkpoint",
+    "hf": "fetch_checkpoint",
+    "local": "local_checkpoint",
+    "finetune": "finetune_expert",
+}
+
+
+def benchmarks_of(name, *combinator, **wildcards):
+    """The benchmark files of a rule's jobs: its own `benchmark:` pattern expanded with their wildcards."""
+    return expand(getattr(rules, name).benchmark, *combinator, **wildcards)
+
+
+def get_job_benchmarks(wildcards):
+    """Every job's benchmark file by rule, the multi-way stage's apart (:func:`get_multiway_benchmarks`): exactly
+    the jobs `all` runs, so asking for them adds none. A benchmark is one of its job's products, so a missing one
+    (e.g. after `snakemake --touch`) re-runs its job.
+    """
+    firsts, seconds = zip(*PAIRS) if PAIRS else ((), ())
+    ops, merge_a, merge_b = zip(*MERGE_JOBS) if MERGE_JOBS else ((), (), ())
+    jobs = {
+        "skill_data": benchmarks_of("skill_data", task=TASKS),
+        **{
+            name: benchmarks_of(name, model=CATALOG.names_by_source(kind))
+            for kind, name in CHECKPOINT_RULES.items()
+        },
+        "expert_scores": benchmarks_of("expert_scores", model=MODELS, task=TASKS),
+        "expert_scores_table": benchmarks_of("expert_scores_table"),
+        "probe_pass": benchmarks_of("probe_pass", model=MODELS, task=TASKS),
+        "weight_sketch": benchmarks_of("weight_sketch", model=MODELS),
+        "probe_features": benchmarks_of("probe_features", model=MODELS),
+        "pair_features": benchmarks_of("pair_features", zip, a=firsts, b=seconds),
+        "merge_score": benchmarks_of("merge_score", zip, a=merge_a, b=merge_b, op=ops),
+        "labels": benchmarks_of("labels"),
+        "operator_ranking": benchmarks_of("operator_ranking"),
+        "predictor": benchmarks_of("predictor"),
+        "compare": benchmarks_of(
+            "compare", protocol=list(simmerge.core.config.PROTOCOLS)
+        ),
+        "compare_summary": benchmarks_of("compare_summary"),
+        "bandit_replay": benchmarks_of("bandit_replay"),
+        "report": benchmarks_of("report"),
+    }
+    return {name: files for name, files in jobs.items() if files}
+
+
+def get_multiway_benchmarks(wildcards):
+    """The multi-way jobs' benchmark files by rule: a set's merges and scores are known once its recipes are."""
+    if not MULTIWAY_SETS:
+        return {}
+    sets = list(MULTIWAY_SETS)
+    return {
+        "multiway_plan": benchmarks_of("multiway_plan", mwset=sets),
+        "multiway_recipes": benchmarks_of("multiway_recipes", mwset=sets),
+        "multiway_node": [
+            path
+            for mwset in sets
+            for path in benchmarks_of(
+                "multiway_node", mwset=mwset, node=multiway_built_nodes(mwset)
+            )
+        ],
+        "multiway_score": [
+            path
+            for mwset in sets
+            for path in benchmarks_of(
+                "multiway_score", mwset=mwset, node=multiway_final_nodes(mwset)
+            )
+        ],
+        "multiway_summary": benchmarks_of("multiway_summary", mwset=sets),
+        "multiway_table": benchmarks_of("multiway_table"),
+    }
+
+
+def get_results_page_params(wildcards):
+    """What was run (the report's facts, with the operators by name), the run folder, and the stage of every rule
+    that writes benchmarks: the rules/<stage>.smk file that defines it, in the order they are defined.
+    """
+    facts = get_report_params(wildcards)["facts"]
+    return {
+        "run_dir": str(RESULTS),
+        "facts": {**facts, "operators": ", ".join(OPERATORS)},
+        "stages": {
+            defined.name: Path(defined.snakefile).stem
+            for defined in workflow.rules
+            if defined.benchmark
+        },
     }

@@ -31,3 +31,36 @@ rule report:
         report=get_report_params,
     script:
         "../workflow_scripts/report.py"
+
+
+# The results page of the run (Markdown): its measured results and what each stage cost, from the run's own files.
+# It is written inside the run folder like every other output; docs/results.md, the page of the default run that
+# the repository keeps, is a copy made after a run (`cp results/default/results.md docs/results.md`), so that no
+# run overwrites the committed page and `--delete-all-output` never deletes it.
+rule results_page:
+    input:
+        # every job's benchmark file, as an input named after its rule
+        unpack(get_job_benchmarks),
+        unpack(get_multiway_benchmarks),
+        experts=res("scores/experts.csv"),
+        ranking=res("ranking/summary.md"),
+        cv=res("predictor/cv.json"),
+        summaries=expand(
+            res("compare/{protocol}/summary.json"),
+            protocol=simmerge.core.config.PROTOCOLS,
+        ),
+        records=get_merge_targets(),
+        multiway=get_multiway_targets(),
+        bandit=res("bandit/summary.csv"),
+    output:
+        res("results.md"),
+    log:
+        res("logs/results_page/all.log"),
+    benchmark:
+        res("benchmarks/results_page/all.tsv")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        page=get_results_page_params,
+    script:
+        "../workflow_scripts/results_page.py"

@@ -51,7 +51,8 @@ def test_summary_means_per_operator_and_sums_in_the_total_row(tmp_path):
 def bench(run, rule, key, seconds):
     path = run / "benchmarks" / rule / f"{key}.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"s\th:m:s\n{seconds}\t0:00:01\n")
+    path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t100.0\n")
+    return path
 
 
 def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
@@ -78,3 +79,43 @@ def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
     assert table.loc["x|y", "merge_evaluate_s"] == pytest.approx(110.0)
     assert table.loc["x|y", "ratio"] == pytest.approx(110.0 / 13.0)
     assert math.isnan(table.loc["y|z", "merge_evaluate_s"])
+
+
+def test_given_files_are_the_only_ones_read(tmp_path):
+    """A rule passes its declared inputs: files left in the folder by jobs the run no longer has do not count."""
+    from simmerge.evaluate.costs import decision_costs
+
+    experts = ["x", "y"]
+    for name in experts:
+        bench(tmp_path, "probe_pass", f"{name}/t1", 4.0)
+    bench(tmp_path, "pair_features", "x__y", 1.0)
+    bench(tmp_path, "pair_features", "y__x", 1.0)
+    make_job(tmp_path, "x", "y", "ties", merge_s=30.0, eval_s=20.0, job_s=60.0)
+    make_job(tmp_path, "x", "y", "removed", merge_s=1.0, eval_s=20.0, job_s=500.0)
+    bench(tmp_path, "probe_pass", "x/removed_task", 100.0)
+    folder = tmp_path / "benchmarks"
+    given = {
+        "probe_pass": [folder / "probe_pass" / name / "t1.tsv" for name in experts],
+        "pair_features": [folder / "pair_features" / f"{pair}.tsv" for pair in ("x__y", "y__x")],
+    }
+    records = [tmp_path / "merges" / "x__y" / "ties.json"]
+    table = decision_costs(tmp_path, experts, benchmarks=given, records=records).set_index("pair")
+    # each member's 4 s probe pass serves its one pair, plus 1 s per order; no predictor fit was given
+    assert table.loc["x|y", "simmerge_s"] == pytest.approx(4.0 + 4.0 + 2.0)
+    assert table.loc["x|y", "merge_evaluate_s"] == pytest.approx(60.0)
+    everything = decision_costs(tmp_path, experts).set_index("pair")
+    assert everything.loc["x|y", "merge_evaluate_s"] == pytest.approx(560.0)
+
+
+def test_rule_seconds_sum_each_rules_jobs_in_stage_order(tmp_path):
+    from simmerge.evaluate.costs import rule_seconds
+
+    files = {
+        "probe_pass": [bench(tmp_path, "probe_pass", f"m/t{i}", seconds) for i, seconds in enumerate((4.0, 6.0))],
+        "skill_data": [bench(tmp_path, "skill_data", "t1", 1.5)],
+    }
+    stages = {"skill_data": "catalog", "finetune_expert": "catalog", "probe_pass": "features"}
+    table = rule_seconds(files, stages)
+    assert list(table["rule"]) == ["skill_data", "probe_pass"]  # stage order; a rule without jobs has no row
+    probe = table.set_index("rule").loc["probe_pass"].to_dict()
+    assert probe == {"stage": "features", "jobs": 2, "total_s": 10.0, "mean_s": 5.0, "max_s": 6.0, "peak_rss_mb": 100.0}

@@ -29,6 +29,7 @@ LABEL_AGGREGATES = {
     "compare_summary": 1,
     "bandit_replay": 1,
     "report": 1,
+    "results_page": 1,
 }
 
 
@@ -124,15 +125,19 @@ def load_config(name: str) -> dict:
 
 
 def pretend_complete(root: Path, *args: str) -> int:
-    """Create every output of the workflow as an empty file and record it as made by this config.
+    """Create every output of the workflow, and every job's benchmark file, as an empty file and record it as made
+    by this config.
 
     ``snakemake --touch`` then stores the jobs' provenance (params, code), so a later dry-run shows exactly
     what a config change would re-run, without running the expensive jobs first. An output without a suffix is
     a ``directory()`` output and becomes an empty directory; a multi-way recipes checkpoint gets an empty recipe
-    list instead of an empty file, since the workflow reads it to build the DAG.
+    list instead of an empty file, since the workflow reads it to build the DAG. Benchmark files are made too:
+    the results page reads them, so a missing one would re-run its job (``--touch`` only touches outputs).
     """
     result = run_snakemake(root, "--summary", *args)
     outputs = [line.split("\t")[0] for line in result.stdout.splitlines()[1:] if "\t" in line]
+    plan = run_snakemake(root, "--dry-run", *args)
+    outputs += re.findall(r"^\s*benchmark: (\S+)$", plan.stdout + plan.stderr, flags=re.MULTILINE)
     stamp = 1_700_000_000
     for output in outputs:
         path = root / output

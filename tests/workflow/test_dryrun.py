@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 from snakemake_runner import (
     ANCHORED,
@@ -37,6 +38,17 @@ def test_smoke_dry_run_job_counts(workflow_dir):
 
 
 AGGREGATES = aggregates(load_config("smoke.yaml"))
+
+
+def test_the_report_stage_is_in_no_partial_target(workflow_dir):
+    """report.html and the results page read every stage's results: `all` builds them (their jobs are among the
+    label aggregates counted above), no `all_<stage>` target does, not even all of them together."""
+    snakefile = (workflow_dir / "Snakefile").read_text(encoding="utf-8")
+    partial = re.findall(r"^rule (all_\w+):", snakefile, flags=re.MULTILINE)
+    assert {"all_catalog", "all_labels", "all_bandit"} <= set(partial)
+    counts = dry_run_counts(workflow_dir, *partial, "--configfile", "config/smoke.yaml")
+    assert counts["merge_score"] > 0 and counts["bandit_replay"] == 1
+    assert "report" not in counts and "results_page" not in counts
 
 
 def n_merges(operators: list[dict], n_experts: int) -> int:
@@ -245,6 +257,7 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
         "compare": 2,
         "compare_summary": 1,
         "report": 1,
+        "results_page": 1,
         "all_labels": 1,
         "all": 1,
     }
@@ -256,13 +269,15 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
     added = copy.deepcopy(smoke)
     added["multiway"]["sets"].append({"name": "pair", "checkpoints": ["fr", "de"]})
     path = write_config(workflow_dir, "plus_set.yaml", added)
-    # the new set is planned; the existing set's plan, recipes and summary stay; the table and report gather both
+    # the new set is planned; the existing set's plan, recipes and summary stay; the table and the report stage
+    # (report, results page) gather both
     assert dry_run_counts(workflow_dir, "--configfile", path) == {
         "multiway_plan": 1,
         "multiway_recipes": 1,
         "multiway_summary": 1,
         "multiway_table": 1,
         "report": 1,
+        "results_page": 1,
         "all": 1,
     }
     oracle = copy.deepcopy(smoke)
@@ -274,6 +289,7 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
         "multiway_summary": 1,
         "multiway_table": 1,
         "report": 1,
+        "results_page": 1,
         "all": 1,
     }
 
@@ -283,7 +299,12 @@ def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflo
     config = load_config("smoke.yaml")
     config["bandit"]["alpha"] = 0.5
     path = write_config(workflow_dir, "alpha.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {"bandit_replay": 1, "report": 1, "all": 1}
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "bandit_replay": 1,
+        "report": 1,
+        "results_page": 1,
+        "all": 1,
+    }
 
 
 def test_moving_the_scratch_dir_reruns_nothing(workflow_dir, tmp_path):

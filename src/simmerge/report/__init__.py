@@ -1,1 +1,1 @@
-"""Report stage: report.html from a run's own files."""
+"""Report stage: report.html and the results page (results.md), from a run's own files."""

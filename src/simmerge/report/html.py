@@ -184,6 +184,42 @@ def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 
     return table.head(top).reset_index(drop=True)
 
 
+def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per protocol: SimMerge, best fixed, oracle, random, gap closure, top-1, regret (each with its 95%
+    interval), Spearman and win/tie/loss against the best fixed operator, from ``compare/<protocol>/summary.json``."""
+    return pd.DataFrame(
+        [
+            {
+                "protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]),
+                "units": int(s.get("units", 0)),
+                "SimMerge": _with_ci(s, "simmerge"),
+                "best fixed": _with_ci(s, "best_fixed"),
+                "oracle": _with_ci(s, "oracle"),
+                "random": _with_ci(s, "random"),
+                "gap closure": _with_ci(s, "gap_closure"),
+                "top-1 (strict)": _with_ci(s, "top1"),
+                "top-1 (within noise)": _with_ci(s, "top1_tied"),
+                "regret": _with_ci(s, "regret"),
+                "Spearman": _number(s.get("spearman"), digits=2),
+                "win/tie/loss vs best fixed": (
+                    f"{s['win']:.0f}/{s['tie']:.0f}/{s['loss']:.0f}" if s.get("units") else "–"
+                ),
+            }
+            for s in summaries
+        ]
+    )
+
+
+def fixed_operator_table(summaries: Sequence[Mapping[str, Any]], operators: Sequence[str]) -> pd.DataFrame:
+    """Each fixed operator's mean normalised score over all units, one column per protocol."""
+    return pd.DataFrame(
+        [
+            {"operator": name, **{s["protocol"]: s.get("fixed_operators", {}).get(name) for s in summaries}}
+            for name in operators
+        ]
+    )
+
+
 def build_report(
     *,
     title: str,
@@ -230,31 +266,6 @@ def build_report(
             for op in operators
         ]
     )
-    summary_rows = pd.DataFrame(
-        [
-            {
-                "protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]),
-                "units": int(s.get("units", 0)),
-                "SimMerge": _with_ci(s, "simmerge"),
-                "best fixed": _with_ci(s, "best_fixed"),
-                "oracle": _with_ci(s, "oracle"),
-                "random": _with_ci(s, "random"),
-                "gap closure": _with_ci(s, "gap_closure"),
-                "top-1 (strict)": _with_ci(s, "top1"),
-                "top-1 (within noise)": _with_ci(s, "top1_tied"),
-                "regret": _with_ci(s, "regret"),
-                "Spearman": f"{s.get('spearman', math.nan):.2f}",
-                "win/tie/loss vs best fixed": f"{s.get('win', 0):.0f}/{s.get('tie', 0):.0f}/{s.get('loss', 0):.0f}",
-            }
-            for s in summaries
-        ]
-    )
-    fixed = pd.DataFrame(
-        [
-            {"operator": name, **{s["protocol"]: s.get("fixed_operators", {}).get(name) for s in summaries}}
-            for name in [op["name"] for op in operators]
-        ]
-    )
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         "<h2>What was run</h2>",
@@ -270,10 +281,10 @@ def build_report(
         "<p>Means over test units with bootstrap 95% intervals. Gap closure = (SimMerge − best fixed) ÷ "
         "(oracle − best fixed); the best fixed operator is chosen on the training folds only. Top-1 within "
         "noise counts a choice within the tie band of the oracle as correct.</p>",
-        _table_html(summary_rows),
+        _table_html(comparison_table(summaries)),
         _figure_html(gap_closure_plot(summaries), "gap closure"),
         "<h3>Fixed operators (mean normalised score over all units)</h3>",
-        _table_html(fixed),
+        _table_html(fixed_operator_table(summaries, [op["name"] for op in operators])),
         f"<p>Predictor family chosen by leave-one-checkpoint-out CV: <b>{html.escape(str(cv.get('family')))}</b>"
         f" (fitted on {cv.get('rows')} label rows).</p>",
         _table_html(pd.DataFrame(cv.get("families", []))),
@@ -345,6 +356,10 @@ def build_report(
     )
 
 
+def _number(value: float | None, *, digits: int) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
 def _with_ci(summary: Mapping[str, Any], key: str) -> str:
     value, low, high = (summary.get(f"{key}{suffix}", math.nan) for suffix in ("", "_lo", "_hi"))
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -375,4 +390,4 @@ def _markdown_table_html(text: str) -> str:
     return "\n".join(out)
 
 
-__all__ = ["build_report", "feature_importances"]
+__all__ = ["build_report", "comparison_table", "feature_importances", "fixed_operator_table"]

@@ -1,0 +1,304 @@
+"""The results page (``results.md``): a run's measured results and costs in Markdown, built from its own files.
+
+Every measured number is computed here from a file of the run, and each section names the files it read, relative to
+the run folder; what was run comes from the run's config, the machine from where the page is generated. The rule
+``results_page`` writes ``results/<run_name>/results.md``; ``docs/results.md`` in the repository is a copy of the
+default run's page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simmerge.core.io import read_json
+from simmerge.evaluate.costs import Benchmarks, cost_summary, decision_costs, merge_costs, rule_seconds
+from simmerge.merges.tables import markdown_table
+from simmerge.report.html import comparison_table, fixed_operator_table
+
+PathLike = str | os.PathLike
+
+# Column headings of the cost tables (simmerge.evaluate.costs) on the page.
+DECISION_COLUMNS = {
+    "simmerge_s": "SimMerge s",
+    "merge_evaluate_s": "merge-and-evaluate s",
+    "ratio": "merge-and-evaluate ÷ SimMerge",
+}
+MERGE_COST_COLUMNS = {
+    "merge_s": "merge s",
+    "eval_s": "scoring s",
+    "load_s": "of which model load s",
+    "overhead_s": "per-job overhead s",
+    "job_s": "whole job s",
+    "peak_rss_mb": "peak RSS MB",
+}
+RULE_COLUMNS = {"total_s": "job-seconds", "mean_s": "mean s", "max_s": "longest s", "peak_rss_mb": "peak RSS MB"}
+
+
+def machine_facts() -> dict[str, str]:
+    """The machine this runs on: CPU model, cores, Python, torch and the device torch would use.
+
+    The page records them where it is generated, which for a local run is where its jobs ran: they explain the
+    timings, and nothing on the page is computed from them.
+    """
+    import torch  # deferred: heavy, and only this function of the module needs it
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU (no CUDA device)"
+    return {
+        "CPU": _cpu_model(),
+        "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+        "system": f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "torch": f"{torch.__version__}, device {gpu}",
+    }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what :mod:`platform` says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def results_page(
+    *,
+    run_dir: PathLike,
+    facts: Mapping[str, Any],
+    machine: Mapping[str, str],
+    experts: PathLike,
+    ranking: PathLike,
+    cv: PathLike,
+    summaries: Sequence[PathLike],
+    records: Sequence[PathLike],
+    benchmarks: Benchmarks,
+    stages: Mapping[str, str],
+    multiway: PathLike | None = None,
+    bandit: PathLike | None = None,
+    generated_on: datetime.date | None = None,
+) -> str:
+    """The Markdown text of a run's results page.
+
+    Parameters
+    ----------
+    run_dir : path
+        ``results/<run_name>``: named in the header, and every file is cited relative to it.
+    facts : mapping
+        What was run (run name, seed, catalog, tasks, operators), as the workflow's config gives it.
+    machine : mapping of str to str
+        Where the page is generated (:func:`machine_facts`).
+    experts : path
+        ``scores/experts.csv``: every checkpoint's score per task, the base's row first.
+    ranking : path
+        ``ranking/summary.md``: which operator wins where, and how noisy the labels are (included as written).
+    cv : path
+        ``predictor/cv.json``: the predictor family chosen by cross-validation.
+    summaries : sequence of path
+        ``compare/<protocol>/summary.json``, one per protocol.
+    records : sequence of path
+        ``merges/<a>__<b>/<op>.json``: every merge record of the run (its jobs' costs).
+    benchmarks : mapping of str to sequence of path
+        Every job's benchmark file, by rule.
+    stages : mapping of str to str
+        The DAG stage of each rule of ``benchmarks``, in DAG order.
+    multiway, bandit : path, optional
+        ``multiway/summary.csv`` and ``bandit/summary.csv``; no section without them.
+    generated_on : datetime.date, optional
+        The date in the header; today by default.
+
+    Returns
+    -------
+    str
+        The page, ending with a newline.
+    """
+    run = Path(run_dir)
+
+    def cite(*paths: PathLike) -> str:
+        return "Source: " + ", ".join(f"`{_relative(path, run)}`" for path in paths) + "."
+
+    expert_scores = pd.read_csv(experts, keep_default_na=False, na_values=[""])
+    expert_scores["home_tasks"] = expert_scores["home_tasks"].fillna("")
+    compare = [read_json(path) for path in summaries]
+    fit = read_json(cv)
+    date = (generated_on or datetime.date.today()).isoformat()
+    sections = [
+        f"# Results of the run `{facts.get('run', run.name)}`",
+        f"Generated by `snakemake results_page` from {run.as_posix()}/ on {date}; do not edit by hand. "
+        f"Each section names the files its numbers come from, relative to {run.as_posix()}/.",
+        "## What was run",
+        "From the run's config:",
+        _facts_table(facts),
+        "Machine where this page was generated (for a local run, where its jobs ran): "
+        + "; ".join(f"{key}: {value}" for key, value in machine.items())
+        + ". The timings below depend on it; the results do not, beyond floating-point detail between CPU and GPU.",
+        "## Expert scores",
+        cite(experts) + " Primary metric (exact match for generative tasks, accuracy for multiple choice); "
+        "**bold**: the checkpoint's home task.",
+        markdown_table(expert_scores).rstrip("\n"),
+        _home_gains(expert_scores),
+        "## Which operator wins where",
+        cite(ranking),
+        Path(ranking).read_text(encoding="utf-8").strip(),
+        "## Predictor",
+        cite(cv),
+        _predictor(fit),
+        "## SimMerge against fixed operators, the oracle and random choice",
+        cite(*summaries) + " Means over test units with bootstrap 95% intervals; gap closure = (SimMerge − best "
+        "fixed) ÷ (oracle − best fixed), the best fixed operator chosen on the training folds only; top-1 within "
+        "noise counts a choice tied with the oracle's as correct; win/tie/loss against the best fixed operator.",
+        _markdown(comparison_table(compare)),
+        "Each fixed operator's mean normalised score over all units:",
+        _markdown(fixed_operator_table(compare, fit.get("operators", [])), floatfmt=".3f"),
+        *_costs(run, expert_scores, records, benchmarks),
+    ]
+    if multiway is not None:
+        sections += _multiway(pd.read_csv(multiway), cite(multiway))
+    if bandit is not None:
+        sections += _bandit(pd.read_csv(bandit), cite(bandit))
+    sections += _run_time(benchmarks, stages)
+    return "\n\n".join(sections) + "\n"
+
+
+def _relative(path: PathLike, run: Path) -> str:
+    path = Path(path)
+    return (path.relative_to(run) if path.is_relative_to(run) else path).as_posix()
+
+
+def _markdown(frame: pd.DataFrame, *, floatfmt: str | Sequence[str] = "g") -> str:
+    """A pipe table; missing values shown as "–"."""
+    return frame.astype(object).where(frame.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="–")
+
+
+def _facts_table(facts: Mapping[str, Any]) -> str:
+    frame = pd.DataFrame({"": [str(key) for key in facts], "value": [str(value) for value in facts.values()]})
+    return _markdown(frame)
+
+
+def _home_gains(table: pd.DataFrame) -> str:
+    """Which experts beat the base on their home tasks (``home_gain``: home score − the base's on them)."""
+    experts = table.iloc[1:]
+    gains = ", ".join(f"{row.checkpoint} {row.home_gain:+.3f}" for row in experts.itertuples())
+    beating = int((experts["home_gain"] > 0).sum())
+    return (
+        f"Gain over the base on the home tasks: {gains}. {beating} of {len(experts)} experts beat the base on "
+        "their home tasks."
+    )
+
+
+def _predictor(fit: Mapping[str, Any]) -> str:
+    families = pd.DataFrame(fit.get("families", []))
+    families = families.rename(
+        columns={"selected_score": "score of the merges it selects", "rmse": "RMSE", "spearman": "Spearman"}
+    )
+    return (
+        f"Family chosen by cross-validation ({fit.get('protocol')} protocol): **{fit.get('family')}**, fitted on "
+        f"{fit.get('rows')} label rows with {len(fit.get('features', []))} features and "
+        f"{len(fit.get('operators', []))} operators.\n\n" + _markdown(families, floatfmt=".3f")
+    )
+
+
+def _costs(run: Path, experts: pd.DataFrame, records: Sequence[PathLike], benchmarks: Benchmarks) -> list[str]:
+    decisions = decision_costs(run, list(experts["checkpoint"].iloc[1:]), benchmarks=benchmarks, records=records)
+    simmerge, evaluate = decisions["simmerge_s"].sum(), decisions["merge_evaluate_s"].sum()
+    per_operator = cost_summary(merge_costs(run, records))
+    decision_rules = ("probe_pass", "weight_sketch", "probe_features", "pair_features", "predictor", "merge_score")
+    folders = [f"benchmarks/{rule}/" for rule in decision_rules if benchmarks.get(rule)]
+    return [
+        "## Cost: SimMerge's decision against merge-and-evaluate",
+        "Source: " + ", ".join(f"`{folder}`" for folder in folders) + ", `merges/*/*.json`. Wall seconds of the "
+        "jobs. SimMerge, per unordered pair: each member's probe passes and weight sketch shared among the pairs it "
+        "serves, both orders' pair features and a share of the predictor fit. Merge-and-evaluate: every merge job "
+        "of the pair (both orders of an order-sensitive operator).",
+        _markdown(decisions.rename(columns=DECISION_COLUMNS), floatfmt=".1f"),
+        f"All pairs together: SimMerge {simmerge:.0f} s, merge-and-evaluate {evaluate:.0f} s "
+        f"({evaluate / simmerge:.0f}× more).",
+        "Merge jobs by operator, from the same records and `benchmarks/merge_score/`: seconds are means per job, the "
+        "last row sums over all jobs; scoring includes loading the merged model, overhead is the rest of the job "
+        "(interpreter start, imports, task set-up, writing the record).",
+        _markdown(per_operator.rename(columns=MERGE_COST_COLUMNS), floatfmt=".1f"),
+    ]
+
+
+def _multiway(table: pd.DataFrame, source: str) -> list[str]:
+    columns = [
+        column
+        for column in (
+            "set",
+            "approach",
+            "model",
+            "size",
+            "target_score",
+            "predicted_target_score",
+            "merges",
+            "probe_passes",
+            "evaluations",
+        )
+        if column in table.columns
+    ]
+    return [
+        "## Multi-way merges",
+        source + " Target score: mean over the set's target tasks of the merge's score ÷ the best candidate "
+        "expert's. Merges: mergekit runs (SimMerge's include the planner's probe merges); evaluations: lm-eval "
+        "runs needed to make the choice (the oracle and the best all-at-once operator are picked in hindsight).",
+        _markdown(table[columns], floatfmt=".3f"),
+    ]
+
+
+def _bandit(table: pd.DataFrame, source: str) -> list[str]:
+    def mean_sd(column: str, digits: int) -> list[str]:
+        pairs = zip(table[column], table[f"{column}_sd"], strict=True)
+        return [f"{mean:.{digits}f} ± {sd:.{digits}f}" for mean, sd in pairs]
+
+    rows = pd.DataFrame(
+        {
+            "policy": table["policy"],
+            "cumulative regret (mean ± sd)": mean_sd("cumulative_regret", 2),
+            "mean reward (mean ± sd)": mean_sd("mean_reward", 3),
+            "seeds": table["seeds"],
+        }
+    )
+    return [
+        "## Online: the contextual bandit (replay on the labels)",
+        source + " Cumulative regret at the last round (oracle reward − the policy's, summed) and mean reward of the "
+        "chosen merges, over the replay's seeds.",
+        _markdown(rows),
+    ]
+
+
+def _run_time(benchmarks: Benchmarks, stages: Mapping[str, str]) -> list[str]:
+    per_rule = rule_seconds(benchmarks, stages)
+    per_stage = per_rule.groupby("stage", sort=False).agg(jobs=("jobs", "sum"), job_s=("total_s", "sum"))
+    per_stage["job time"] = [_duration(seconds) for seconds in per_stage["job_s"]]
+    total = per_rule["total_s"].sum()
+    return [
+        "## Time the run took",
+        f"Source: `benchmarks/<rule>/` ({int(per_rule['jobs'].sum())} benchmark files). Job-seconds: each job's "
+        "wall seconds, summed; jobs run side by side, so the run's wall time is shorter (about the job-seconds ÷ "
+        "the cores it kept busy). A job's seconds are those of its last run (a resumed or re-run job counts once).",
+        f"All stages: {total:.0f} job-seconds ({_duration(total)}).",
+        _markdown(per_stage.reset_index().rename(columns={"job_s": "job-seconds"}), floatfmt=".0f"),
+        "Per rule (peak RSS: the largest resident memory of any of its jobs):",
+        _markdown(per_rule.rename(columns=RULE_COLUMNS), floatfmt=".1f"),
+    ]
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as "1 h 05 min", "3 min 28 s" or "11 s"."""
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+__all__ = ["machine_facts", "results_page"]

@@ -1,0 +1,266 @@
+"""The results page: built from a run's own files, every number from the file it names."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from simmerge.core.io import write_json, write_table, write_text
+from simmerge.report.results_page import machine_facts, results_page
+
+SUMMARY = {
+    "protocol": "checkpoint",
+    "units": 4.0,
+    "simmerge": 0.766,
+    "simmerge_lo": 0.654,
+    "simmerge_hi": 0.861,
+    "best_fixed": 0.64,
+    "best_fixed_lo": 0.53,
+    "best_fixed_hi": 0.736,
+    "oracle": 0.813,
+    "oracle_lo": 0.723,
+    "oracle_hi": 0.893,
+    "random": 0.649,
+    "random_lo": 0.6,
+    "random_hi": 0.7,
+    "gap_closure": 0.73,
+    "gap_closure_lo": 0.58,
+    "gap_closure_hi": 0.86,
+    "top1": 0.35,
+    "top1_lo": 0.1,
+    "top1_hi": 0.6,
+    "top1_tied": 0.75,
+    "top1_tied_lo": 0.5,
+    "top1_tied_hi": 1.0,
+    "regret": 0.047,
+    "regret_lo": 0.01,
+    "regret_hi": 0.09,
+    "spearman": 0.43,
+    "win": 3.0,
+    "tie": 1.0,
+    "loss": 0.0,
+    "fixed_operators": {"linear": 0.5, "ties": 0.64},
+}
+# A protocol that left no test units: every statistic is NaN.
+EMPTY = {
+    "protocol": "task",
+    "units": 0.0,
+    **{key: math.nan for key in SUMMARY if key not in ("protocol", "units", "fixed_operators")},
+}
+STAGES = {"tiny_checkpoint": "catalog", "probe_pass": "features", "pair_features": "features", "merge_score": "merges"}
+
+
+def bench(run: Path, rule: str, key: str, seconds: float, rss: float = 100.0) -> str:
+    path = run / "benchmarks" / rule / f"{key}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t{rss}\n")
+    return str(path)
+
+
+def merge_record(run: Path, a: str, b: str, operator: str, *, merge_s: float, eval_s: float) -> str:
+    record = {
+        "a": a,
+        "b": b,
+        "operator": operator,
+        "method": operator,
+        "wall_seconds": merge_s,
+        "eval_seconds": eval_s,
+        "load_seconds": 1.0,
+        "peak_rss_mb": 100.0,
+        "runs": [{}],
+    }
+    path = run / "merges" / f"{a}__{b}" / f"{operator}.json"
+    write_json(record, path)
+    return str(path)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> dict:
+    """The files of a small finished run: a base and two experts, one pair, two operators."""
+    run = tmp_path / "results" / "tiny"
+    experts = run / "scores" / "experts.csv"
+    write_table(
+        pd.DataFrame(
+            {
+                "checkpoint": ["base", "x", "y"],
+                "home_tasks": ["", "t1", "t2"],
+                "t1": [0.1, 0.64, 0.0],
+                "t2": [0.2, 0.1, 0.15],
+                "t1_stderr": [0.01] * 3,
+                "t2_stderr": [0.01] * 3,
+                "home_score": [None, 0.64, 0.15],
+                "home_gain": [None, 0.54, -0.05],
+            }
+        ),
+        experts,
+    )
+    ranking = run / "ranking" / "summary.md"
+    write_text("Ordered pairs: 2. No operator is best on 70% or more of the pairs.\n", ranking)
+    cv = run / "predictor" / "cv.json"
+    write_json(
+        {
+            "family": "ridge",
+            "protocol": "checkpoint",
+            "rows": 8,
+            "features": ["f1", "f2", "f3"],
+            "operators": ["linear", "ties"],
+            "families": [
+                {"family": "ridge", "rmse": 0.1234, "selected_score": 0.8766, "spearman": 0.5},
+                {"family": "hgb", "rmse": 0.2, "selected_score": 0.7, "spearman": 0.1},
+            ],
+        },
+        cv,
+    )
+    summaries = [run / "compare" / "checkpoint" / "summary.json", run / "compare" / "task" / "summary.json"]
+    write_json(SUMMARY, summaries[0])
+    write_json(EMPTY, summaries[1])
+    records = [
+        merge_record(run, "x", "y", "ties", merge_s=30.0, eval_s=20.0),
+        merge_record(run, "x", "y", "linear", merge_s=1.0, eval_s=20.0),
+    ]
+    benchmarks = {
+        "tiny_checkpoint": [bench(run, "tiny_checkpoint", "base", 60.0)],
+        "probe_pass": [bench(run, "probe_pass", f"{m}/t1", 5.0) for m in ("base", "x", "y")],
+        "pair_features": [bench(run, "pair_features", "x__y", 1.0), bench(run, "pair_features", "y__x", 1.0)],
+        "merge_score": [
+            bench(run, "merge_score", "x__y/ties", 60.0, rss=3000.0),
+            bench(run, "merge_score", "x__y/linear", 25.0),
+        ],
+    }
+    multiway = run / "multiway" / "summary.csv"
+    write_table(
+        pd.DataFrame({"set": ["trio"], "approach": ["simmerge"], "model": ["linear(x, y)"], "target_score": [0.504]}),
+        multiway,
+    )
+    bandit = run / "bandit" / "summary.csv"
+    write_table(
+        pd.DataFrame(
+            {
+                "policy": ["bandit", "random"],
+                "cumulative_regret": [8.1, 53.0],
+                "cumulative_regret_sd": [1.3, 5.0],
+                "mean_reward": [0.731, 0.581],
+                "mean_reward_sd": [0.01, 0.02],
+                "seeds": [5, 5],
+            }
+        ),
+        bandit,
+    )
+    return {
+        "run_dir": run,
+        "facts": {"run": "tiny", "seed": 7, "base": "base", "operators": "linear, ties"},
+        "machine": {"CPU": "Test CPU 9000", "cores": "2"},
+        "experts": experts,
+        "ranking": ranking,
+        "cv": cv,
+        "summaries": summaries,
+        "records": records,
+        "benchmarks": benchmarks,
+        "stages": STAGES,
+        "multiway": multiway,
+        "bandit": bandit,
+        "generated_on": datetime.date(2026, 12, 1),
+    }
+
+
+def table_rows(page: str, after: str) -> dict[str, list[str]]:
+    """The first Markdown table after the line starting with ``after``: its first cell → the other cells."""
+    lines = page.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not set(cells[0]) <= set(":-"):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_page_says_where_it_comes_from_and_that_it_is_generated(run):
+    page = results_page(**run)
+    assert page.splitlines()[0] == "# Results of the run `tiny`"
+    header = (
+        f"Generated by `snakemake results_page` from {run['run_dir'].as_posix()}/ on 2026-12-01; do not edit by hand."
+    )
+    assert header in page
+    assert table_rows(page, "## What was run")["seed"][0] == "7"
+    assert "Test CPU 9000" in page
+    for source in ("scores/experts.csv", "ranking/summary.md", "predictor/cv.json", "compare/checkpoint/summary.json"):
+        assert f"`{source}`" in page, source
+
+
+def test_the_page_holds_the_runs_numbers(run):
+    page = results_page(**run)
+    # expert scores, the home task in bold, and who beats the base
+    assert "| x | **0.640** | 0.100 |" in page
+    assert "x +0.540, y -0.050. 1 of 2 experts beat the base" in page
+    # the ranking summary as the run wrote it
+    assert "No operator is best on 70% or more of the pairs." in page
+    # the predictor's cross-validation
+    assert "**ridge**, fitted on 8 label rows with 3 features and 2 operators" in page
+    assert table_rows(page, "Family chosen")["ridge"] == ["0.123", "0.877", "0.500"]
+    # the comparison: intervals, gap closure, win/tie/loss, number of units; a protocol without units has none
+    comparison = table_rows(page, "## SimMerge against")
+    cells = comparison["leave-one-checkpoint-out"]
+    assert cells[:6] == [
+        "4",
+        "0.766 [0.654, 0.861]",
+        "0.640 [0.530, 0.736]",
+        "0.813 [0.723, 0.893]",
+        "0.649 [0.600, 0.700]",
+        "0.730 [0.580, 0.860]",
+    ]
+    assert cells[-1] == "3/1/0" and cells[-2] == "0.43"
+    assert comparison["leave-one-task-out"] == ["0"] + ["–"] * 10
+    # the bandit and multi-way tables
+    assert "8.10 ± 1.30" in page and "0.581 ± 0.020" in page
+    assert "linear(x, y)" in page and "0.504" in page
+
+
+def test_costs_and_run_time_come_from_the_benchmark_files(run):
+    page = results_page(**run)
+    # SimMerge for {x, y}: x's and y's probe pass (5 s each, one pair each), both orders' pair features (1 s each);
+    # merge-and-evaluate: both merge jobs (60 + 25 s)
+    assert "All pairs together: SimMerge 12 s, merge-and-evaluate 85 s (7× more)." in page
+    # merge jobs by operator: overhead = job − merge − scoring (60 − 30 − 20)
+    merges = table_rows(page, "Merge jobs by operator")
+    assert merges["ties"][:6] == ["1", "1", "30.0", "20.0", "1.0", "10.0"]
+    assert merges["all"][-2:] == ["85.0", "3000.0"]
+    # per stage: catalog 60 s (1 job), features 15 + 2 s (5 jobs), merges 85 s (2 jobs); 162 s in all
+    assert "All stages: 162 job-seconds (2 min 42 s)." in page
+    stages = table_rows(page, "All stages")
+    assert stages["catalog"] == ["1", "60", "1 min 00 s"]
+    assert stages["features"] == ["5", "17", "17 s"]
+    assert stages["merges"] == ["2", "85", "1 min 25 s"]
+    rules = table_rows(page, "Per rule")
+    assert rules["merges"] == ["merge_score", "2", "85.0", "42.5", "60.0", "3000.0"]
+
+
+def test_optional_sections_appear_only_with_their_files(run):
+    page = results_page(**{**run, "multiway": None, "bandit": None})
+    assert "## Multi-way merges" not in page and "## Online" not in page
+    full = results_page(**run)
+    assert "## Multi-way merges" in full and "## Online" in full
+
+
+def test_only_the_given_merge_records_count(run):
+    # a record of an operator the run no longer has, left in the folder: not among the rule's inputs, not counted
+    merge_record(run["run_dir"], "x", "y", "removed", merge_s=500.0, eval_s=500.0)
+    bench(run["run_dir"], "merge_score", "x__y/removed", 1000.0)
+    page = results_page(**run)
+    assert "removed" not in page
+    assert "merge-and-evaluate 85 s" in page
+
+
+def test_machine_facts_name_the_cpu_and_torch():
+    facts = machine_facts()
+    assert facts["CPU"] and facts["cores"].split()[0].isdigit()
+    assert facts["torch"].split(",")[0] == torch.__version__
