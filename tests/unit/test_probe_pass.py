@@ -1,44 +1,29 @@
-"""Tests of simmerge.features.probe_pass: the per-checkpoint probe pass and the model summary file."""
+"""Tests of simmerge.features.probe_pass: the per-checkpoint probe pass, its modes and projections, its input checks."""
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
+from probe_inputs import (
+    HEADS,
+    HIDDEN,
+    LAYERS,
+    MAX_LENGTH,
+    PROMPTS,
+    SPEC,
+    VOCAB,
+    build_checkpoints,
+    use_fake_sketch,
+    write_probes,
+)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from simmerge.catalog.toy import build_tiny_checkpoint
-from simmerge.core.io import sha256_file
-from simmerge.features.probe_pass import (
-    choose_modes,
-    probe_pass,
-    probe_task,
-    projection_matrix,
-    sketch_checkpoint,
-    summarise_checkpoint,
-)
-from simmerge.features.summary import FUNCTIONAL_KEYS, SKETCH_KEYS, SummaryFormatError, assemble_summary, load_summary
+from simmerge.features.probe_pass import choose_modes, probe_pass, projection_matrix, summarise_checkpoint
+from simmerge.features.summary import FUNCTIONAL_KEYS
 
-HIDDEN = 32
-LAYERS = 2
-HEADS = 4
-VOCAB = 259  # byte tokenizer: 3 specials + 256 bytes
-MAX_LENGTH = 24
-PROMPTS = {
-    "alpha": [
-        "Belarus in French:",
-        "abcd",
-        "A much longer prompt that the probe pass has to cut at max_length tokens",
-        "Chile:",
-        "1205 in German words:",
-    ],
-    "beta": ["🚣 is called", "Element with the symbol Sc:", "xyzw"],
-}
 FULL = dict(
     top_k=5,
     full_vocab_max_mb=100,
@@ -52,60 +37,16 @@ FULL = dict(
     threads=1,
 )
 SMALL = {**FULL, "full_vocab_max_mb": 0, "hidden_max_mb": 0, "attention_max_mb": 0}
-SPEC = {
-    "top_k": 5,
-    "full_vocab_max_mb": 100,
-    "hidden_max_mb": 0,
-    "attention_max_mb": 0,
-    "projection_dim": 8,
-    "sketch_size": 100,
-    "top_fraction": 0.2,
-    "batch_size": 4,
-    "max_length": MAX_LENGTH,
-}
-
-
-def write_probes(folder, prompts_by_task):
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for task, prompts in prompts_by_task.items():
-        path = folder / f"{task}.jsonl"
-        rows = [{"id": f"{task}-probe-{i:04d}", "entity": str(i), "prompt": p} for i, p in enumerate(prompts)]
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        files[task] = path
-    return files
-
-
-def fake_weight_sketch(ckpt_dir, base_dir, *, size, seed, top_fraction):
-    """Contract-shaped sketch arrays, so probe_features can be tested without simmerge.features.sketch."""
-    return {
-        "sketch/names": np.array(["lm_head.weight", "model.layers.0.mlp.up_proj.weight"]),
-        "sketch/layer": np.array([-1, 0], dtype=np.int32),
-        "sketch/numel": np.array([10, 20], dtype=np.int64),
-        "sketch/tau_norm": np.array([0.0, 1.0]),
-        "sketch/theta_norm": np.array([1.0, 2.0]),
-        "sketch/base_norm": np.array([1.0, 2.0]),
-        "sketch/tau_dot_base": np.array([0.0, 0.5]),
-        "sketch/tau_threshold": np.array([0.0, 0.1]),
-        "sketch/offsets": np.array([0, 1, 3], dtype=np.int64),
-        "sketch/coords": np.array([4, 2, 9], dtype=np.int64),
-        "sketch/tau": np.array([0.0, 0.25, -0.5], dtype=np.float32),
-    }
 
 
 @pytest.fixture()
 def fake_sketch(monkeypatch):
-    module = types.ModuleType("simmerge.features.sketch")
-    module.weight_sketch = fake_weight_sketch
-    monkeypatch.setitem(sys.modules, "simmerge.features.sketch", module)
+    use_fake_sketch(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("probe_ckpts")
-    for seed in (0, 1):
-        build_tiny_checkpoint(root / f"m{seed}", seed=seed, hidden_size=HIDDEN, num_layers=LAYERS, num_heads=HEADS)
-    return root / "m0", root / "m1"
+    return build_checkpoints(tmp_path_factory.mktemp("probe_ckpts"))
 
 
 @pytest.fixture(scope="module")
@@ -366,69 +307,7 @@ def test_a_probe_alone_or_in_a_padded_batch_gives_the_same_arrays(kwargs, ckpts,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The summary file
-
-
-def test_probe_features_writes_a_loadable_summary(ckpts, probe_files, tmp_path, fake_sketch):
-    out = tmp_path / "features" / "m0.npz"
-    meta = summarise_checkpoint(ckpts[0], ckpts[0], probe_files, out, name="m0", spec=SPEC, seed=3, threads=1)
-    with np.load(out, allow_pickle=False) as archive:
-        on_disk = json.loads(str(archive["meta"]))
-        assert archive["meta"].shape == () and archive["meta"].dtype.kind == "U"
-        assert archive["sketch/names"].dtype.kind == "U"
-    assert on_disk == meta
-    assert meta["format_version"] == 1 and meta["name"] == "m0" and meta["tasks"] == ["alpha", "beta"]
-    assert meta["sketch"] == {"size": 100, "seed": 3, "top_fraction": 0.2}
-    assert meta["projection_seed"] == 3
-    assert meta["probe_sha256"] == {task: sha256_file(path) for task, path in probe_files.items()}
-    assert meta["logprobs"] == {"alpha": "full", "beta": "full"}
-    assert meta["hidden"]["alpha"] == {"mode": "projected", "dim": 8}
-
-    summary = load_summary(out)
-    assert summary.tasks == ("alpha", "beta") and summary.name == "m0"
-    functional = summary.functional("alpha")
-    assert set(functional) == set(FUNCTIONAL_KEYS) | {"logp"}
-    assert summary.offsets("alpha")[-1] == functional["token_ids"].shape[0]
-    assert set(summary.sketch) == set(SKETCH_KEYS)
-    assert not functional["hidden"].flags.writeable
-    with pytest.raises(KeyError, match="gamma"):
-        summary.functional("gamma")
-
-
-def test_same_inputs_give_byte_identical_files(ckpts, probe_files, tmp_path, fake_sketch):
-    paths = [tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"]
-    for path, seed in zip(paths, [3, 3, 4], strict=True):
-        summarise_checkpoint(ckpts[0], ckpts[0], probe_files, path, name="m0", spec=SPEC, seed=seed, threads=1)
-    assert paths[0].read_bytes() == paths[1].read_bytes()
-    assert sha256_file(paths[2]) != sha256_file(paths[0])
-
-
-def test_parts_per_task_assemble_into_the_same_bytes_as_one_pass(ckpts, probe_files, tmp_path, fake_sketch):
-    whole = tmp_path / "whole.npz"
-    summarise_checkpoint(ckpts[1], ckpts[0], probe_files, whole, name="m1", spec=SPEC, seed=3, threads=1)
-    parts = {}
-    for task in reversed(list(probe_files)):  # passes run in any order, one job each
-        parts[task] = tmp_path / "parts" / f"{task}.npz"
-        probe_task(ckpts[1], task, probe_files[task], parts[task], spec=SPEC, seed=3, threads=1)
-    sketch_checkpoint(ckpts[1], ckpts[0], tmp_path / "parts" / "sketch.npz", name="m1", spec=SPEC, seed=3)
-    assembled = tmp_path / "assembled.npz"
-    in_config_order = {task: parts[task] for task in probe_files}
-    assemble_summary(in_config_order, tmp_path / "parts" / "sketch.npz", assembled, name="m1")
-    assert assembled.read_bytes() == whole.read_bytes()
-    assert load_summary(assembled).tasks == tuple(probe_files)
-
-
-def test_parts_of_another_task_or_seed_are_refused(ckpts, probe_files, tmp_path, fake_sketch):
-    alpha, beta = (tmp_path / f"{task}.npz" for task in ("alpha", "beta"))
-    probe_task(ckpts[0], "alpha", probe_files["alpha"], alpha, spec=SPEC, seed=3, threads=1)
-    probe_task(ckpts[0], "beta", probe_files["beta"], beta, spec=SPEC, seed=4, threads=1)
-    sketch = tmp_path / "sketch.npz"
-    sketch_checkpoint(ckpts[0], ckpts[0], sketch, name="m0", spec=SPEC, seed=3)
-    with pytest.raises(SummaryFormatError, match="beta.npz.*not the probe part of task 'alpha'"):
-        assemble_summary({"alpha": beta}, sketch, tmp_path / "out.npz", name="m0")
-    with pytest.raises(SummaryFormatError, match="beta.npz and .*alpha.npz disagree on projection_seed"):
-        assemble_summary({"alpha": alpha, "beta": beta}, sketch, tmp_path / "out.npz", name="m0")
-    assert not (tmp_path / "out.npz").exists()
+# Input checks
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "no_prompt", "not_json"])
@@ -458,34 +337,3 @@ def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_pat
         "regenerate it: snakemake --forcerun skill_data (tasks.beta.n_probe sets how many probes)"
     )
     assert not (tmp_path / "out.npz").exists()
-
-
-def test_load_summary_names_the_file_and_what_is_missing(ckpts, probe_files, tmp_path, fake_sketch):
-    good = tmp_path / "good.npz"
-    summarise_checkpoint(ckpts[0], ckpts[0], probe_files, good, name="m0", spec=SPEC, seed=0, threads=1)
-    with np.load(good, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-
-    broken = tmp_path / "broken.npz"
-    np.savez(broken, **{k: v for k, v in arrays.items() if k != "beta/hidden_norm"})
-    with pytest.raises(SummaryFormatError, match="broken.npz.*beta/hidden_norm"):
-        load_summary(broken)
-
-    old = tmp_path / "old.npz"
-    meta = json.loads(str(arrays["meta"]))
-    np.savez(old, **{**arrays, "meta": np.array(json.dumps({**meta, "format_version": 2}))})
-    with pytest.raises(SummaryFormatError, match="old.npz.*format_version 2"):
-        load_summary(old)
-
-    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
-        load_summary(tmp_path / "nowhere.npz")
-
-
-def test_real_weight_sketch_fits_the_summary(ckpts, probe_files, tmp_path):
-    sketch = pytest.importorskip("simmerge.features.sketch")
-    if not hasattr(sketch, "weight_sketch"):
-        pytest.skip("simmerge.features.sketch.weight_sketch is not written yet")
-    out = tmp_path / "m1.npz"
-    summarise_checkpoint(ckpts[1], ckpts[0], probe_files, out, name="m1", spec=SPEC, seed=0, threads=1)
-    summary = load_summary(out)
-    assert summary.sketch["offsets"][-1] == summary.sketch["coords"].shape[0]
