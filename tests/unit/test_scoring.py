@@ -1,4 +1,4 @@
-"""Tests of simmerge.merges.scoring: task materialisation, lm-eval scoring of a tiny model, normalisation."""
+"""Tests of simmerge.merges.scoring: lm-eval scoring of a tiny model, result parsing, normalisation, score files."""
 
 from __future__ import annotations
 
@@ -8,52 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
-from tiny_llm import make_tiny_checkpoint, write_rows
+from tiny_llm import make_tiny_checkpoint
+from tiny_tasks import write_task_data, write_task_dir
 
 from simmerge.merges.scoring import normalise_scores, offline_hub, parse_task_result, read_scores, score_checkpoint
-from simmerge.merges.tables import expert_table
-from simmerge.merges.tasks import TaskYamlError, load_task_yaml, materialize_tasks
-
-GENERATE_TEMPLATE = """\
-dataset_path: json
-output_type: generate_until
-test_split: test
-doc_to_text: "{{prompt}}"
-doc_to_target: "{{answer}}"
-generation_kwargs:
-  until: ["\\n"]
-  do_sample: false
-  max_gen_toks: 8
-filter_list:
-  - name: strip
-    filter:
-      - function: remove_whitespace
-      - function: take_first
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-    ignore_case: true
-metadata:
-  version: 1.0
-"""
-
-MC_TEMPLATE = """\
-dataset_path: json
-output_type: multiple_choice
-test_split: test
-doc_to_text: "{{prompt}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: label
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 2.0
-"""
-
+from simmerge.merges.tasks import TaskYamlError
 
 # torch's thread count changes float results in the last bits; these tests compare runs
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -66,79 +25,15 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def task_dir(tmp_path) -> Path:
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "_generate_template_yaml").write_text(GENERATE_TEMPLATE)
-    (tasks / "_mc_template_yaml").write_text(MC_TEMPLATE)
-    (tasks / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: _generate_template_yaml\n")
-    (tasks / "simmerge_pick.yaml").write_text("task: simmerge_pick\ninclude: _mc_template_yaml\n")
-    return tasks
+    return write_task_dir(tmp_path / "tasks")
 
 
 @pytest.fixture
 def data_files(tmp_path) -> dict[str, Path]:
-    words = ["zero", "one", "two", "three", "four", "five"]
-    generative = [
-        {"id": f"w{i}", "entity": str(i), "prompt": f"{i} in words:", "answer": w} for i, w in enumerate(words)
-    ]
-    choices = ["red", "green", "blue", "black"]
-    mc = [
-        {"id": f"p{i}", "entity": str(i), "prompt": f"Colour {i}?", "choices": choices, "label": i % 4}
-        | {"answer": choices[i % 4]}
-        for i in range(6)
-    ]
-    return {
-        "words": write_rows(tmp_path / "words.jsonl", generative),
-        "pick": write_rows(tmp_path / "pick.jsonl", mc),
-    }
+    return write_task_data(tmp_path)
 
 
-# -- materialize_tasks ---------------------------------------------------------------------------------------
-
-
-def test_materialize_tasks_writes_absolute_paths(task_dir, data_files, tmp_path, monkeypatch):
-    (task_dir / "simmerge_other.yaml").write_text("task: simmerge_other\ninclude: _generate_template_yaml\n")
-    (task_dir / "utils.py").write_text("def process_docs(ds):\n    return ds\n")
-    (task_dir / "simmerge_words.yaml").write_text(
-        "task: simmerge_words\ninclude: _generate_template_yaml\n"
-        "process_docs: !function utils.process_docs\ndataset_kwargs:\n  keep_in_memory: true\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    relative = {"words": Path("words.jsonl"), "pick": Path("pick.jsonl")}
-    out = tmp_path / "materialised"
-
-    names = materialize_tasks(task_dir, relative, out)
-
-    assert names == ["simmerge_words", "simmerge_pick"]
-    assert {p.name for p in out.iterdir()} == {p.name for p in task_dir.iterdir()}
-    words = load_task_yaml(out / "simmerge_words.yaml")
-    test_file = words["dataset_kwargs"]["data_files"]["test"]
-    assert Path(test_file).is_absolute() and Path(test_file) == data_files["words"].resolve()
-    assert words["dataset_kwargs"]["keep_in_memory"] is True
-    assert words["include"] == "_generate_template_yaml"
-    assert "!function utils.process_docs" in (out / "simmerge_words.yaml").read_text().replace("'", "")
-    assert load_task_yaml(out / "simmerge_pick.yaml")["dataset_kwargs"]["data_files"]["test"] == str(
-        data_files["pick"].resolve()
-    )
-    assert "dataset_kwargs" not in load_task_yaml(out / "simmerge_other.yaml")
-    # the committed YAMLs are left untouched
-    assert "data_files" not in (task_dir / "simmerge_pick.yaml").read_text()
-
-
-def test_materialize_tasks_missing_yaml_names_the_task(task_dir, data_files, tmp_path):
-    with pytest.raises(FileNotFoundError, match="simmerge_nope") as err:
-        materialize_tasks(task_dir, {"nope": data_files["words"]}, tmp_path / "out")
-    assert "simmerge_pick" in str(err.value)  # lists what exists
-
-
-def test_materialize_tasks_missing_data_names_task_and_file(task_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"simmerge_words.*absent\.jsonl"):
-        materialize_tasks(task_dir, {"words": tmp_path / "absent.jsonl"}, tmp_path / "out")
-
-
-def test_materialize_tasks_missing_folder(tmp_path, data_files):
-    with pytest.raises(FileNotFoundError, match="task folder"):
-        materialize_tasks(tmp_path / "none", data_files, tmp_path / "out")
+# -- score_checkpoint ----------------------------------------------------------------------------------------
 
 
 MALFORMED_TASK_YAMLS = {
@@ -176,23 +71,6 @@ def test_malformed_task_yaml_fails_before_the_model_is_loaded_naming_the_file(
     assert message.startswith(f"task YAML {broken}: ")  # the committed file, not a scratch copy
     assert problem in message
     assert message.endswith("fix the file (config/tasks/README.md describes the fields) or restore it with git")
-
-
-def test_yaml_syntax_error_gives_the_line(task_dir):
-    (task_dir / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: [_generate_template_yaml\n")
-    with pytest.raises(TaskYamlError, match=r"\(line 3, column 1\)"):
-        load_task_yaml(task_dir / "simmerge_words.yaml")
-
-
-def test_shipped_task_yamls_pass_the_check():
-    from simmerge.merges.tasks import check_task_yamls
-
-    shipped = Path(__file__).resolve().parents[2] / "config" / "tasks"
-    skills = [path.stem.removeprefix("simmerge_") for path in shipped.glob("simmerge_*.yaml")]
-    assert set(check_task_yamls(shipped, skills)) == set(skills) and len(skills) >= 6
-
-
-# -- score_checkpoint ----------------------------------------------------------------------------------------
 
 
 def test_score_checkpoint_structure_and_determinism(tiny, task_dir, data_files):
@@ -290,15 +168,7 @@ def test_normalise_scores_rejects_bad_input():
     assert math.isclose(normalise_scores({"a": 0.5}, [{"a": 0.5}])["a"], 1.0)
 
 
-def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
-    from simmerge.merges.tasks import dump_task_yaml
-
-    path = tmp_path / "t.yaml"
-    path.write_text("task: t\nprocess_docs: !function utils.process_docs\n")
-    dump_task_yaml(load_task_yaml(path), tmp_path / "u.yaml")
-    node = yaml.compose((tmp_path / "u.yaml").read_text())
-    tags = {key.value: value.tag for key, value in node.value}
-    assert tags["process_docs"] == "!function"
+# -- read_scores ---------------------------------------------------------------------------------------------
 
 
 def score_record(tmp_path, name, task, score, limit=None):
@@ -317,8 +187,6 @@ def test_read_scores_joins_per_task_records_per_checkpoint(tmp_path):
     assert list(joined) == ["base", "x"]
     assert {task: v["score"] for task, v in joined["x"]["tasks"].items()} == {"t1": 0.5, "t2": 0.7}
     assert joined["x"]["wall_seconds"] == 4.0 and joined["x"]["load_seconds"] == 1.0
-    table = expert_table(paths, {"base": [], "x": ["t2"]}).set_index("checkpoint")
-    assert table.loc["x", "t1"] == 0.5 and table.loc["x", "home_gain"] == pytest.approx(0.5)
 
 
 def test_read_scores_refuses_a_task_scored_twice_or_mixed_limits(tmp_path):

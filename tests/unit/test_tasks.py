@@ -1,0 +1,87 @@
+"""Tests of simmerge.merges.tasks: task YAMLs checked, materialised with absolute data paths, dumped back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tiny_tasks import write_task_data, write_task_dir
+
+from simmerge.merges.tasks import TaskYamlError, check_task_yamls, dump_task_yaml, load_task_yaml, materialize_tasks
+
+
+@pytest.fixture
+def task_dir(tmp_path) -> Path:
+    return write_task_dir(tmp_path / "tasks")
+
+
+@pytest.fixture
+def data_files(tmp_path) -> dict[str, Path]:
+    return write_task_data(tmp_path)
+
+
+def test_materialize_tasks_writes_absolute_paths(task_dir, data_files, tmp_path, monkeypatch):
+    (task_dir / "simmerge_other.yaml").write_text("task: simmerge_other\ninclude: _generate_template_yaml\n")
+    (task_dir / "utils.py").write_text("def process_docs(ds):\n    return ds\n")
+    (task_dir / "simmerge_words.yaml").write_text(
+        "task: simmerge_words\ninclude: _generate_template_yaml\n"
+        "process_docs: !function utils.process_docs\ndataset_kwargs:\n  keep_in_memory: true\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    relative = {"words": Path("words.jsonl"), "pick": Path("pick.jsonl")}
+    out = tmp_path / "materialised"
+
+    names = materialize_tasks(task_dir, relative, out)
+
+    assert names == ["simmerge_words", "simmerge_pick"]
+    assert {p.name for p in out.iterdir()} == {p.name for p in task_dir.iterdir()}
+    words = load_task_yaml(out / "simmerge_words.yaml")
+    test_file = words["dataset_kwargs"]["data_files"]["test"]
+    assert Path(test_file).is_absolute() and Path(test_file) == data_files["words"].resolve()
+    assert words["dataset_kwargs"]["keep_in_memory"] is True
+    assert words["include"] == "_generate_template_yaml"
+    assert "!function utils.process_docs" in (out / "simmerge_words.yaml").read_text().replace("'", "")
+    assert load_task_yaml(out / "simmerge_pick.yaml")["dataset_kwargs"]["data_files"]["test"] == str(
+        data_files["pick"].resolve()
+    )
+    assert "dataset_kwargs" not in load_task_yaml(out / "simmerge_other.yaml")
+    # the committed YAMLs are left untouched
+    assert "data_files" not in (task_dir / "simmerge_pick.yaml").read_text()
+
+
+def test_materialize_tasks_missing_yaml_names_the_task(task_dir, data_files, tmp_path):
+    with pytest.raises(FileNotFoundError, match="simmerge_nope") as err:
+        materialize_tasks(task_dir, {"nope": data_files["words"]}, tmp_path / "out")
+    assert "simmerge_pick" in str(err.value)  # lists what exists
+
+
+def test_materialize_tasks_missing_data_names_task_and_file(task_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"simmerge_words.*absent\.jsonl"):
+        materialize_tasks(task_dir, {"words": tmp_path / "absent.jsonl"}, tmp_path / "out")
+
+
+def test_materialize_tasks_missing_folder(tmp_path, data_files):
+    with pytest.raises(FileNotFoundError, match="task folder"):
+        materialize_tasks(tmp_path / "none", data_files, tmp_path / "out")
+
+
+def test_yaml_syntax_error_gives_the_line(task_dir):
+    (task_dir / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: [_generate_template_yaml\n")
+    with pytest.raises(TaskYamlError, match=r"\(line 3, column 1\)"):
+        load_task_yaml(task_dir / "simmerge_words.yaml")
+
+
+def test_shipped_task_yamls_pass_the_check():
+    shipped = Path(__file__).resolve().parents[2] / "config" / "tasks"
+    skills = [path.stem.removeprefix("simmerge_") for path in shipped.glob("simmerge_*.yaml")]
+    assert set(check_task_yamls(shipped, skills)) == set(skills) and len(skills) >= 6
+
+
+def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("task: t\nprocess_docs: !function utils.process_docs\n")
+    dump_task_yaml(load_task_yaml(path), tmp_path / "u.yaml")
+    node = yaml.compose((tmp_path / "u.yaml").read_text())
+    tags = {key.value: value.tag for key, value in node.value}
+    assert tags["process_docs"] == "!function"
