@@ -1,0 +1,144 @@
+"""Tests of simmerge.evaluate.labels: the labels table joins each ordered pair's features with its merges' scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simmerge.core.io import write_json
+from simmerge.evaluate.labels import LABEL_COLUMNS, labels_table
+
+# Feature values that name their pair and task, so a row shows which feature row it was joined with.
+FEATURE = {("a", "b"): 10.0, ("b", "a"): 20.0}
+TASK_OFFSET = {"t1": 0.1, "t2": 0.2}
+
+
+def write_features(folder, a, b, tasks=("t1", "t2")):
+    """``features/pairs/<a>__<b>.parquet``: one row per task, two features."""
+    path = folder / f"{a}__{b}.parquet"
+    rows = [{"a": a, "b": b, "task": t, "f_pair": FEATURE[(a, b)] + TASK_OFFSET[t], "f_const": 1.0} for t in tasks]
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    return path
+
+
+def write_record(folder, a, b, operator, *, tasks, status="ok", seeds=None, order_sensitive=False):
+    """``merges/<a>__<b>/<operator>.json`` as merge_score writes it; task scores and parent scores are given."""
+    path = folder / f"{a}__{b}" / f"{operator}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "a": a,
+        "b": b,
+        "operator": operator,
+        "method": operator,
+        "order_sensitive": order_sensitive,
+        "randomised": seeds is not None,
+        "status": status,
+        "seeds": seeds,
+        "score": float(np.mean([entry["normalised"] for entry in tasks.values()])),
+        "score_stderr": 0.05,
+        "wall_seconds": 12.3,  # run-dependent: must not reach the labels
+        "tasks": tasks,
+    }
+    write_json(record, path)
+    return path
+
+
+def scored(metric, normalised, parents, *, stderr=0.1, seed_sd=None):
+    return {"metric": metric, "stderr": stderr, "seed_sd": seed_sd, "normalised": normalised, "parent_scores": parents}
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Features of both orders of (a, b); linear (symmetric, one record for both orders) and slerp (one per order)."""
+    features = [write_features(tmp_path, "a", "b"), write_features(tmp_path, "b", "a")]
+    merges = [
+        write_record(
+            tmp_path,
+            "a",
+            "b",
+            "linear",
+            tasks={"t1": scored(0.6, 0.75, [0.8, 0.4]), "t2": scored(0.3, 0.5, [0.2, 0.6])},
+        ),
+        write_record(
+            tmp_path, "a", "b", "slerp", tasks={"t2": scored(0.5, 0.9, [0.2, 0.6])}, order_sensitive=True, seeds=[7, 8]
+        ),
+        write_record(
+            tmp_path, "b", "a", "slerp", tasks={"t2": scored(0.1, 0.1, [0.6, 0.2])}, order_sensitive=True, seeds=[7, 8]
+        ),
+    ]
+    grid = [
+        {"a": "a", "b": "b", "operator": "linear", "merged": ["a", "b"]},
+        {"a": "a", "b": "b", "operator": "slerp", "merged": ["a", "b"]},
+        {"a": "b", "b": "a", "operator": "linear", "merged": ["a", "b"]},
+        {"a": "b", "b": "a", "operator": "slerp", "merged": ["b", "a"]},
+    ]
+    return features, merges, grid
+
+
+def test_one_row_per_grid_entry_and_scored_task_in_grid_order(run):
+    table = labels_table(*run)
+    assert list(table.columns) == [*LABEL_COLUMNS, "f_pair", "f_const"]
+    keys = list(zip(table["a"], table["b"], table["operator"], table["task"], strict=True))
+    assert keys == [
+        ("a", "b", "linear", "t1"),
+        ("a", "b", "linear", "t2"),
+        ("a", "b", "slerp", "t2"),  # slerp was scored on t2 only: no t1 row
+        ("b", "a", "linear", "t1"),
+        ("b", "a", "linear", "t2"),
+        ("b", "a", "slerp", "t2"),
+    ]
+    assert "wall_seconds" not in table
+
+
+def test_a_symmetric_merge_serves_both_orders_with_the_parents_in_the_labelled_order(run):
+    table = labels_table(*run).set_index(["a", "b", "operator", "task"])
+    ab, ba = table.loc[("a", "b", "linear", "t1")], table.loc[("b", "a", "linear", "t1")]
+    assert (ab["merged_a"], ab["merged_b"]) == (ba["merged_a"], ba["merged_b"]) == ("a", "b")
+    assert ab["metric"] == ba["metric"] == 0.6 and ab["normalised"] == ba["normalised"] == 0.75
+    # the record lists parent scores in the merged order (a, b): the row of (b, a) swaps them
+    assert (ab["parent_score_a"], ab["parent_score_b"]) == (0.8, 0.4)
+    assert (ba["parent_score_a"], ba["parent_score_b"]) == (0.4, 0.8)
+    # each order keeps its own pair features
+    assert ab["f_pair"] == pytest.approx(10.1) and ba["f_pair"] == pytest.approx(20.1)
+    assert ab["merge_score"] == ba["merge_score"] == pytest.approx((0.75 + 0.5) / 2)
+
+
+def test_an_order_sensitive_merge_has_a_record_per_order_and_counts_its_seeds(run):
+    table = labels_table(*run).set_index(["a", "b", "operator", "task"])
+    ab, ba = table.loc[("a", "b", "slerp", "t2")], table.loc[("b", "a", "slerp", "t2")]
+    assert (ba["merged_a"], ba["merged_b"]) == ("b", "a")
+    assert (ab["normalised"], ba["normalised"]) == (0.9, 0.1)
+    assert (ba["parent_score_a"], ba["parent_score_b"]) == (0.6, 0.2)
+    assert ab["order_sensitive"] and ab["randomised"] and ab["method"] == "slerp"
+    assert ab["n_seeds"] == 2 and table.loc[("a", "b", "linear", "t1"), "n_seeds"] == 1
+
+
+def test_scores_are_floats_even_when_a_failed_merge_has_none(tmp_path):
+    features = [write_features(tmp_path, "a", "b")]
+    failed = {"t1": scored(None, 0.0, [0.8, 0.4], stderr=None)}
+    merges = [write_record(tmp_path, "a", "b", "ties", tasks=failed, status="failed")]
+    table = labels_table(features, merges, [{"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}])
+    row = table.iloc[0]
+    assert row["status"] == "failed" and row["normalised"] == 0.0
+    assert math.isnan(row["metric"]) and math.isnan(row["stderr"]) and math.isnan(row["seed_sd"])
+    numeric = LABEL_COLUMNS[LABEL_COLUMNS.index("metric") : LABEL_COLUMNS.index("n_seeds")]
+    assert (table[numeric].dtypes == "float64").all()
+
+
+def test_the_same_inputs_give_the_same_table(run):
+    pd.testing.assert_frame_equal(labels_table(*run), labels_table(*run), check_exact=True)
+
+
+def test_a_missing_record_or_feature_row_is_named(run, tmp_path):
+    features, merges, grid = run
+    with pytest.raises(KeyError, match=r"no merge record for operator 'ties' on \(a, b\)"):
+        labels_table(features, merges, [*grid, {"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}])
+    with pytest.raises(KeyError, match=r"no pair features for \(b, a\)"):
+        labels_table(features[:1], merges, grid)
+    only_t1 = tmp_path / "only_t1"
+    only_t1.mkdir()
+    with pytest.raises(KeyError, match=r"pair features of \(a, b\) have no row for task 't2'"):
+        labels_table([write_features(only_t1, "a", "b", tasks=("t1",))], merges, grid[:1])
