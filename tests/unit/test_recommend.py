@@ -1,0 +1,138 @@
+"""Tests of simmerge.recommend: on a constructed run, the recommendation is the candidate the predictor scores highest.
+
+The run holds what ``simmerge recommend`` reads from a finished run of the smoke config: synthetic model
+summaries (:mod:`synthetic_summaries`) of the base and two experts, their manifests, and a predictor. The predictor
+is a stand-in with known scores, put where the run's predictor is loaded, so the test checks how recommend
+turns per-row predictions into a ranked choice and a mergekit YAML, not how a predictor learns.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from shipped_configs import REPO, read_config
+from synthetic_summaries import Synth
+
+import simmerge.evaluate.predictor
+from simmerge.core.config import ConfigError
+from simmerge.core.io import write_json
+from simmerge.features.definitions import feature_names
+from simmerge.recommend import Member, predict_pair, recommendation_yaml, resolve_member
+from simmerge.run import load
+
+# Predicted normalised score per operator; slerp_t30 (order-sensitive) depends on which expert is the anchor.
+SCORES = {"linear": 0.5, "ties_d50": 0.7, "slerp_t30": {"fr": 0.6, "de": 0.9}}
+
+
+class KnownScores:
+    """A fitted predictor's interface with known answers; it records the rows it was asked about."""
+
+    def __init__(self):
+        self.rows: list[pd.DataFrame] = []
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        self.rows.append(rows)
+        predicted = [
+            SCORES[op][a] if isinstance(SCORES[op], dict) else SCORES[op]
+            for op, a in zip(rows["operator"], rows["a"], strict=True)
+        ]
+        return pd.DataFrame({"predicted": predicted, "uncertainty": 0.01 * rows["task"].str.len()}, index=rows.index)
+
+
+@pytest.fixture
+def catalog():
+    return load(read_config("smoke.yaml"), workdir=REPO)
+
+
+def publish(run, name):
+    """A built checkpoint of the run: its directory with a config.json and a manifest."""
+    folder = run / "checkpoints" / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    write_json({"name": name, "source": {"kind": "tiny"}, "files": {}}, folder / "manifest.json")
+    return folder
+
+
+@pytest.fixture
+def run(tmp_path, catalog):
+    """results/smoke with the base and the experts fr and de built and summarised."""
+    run = tmp_path / "results" / "smoke"
+    synth = Synth(tasks=catalog.tasks)
+    models = run / "features" / "models"
+    models.mkdir(parents=True)
+    for name, seed, scale in (("tiny", 0, 0.0), ("fr", 1, 0.5), ("de", 2, 0.8)):
+        publish(run, name)
+        synth.model(models, name, seed=seed, scale=scale)
+    return run
+
+
+@pytest.fixture
+def predictor(monkeypatch):
+    """The stand-in predictor, returned wherever the run's predictor file is loaded."""
+    known = KnownScores()
+    loads = []
+
+    def load_predictor(path, *, feature_columns=None, operators=None):
+        loads.append({"path": path, "feature_columns": feature_columns, "operators": operators})
+        return known
+
+    monkeypatch.setattr(simmerge.evaluate.predictor, "load_predictor", load_predictor)
+    known.loads = loads
+    return known
+
+
+def test_candidates_are_ranked_by_the_predicted_score(run, catalog, predictor, tmp_path):
+    fr, de = (resolve_member(name, catalog, run, tmp_path / "cache") for name in ("fr", "de"))
+    ranked = predict_pair(fr, de, catalog, run, ["n2w_fr", "n2w_de"])
+    assert list(zip(ranked["operator"], ranked["anchor"], strict=True)) == [
+        ("slerp_t30", "de"),
+        ("ties_d50", ""),
+        ("slerp_t30", "fr"),
+        ("linear", ""),
+    ]
+    assert ranked["predicted"].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.5])
+    assert ranked["uncertainty"].tolist() == pytest.approx([0.06] * 4)  # the mean over the two tasks
+    # the predictor was the run's, checked against this run's features and operators
+    (load,) = predictor.loads
+    assert load["feature_columns"] == feature_names() and load["operators"] == list(catalog.operators)
+    # it saw both orders of the pair with every operator, on the requested tasks only, with the pair's features
+    (rows,) = predictor.rows
+    assert len(rows) == 2 * 3 * 2
+    assert set(zip(rows["a"], rows["b"], strict=True)) == {("fr", "de"), ("de", "fr")}
+    assert set(rows["task"]) == {"n2w_fr", "n2w_de"}
+    assert set(feature_names()) <= set(rows.columns) and rows[feature_names("functional")].notna().all().all()
+
+
+def test_the_recommendation_is_the_best_candidates_mergekit_yaml_with_its_anchor_first(run, catalog, predictor):
+    fr, de = (resolve_member(name, catalog, run, run / "cache") for name in ("fr", "de"))
+    best = predict_pair(fr, de, catalog, run, ["n2w_fr"]).iloc[0].to_dict()
+    text = recommendation_yaml(best, fr, de, catalog, run)
+    header, *_ = text.splitlines()
+    assert header == "# simmerge recommend: slerp_t30 with de as anchor, predicted normalised score 0.900 ± 0.060"
+    config = yaml.safe_load(text)
+    assert config["merge_method"] == "slerp" and config["parameters"] == {"t": 0.3}
+    assert [model["model"] for model in config["models"]] == [str(de.checkpoint), str(fr.checkpoint)]
+    assert config["base_model"] == str(de.checkpoint)
+
+
+def test_a_symmetric_recommendation_uses_the_run_base_and_names_no_anchor(run, catalog, predictor):
+    fr, de = (resolve_member(name, catalog, run, run / "cache") for name in ("fr", "de"))
+    best = {"operator": "ties_d50", "anchor": "", "predicted": 0.7, "uncertainty": 0.02}
+    text = recommendation_yaml(best, fr, de, catalog, run)
+    assert text.splitlines()[0] == "# simmerge recommend: ties_d50, predicted normalised score 0.700 ± 0.020"
+    config = yaml.safe_load(text)
+    assert config["base_model"] == str((run / "checkpoints" / "tiny").resolve())
+    assert {model["model"] for model in config["models"]} == {str(fr.checkpoint), str(de.checkpoint)}
+
+
+def test_a_catalog_expert_resolves_to_the_runs_checkpoint_and_summary(run, catalog):
+    member = resolve_member("fr", catalog, run, run / "cache")
+    assert member == Member("fr", (run / "checkpoints" / "fr").resolve(), run / "features" / "models" / "fr.npz")
+
+
+def test_an_expert_that_is_not_built_or_a_path_that_is_no_checkpoint_is_refused(run, catalog, tmp_path):
+    with pytest.raises(ConfigError, match=r"'rhyme' is in the catalog but not built in .*: missing .*manifest.json"):
+        resolve_member("rhyme", catalog, run, run / "cache")
+    with pytest.raises(ConfigError, match=r"neither an expert of the catalog \(fr, de, rhyme\) nor a checkpoint"):
+        resolve_member(str(tmp_path / "nowhere"), catalog, run, run / "cache")
