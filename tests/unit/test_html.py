@@ -1,0 +1,163 @@
+"""Tests of simmerge.report.html: the report shows every section, and the numbers of the results it is given."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+import pandas as pd
+import pytest
+from label_rows import label_rows
+
+from simmerge.evaluate.selection import candidate_table, evaluate_units
+from simmerge.report.html import build_report
+
+SCORES = {"a|b": {"linear": 0.9, "ties": 0.5}, "a|c": {"linear": 0.8, "ties": 0.6}, "b|c": {"linear": 0.4, "ties": 0.7}}
+OPERATORS = [
+    {"name": "linear", "method": "linear", "order_sensitive": False, "randomised": False, "model_parameters": {"w": 1}},
+    {"name": "ties", "method": "ties", "order_sensitive": False, "randomised": False, "parameters": {"k": 2}},
+]
+SECTIONS = [
+    "<h2>What was run</h2>",
+    "<h3>Expert scores (primary metric; home tasks in bold)</h3>",
+    "<h3>Operators</h3>",
+    "<h2>Which operator wins where</h2>",
+    "<h2>SimMerge against fixed operators, the oracle and random choice</h2>",
+    "<h3>Fixed operators (mean normalised score over all units)</h3>",
+    "<h3>Choices per pair (leave-one-checkpoint-out)</h3>",
+    "<h2>Feature importances of the fitted predictor</h2>",
+    "<h2>Cost: SimMerge's decision against merge-and-evaluate</h2>",
+    "<h2>Multi-way merges</h2>",
+    "<h2>Online: the contextual bandit</h2>",
+]
+
+
+def summary(protocol: str, **values: float) -> dict:
+    """A comparison summary whose every mean is ``value [value − 0.1, value + 0.1]`` unless given."""
+    base = {"simmerge": 0.812, "best_fixed": 0.7, "oracle": 0.9, "random": 0.65, "gap_closure": 0.56}
+    base |= {"regret": 0.088, "top1": 0.5, "top1_tied": 0.75}
+    out = {"protocol": protocol, "units": 6.0, "spearman": 0.4, "win": 3.0, "tie": 2.0, "loss": 1.0}
+    for name, value in {**base, **values}.items():
+        out |= {name: value, f"{name}_lo": value - 0.1, f"{name}_hi": value + 0.1}
+    return out | {"fixed_operators": {"linear": 0.7, "ties": 0.6}}
+
+
+def replay() -> pd.DataFrame:
+    """Two policies over three rounds and two seeds, as simmerge.online.bandit.replay returns them."""
+    rows = []
+    for seed in (0, 1):
+        for policy, regret in (("bandit", 0.1), ("random", 0.3)):
+            for round_ in range(3):
+                rows.append(
+                    {
+                        "seed": seed,
+                        "policy": policy,
+                        "round": round_,
+                        "reward": 1.0 - regret,
+                        "regret": regret,
+                        "cumulative_regret": regret * (round_ + 1),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def report(**changes) -> str:
+    rows = label_rows(SCORES).assign(status="ok")
+    candidates = candidate_table(rows.assign(predicted=rows["merge_score"]))
+    units = evaluate_units(candidates, "linear")
+    units.insert(0, "fold", [unit.split("|")[0] for unit in units["unit"]])
+    inputs = {
+        "title": "SimMerge <smoke> & co",
+        "run_facts": {"catalog": "3 experts", "seed": 7},
+        "expert_table": "| checkpoint | t1 |\n|---|---:|\n| base | 0.100 |\n| x | **0.500** |\n",
+        "operators": OPERATORS,
+        "labels": rows,
+        "ranking_summary": "Ordered pairs: 6.\n\n| operator | best on |\n|---|---:|\n| linear | 4 |\n| ties | 2 |\n",
+        "summaries": [summary("checkpoint"), summary("task", simmerge=0.731, gap_closure=math.nan)],
+        "units": units,
+        "candidates": candidates,
+        "cv": {"family": "ridge", "rows": 12, "families": [{"family": "ridge", "selected_score": 0.8, "rmse": 0.1}]},
+        "importances": pd.DataFrame({"input": ["signal", "operator"], "importance": [0.5, 0.1], "sd": [0.01, 0.02]}),
+        "costs": pd.DataFrame(
+            {"pair": ["a|b", "a|c"], "simmerge_s": [10.0, 20.0], "merge_evaluate_s": [300.0, 300.0], "ratio": [30, 15]}
+        ),
+        "multiway": pd.DataFrame(
+            {
+                "set": ["trio", "trio"],
+                "approach": ["simmerge", "best_expert"],
+                "model": ["ties(a, b)", "a"],
+                "size": [2, 1],
+                "target_score": [0.93, 0.88],
+            }
+        ),
+        "bandit": replay(),
+        "arrivals": [{"at": 0.5, "checkpoints": ["c"], "tasks": [], "operators": ["ties"]}],
+    }
+    return build_report(**{**inputs, **changes})
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return report()
+
+
+def test_every_section_is_there_in_reading_order(page):
+    positions = [page.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</body></html>\n")
+
+
+def test_the_comparison_table_shows_each_protocols_summary_with_its_interval(page):
+    for title in ("leave-one-checkpoint-out", "leave-one-task-out"):
+        assert f"<td>{title}</td><td>6</td>" in page
+    assert "<td>0.812 [0.712, 0.912]</td>" in page  # SimMerge, leave-one-checkpoint-out
+    assert "<td>0.560 [0.460, 0.660]</td>" in page  # gap closure
+    # leave-one-task-out: SimMerge, best fixed, oracle, random, then its undefined gap closure
+    task_row = "<td>0.731 [0.631, 0.831]</td><td>0.700 [0.600, 0.800]</td><td>0.900 [0.800, 1.000]</td>"
+    assert task_row + "<td>0.650 [0.550, 0.750]</td><td>–</td>" in page
+    assert "<td>0.40</td><td>3/2/1</td>" in page  # Spearman, then win/tie/loss against the best fixed operator
+    assert "<td>linear</td><td>0.700</td><td>0.700</td>" in page  # a fixed operator's mean, per protocol
+
+
+def test_the_run_its_operators_and_the_choices_per_pair_are_listed(page):
+    assert "<title>SimMerge &lt;smoke&gt; &amp; co</title>" in page and "<smoke>" not in page
+    assert "<tr><th>catalog</th><td>3 experts</td></tr><tr><th>seed</th><td>7</td></tr>" in page
+    assert "<td>x</td><td>0.500</td>" in page and "**" not in page  # the Markdown tables, as HTML
+    assert "<p>Ordered pairs: 6.</p>" in page
+    parameters = html.escape(str({"parameters": {"k": 2}}))
+    assert f"<td>ties</td><td>ties</td><td>False</td><td>False</td><td>{parameters}</td>" in page
+    assert "<td>b</td><td>b|c</td><td>ties</td><td>0.700</td><td>linear</td><td>0.400</td><td>ties</td>" in page
+    assert "Predictor family chosen by leave-one-checkpoint-out CV: <b>ridge</b> (fitted on 12 label rows)" in page
+
+
+def test_importances_costs_multiway_and_bandit_are_reported(page):
+    assert "<td>signal</td><td>0.500</td><td>0.010</td>" in page
+    assert "<td>a|b</td><td>10.0</td><td>300.0</td>" in page
+    assert "All pairs: SimMerge 30 s, merge-and-evaluate 600 s (20× more)." in page
+    assert "<td>trio</td><td>simmerge</td><td>ties(a, b)</td><td>2</td><td>0.930</td>" in page
+    assert "Arrivals: at 50%: c, ties." in page
+    # final cumulative regret per policy, mean over the seeds
+    assert re.search(r"<td>bandit</td><td>0\.300</td>", page) and re.search(r"<td>random</td><td>0\.900</td>", page)
+
+
+def test_the_page_is_self_contained(page):
+    images = re.findall(r'<img alt="([^"]*)" src="([^"]*)">', page)
+    assert [alt for alt, _ in images] == [
+        "operator heatmap",
+        "gap closure",
+        "predicted vs actual",
+        "chosen vs oracle",
+        "multi-way target scores",
+        "cumulative regret",
+    ]
+    assert all(src.startswith("data:image/png;base64,") for _, src in images)
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+
+
+def test_optional_sections_are_left_out_without_their_results():
+    page = report(multiway=None, bandit=None, arrivals=(), units=pd.DataFrame(), candidates=pd.DataFrame())
+    for absent in ("<h2>Multi-way merges</h2>", "<h2>Online: the contextual bandit</h2>", "Choices per pair"):
+        assert absent not in page
+    assert 'alt="predicted vs actual"' not in page and 'alt="chosen vs oracle"' not in page
+    assert "<h2>Cost: SimMerge's decision against merge-and-evaluate</h2>" in page
