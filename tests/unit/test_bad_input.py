@@ -1,6 +1,6 @@
 """Bad input that spans modules: a checkpoint that needs its own modelling code, at every place a model is loaded.
 
-Pre-flight (tests/unit/test_manifest.py, test_catalog.py) refuses such a checkpoint unless its catalog entry sets
+Pre-flight (tests/unit/test_manifest.py, test_build.py) refuses such a checkpoint unless its catalog entry sets
 ``trust_remote_code``; these tests check that each loader then honours the entry's setting both ways, so a trusted
 checkpoint really loads and an untrusted one never runs its code.
 """

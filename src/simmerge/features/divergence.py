@@ -184,7 +184,7 @@ def kl_topk(
     Properties and error. It is the KL of two distributions, so ``>= 0``; identical lists give exactly 0; where
     both lists cover a token its term is exact, so all error comes from the filled and tail cells, i.e. from at
     most ``r_p + r_q`` of probability mass. Measured against :func:`kl_exact` on Gaussian logits
-    (``b = a + noise``, 200 positions, ``k = 64``; ``tests/unit/test_features.py``), the relative error of the
+    (``b = a + noise``, 200 positions, ``k = 64``; ``tests/unit/test_divergence.py``), the relative error of the
     mean over positions is
 
     * under 10% when the models' top-k lists hold >= 95% of the mass on average (measured 0.1–8% at
