@@ -60,14 +60,11 @@ def gpu_node(monkeypatch) -> list[tuple[str, torch.device]]:
         requests.append((requested, resolve_device(requested)))
         raise DeviceAsked
 
-    # Patched wherever the package looks it up: the modules that import it by name, and simmerge.core.device for
-    # the ones that import it when called.
-    for module in list(sys.modules.values()):
-        if (
-            getattr(module, "__name__", "").startswith("simmerge")
-            and vars(module).get("resolve_device") is resolve_device
-        ):
-            monkeypatch.setattr(module, "resolve_device", ask)
+    # Patched wherever the package looks it up: in the modules that import it by name, and in simmerge.core.device
+    # for the ones that import it when called.
+    for name in PACKAGE_MODULES:
+        if vars(sys.modules[name]).get("resolve_device") is resolve_device:
+            monkeypatch.setattr(sys.modules[name], "resolve_device", ask)
     return requests
 
 

@@ -26,9 +26,10 @@ SCORES = {"linear": 0.5, "ties_d50": 0.7, "slerp_t30": {"fr": 0.6, "de": 0.9}}
 
 
 class KnownScores:
-    """A fitted predictor's interface with known answers; it records the rows it was asked about."""
+    """A fitted predictor's interface with known answers; it records how it was loaded and what it was asked."""
 
     def __init__(self):
+        self.loads: list[dict] = []
         self.rows: list[pd.DataFrame] = []
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -71,14 +72,12 @@ def run(tmp_path, catalog):
 def predictor(monkeypatch):
     """The stand-in predictor, returned wherever the run's predictor file is loaded."""
     known = KnownScores()
-    loads = []
 
     def load_predictor(path, *, feature_columns=None, operators=None):
-        loads.append({"path": path, "feature_columns": feature_columns, "operators": operators})
+        known.loads.append({"path": path, "feature_columns": feature_columns, "operators": operators})
         return known
 
     monkeypatch.setattr(simmerge.evaluate.predictor, "load_predictor", load_predictor)
-    known.loads = loads
     return known
 
 
