@@ -5,7 +5,8 @@ the base (``docs/model-summary-format.md``) and writes one row per task: the fea
 ordered pair. No model is loaded, so a pair costs the same whatever the model size; only the stored arrays are
 read.
 
-Every feature is a pure function of the three summaries, registered by decorator (as mergekit registers its merge methods)::
+Every feature is a pure function of the three summaries, registered by decorator (as mergekit registers its merge
+methods)::
 
     @feature("js_mean", kind="functional", doc="Mean over positions of the Jensen–Shannon divergence ...")
     def js_mean(pair: PairTask) -> float: ...
