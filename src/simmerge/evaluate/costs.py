@@ -9,12 +9,13 @@ lm-eval), task materialisation and writing the record.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from simmerge.core.io import read_json
+from simmerge.core.layout import RunLayout
 
 COST_COLUMNS = [
     "a",
@@ -31,15 +32,18 @@ COST_COLUMNS = [
 ]
 
 
-def merge_costs(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per merge job of a run: merge, scoring, overhead and whole-job seconds, and peak memory.
+def merge_costs(layout: RunLayout, records: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per merge job: merge, scoring, overhead and whole-job seconds, and peak memory.
 
     ``load_s`` is the part of ``eval_s`` spent building lm-eval's model (loading the merged weights).
 
     Parameters
     ----------
-    run_dir : path
-        ``results/<run_name>``; reads ``merges/*/*.json`` and ``benchmarks/merge_score/*/*.tsv``.
+    layout : RunLayout
+        The run; each job's benchmark file is its ``merge_score`` benchmark there.
+    records : iterable of path
+        The ``merge_score`` records to cost: the run's merge jobs (rule ``report``), or every record the folder
+        holds (``layout.glob(layout.merge_record("*", "*", "*"))``, ``simmerge costs``).
 
     Returns
     -------
@@ -47,11 +51,10 @@ def merge_costs(run_dir: str | os.PathLike) -> pd.DataFrame:
         :data:`COST_COLUMNS`; ``job_s`` and ``overhead_s`` are NaN for a job without a benchmark file, and
         ``peak_rss_mb`` is Snakemake's ``max_rss`` when there is one (else the record's own).
     """
-    run = Path(run_dir)
     rows = []
-    for path in sorted((run / "merges").glob("*/*.json")):
+    for path in records:
         record = read_json(path)
-        bench = run / "benchmarks" / "merge_score" / path.parent.name / f"{path.stem}.tsv"
+        bench = layout.benchmark("merge_score", layout.pair(record["a"], record["b"]), record["operator"])
         job_s, rss = float("nan"), record.get("peak_rss_mb")
         if bench.is_file():
             timing = pd.read_csv(bench, sep="\t").iloc[-1]
@@ -102,28 +105,28 @@ def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.D
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-def benchmark_seconds(run_dir: str | os.PathLike, rule: str) -> dict[str, float]:
-    """Wall seconds of every job of one rule, keyed by its benchmark file's path below the rule's folder."""
-    folder = Path(run_dir) / "benchmarks" / rule
-    return {
-        str(path.relative_to(folder).with_suffix("")): float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
-        for path in sorted(folder.rglob("*.tsv"))
-    }
+def job_seconds(benchmark: str | os.PathLike) -> float:
+    """Wall seconds of one job from its Snakemake benchmark file (its last repeat); NaN when there is none."""
+    path = Path(benchmark)
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[-1]) if path.is_file() else float("nan")
 
 
-def summary_seconds(run_dir: str | os.PathLike) -> dict[str, float]:
-    """Wall seconds of each checkpoint's model summary: its probe passes (one per task), its weight sketch and
+def summary_seconds(layout: RunLayout, name: str, tasks: Sequence[str]) -> float:
+    """Wall seconds of one checkpoint's model summary: its probe pass on each of ``tasks``, its weight sketch and
     gathering them (rules ``probe_pass``, ``weight_sketch``, ``probe_features``)."""
-    totals = dict(benchmark_seconds(run_dir, "probe_features"))
-    for name, seconds in benchmark_seconds(run_dir, "weight_sketch").items():
-        totals[name] = totals.get(name, 0.0) + seconds
-    for key, seconds in benchmark_seconds(run_dir, "probe_pass").items():
-        name = key.split("/", 1)[0]
-        totals[name] = totals.get(name, 0.0) + seconds
-    return totals
+    return (
+        sum(job_seconds(layout.benchmark("probe_pass", name, task)) for task in tasks)
+        + job_seconds(layout.benchmark("weight_sketch", name))
+        + job_seconds(layout.benchmark("probe_features", name))
+    )
 
 
-def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.DataFrame:
+def decision_costs(
+    layout: RunLayout,
+    experts: Sequence[str],
+    tasks: Sequence[str],
+    merge_records: Iterable[str | os.PathLike],
+) -> pd.DataFrame:
     """Per unordered expert pair: what SimMerge's decision cost against merging and evaluating every operator.
 
     SimMerge's share for {a, b}: each member's model summary (:func:`summary_seconds`) divided among the pairs
@@ -131,24 +134,37 @@ def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.Dat
     prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of
     an order-sensitive operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
 
+    Only the run's own jobs count: the benchmarks of ``experts`` on ``tasks`` and the given merge records, never
+    what else the folder holds (records of an operator since removed from the config, a task's probe passes).
+
+    Parameters
+    ----------
+    layout : RunLayout
+        The run.
+    experts : sequence of str
+        The run's experts.
+    tasks : sequence of str
+        The run's tasks (one probe pass per checkpoint and task).
+    merge_records : iterable of path
+        The records of the run's ``merge_score`` jobs.
+
     Returns
     -------
     pandas.DataFrame
         ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
     """
-    probes = summary_seconds(run_dir)
-    pairs = benchmark_seconds(run_dir, "pair_features")
-    fit = sum(benchmark_seconds(run_dir, "predictor").values())
-    merges = merge_costs(run_dir)
+    probes = {name: summary_seconds(layout, name, tasks) for name in experts}
+    fit = job_seconds(layout.benchmark("predictor", "fit"))
+    merges = merge_costs(layout, merge_records)
     n = len(experts)
     n_pairs = n * (n - 1) // 2
     rows = []
     for i, a in enumerate(experts):
         for b in experts[i + 1 :]:
             simmerge = (
-                (probes.get(a, float("nan")) + probes.get(b, float("nan"))) / (n - 1)
-                + pairs.get(f"{a}__{b}", float("nan"))
-                + pairs.get(f"{b}__{a}", float("nan"))
+                (probes[a] + probes[b]) / (n - 1)
+                + job_seconds(layout.benchmark("pair_features", layout.pair(a, b)))
+                + job_seconds(layout.benchmark("pair_features", layout.pair(b, a)))
                 + fit / n_pairs
             )
             own = merges[((merges["a"] == a) & (merges["b"] == b)) | ((merges["a"] == b) & (merges["b"] == a))]
@@ -159,4 +175,4 @@ def decision_costs(run_dir: str | os.PathLike, experts: Sequence[str]) -> pd.Dat
     return pd.DataFrame(rows, columns=["pair", "simmerge_s", "merge_evaluate_s", "ratio"])
 
 
-__all__ = ["COST_COLUMNS", "benchmark_seconds", "cost_summary", "decision_costs", "merge_costs", "summary_seconds"]
+__all__ = ["COST_COLUMNS", "cost_summary", "decision_costs", "job_seconds", "merge_costs", "summary_seconds"]
