@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simmerge.core.config import RunConfig, parse_config
+from simmerge.core.config import MergeSpec, RunConfig, ScoringSpec
 
 # Config keys (block → keys) that are runtime settings: no rule's params may hold them.
 RUNTIME_KEYS = {"scoring": {"batch_size"}, "merges": {"scratch_dir"}}
@@ -38,19 +38,19 @@ class RuntimeSettings:
 
 def runtime_settings(config: RunConfig | Mapping[str, Any]) -> RuntimeSettings:
     """The runtime settings of a run config: a parsed one, or the raw mapping a workflow script gets as
-    ``snakemake.config``.
+    ``snakemake.config`` (only the blocks that hold runtime settings are read, with their models' defaults).
 
     Examples
     --------
-    >>> raw = {"run_name": "r", "tasks": {"n2w_fr": {}}, "scoring": {"batch_size": 4},
-    ...        "catalog": {"base": {"name": "b", "source": {"kind": "tiny"}},
-    ...                    "experts": [{"name": "x", "source": {"kind": "tiny"}},
-    ...                                {"name": "y", "source": {"kind": "tiny"}}]}}
-    >>> runtime_settings(raw)
+    >>> runtime_settings({"scoring": {"batch_size": 4}})
     RuntimeSettings(batch_size=4, scratch_dir=None)
     """
-    run = config if isinstance(config, RunConfig) else parse_config(dict(config), where="the workflow config")
-    return RuntimeSettings(batch_size=run.scoring.batch_size, scratch_dir=run.merges.scratch_dir)
+    if isinstance(config, RunConfig):
+        scoring, merges = config.scoring, config.merges
+    else:
+        scoring = ScoringSpec.model_validate(config.get("scoring") or {})
+        merges = MergeSpec.model_validate(config.get("merges") or {})
+    return RuntimeSettings(batch_size=scoring.batch_size, scratch_dir=merges.scratch_dir)
 
 
 __all__ = ["RUNTIME_KEYS", "RuntimeSettings", "runtime_settings"]
