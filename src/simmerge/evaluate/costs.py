@@ -152,6 +152,12 @@ def decision_costs(
     -------
     pandas.DataFrame
         ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
+
+    Notes
+    -----
+    Rule ``report`` declares the merge records as inputs but not the benchmark files: Snakemake writes a job's
+    benchmark when the job ends and every job timed here is upstream of a declared input of the report, so they
+    exist when it runs; declared, a deleted benchmark file would re-run the merge it times.
     """
     probes = {name: summary_seconds(layout, name, tasks) for name in experts}
     fit = job_seconds(layout.benchmark("predictor", "fit"))
