@@ -4,18 +4,18 @@
 
 rule bandit_replay:
     input:
-        labels=res("labels.parquet"),
+        labels=LAYOUT.labels_parquet,
     output:
-        replay=res("bandit/replay.csv"),
+        replay=LAYOUT.bandit_replay,
         summary=report(
-            res("bandit/summary.csv"),
+            LAYOUT.bandit_summary,
             caption="../report/bandit.rst",
             category="Bandit",
         ),
     log:
-        res("logs/bandit_replay/all.log"),
+        LAYOUT.log("bandit_replay", "all"),
     benchmark:
-        res("benchmarks/bandit_replay/all.tsv")
+        LAYOUT.benchmark("bandit_replay", "all")
     conda:
         "../envs/simmerge.yaml"
     params:

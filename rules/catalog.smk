@@ -4,13 +4,13 @@
 
 rule skill_data:
     output:
-        train=res("data/{task}/train.jsonl"),
-        eval=res("data/{task}/eval.jsonl"),
-        probe=res("data/{task}/probe.jsonl"),
+        train=LAYOUT.task_data("{task}", "train"),
+        eval=LAYOUT.task_data("{task}", "eval"),
+        probe=LAYOUT.task_data("{task}", "probe"),
     log:
-        res("logs/skill_data/{task}.log"),
+        LAYOUT.log("skill_data", "{task}"),
     benchmark:
-        res("benchmarks/skill_data/{task}.tsv")
+        LAYOUT.benchmark("skill_data", "{task}")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -21,11 +21,11 @@ rule skill_data:
 
 rule convert_gguf:
     output:
-        res("checkpoints/{model}/manifest.json"),
+        LAYOUT.checkpoint_manifest("{model}"),
     log:
-        res("logs/convert_gguf/{model}.log"),
+        LAYOUT.log("convert_gguf", "{model}"),
     benchmark:
-        res("benchmarks/convert_gguf/{model}.tsv")
+        LAYOUT.benchmark("convert_gguf", "{model}")
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("gguf")),
     conda:
@@ -40,11 +40,11 @@ rule tiny_checkpoint:
     input:
         unpack(get_tiny_checkpoint_input),
     output:
-        res("checkpoints/{model}/manifest.json"),
+        LAYOUT.checkpoint_manifest("{model}"),
     log:
-        res("logs/tiny_checkpoint/{model}.log"),
+        LAYOUT.log("tiny_checkpoint", "{model}"),
     benchmark:
-        res("benchmarks/tiny_checkpoint/{model}.tsv")
+        LAYOUT.benchmark("tiny_checkpoint", "{model}")
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("tiny")),
     conda:
@@ -60,11 +60,11 @@ rule fetch_checkpoint:
     input:
         unpack(get_checkpoint_input),
     output:
-        res("checkpoints/{model}/manifest.json"),
+        LAYOUT.checkpoint_manifest("{model}"),
     log:
-        res("logs/fetch_checkpoint/{model}.log"),
+        LAYOUT.log("fetch_checkpoint", "{model}"),
     benchmark:
-        res("benchmarks/fetch_checkpoint/{model}.tsv")
+        LAYOUT.benchmark("fetch_checkpoint", "{model}")
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("hf")),
     conda:
@@ -79,11 +79,11 @@ rule local_checkpoint:
     input:
         unpack(get_checkpoint_input),
     output:
-        res("checkpoints/{model}/manifest.json"),
+        LAYOUT.checkpoint_manifest("{model}"),
     log:
-        res("logs/local_checkpoint/{model}.log"),
+        LAYOUT.log("local_checkpoint", "{model}"),
     benchmark:
-        res("benchmarks/local_checkpoint/{model}.tsv")
+        LAYOUT.benchmark("local_checkpoint", "{model}")
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("local")),
     conda:
@@ -98,11 +98,11 @@ rule finetune_expert:
     input:
         unpack(get_finetune_expert_input),
     output:
-        res("checkpoints/{model}/manifest.json"),
+        LAYOUT.checkpoint_manifest("{model}"),
     log:
-        res("logs/finetune_expert/{model}.log"),
+        LAYOUT.log("finetune_expert", "{model}"),
     benchmark:
-        res("benchmarks/finetune_expert/{model}.tsv")
+        LAYOUT.benchmark("finetune_expert", "{model}")
     wildcard_constraints:
         model=alternation(CATALOG.names_by_source("finetune")),
     conda:
@@ -118,13 +118,13 @@ rule expert_scores:
     input:
         manifest=get_checkpoint_manifest,
         tasks=get_expert_scores_yamls,
-        eval=res("data/{task}/eval.jsonl"),
+        eval=LAYOUT.task_data("{task}", "eval"),
     output:
-        res("scores/experts/{model}/{task}.json"),
+        LAYOUT.expert_scores("{model}", "{task}"),
     log:
-        res("logs/expert_scores/{model}/{task}.log"),
+        LAYOUT.log("expert_scores", "{model}", "{task}"),
     benchmark:
-        res("benchmarks/expert_scores/{model}/{task}.tsv")
+        LAYOUT.benchmark("expert_scores", "{model}", "{task}")
     conda:
         "../envs/simmerge.yaml"
     threads: 2
@@ -136,14 +136,14 @@ rule expert_scores:
 
 rule expert_scores_table:
     input:
-        expand(res("scores/experts/{model}/{task}.json"), model=MODELS, task=TASKS),
+        expand(LAYOUT.expert_scores("{model}", "{task}"), model=MODELS, task=TASKS),
     output:
-        csv=res("scores/experts.csv"),
-        markdown=res("scores/experts.md"),
+        csv=LAYOUT.expert_scores_csv,
+        markdown=LAYOUT.expert_scores_md,
     log:
-        res("logs/expert_scores_table/all.log"),
+        LAYOUT.log("expert_scores_table", "all"),
     benchmark:
-        res("benchmarks/expert_scores_table/all.tsv")
+        LAYOUT.benchmark("expert_scores_table", "all")
     conda:
         "../envs/simmerge.yaml"
     params:

@@ -1,12 +1,19 @@
 # Config validation, run constants and every helper the rules use. Parse time reads the config only:
 # no model is loaded and results/ is never globbed here.
+#
+# Re-runs: Snakemake re-runs a job whose params changed, so a params function returns only its job's slice of the
+# config. Runtime settings, which change how a job runs but never what it writes, are in no params at all: the
+# lm-eval batch size and the scratch dir (simmerge.core.runtime.RUNTIME_KEYS) are read by the scripts from the
+# whole config through simmerge.core.runtime.runtime_settings(snakemake.config), and threads come from Snakemake
+# (`threads:`, --set-threads, profiles). Changing one of them never re-runs a job.
 
 import json
-from pathlib import Path
 
 from snakemake.utils import validate
 
 import simmerge.core.config
+import simmerge.core.layout
+import simmerge.core.runtime
 import simmerge.merges.operators
 import simmerge.merges.tasks
 import simmerge.run
@@ -24,13 +31,9 @@ EXPERTS = CATALOG.expert_names
 BASE = CATALOG.base.name
 TASKS = CATALOG.tasks
 PAIRS = CATALOG.ordered_pairs
-RESULTS = Path("results") / RUN.run_name
+# Every path under results/<run_name>/ comes from the run's layout; the rules spell none themselves.
+LAYOUT = simmerge.core.layout.RunLayout.of_run(RUN.run_name)
 NEVER = "(?!x)x"
-
-
-def res(path):
-    """A path under results/<run_name>/."""
-    return str(RESULTS / path)
 
 
 def alternation(names):
@@ -53,11 +56,11 @@ wildcard_constraints:
 
 
 def get_catalog_targets():
-    return [res("scores/experts.csv")]
+    return [LAYOUT.expert_scores_csv]
 
 
 def get_feature_targets():
-    return [res(f"features/pairs/{a}__{b}.parquet") for a, b in PAIRS]
+    return [LAYOUT.pair_features(a, b) for a, b in PAIRS]
 
 
 def get_final_targets():
@@ -78,7 +81,7 @@ def get_final_targets():
 
 def manifest_path(name):
     """The manifest of a checkpoint; downloaded ones are ancient so a re-download does not cascade."""
-    path = res(f"checkpoints/{name}/manifest.json")
+    path = LAYOUT.checkpoint_manifest(name)
     return ancient(path) if CATALOG.get(name).source.kind == "hf" else path
 
 
@@ -111,7 +114,7 @@ def get_tiny_checkpoint_params(wildcards):
 
 
 def train_files(tasks):
-    return [res(f"data/{task}/train.jsonl") for task in tasks]
+    return [LAYOUT.task_data(task, "train") for task in tasks]
 
 
 def get_finetune_expert_input(wildcards):
@@ -129,20 +132,18 @@ def get_finetune_expert_params(wildcards):
 
 
 def get_scoring_params(wildcards):
-    return RUN.scoring.model_dump()
+    """The scoring settings that change scores; the batch size is a runtime setting (see the top of this file)."""
+    return RUN.scoring.model_dump(exclude=simmerge.core.runtime.RUNTIME_KEYS["scoring"])
 
 
 def expert_score_files(name, tasks):
     """The per-task score records of one checkpoint."""
-    return [res(f"scores/experts/{name}/{task}.json") for task in tasks]
+    return [LAYOUT.expert_scores(name, task) for task in tasks]
 
 
 def task_yamls(tasks):
-    """The lm-eval YAMLs that scoring these tasks reads (their own and the shared templates)."""
-    return sorted(
-        [f"{TASK_DIR}/simmerge_{task}.yaml" for task in tasks]
-        + [f"{TASK_DIR}/_generate_template_yaml", f"{TASK_DIR}/_mc_template_yaml"]
-    )
+    """The files that define how these tasks are scored: their YAMLs, included templates, !function modules."""
+    return sorted({str(path) for task in tasks for path in TASK_FILES[task]})
 
 
 def get_checkpoint_manifest(wildcards):
@@ -159,7 +160,10 @@ def get_home_tasks(wildcards):
 
 TASK_DIR = "config/tasks"
 # A malformed task YAML fails here, before any checkpoint is built, not when the first expert is scored.
-simmerge.merges.tasks.check_task_yamls(TASK_DIR, TASKS)
+TASK_FILES = {
+    task: simmerge.merges.tasks.task_definition_files(TASK_DIR, [task])
+    for task in TASKS
+}
 
 
 # ---- features stage -------------------------------------------------------------------------------------------
@@ -184,11 +188,11 @@ MERGE_JOBS = simmerge.merges.operators.merge_jobs(OPERATORS, PAIRS)
 
 
 def get_merge_targets():
-    return [res(f"merges/{a}__{b}/{op}.json") for op, a, b in MERGE_JOBS]
+    return [LAYOUT.merge_record(a, b, op) for op, a, b in MERGE_JOBS]
 
 
 def get_labels_targets():
-    return [res("labels.parquet"), res("ranking/summary.md")]
+    return [LAYOUT.labels_parquet, LAYOUT.ranking_summary]
 
 
 def get_operator_ranking_params(wildcards):
@@ -206,7 +210,7 @@ def get_merge_score_input(wildcards):
         "a_scores": expert_score_files(a, tasks),
         "b_scores": expert_score_files(b, tasks),
         "tasks": task_yamls(tasks),
-        "eval": [res(f"data/{task}/eval.jsonl") for task in tasks],
+        "eval": [LAYOUT.task_data(task, "eval") for task in tasks],
     }
 
 
@@ -226,11 +230,11 @@ def get_merge_score_params(wildcards):
 def get_merge_score_output():
     """The record and its mergekit YAML; the merged checkpoint too when the config keeps merges."""
     outputs = {
-        "record": res("merges/{a}__{b}/{op}.json"),
-        "config": res("merges/{a}__{b}/{op}.mergekit.yml"),
+        "record": LAYOUT.merge_record("{a}", "{b}", "{op}"),
+        "config": LAYOUT.merge_config("{a}", "{b}", "{op}"),
     }
     if RUN.merges.keep_merged:
-        outputs["merged"] = directory(res("merges/{a}__{b}/{op}.merged"))
+        outputs["merged"] = directory(LAYOUT.merged_checkpoint("{a}", "{b}", "{op}"))
     return outputs
 
 
@@ -249,15 +253,15 @@ PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
 
 
 def get_predictor_targets():
-    return [res("predictor/model.skops"), res("predictor/cv.json")]
+    return [LAYOUT.predictor_model, LAYOUT.predictor_cv]
 
 
 def get_compare_targets():
-    return [res("compare/summary.csv")]
+    return [LAYOUT.compare_summary]
 
 
 def get_report_targets():
-    return [res("report.html"), res("results.md")]
+    return [LAYOUT.report, LAYOUT.results_page]
 
 
 def get_predictor_params(wildcards):
@@ -294,6 +298,9 @@ def get_report_params(wildcards):
         },
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
         "experts": EXPERTS,
+        "tasks": TASKS,
+        # decision costs read the benchmark files of the run's own jobs there
+        "run_dir": str(LAYOUT.root),
         "seed": PREDICTOR_SEED,
         "arrivals": [arrival.model_dump() for arrival in RUN.bandit.arrivals],
     }
@@ -306,7 +313,7 @@ MULTIWAY = RUN.multiway
 
 
 def get_multiway_targets():
-    return [res("multiway/summary.csv")] if MULTIWAY_SETS else []
+    return [LAYOUT.multiway_summary] if MULTIWAY_SETS else []
 
 
 def get_multiway_tasks(wildcards):
@@ -316,17 +323,15 @@ def get_multiway_tasks(wildcards):
 def get_multiway_plan_input(wildcards):
     candidates = MULTIWAY_SETS[wildcards.mwset].checkpoints
     return {
-        "predictor": res("predictor/model.skops"),
+        "predictor": LAYOUT.predictor_model,
         "checkpoints": [manifest_path(name) for name in (BASE, *candidates)],
-        "summaries": [
-            res(f"features/models/{name}.npz") for name in (BASE, *candidates)
-        ],
+        "summaries": [LAYOUT.model_summary(name) for name in (BASE, *candidates)],
         "scores": [
             path
             for name in candidates
             for path in expert_score_files(name, MULTIWAY_SETS[wildcards.mwset].tasks)
         ],
-        "probes": [res(f"data/{task}/probe.jsonl") for task in TASKS],
+        "probes": [LAYOUT.task_data(task, "probe") for task in TASKS],
     }
 
 
@@ -370,10 +375,6 @@ def multiway_recipes(mwset):
         return json.load(handle)
 
 
-def multiway_node_path(mwset, node):
-    return res(f"multiway/{mwset}/nodes/{node}")
-
-
 def get_multiway_node_input(wildcards):
     """The node's inputs: expert checkpoints (manifests) or the merged nodes it is built from."""
     node = multiway_recipes(wildcards.mwset)["nodes"][wildcards.node]
@@ -383,7 +384,7 @@ def get_multiway_node_input(wildcards):
             (
                 manifest_path(name)
                 if name in EXPERTS
-                else multiway_node_path(wildcards.mwset, name)
+                else LAYOUT.multiway_node(wildcards.mwset, name)
             )
             for name in node["inputs"]
         ],
@@ -399,9 +400,9 @@ def get_multiway_node_params(wildcards):
 
 def get_multiway_node_output():
     """The merge record; the merged checkpoint is temporary unless multiway.keep_merged."""
-    merged = directory(res("multiway/{mwset}/nodes/{node}"))
+    merged = directory(LAYOUT.multiway_node("{mwset}", "{node}"))
     return {
-        "record": res("multiway/{mwset}/nodes/{node}.json"),
+        "record": LAYOUT.multiway_node_record("{mwset}", "{node}"),
         "merged": merged if MULTIWAY.keep_merged else temp(merged),
     }
 
@@ -409,15 +410,15 @@ def get_multiway_node_output():
 def get_multiway_score_input(wildcards):
     chosen = MULTIWAY_SETS[wildcards.mwset]
     return {
-        "merged": multiway_node_path(wildcards.mwset, wildcards.node),
-        "record": res(f"multiway/{wildcards.mwset}/nodes/{wildcards.node}.json"),
+        "merged": LAYOUT.multiway_node(wildcards.mwset, wildcards.node),
+        "record": LAYOUT.multiway_node_record(wildcards.mwset, wildcards.node),
         "scores": [
             path
             for name in chosen.checkpoints
             for path in expert_score_files(name, chosen.tasks)
         ],
         "tasks": task_yamls(chosen.tasks),
-        "eval": [res(f"data/{task}/eval.jsonl") for task in chosen.tasks],
+        "eval": [LAYOUT.task_data(task, "eval") for task in chosen.tasks],
     }
 
 
@@ -442,10 +443,10 @@ def multiway_built_nodes(mwset):
 def get_multiway_summary_input(wildcards):
     chosen = MULTIWAY_SETS[wildcards.mwset]
     return {
-        "plan": res(f"multiway/{wildcards.mwset}/plan.json"),
+        "plan": LAYOUT.multiway_plan(wildcards.mwset),
         "recipes": checkpoints.multiway_recipes.get(mwset=wildcards.mwset).output[0],
         "node_scores": [
-            res(f"multiway/{wildcards.mwset}/scores/{node}.json")
+            LAYOUT.multiway_node_scores(wildcards.mwset, node)
             for node in multiway_final_nodes(wildcards.mwset)
         ],
         "scores": [
@@ -460,7 +461,7 @@ def get_multiway_summary_input(wildcards):
 
 
 def get_bandit_targets():
-    return [res("bandit/summary.csv")]
+    return [LAYOUT.bandit_summary]
 
 
 def get_bandit_params(wildcards):
@@ -554,8 +555,9 @@ def get_results_page_params(wildcards):
     """
     facts = get_report_params(wildcards)["facts"]
     return {
-        "run_dir": str(RESULTS),
+        "run_dir": str(LAYOUT.root),
         "facts": {**facts, "operators": ", ".join(OPERATORS)},
+        "tasks": TASKS,
         "stages": {
             defined.name: Path(defined.snakefile).stem
             for defined in workflow.rules

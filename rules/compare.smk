@@ -4,16 +4,16 @@
 
 rule compare:
     input:
-        labels=res("labels.parquet"),
+        labels=LAYOUT.labels_parquet,
     output:
-        units=res("compare/{protocol}/units.csv"),
-        candidates=res("compare/{protocol}/candidates.csv"),
-        folds=res("compare/{protocol}/folds.csv"),
-        summary=res("compare/{protocol}/summary.json"),
+        units=LAYOUT.comparison_units("{protocol}"),
+        candidates=LAYOUT.comparison_candidates("{protocol}"),
+        folds=LAYOUT.comparison_folds("{protocol}"),
+        summary=LAYOUT.comparison_summary("{protocol}"),
     log:
-        res("logs/compare/{protocol}.log"),
+        LAYOUT.log("compare", "{protocol}"),
     benchmark:
-        res("benchmarks/compare/{protocol}.tsv")
+        LAYOUT.benchmark("compare", "{protocol}")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -25,19 +25,19 @@ rule compare:
 rule compare_summary:
     input:
         expand(
-            res("compare/{protocol}/summary.json"),
+            LAYOUT.comparison_summary("{protocol}"),
             protocol=simmerge.core.config.PROTOCOLS,
         ),
     output:
         report(
-            res("compare/summary.csv"),
+            LAYOUT.compare_summary,
             caption="../report/compare_summary.rst",
             category="Comparison",
         ),
     log:
-        res("logs/compare/summary.log"),
+        LAYOUT.log("compare", "summary"),
     benchmark:
-        res("benchmarks/compare/summary.tsv")
+        LAYOUT.benchmark("compare", "summary")
     conda:
         "../envs/simmerge.yaml"
     script:

@@ -6,13 +6,13 @@
 rule probe_pass:
     input:
         manifest=get_checkpoint_manifest,
-        probes=res("data/{task}/probe.jsonl"),
+        probes=LAYOUT.task_data("{task}", "probe"),
     output:
-        res("features/models/{model}/probes/{task}.npz"),
+        LAYOUT.probe_part("{model}", "{task}"),
     log:
-        res("logs/probe_pass/{model}/{task}.log"),
+        LAYOUT.log("probe_pass", "{model}", "{task}"),
     benchmark:
-        res("benchmarks/probe_pass/{model}/{task}.tsv")
+        LAYOUT.benchmark("probe_pass", "{model}", "{task}")
     conda:
         "../envs/simmerge.yaml"
     threads: 2
@@ -28,11 +28,11 @@ rule weight_sketch:
         manifest=get_checkpoint_manifest,
         base=get_base_manifest,
     output:
-        res("features/models/{model}/sketch.npz"),
+        LAYOUT.weight_sketch("{model}"),
     log:
-        res("logs/weight_sketch/{model}.log"),
+        LAYOUT.log("weight_sketch", "{model}"),
     benchmark:
-        res("benchmarks/weight_sketch/{model}.tsv")
+        LAYOUT.benchmark("weight_sketch", "{model}")
     conda:
         "../envs/simmerge.yaml"
     threads: 1
@@ -45,14 +45,14 @@ rule weight_sketch:
 
 rule probe_features:
     input:
-        probes=expand(res("features/models/{{model}}/probes/{task}.npz"), task=TASKS),
-        sketch=res("features/models/{model}/sketch.npz"),
+        probes=expand(LAYOUT.probe_part("{{model}}", "{task}"), task=TASKS),
+        sketch=LAYOUT.weight_sketch("{model}"),
     output:
-        res("features/models/{model}.npz"),
+        LAYOUT.model_summary("{model}"),
     log:
-        res("logs/probe_features/{model}.log"),
+        LAYOUT.log("probe_features", "{model}"),
     benchmark:
-        res("benchmarks/probe_features/{model}.tsv")
+        LAYOUT.benchmark("probe_features", "{model}")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -63,15 +63,15 @@ rule probe_features:
 
 rule pair_features:
     input:
-        a=res("features/models/{a}.npz"),
-        b=res("features/models/{b}.npz"),
-        base=res(f"features/models/{BASE}.npz"),
+        a=LAYOUT.model_summary("{a}"),
+        b=LAYOUT.model_summary("{b}"),
+        base=LAYOUT.model_summary(BASE),
     output:
-        res("features/pairs/{a}__{b}.parquet"),
+        LAYOUT.pair_features("{a}", "{b}"),
     log:
-        res("logs/pair_features/{a}__{b}.log"),
+        LAYOUT.log("pair_features", LAYOUT.pair("{a}", "{b}")),
     benchmark:
-        res("benchmarks/pair_features/{a}__{b}.tsv")
+        LAYOUT.benchmark("pair_features", LAYOUT.pair("{a}", "{b}"))
     conda:
         "../envs/simmerge.yaml"
     params:

@@ -8,9 +8,9 @@ rule merge_score:
     output:
         **get_merge_score_output(),
     log:
-        res("logs/merge_score/{a}__{b}/{op}.log"),
+        LAYOUT.log("merge_score", LAYOUT.pair("{a}", "{b}"), "{op}"),
     benchmark:
-        res("benchmarks/merge_score/{a}__{b}/{op}.tsv")
+        LAYOUT.benchmark("merge_score", LAYOUT.pair("{a}", "{b}"), "{op}")
     conda:
         "../envs/simmerge.yaml"
     # One thread per job, jobs side by side: mergekit's magnitude pruning (torch.argsort, TIES/DELLA/breadcrumbs)
@@ -28,12 +28,12 @@ rule labels:
         features=get_feature_targets(),
         merges=get_merge_targets(),
     output:
-        parquet=res("labels.parquet"),
-        csv=report(res("labels.csv"), caption="../report/labels.rst", category="Labels"),
+        parquet=LAYOUT.labels_parquet,
+        csv=report(LAYOUT.labels_csv, caption="../report/labels.rst", category="Labels"),
     log:
-        res("logs/labels/all.log"),
+        LAYOUT.log("labels", "all"),
     benchmark:
-        res("benchmarks/labels/all.tsv")
+        LAYOUT.benchmark("labels", "all")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -44,19 +44,19 @@ rule labels:
 
 rule operator_ranking:
     input:
-        labels=res("labels.parquet"),
+        labels=LAYOUT.labels_parquet,
     output:
-        best=res("ranking/best_per_pair.csv"),
-        wins=res("ranking/operator_wins.csv"),
+        best=LAYOUT.ranking_best_per_pair,
+        wins=LAYOUT.ranking_operator_wins,
         summary=report(
-            res("ranking/summary.md"),
+            LAYOUT.ranking_summary,
             caption="../report/ranking.rst",
             category="Labels",
         ),
     log:
-        res("logs/operator_ranking/all.log"),
+        LAYOUT.log("operator_ranking", "all"),
     benchmark:
-        res("benchmarks/operator_ranking/all.tsv")
+        LAYOUT.benchmark("operator_ranking", "all")
     conda:
         "../envs/simmerge.yaml"
     params:

@@ -7,13 +7,13 @@ rule multiway_plan:
     input:
         unpack(get_multiway_plan_input),
     output:
-        plan=res("multiway/{mwset}/plan.json"),
-        predictions=res("multiway/{mwset}/plan_predictions.csv"),
-        probes=directory(res("multiway/{mwset}/plan_probes")),
+        plan=LAYOUT.multiway_plan("{mwset}"),
+        predictions=LAYOUT.multiway_plan_predictions("{mwset}"),
+        probes=directory(LAYOUT.multiway_plan_probes("{mwset}")),
     log:
-        res("logs/multiway_plan/{mwset}.log"),
+        LAYOUT.log("multiway_plan", "{mwset}"),
     benchmark:
-        res("benchmarks/multiway_plan/{mwset}.tsv")
+        LAYOUT.benchmark("multiway_plan", "{mwset}")
     conda:
         "../envs/simmerge.yaml"
     threads: 2
@@ -27,14 +27,14 @@ rule multiway_plan:
 # once the plan is.
 checkpoint multiway_recipes:
     input:
-        plan=res("multiway/{mwset}/plan.json"),
-        labels=res("labels.parquet"),
+        plan=LAYOUT.multiway_plan("{mwset}"),
+        labels=LAYOUT.labels_parquet,
     output:
-        res("multiway/{mwset}/recipes.json"),
+        LAYOUT.multiway_recipes("{mwset}"),
     log:
-        res("logs/multiway_recipes/{mwset}.log"),
+        LAYOUT.log("multiway_recipes", "{mwset}"),
     benchmark:
-        res("benchmarks/multiway_recipes/{mwset}.tsv")
+        LAYOUT.benchmark("multiway_recipes", "{mwset}")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -51,9 +51,9 @@ rule multiway_node:
     output:
         **get_multiway_node_output(),
     log:
-        res("logs/multiway_node/{mwset}/{node}.log"),
+        LAYOUT.log("multiway_node", "{mwset}", "{node}"),
     benchmark:
-        res("benchmarks/multiway_node/{mwset}/{node}.tsv")
+        LAYOUT.benchmark("multiway_node", "{mwset}", "{node}")
     conda:
         "../envs/simmerge.yaml"
     threads: 1
@@ -67,11 +67,11 @@ rule multiway_score:
     input:
         unpack(get_multiway_score_input),
     output:
-        res("multiway/{mwset}/scores/{node}.json"),
+        LAYOUT.multiway_node_scores("{mwset}", "{node}"),
     log:
-        res("logs/multiway_score/{mwset}/{node}.log"),
+        LAYOUT.log("multiway_score", "{mwset}", "{node}"),
     benchmark:
-        res("benchmarks/multiway_score/{mwset}/{node}.tsv")
+        LAYOUT.benchmark("multiway_score", "{mwset}", "{node}")
     conda:
         "../envs/simmerge.yaml"
     threads: 1
@@ -86,11 +86,11 @@ rule multiway_summary:
     input:
         unpack(get_multiway_summary_input),
     output:
-        res("multiway/{mwset}/summary.csv"),
+        LAYOUT.multiway_set_summary("{mwset}"),
     log:
-        res("logs/multiway_summary/{mwset}.log"),
+        LAYOUT.log("multiway_summary", "{mwset}"),
     benchmark:
-        res("benchmarks/multiway_summary/{mwset}.tsv")
+        LAYOUT.benchmark("multiway_summary", "{mwset}")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -101,17 +101,17 @@ rule multiway_summary:
 
 rule multiway_table:
     input:
-        expand(res("multiway/{mwset}/summary.csv"), mwset=list(MULTIWAY_SETS)),
+        expand(LAYOUT.multiway_set_summary("{mwset}"), mwset=list(MULTIWAY_SETS)),
     output:
         report(
-            res("multiway/summary.csv"),
+            LAYOUT.multiway_summary,
             caption="../report/multiway.rst",
             category="Multi-way merges",
         ),
     log:
-        res("logs/multiway_table/all.log"),
+        LAYOUT.log("multiway_table", "all"),
     benchmark:
-        res("benchmarks/multiway_table/all.tsv")
+        LAYOUT.benchmark("multiway_table", "all")
     conda:
         "../envs/simmerge.yaml"
     params:

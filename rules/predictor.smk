@@ -3,14 +3,14 @@
 
 rule predictor:
     input:
-        labels=res("labels.parquet"),
+        labels=LAYOUT.labels_parquet,
     output:
-        model=res("predictor/model.skops"),
-        cv=res("predictor/cv.json"),
+        model=LAYOUT.predictor_model,
+        cv=LAYOUT.predictor_cv,
     log:
-        res("logs/predictor/fit.log"),
+        LAYOUT.log("predictor", "fit"),
     benchmark:
-        res("benchmarks/predictor/fit.tsv")
+        LAYOUT.benchmark("predictor", "fit")
     conda:
         "../envs/simmerge.yaml"
     params:

@@ -3,28 +3,26 @@
 
 rule report:
     input:
-        labels=res("labels.parquet"),
-        ranking=res("ranking/summary.md"),
-        experts=res("scores/experts.md"),
-        model=res("predictor/model.skops"),
-        cv=res("predictor/cv.json"),
+        labels=LAYOUT.labels_parquet,
+        ranking=LAYOUT.ranking_summary,
+        experts=LAYOUT.expert_scores_md,
+        model=LAYOUT.predictor_model,
+        cv=LAYOUT.predictor_cv,
         summaries=expand(
-            res("compare/{protocol}/summary.json"),
+            LAYOUT.comparison_summary("{protocol}"),
             protocol=simmerge.core.config.PROTOCOLS,
         ),
-        units=res("compare/checkpoint/units.csv"),
-        candidates=res("compare/checkpoint/candidates.csv"),
+        units=LAYOUT.comparison_units("checkpoint"),
+        candidates=LAYOUT.comparison_candidates("checkpoint"),
         merges=get_merge_targets(),
         multiway=get_multiway_targets(),
-        bandit=res("bandit/replay.csv"),
+        bandit=LAYOUT.bandit_replay,
     output:
-        report(
-            res("report.html"), caption="../report/report_html.rst", category="Report"
-        ),
+        report(LAYOUT.report, caption="../report/report_html.rst", category="Report"),
     log:
-        res("logs/report/report.log"),
+        LAYOUT.log("report", "report"),
     benchmark:
-        res("benchmarks/report/report.tsv")
+        LAYOUT.benchmark("report", "report")
     conda:
         "../envs/simmerge.yaml"
     params:
@@ -42,22 +40,22 @@ rule results_page:
         # every job's benchmark file, as an input named after its rule
         unpack(get_job_benchmarks),
         unpack(get_multiway_benchmarks),
-        experts=res("scores/experts.csv"),
-        ranking=res("ranking/summary.md"),
-        cv=res("predictor/cv.json"),
+        experts=LAYOUT.expert_scores_csv,
+        ranking=LAYOUT.ranking_summary,
+        cv=LAYOUT.predictor_cv,
         summaries=expand(
-            res("compare/{protocol}/summary.json"),
+            LAYOUT.comparison_summary("{protocol}"),
             protocol=simmerge.core.config.PROTOCOLS,
         ),
         records=get_merge_targets(),
         multiway=get_multiway_targets(),
-        bandit=res("bandit/summary.csv"),
+        bandit=LAYOUT.bandit_summary,
     output:
-        res("results.md"),
+        LAYOUT.results_page,
     log:
-        res("logs/results_page/all.log"),
+        LAYOUT.log("results_page", "all"),
     benchmark:
-        res("benchmarks/results_page/all.tsv")
+        LAYOUT.benchmark("results_page", "all")
     conda:
         "../envs/simmerge.yaml"
     params:

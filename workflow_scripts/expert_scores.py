@@ -4,6 +4,7 @@ from pathlib import Path
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
+from simmerge.core.runtime import runtime_settings
 from simmerge.merges.scoring import score_checkpoint
 
 with log_to(snakemake.log[0]):
@@ -11,6 +12,7 @@ with log_to(snakemake.log[0]):
         checkpoint_dir(snakemake.input.manifest),
         Path(snakemake.input.tasks[0]).parent,
         {snakemake.wildcards.task: snakemake.input.eval},
+        batch_size=runtime_settings(snakemake.config).batch_size,
         threads=snakemake.threads,
         trust_remote_code=trusts_remote_code(snakemake.input.manifest),
         **snakemake.params.scoring,

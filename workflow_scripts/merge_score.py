@@ -4,12 +4,14 @@ from pathlib import Path
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import write_json, write_text
 from simmerge.core.logs import log_to
-from simmerge.merges.merging import configured_scratch_dir, merge_score
+from simmerge.core.runtime import runtime_settings
+from simmerge.merges.merging import merge_score
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import read_scores
 
 with log_to(snakemake.log[0]):
     merge = snakemake.params.merge
+    runtime = runtime_settings(snakemake.config)
     record = merge_score(
         Operator.model_validate(merge["operator"]),
         checkpoint_dir(snakemake.input.a),
@@ -23,7 +25,8 @@ with log_to(snakemake.log[0]):
         data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
         seeds=merge["seeds"],
         threads=snakemake.threads,
-        scratch_dir=configured_scratch_dir(snakemake.config),
+        batch_size=runtime.batch_size,
+        scratch_dir=runtime.scratch_dir,
         keep_dir=snakemake.output.get("merged"),
         trust_remote_code=all(
             trusts_remote_code(path) for path in (snakemake.input.a, snakemake.input.b, snakemake.input.base)

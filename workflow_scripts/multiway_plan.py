@@ -4,7 +4,7 @@ from pathlib import Path
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
-from simmerge.merges.merging import configured_scratch_dir
+from simmerge.core.runtime import runtime_settings
 from simmerge.merges.operators import load_operators
 from simmerge.multiway.execution import plan_set, read_expert_scores
 
@@ -28,7 +28,7 @@ with log_to(snakemake.log[0]):
         seed=spec["seed"],
         merge_seed=spec["merge_seed"],
         probes_dir=Path(snakemake.output.probes),
-        scratch_dir=configured_scratch_dir(snakemake.config),
+        scratch_dir=runtime_settings(snakemake.config).scratch_dir,
         threads=snakemake.threads,
         trust_remote_code=all(trusts_remote_code(path) for path in snakemake.input.checkpoints),
     )

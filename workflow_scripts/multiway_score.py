@@ -3,6 +3,7 @@ from pathlib import Path
 
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
+from simmerge.core.runtime import runtime_settings
 from simmerge.multiway.execution import read_expert_scores, score_node
 from simmerge.multiway.planning import reference_scores
 
@@ -15,6 +16,7 @@ with log_to(snakemake.log[0]):
         reference_scores(expert_scores, list(expert_scores), tasks),
         task_dir=Path(snakemake.input.tasks[0]).parent,
         data_files=dict(zip(tasks, snakemake.input.eval, strict=True)),
+        batch_size=runtime_settings(snakemake.config).batch_size,
         threads=snakemake.threads,
         **snakemake.params.scoring,
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from simmerge.core.io import read_json, write_text
+from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
 from simmerge.evaluate.costs import decision_costs
 from simmerge.evaluate.predictor import load_predictor, training_rows
@@ -13,7 +14,6 @@ from simmerge.report.html import build_report, feature_importances
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.report
-    run_dir = Path(snakemake.output[0]).parent
     labels = pd.read_parquet(snakemake.input.labels)
     operators = [op["name"] for op in spec["operators"]]
     predictor = load_predictor(snakemake.input.model, feature_columns=feature_names(), operators=operators)
@@ -34,7 +34,7 @@ with log_to(snakemake.log[0]):
         candidates=pd.read_csv(snakemake.input.candidates),
         cv=read_json(snakemake.input.cv),
         importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
-        costs=decision_costs(run_dir, spec["experts"]),
+        costs=decision_costs(RunLayout(spec["run_dir"]), spec["experts"], spec["tasks"], snakemake.input.merges),
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],

@@ -8,6 +8,7 @@ with log_to(snakemake.log[0]):
     text = results_page(
         run_dir=page["run_dir"],
         facts=page["facts"],
+        tasks=page["tasks"],
         machine=machine_facts(),
         experts=snakemake.input.experts,
         ranking=snakemake.input.ranking,

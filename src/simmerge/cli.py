@@ -17,6 +17,8 @@ import yaml
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
 from simmerge.core.config import ConfigError
+from simmerge.core.layout import RunLayout
+from simmerge.core.runtime import runtime_settings
 
 
 def _load_catalog(path: str):
@@ -25,6 +27,15 @@ def _load_catalog(path: str):
     config_path = Path(path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     return load(raw, workdir=Path.cwd(), where=str(config_path))
+
+
+# The folder of the embedded default config's run (config/config.yaml: run_name "default").
+DEFAULT_RUN = str(RunLayout.of_run("default").root)
+
+
+def _layout(args: argparse.Namespace, catalog) -> RunLayout:
+    """The run folder given by ``--run``, else the config's ``results/<run_name>``."""
+    return RunLayout(args.run) if args.run else RunLayout.of_run(catalog.config.run_name)
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -126,7 +137,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_merge_pair(args: argparse.Namespace) -> None:
     from simmerge.catalog.build import checkpoint_dir
     from simmerge.merges.merging import merge_score
-    from simmerge.merges.scoring import expert_score_path, read_scores
+    from simmerge.merges.scoring import read_scores
 
     catalog = _load_catalog(args.config)
     if args.operator not in catalog.operators:
@@ -137,17 +148,18 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         if name not in catalog.expert_names:
             experts = ", ".join(catalog.expert_names)
             raise ConfigError(f"{name!r} is not an expert of {args.config}; experts: {experts}")
-    run = Path(args.run or Path("results") / catalog.config.run_name)
+    layout = _layout(args, catalog)
     tasks = catalog.merge_tasks(args.a, args.b)
-    needed = {name: run / "checkpoints" / name / "manifest.json" for name in (args.a, args.b, catalog.base.name)}
+    needed = {name: layout.checkpoint_manifest(name) for name in (args.a, args.b, catalog.base.name)}
     needed |= {
-        f"score of {name} on {task}": expert_score_path(run, name, task) for name in (args.a, args.b) for task in tasks
+        f"score of {name} on {task}": layout.expert_scores(name, task) for name in (args.a, args.b) for task in tasks
     }
-    needed |= {f"eval data of {task}": run / "data" / task / "eval.jsonl" for task in tasks}
+    needed |= {f"eval data of {task}": layout.task_data(task, "eval") for task in tasks}
     missing = [f"{what} ({path})" for what, path in needed.items() if not path.is_file()]
     if missing:
-        raise ConfigError(f"not built yet in {run}: {'; '.join(missing)}; run `snakemake all_catalog` first")
+        raise ConfigError(f"not built yet in {layout.root}: {'; '.join(missing)}; run `snakemake all_catalog` first")
     operator = catalog.operators[args.operator]
+    runtime = runtime_settings(catalog.config)
     record = merge_score(
         operator,
         checkpoint_dir(needed[args.a]),
@@ -159,10 +171,10 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         task_dir=args.tasks_dir,
         data_files={task: needed[f"eval data of {task}"] for task in tasks},
         seeds=catalog.merge_seeds if operator.randomised else [0],
-        batch_size=catalog.config.scoring.batch_size,
+        batch_size=runtime.batch_size,
         limit=args.limit if args.limit is not None else catalog.config.scoring.limit,
         threads=args.threads,
-        scratch_dir=catalog.config.merges.scratch_dir,
+        scratch_dir=runtime.scratch_dir,
         keep_dir=args.keep,
     )
     text = json.dumps({**record, "a": args.a, "b": args.b}, indent=2)
@@ -177,11 +189,10 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
 
     catalog = _load_catalog(args.config)
-    run = Path(args.run or Path("results") / catalog.config.run_name)
-    if not (run / "predictor" / "model.skops").is_file():
-        raise ConfigError(f"no predictor in {run}: run `snakemake all_predictor` (or `snakemake`) first")
-    cache = run / "features" / "recommend"
-    members = [resolve_member(spec, catalog, run, cache) for spec in (args.a, args.b)]
+    layout = _layout(args, catalog)
+    if not layout.predictor_model.is_file():
+        raise ConfigError(f"no predictor in {layout.root}: run `snakemake all_predictor` (or `snakemake`) first")
+    members = [resolve_member(spec, catalog, layout) for spec in (args.a, args.b)]
     if members[0].name == members[1].name:
         raise ConfigError(f"both checkpoints are {members[0].name!r}: give two different ones")
     homes = {task for m in members if m.name in catalog.expert_names for task in catalog.get(m.name).tasks}
@@ -189,13 +200,13 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     unknown = sorted(set(tasks) - set(catalog.tasks))
     if unknown:
         raise ConfigError(f"unknown task(s) {unknown}; the run's tasks: {', '.join(catalog.tasks)}")
-    table = predict_pair(*members, catalog, run, tasks)
+    table = predict_pair(*members, catalog, layout, tasks)
     print(f"predicted mean normalised score on {', '.join(tasks)} (± spread over the CV fold models)")
     for row in table.itertuples():
         order = f" (anchor {row.anchor})" if row.anchor else ""
         print(f"  {row.operator + order:<32} {row.predicted:6.3f} ± {row.uncertainty:.3f}")
     output = Path(args.output or f"recommend_{members[0].name}__{members[1].name}.yml")
-    write_text(recommendation_yaml(table.iloc[0].to_dict(), *members, catalog, run), output)
+    write_text(recommendation_yaml(table.iloc[0].to_dict(), *members, catalog, layout), output)
     print(f"wrote {output} (mergekit-yaml {output} <out dir>)")
 
 
@@ -203,16 +214,16 @@ def cmd_bandit(args: argparse.Namespace) -> None:
     import pandas as pd
 
     catalog = _load_catalog(args.config)
-    run = Path(args.run or Path("results") / catalog.config.run_name)
+    layout = _layout(args, catalog)
     if args.live:
         from simmerge.online.bandit import run_live
 
-        ledger = run_live(args.config, run, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
-        print(f"ledger {run / 'bandit' / 'ledger.sqlite'}: {len(ledger)} rounds")
+        ledger = run_live(args.config, layout, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
+        print(f"ledger {layout.bandit_ledger}: {len(ledger)} rounds")
         return
-    summary = run / "bandit" / "summary.csv"
+    summary = layout.bandit_summary
     if not summary.is_file():
-        raise ConfigError(f"no replay in {run}: {summary} is missing; run `snakemake all_bandit`")
+        raise ConfigError(f"no replay in {layout.root}: {summary} is missing; run `snakemake all_bandit`")
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(pd.read_csv(summary).to_string(index=False))
 
@@ -222,9 +233,10 @@ def cmd_costs(args: argparse.Namespace) -> None:
 
     from simmerge.evaluate.costs import cost_summary, merge_costs
 
-    costs = merge_costs(args.run)
+    layout = RunLayout(args.run)
+    costs = merge_costs(layout, layout.glob(layout.merge_record("*", "*", "*")))
     if costs.empty:
-        raise ConfigError(f"no merge records under {Path(args.run) / 'merges'}; run `snakemake all_labels` first")
+        raise ConfigError(f"no merge records in {layout.root}; run `snakemake all_labels` first")
     table = cost_summary(costs, by=args.by)
     print(f"seconds per job (mean; last row: sum over all {len(costs)} jobs), peak RSS in MB")
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.1f}".format):
@@ -234,25 +246,24 @@ def cmd_costs(args: argparse.Namespace) -> None:
 def cmd_features(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    run = Path(args.run)
-    table_path = run / "features" / "pairs" / f"{args.a}__{args.b}.parquet"
+    layout = RunLayout(args.run)
+    table_path = layout.pair_features(args.a, args.b)
     if table_path.is_file():
         table = pd.read_parquet(table_path)
     else:
         from simmerge.features.pairs import pair_features
 
-        models = run / "features" / "models"
-        summaries = [models / f"{name}.npz" for name in (args.a, args.b)]
-        bases = sorted(set(models.glob("*.npz")) - set(summaries))
+        summaries = [layout.model_summary(name) for name in (args.a, args.b)]
+        bases = sorted(set(layout.glob(layout.model_summary("*"))) - set(summaries))
         missing = [str(p) for p in summaries if not p.is_file()]
         if missing or args.base is None:
             raise ConfigError(
-                f"no features for the pair ({args.a}, {args.b}) in {run}: {table_path} is missing"
+                f"no features for the pair ({args.a}, {args.b}) in {layout.root}: {table_path} is missing"
                 + (f" and so are {', '.join(missing)}" if missing else "")
                 + "; run `snakemake all_features` (or pass --base NAME to compute the row from the model summaries)"
                 + (f"; summaries present: {', '.join(p.stem for p in bases)}" if bases else "")
             )
-        table = pair_features(*summaries, models / f"{args.base}.npz", top_fraction=args.top_fraction)
+        table = pair_features(*summaries, layout.model_summary(args.base), top_fraction=args.top_fraction)
     if args.task:
         table = table[table["task"].isin(args.task)]
     if args.csv:
@@ -278,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="print the similarity features of an ordered pair of a finished run")
     p.add_argument("a", help="first checkpoint of the ordered pair (the merge anchor)")
     p.add_argument("b", help="second checkpoint")
-    p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")
+    p.add_argument("--run", default=DEFAULT_RUN, help="the run's results folder (default: %(default)s)")
     p.add_argument("--task", nargs="+", help="only these tasks")
     p.add_argument("--base", help="base checkpoint name, to compute a missing row from the model summaries")
     p.add_argument("--top-fraction", type=float, default=0.2, help="with --base: top-magnitude fraction")
@@ -317,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bandit)
 
     p = sub.add_parser("costs", help="merge, scoring and per-job overhead seconds of a run's merge jobs")
-    p.add_argument("--run", default="results/default", help="the run's results folder (default: results/default)")
+    p.add_argument("--run", default=DEFAULT_RUN, help="the run's results folder (default: %(default)s)")
     p.add_argument("--by", nargs="+", default=["operator"], help="group by these columns (default: operator)")
     p.set_defaults(func=cmd_costs)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from simmerge.catalog.build import checkpoint_dir
 from simmerge.core.config import ConfigError
+from simmerge.core.layout import RunLayout
 from simmerge.run import Catalog
 
 
@@ -28,8 +29,9 @@ class Member:
     summary: Path
 
 
-def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Member:
-    """A catalog expert of the run, or a checkpoint directory (pre-flight checked and probed into ``cache``).
+def resolve_member(spec: str, catalog: Catalog, layout: RunLayout) -> Member:
+    """A catalog expert of the run, or a checkpoint directory (pre-flight checked, and probed into the run's
+    :meth:`~simmerge.core.layout.RunLayout.recommend_summary` unless it already is).
 
     Raises
     ------
@@ -42,11 +44,13 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
     from simmerge.core.io import read_json
 
     if spec in catalog.expert_names:
-        manifest = run / "checkpoints" / spec / "manifest.json"
-        summary = run / "features" / "models" / f"{spec}.npz"
+        manifest = layout.checkpoint_manifest(spec)
+        summary = layout.model_summary(spec)
         missing = [str(path) for path in (manifest, summary) if not path.is_file()]
         if missing:
-            raise ConfigError(f"{spec!r} is in the catalog but not built in {run}: missing {', '.join(missing)}")
+            raise ConfigError(
+                f"{spec!r} is in the catalog but not built in {layout.root}: missing {', '.join(missing)}"
+            )
         return Member(spec, checkpoint_dir(manifest), summary)
     directory = Path(spec).expanduser().resolve()
     if not (directory / "config.json").is_file():
@@ -55,20 +59,20 @@ def resolve_member(spec: str, catalog: Catalog, run: Path, cache: Path) -> Membe
             "directory with a config.json"
         )
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", directory.name).strip("-.") or "checkpoint"
-    base_manifest = read_json(run / "checkpoints" / catalog.base.name / "manifest.json")
+    base_manifest = read_json(layout.checkpoint_manifest(catalog.base.name))
     check_compatible(inspect_checkpoint(directory, name=name), base_manifest, name=name)
     check_finite(directory, name=name)
     # A directory outside the catalog has no entry that could allow its own modelling code.
     check_remote_code(directory, name=name, trust_remote_code=False)
-    summary = cache / f"{name}.npz"
+    summary = layout.recommend_summary(name)
     if not summary.is_file():
         from simmerge.features.probe_pass import summarise_checkpoint
 
         config = catalog.config
         summarise_checkpoint(
             directory,
-            checkpoint_dir(run / "checkpoints" / catalog.base.name / "manifest.json"),
-            {task: run / "data" / task / "probe.jsonl" for task in catalog.tasks},
+            checkpoint_dir(layout.checkpoint_manifest(catalog.base.name)),
+            {task: layout.task_data(task, "probe") for task in catalog.tasks},
             summary,
             name=name,
             spec=config.features.model_dump(),
@@ -82,7 +86,7 @@ def predict_pair(
     a: Member,
     b: Member,
     catalog: Catalog,
-    run: Path,
+    layout: RunLayout,
     tasks: list[str],
 ) -> pd.DataFrame:
     """Predicted mean normalised score ± uncertainty of every operator (and order) for the pair.
@@ -98,8 +102,8 @@ def predict_pair(
     from simmerge.features.pairs import pair_features
 
     operators = list(catalog.operators)
-    predictor = load_predictor(run / "predictor" / "model.skops", feature_columns=feature_names(), operators=operators)
-    base_summary = run / "features" / "models" / f"{catalog.base.name}.npz"
+    predictor = load_predictor(layout.predictor_model, feature_columns=feature_names(), operators=operators)
+    base_summary = layout.model_summary(catalog.base.name)
     top_fraction = catalog.config.features.top_fraction
     rows = []
     for first, second in ((a, b), (b, a)):
@@ -126,13 +130,13 @@ def predict_pair(
     return pd.DataFrame(candidates).sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, run: Path) -> str:
+def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, layout: RunLayout) -> str:
     """The mergekit YAML of the best candidate: absolute paths, the anchor first for an order-sensitive one."""
     from simmerge.merges.merging import config_yaml
 
     operator = catalog.operators[best["operator"]]
     first, second = (b, a) if best["anchor"] == b.name else (a, b)
-    base = checkpoint_dir(run / "checkpoints" / catalog.base.name / "manifest.json")
+    base = checkpoint_dir(layout.checkpoint_manifest(catalog.base.name))
     seed = catalog.merge_seed if operator.randomised else None
     config = operator.to_mergekit_config(first.checkpoint, second.checkpoint, base, seed=seed)
     header = (

@@ -419,9 +419,10 @@ def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifact
                 "seeds": [0],
                 "tasks": ["n2w_fr"],
             },
-            scoring={"batch_size": 2, "limit": None},
+            scoring={"limit": None},
         ),
-        config={"merges": {"scratch_dir": str(scratch)}},
+        # runtime settings come from the whole config, not from params (simmerge.core.runtime)
+        config={"merges": {"scratch_dir": str(scratch)}, "scoring": {"batch_size": 2}},
         wildcards=_Named(a="a", b="b", op="linear"),
         threads=1,
     )

@@ -72,6 +72,24 @@ def test_yaml_syntax_error_gives_the_line(task_dir):
         load_task_yaml(task_dir / "simmerge_words.yaml")
 
 
+def test_a_tasks_definition_files_are_its_yaml_its_templates_and_its_function_modules(task_dir):
+    from simmerge.merges.tasks import task_definition_files
+
+    # an include chain (words -> extra -> generate template) whose middle link names a function of utils.py
+    (task_dir / "utils.py").write_text("def process_docs(ds):\n    return ds\n")
+    (task_dir / "_words_extra_yaml").write_text(
+        "include: _generate_template_yaml\nprocess_docs: !function utils.process_docs\n"
+    )
+    (task_dir / "simmerge_words.yaml").write_text("task: simmerge_words\ninclude: _words_extra_yaml\n")
+    words = [task_dir / name for name in ("_generate_template_yaml", "_words_extra_yaml", "simmerge_words.yaml")]
+    assert task_definition_files(task_dir, ["words"]) == sorted([*words, task_dir / "utils.py"])
+    pick = [task_dir / "_mc_template_yaml", task_dir / "simmerge_pick.yaml"]
+    assert task_definition_files(task_dir, ["pick"]) == pick
+    assert task_definition_files(task_dir, ["pick", "words"]) == sorted(
+        {*task_definition_files(task_dir, ["pick"]), *task_definition_files(task_dir, ["words"])}
+    )
+
+
 def test_shipped_task_yamls_pass_the_check():
     shipped = Path(__file__).resolve().parents[2] / "config" / "tasks"
     skills = [path.stem.removeprefix("simmerge_") for path in shipped.glob("simmerge_*.yaml")]

@@ -114,6 +114,28 @@ def dry_run_counts(root: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def dry_run_jobs(root: Path, *args: str) -> list[dict]:
+    """Every job a dry-run would execute, from Snakemake's job listing: ``rule``, ``wildcards`` (a dict),
+    ``output`` and ``log`` (lists of paths) and ``benchmark`` (a path or None)."""
+    result = run_snakemake(root, *args, "--dry-run")
+    jobs: list[dict] = []
+    for line in (result.stdout + result.stderr).splitlines():
+        header = re.fullmatch(r"(?:local)?(?:rule|checkpoint) (\w+):", line.strip())
+        if header:
+            jobs.append({"rule": header.group(1), "wildcards": {}, "output": [], "log": [], "benchmark": None})
+            continue
+        key, _, value = line.strip().partition(": ")
+        if not jobs or not value:
+            continue
+        if key in {"output", "log"}:
+            jobs[-1][key] = value.split(", ")
+        elif key == "benchmark":
+            jobs[-1]["benchmark"] = value
+        elif key == "wildcards":
+            jobs[-1]["wildcards"] = dict(item.split("=", 1) for item in value.split(", "))
+    return jobs
+
+
 def write_config(root: Path, name: str, config: dict) -> str:
     path = root / "config" / name
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
+import pytest
 from snakemake_runner import (
     ANCHORED,
     aggregates,
     dry_run_counts,
+    dry_run_jobs,
     load_config,
     pretend_complete,
     run_snakemake,
     write_config,
 )
+
+from simmerge.core.layout import RunLayout
 
 
 def test_smoke_dry_run_job_counts(workflow_dir):
@@ -198,17 +203,6 @@ def test_changing_the_sketch_size_reruns_no_probe_pass(workflow_dir):
     }
 
 
-def test_changing_the_scoring_batch_size_reruns_only_scoring(workflow_dir):
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
-    config = load_config("smoke.yaml")
-    config["scoring"]["batch_size"] = 4
-    path = write_config(workflow_dir, "batch4.yaml", config)
-    counts = dry_run_counts(workflow_dir, "--configfile", path)
-    # merges are scored with the same settings; nothing upstream of scoring (checkpoints, features) re-runs
-    assert set(counts) <= {"expert_scores", "expert_scores_table", "merge_score", *AGGREGATES, "all"}, counts
-    assert "expert_scores" in counts
-
-
 def test_labels_target_merges_each_symmetric_pair_once_and_ordered_ones_twice(workflow_dir):
     smoke = load_config("smoke.yaml")
     n = len(smoke["catalog"]["experts"])
@@ -307,10 +301,158 @@ def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflo
     }
 
 
-def test_moving_the_scratch_dir_reruns_nothing(workflow_dir, tmp_path):
-    # where a merge is kept while it is scored changes no result: no merge, plan or score is re-run
+def test_runtime_settings_rerun_nothing(workflow_dir, tmp_path):
+    # how a job runs changes no result: no merge, plan or score is re-run (simmerge.core.runtime)
     pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = load_config("smoke.yaml")
     config["merges"]["scratch_dir"] = str(tmp_path / "elsewhere")
     path = write_config(workflow_dir, "scratch.yaml", config)
     assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    config["scoring"]["batch_size"] = 4
+    path = write_config(workflow_dir, "batch4.yaml", config)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    assert dry_run_counts(workflow_dir, "--configfile", path, "--set-threads", "merge_score=2", "expert_scores=1") == {}
+
+
+# What each partial target builds: its stage and what the stage needs, nothing after it (the report is `all`'s).
+CATALOG_JOBS = {"skill_data", "tiny_checkpoint", "finetune_expert"}
+FEATURE_JOBS = CATALOG_JOBS | {"probe_pass", "weight_sketch", "probe_features", "pair_features"}
+LABEL_JOBS = FEATURE_JOBS | {"expert_scores", "merge_score", "labels"}
+TARGET_JOBS = {
+    "all_catalog": CATALOG_JOBS | {"expert_scores", "expert_scores_table"},
+    "all_features": FEATURE_JOBS,
+    "all_labels": LABEL_JOBS | {"operator_ranking"},
+    "all_predictor": LABEL_JOBS | {"predictor"},
+    "all_compare": LABEL_JOBS | {"compare", "compare_summary"},
+    "all_multiway": LABEL_JOBS
+    | {"predictor", "multiway_plan", "multiway_recipes", "multiway_summary", "multiway_table"},
+    "all_bandit": LABEL_JOBS | {"bandit_replay"},
+}
+
+
+@pytest.mark.parametrize("target", TARGET_JOBS)
+def test_a_partial_target_builds_its_stage_and_what_it_needs_only(workflow_dir, target):
+    counts = dry_run_counts(workflow_dir, target, "--configfile", "config/smoke.yaml")
+    assert set(counts) == TARGET_JOBS[target] | {target}
+
+
+def every_rule_config(tmp_path: Path) -> dict:
+    """The smoke config with one expert of each other source kind and every merged checkpoint kept, so that a
+    dry-run lists a job of every rule."""
+    config = load_config("smoke.yaml")
+    local = tmp_path / "local_expert"
+    local.mkdir()
+    gguf = tmp_path / "expert.gguf"
+    gguf.touch()
+    config["catalog"]["experts"] += [
+        {"name": "here", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(local)}},
+        {"name": "hub", "tasks": ["n2w_de"], "source": {"kind": "hf", "repo_id": "org/model", "revision": "0" * 40}},
+        {"name": "quant", "tasks": ["rhyme_mc"], "source": {"kind": "gguf", "path": str(gguf)}},
+    ]
+    config["merges"]["keep_merged"] = True
+    config["multiway"]["keep_merged"] = True
+    return config
+
+
+CHECKPOINT_RULES = ("tiny_checkpoint", "finetune_expert", "convert_gguf", "fetch_checkpoint", "local_checkpoint")
+
+
+def aggregate(rule: str):
+    """The log and benchmark arguments of a rule with a single job."""
+    return lambda L, w: (rule, "all")
+
+
+# rule -> (its outputs, the arguments of its log and benchmark paths), from the layout and the job's wildcards
+DECLARED = {
+    "skill_data": (
+        lambda L, w: [L.task_data(w["task"], split) for split in ("train", "eval", "probe")],
+        lambda L, w: ("skill_data", w["task"]),
+    ),
+    **{
+        rule: (lambda L, w: [L.checkpoint_manifest(w["model"])], lambda L, w, rule=rule: (rule, w["model"]))
+        for rule in CHECKPOINT_RULES
+    },
+    "expert_scores": (
+        lambda L, w: [L.expert_scores(w["model"], w["task"])],
+        lambda L, w: ("expert_scores", w["model"], w["task"]),
+    ),
+    "expert_scores_table": (lambda L, w: [L.expert_scores_csv, L.expert_scores_md], aggregate("expert_scores_table")),
+    "probe_pass": (
+        lambda L, w: [L.probe_part(w["model"], w["task"])],
+        lambda L, w: ("probe_pass", w["model"], w["task"]),
+    ),
+    "weight_sketch": (lambda L, w: [L.weight_sketch(w["model"])], lambda L, w: ("weight_sketch", w["model"])),
+    "probe_features": (lambda L, w: [L.model_summary(w["model"])], lambda L, w: ("probe_features", w["model"])),
+    "pair_features": (
+        lambda L, w: [L.pair_features(w["a"], w["b"])],
+        lambda L, w: ("pair_features", L.pair(w["a"], w["b"])),
+    ),
+    "merge_score": (
+        lambda L, w: [
+            L.merge_record(w["a"], w["b"], w["op"]),
+            L.merge_config(w["a"], w["b"], w["op"]),
+            L.merged_checkpoint(w["a"], w["b"], w["op"]),
+        ],
+        lambda L, w: ("merge_score", L.pair(w["a"], w["b"]), w["op"]),
+    ),
+    "labels": (lambda L, w: [L.labels_parquet, L.labels_csv], aggregate("labels")),
+    "operator_ranking": (
+        lambda L, w: [L.ranking_best_per_pair, L.ranking_operator_wins, L.ranking_summary],
+        aggregate("operator_ranking"),
+    ),
+    "predictor": (lambda L, w: [L.predictor_model, L.predictor_cv], lambda L, w: ("predictor", "fit")),
+    "compare": (
+        lambda L, w: [
+            method(w["protocol"])
+            for method in (L.comparison_units, L.comparison_candidates, L.comparison_folds, L.comparison_summary)
+        ],
+        lambda L, w: ("compare", w["protocol"]),
+    ),
+    "compare_summary": (lambda L, w: [L.compare_summary], lambda L, w: ("compare", "summary")),
+    "multiway_plan": (
+        lambda L, w: [
+            L.multiway_plan(w["mwset"]),
+            L.multiway_plan_predictions(w["mwset"]),
+            L.multiway_plan_probes(w["mwset"]),
+        ],
+        lambda L, w: ("multiway_plan", w["mwset"]),
+    ),
+    "multiway_recipes": (
+        lambda L, w: [L.multiway_recipes(w["mwset"])],
+        lambda L, w: ("multiway_recipes", w["mwset"]),
+    ),
+    "multiway_node": (
+        lambda L, w: [L.multiway_node_record(w["mwset"], w["node"]), L.multiway_node(w["mwset"], w["node"])],
+        lambda L, w: ("multiway_node", w["mwset"], w["node"]),
+    ),
+    "multiway_score": (
+        lambda L, w: [L.multiway_node_scores(w["mwset"], w["node"])],
+        lambda L, w: ("multiway_score", w["mwset"], w["node"]),
+    ),
+    "multiway_summary": (
+        lambda L, w: [L.multiway_set_summary(w["mwset"])],
+        lambda L, w: ("multiway_summary", w["mwset"]),
+    ),
+    "multiway_table": (lambda L, w: [L.multiway_summary], aggregate("multiway_table")),
+    "bandit_replay": (lambda L, w: [L.bandit_replay, L.bandit_summary], aggregate("bandit_replay")),
+    "report": (lambda L, w: [L.report], lambda L, w: ("report", "report")),
+    "results_page": (lambda L, w: [L.results_page], lambda L, w: ("results_page", "all")),
+}
+
+
+def test_every_rules_declared_paths_are_the_layouts(workflow_dir, tmp_path):
+    # The CLI, recommend and the bandit's live loop find a run's files through the same layout, so a path renamed
+    # in a rule but not in the layout fails here instead of silently breaking them.
+    config = every_rule_config(tmp_path)
+    layout = RunLayout.of_run(config["run_name"])
+    path = write_config(workflow_dir, "every_rule.yaml", config)
+    # a node's merge and score are listed only once its set's recipes exist: ask for one node's scores directly
+    node = layout.multiway_node_scores(config["multiway"]["sets"][0]["name"], "m0123456789ab")
+    jobs = [job for job in dry_run_jobs(workflow_dir, "all", str(node), "--configfile", path) if job["rule"] != "all"]
+    assert {job["rule"] for job in jobs} == set(DECLARED)
+    for job in jobs:
+        outputs, log_args = DECLARED[job["rule"]]
+        wildcards = job["wildcards"]
+        assert set(job["output"]) == {str(p) for p in outputs(layout, wildcards)}, job
+        assert job["log"] == [str(layout.log(*log_args(layout, wildcards)))], job
+        assert job["benchmark"] == str(layout.benchmark(*log_args(layout, wildcards))), job

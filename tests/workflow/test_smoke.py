@@ -223,9 +223,11 @@ def test_merge_pair_command_reproduces_the_rules_record(smoke_run, tmp_path, mon
 
 def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, capsys):
     from simmerge.cli import main
+    from simmerge.core.layout import RunLayout
     from simmerge.evaluate.costs import merge_costs
 
-    costs = merge_costs(results(smoke_run))
+    layout = RunLayout(results(smoke_run))
+    costs = merge_costs(layout, layout.glob(layout.merge_record("*", "*", "*")))
     assert len(costs) == len(list((results(smoke_run) / "merges").glob("*/*.json")))
     assert (costs["merge_s"] > 0).all() and (costs["eval_s"] > 0).all()
     assert (costs["overhead_s"] > 0).all()

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from simmerge.core.io import sha256_file, write_json
+from simmerge.core.layout import MANIFEST_NAME
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -1,9 +1,4 @@
-"""What a run cost: each merge job's merge, scoring and per-job overhead, SimMerge's decision against
-merge-and-evaluate, and the job-seconds of every rule.
-
-Every function reads the files it is given; given none, it reads every matching file of the run folder (what
-``simmerge costs --run`` wants: everything the folder holds). A rule passes its declared inputs instead, so files
-a run no longer makes (a removed operator's merges) do not count.
+"""What each merge job cost: the merge, the scoring, and the per-job overhead around them.
 
 A ``merge_score`` record holds the seconds mergekit took (``wall_seconds``, all seeds) and the seconds lm-eval
 took (``eval_seconds``); Snakemake's benchmark file of the same job holds the job's whole wall time. The
@@ -20,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from simmerge.core.io import read_json
+from simmerge.core.layout import RunLayout
 
 COST_COLUMNS = [
     "a",
@@ -36,17 +32,18 @@ COST_COLUMNS = [
 ]
 
 
-def merge_costs(run_dir: str | os.PathLike, records: Iterable[str | os.PathLike] | None = None) -> pd.DataFrame:
-    """One row per merge job of a run: merge, scoring, overhead and whole-job seconds, and peak memory.
+def merge_costs(layout: RunLayout, records: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per merge job: merge, scoring, overhead and whole-job seconds, and peak memory.
 
     ``load_s`` is the part of ``eval_s`` spent building lm-eval's model (loading the merged weights).
 
     Parameters
     ----------
-    run_dir : path
-        ``results/<run_name>``; each record's job benchmark is ``benchmarks/merge_score/<a>__<b>/<op>.tsv`` in it.
-    records : iterable of path, optional
-        The merge records ``merges/<a>__<b>/<op>.json`` to read; by default every one in ``run_dir``.
+    layout : RunLayout
+        The run; each job's benchmark file is its ``merge_score`` benchmark there.
+    records : iterable of path
+        The ``merge_score`` records to cost: the run's merge jobs (rule ``report``), or every record the folder
+        holds (``layout.glob(layout.merge_record("*", "*", "*"))``, ``simmerge costs``).
 
     Returns
     -------
@@ -54,14 +51,13 @@ def merge_costs(run_dir: str | os.PathLike, records: Iterable[str | os.PathLike]
         :data:`COST_COLUMNS`; ``job_s`` and ``overhead_s`` are NaN for a job without a benchmark file, and
         ``peak_rss_mb`` is Snakemake's ``max_rss`` when there is one (else the record's own).
     """
-    run = Path(run_dir)
     rows = []
-    for path in map(Path, sorted((run / "merges").glob("*/*.json")) if records is None else records):
+    for path in records:
         record = read_json(path)
-        bench = run / "benchmarks" / "merge_score" / path.parent.name / f"{path.stem}.tsv"
+        bench = layout.benchmark("merge_score", layout.pair(record["a"], record["b"]), record["operator"])
         job_s, rss = float("nan"), record.get("peak_rss_mb")
         if bench.is_file():
-            timing = _last_row(bench)
+            timing = pd.read_csv(bench, sep="\t").iloc[-1]
             job_s, rss = float(timing["s"]), float(timing["max_rss"])
         merge_s, eval_s = float(record["wall_seconds"]), float(record.get("eval_seconds") or 0.0)
         rows.append(
@@ -109,52 +105,27 @@ def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.D
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-Benchmarks = Mapping[str, Sequence[str | os.PathLike]]
-"""Benchmark files by rule: ``{rule: [benchmarks/<rule>/<job>.tsv, ...]}``."""
+def job_seconds(benchmark: str | os.PathLike) -> float:
+    """Wall seconds of one job from its Snakemake benchmark file (its last repeat); NaN when there is none."""
+    path = Path(benchmark)
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[-1]) if path.is_file() else float("nan")
 
 
-def benchmark_seconds(
-    run_dir: str | os.PathLike, rule: str, files: Iterable[str | os.PathLike] | None = None
-) -> dict[str, float]:
-    """Wall seconds of every job of one rule, keyed by its benchmark file's path below ``benchmarks/<rule>/``.
-
-    ``files`` are the rule's benchmark files to read; by default every one in ``run_dir``.
-    """
-    folder = Path(run_dir) / "benchmarks" / rule
-    paths = sorted(folder.rglob("*.tsv")) if files is None else map(Path, files)
-    return {str(path.relative_to(folder).with_suffix("")): float(_last_row(path)["s"]) for path in paths}
-
-
-def _last_row(path: Path) -> pd.Series:
-    """A benchmark file's measurement (its last row: ``benchmark: repeat(...)`` writes one row per repeat)."""
-    return pd.read_csv(path, sep="\t").iloc[-1]
-
-
-def summary_seconds(run_dir: str | os.PathLike, benchmarks: Benchmarks | None = None) -> dict[str, float]:
-    """Wall seconds of each checkpoint's model summary: its probe passes (one per task), its weight sketch and
-    gathering them (rules ``probe_pass``, ``weight_sketch``, ``probe_features``).
-
-    ``benchmarks`` gives the files to read by rule; by default every one in ``run_dir``.
-    """
-
-    def seconds(rule: str) -> dict[str, float]:
-        return benchmark_seconds(run_dir, rule, None if benchmarks is None else benchmarks.get(rule, ()))
-
-    totals = dict(seconds("probe_features"))
-    for name, value in seconds("weight_sketch").items():
-        totals[name] = totals.get(name, 0.0) + value
-    for key, value in seconds("probe_pass").items():
-        name = key.split("/", 1)[0]
-        totals[name] = totals.get(name, 0.0) + value
-    return totals
+def summary_seconds(layout: RunLayout, name: str, tasks: Sequence[str]) -> float:
+    """Wall seconds of one checkpoint's model summary: its probe pass on each of ``tasks``, its weight sketch and
+    gathering them (rules ``probe_pass``, ``weight_sketch``, ``probe_features``)."""
+    return (
+        sum(job_seconds(layout.benchmark("probe_pass", name, task)) for task in tasks)
+        + job_seconds(layout.benchmark("weight_sketch", name))
+        + job_seconds(layout.benchmark("probe_features", name))
+    )
 
 
 def decision_costs(
-    run_dir: str | os.PathLike,
+    layout: RunLayout,
     experts: Sequence[str],
-    *,
-    benchmarks: Benchmarks | None = None,
-    records: Iterable[str | os.PathLike] | None = None,
+    tasks: Sequence[str],
+    merge_records: Iterable[str | os.PathLike],
 ) -> pd.DataFrame:
     """Per unordered expert pair: what SimMerge's decision cost against merging and evaluating every operator.
 
@@ -163,40 +134,43 @@ def decision_costs(
     prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of
     an order-sensitive operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
 
+    Only the run's own jobs count: the benchmarks of ``experts`` on ``tasks`` and the given merge records, never
+    what else the folder holds (records of an operator since removed from the config, a task's probe passes).
+
     Parameters
     ----------
-    run_dir : path
-        ``results/<run_name>``.
+    layout : RunLayout
+        The run.
     experts : sequence of str
-        The catalog's experts, in catalog order (the pairs' order).
-    benchmarks : mapping of str to sequence of path, optional
-        The benchmark files to read, by rule (``probe_pass``, ``weight_sketch``, ``probe_features``,
-        ``pair_features``, ``predictor``); by default every one in ``run_dir``.
-    records : iterable of path, optional
-        The merge records to read (see :func:`merge_costs`); by default every one in ``run_dir``.
+        The run's experts.
+    tasks : sequence of str
+        The run's tasks (one probe pass per checkpoint and task).
+    merge_records : iterable of path
+        The records of the run's ``merge_score`` jobs.
 
     Returns
     -------
     pandas.DataFrame
         ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
+
+    Notes
+    -----
+    Rule ``report`` declares the merge records as inputs but not the benchmark files: Snakemake writes a job's
+    benchmark when the job ends and every job timed here is upstream of a declared input of the report, so they
+    exist when it runs; declared, a deleted benchmark file would re-run the merge it times.
     """
-
-    def seconds(rule: str) -> dict[str, float]:
-        return benchmark_seconds(run_dir, rule, None if benchmarks is None else benchmarks.get(rule, ()))
-
-    probes = summary_seconds(run_dir, benchmarks)
-    pairs = seconds("pair_features")
-    fit = sum(seconds("predictor").values())
-    merges = merge_costs(run_dir, records)
+    probes = {name: summary_seconds(layout, name, tasks) for name in experts}
+    fit = job_seconds(layout.benchmark("predictor", "fit"))
+    merges = merge_costs(layout, merge_records)
     n = len(experts)
     n_pairs = n * (n - 1) // 2
     rows = []
     for i, a in enumerate(experts):
         for b in experts[i + 1 :]:
             simmerge = (
-                (probes.get(a, float("nan")) + probes.get(b, float("nan"))) / (n - 1)
-                + pairs.get(f"{a}__{b}", float("nan"))
-                + pairs.get(f"{b}__{a}", float("nan"))
+                (probes[a] + probes[b]) / (n - 1)
+                + job_seconds(layout.benchmark("pair_features", layout.pair(a, b)))
+                + job_seconds(layout.benchmark("pair_features", layout.pair(b, a)))
                 + fit / n_pairs
             )
             own = merges[((merges["a"] == a) & (merges["b"] == b)) | ((merges["a"] == b) & (merges["b"] == a))]
@@ -205,6 +179,10 @@ def decision_costs(
                 {"pair": f"{a}|{b}", "simmerge_s": simmerge, "merge_evaluate_s": evaluate, "ratio": evaluate / simmerge}
             )
     return pd.DataFrame(rows, columns=["pair", "simmerge_s", "merge_evaluate_s", "ratio"])
+
+
+Benchmarks = Mapping[str, Sequence[str | os.PathLike]]
+"""Benchmark files by rule: ``{rule: [benchmarks/<rule>/<job>.tsv, ...]}``."""
 
 
 def rule_seconds(benchmarks: Benchmarks, stages: Mapping[str, str]) -> pd.DataFrame:
@@ -226,7 +204,7 @@ def rule_seconds(benchmarks: Benchmarks, stages: Mapping[str, str]) -> pd.DataFr
     """
     rows = []
     for rule, stage in stages.items():
-        timings = pd.DataFrame([_last_row(Path(path)) for path in benchmarks.get(rule, ())])
+        timings = pd.DataFrame([pd.read_csv(path, sep="\t").iloc[-1] for path in benchmarks.get(rule, ())])
         if timings.empty:
             continue
         seconds = timings["s"].astype(float)
@@ -247,9 +225,9 @@ def rule_seconds(benchmarks: Benchmarks, stages: Mapping[str, str]) -> pd.DataFr
 __all__ = [
     "COST_COLUMNS",
     "Benchmarks",
-    "benchmark_seconds",
     "cost_summary",
     "decision_costs",
+    "job_seconds",
     "merge_costs",
     "rule_seconds",
     "summary_seconds",

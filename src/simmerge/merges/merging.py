@@ -21,7 +21,7 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -365,15 +365,6 @@ def default_scratch_dir(min_free_bytes: int = 0) -> str | None:
     return None
 
 
-def configured_scratch_dir(config: Mapping[str, Any]) -> str | None:
-    """``merges.scratch_dir`` of a workflow config (None: :func:`default_scratch_dir`).
-
-    Jobs read it from the whole config (``snakemake.config``), not from their params: where a merge is kept while
-    it is scored changes no result, so changing it must not re-run every merge, as a change of params would.
-    """
-    return (config.get("merges") or {}).get("scratch_dir")
-
-
 def merge_score(
     operator: Operator,
     a_dir: str | os.PathLike,
@@ -615,7 +606,6 @@ __all__ = [
     "FAILED_MERGE_SCORE",
     "TOKENIZER_FILES",
     "config_yaml",
-    "configured_scratch_dir",
     "default_scratch_dir",
     "is_disk_full",
     "merge_pair",

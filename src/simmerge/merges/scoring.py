@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.layout import RunLayout
 from simmerge.merges.tasks import (
     PRIMARY_METRIC,
     materialize_tasks,
@@ -341,12 +342,7 @@ def read_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]]
     return joined
 
 
-def expert_score_path(run: str | os.PathLike, name: str, task: str) -> Path:
-    """Where the workflow writes the score of checkpoint ``name`` on ``task`` (rule ``expert_scores``)."""
-    return Path(run) / "scores" / "experts" / name / f"{task}.json"
-
-
-def read_checkpoint_scores(run: str | os.PathLike, name: str) -> dict[str, Any]:
+def read_checkpoint_scores(layout: RunLayout, name: str) -> dict[str, Any]:
     """Every score the run holds for checkpoint ``name``, joined into one record (:func:`read_scores`).
 
     Raises
@@ -354,7 +350,7 @@ def read_checkpoint_scores(run: str | os.PathLike, name: str) -> dict[str, Any]:
     FileNotFoundError
         If the run holds no score of ``name``; the message says which rule makes them.
     """
-    paths = sorted((Path(run) / "scores" / "experts" / name).glob("*.json"))
+    paths = layout.glob(layout.expert_scores(name, "*"))
     if not paths:
-        raise FileNotFoundError(f"{run} holds no expert score of {name!r}: run `snakemake all_catalog` first")
+        raise FileNotFoundError(f"{layout.root} holds no expert score of {name!r}: run `snakemake all_catalog` first")
     return read_scores(paths)[name]

@@ -127,20 +127,29 @@ def resolved_task_cfg(path: Path) -> dict[str, Any]:
     return merged
 
 
+def _functions(cfg: Mapping[str, Any]) -> list[str]:
+    """The ``!function module.name`` values of a resolved task config (top-level fields and metrics)."""
+    values = [
+        *cfg.values(),
+        *(entry.get("metric") for entry in cfg.get("metric_list") or [] if isinstance(entry, dict)),
+    ]
+    return [str(value) for value in values if isinstance(value, _Tagged) and value.tag == "!function"]
+
+
+def _function_source(value: str, folder: Path) -> Path:
+    """The Python file lm-eval loads a ``!function module.name`` from: ``module.py`` beside the YAML."""
+    module = value.rpartition(".")[0]
+    return folder / f"{module.replace('.', '/')}.py"
+
+
 def _function_problems(cfg: Mapping[str, Any], folder: Path) -> list[str]:
     """``!function module.name`` values whose module file or function is missing, read without importing it."""
     import ast
 
     problems = []
-    values = [
-        *cfg.values(),
-        *(entry.get("metric") for entry in cfg.get("metric_list") or [] if isinstance(entry, dict)),
-    ]
-    for value in values:
-        if not (isinstance(value, _Tagged) and value.tag == "!function"):
-            continue
-        module, _, function = str(value).rpartition(".")
-        source = folder / f"{module.replace('.', '/')}.py"
+    for value in _functions(cfg):
+        function = value.rpartition(".")[2]
+        source = _function_source(value, folder)
         if not source.is_file():
             problems.append(f"!function {value} needs {source}, which does not exist")
             continue
@@ -187,6 +196,47 @@ def check_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if problems:
         raise TaskYamlError(f"task YAML {path}: {'; '.join(problems)}. {_TASK_YAML_FIX}")
     return cfg
+
+
+def _include_chain(path: Path) -> list[Path]:
+    """A task YAML and every file its ``include`` entries name, recursively (as :func:`resolved_task_cfg`)."""
+    includes = load_task_yaml(path).get("include")
+    chain = [path]
+    for include in includes if isinstance(includes, list) else [includes] if includes else []:
+        chain += _include_chain(path.parent / include)
+    return chain
+
+
+def task_definition_files(task_dir: str | os.PathLike, skills: Sequence[str]) -> list[Path]:
+    """The files that define how ``skills`` are scored: each skill's YAML, the templates it includes and the
+    modules of its ``!function`` entries.
+
+    A scoring job's result depends on these files and on no other file of the folder, so the workflow declares
+    exactly them as the job's inputs: editing a template re-scores the tasks that include it, editing
+    ``utils.py`` the tasks whose metrics it defines.
+
+    Parameters
+    ----------
+    task_dir : path
+        Folder of task YAMLs (``config/tasks``).
+    skills : sequence of str
+        Skill names (``"n2w_fr"``).
+
+    Returns
+    -------
+    list of Path
+        Sorted, each file once, as paths under ``task_dir``.
+
+    Raises
+    ------
+    FileNotFoundError, TaskYamlError
+        As :func:`check_task_yamls`, which runs first.
+    """
+    files: set[Path] = set()
+    for path in check_task_yamls(task_dir, skills).values():
+        files.update(_include_chain(path))
+        files.update(_function_source(value, path.parent) for value in _functions(resolved_task_cfg(path)))
+    return sorted(files)
 
 
 def task_name(skill: str) -> str:

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simmerge.core.layout import RunLayout
+from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.predictor import TARGET
 
 POLICIES = ("bandit", "offline_frozen", "epsilon_greedy", "random", "best_fixed", "oracle")
@@ -364,14 +366,14 @@ def live_choice(
 
 def run_live(
     config_path: str | os.PathLike,
-    run: str | os.PathLike,
+    layout: RunLayout,
     rounds: int,
     *,
     task_dir: str | os.PathLike = "config/tasks",
     threads: int | None = None,
     echo=print,
 ) -> pd.DataFrame:
-    """Play the live loop until the ledger ``<run>/bandit/ledger.sqlite`` holds ``rounds`` finished rounds.
+    """Play the live loop until the run's ledger (``bandit/ledger.sqlite``) holds ``rounds`` finished rounds.
 
     Each round re-reads the config, so an operator, task or expert added to it is part of the next round (an
     expert once ``snakemake all_features`` has built its checkpoint, scores and pair features); draws the next
@@ -386,8 +388,7 @@ def run_live(
     from simmerge.merges.scoring import read_checkpoint_scores
     from simmerge.run import load
 
-    run = Path(run)
-    ledger = Ledger(run / "bandit" / "ledger.sqlite")
+    ledger = Ledger(layout.bandit_ledger)
     try:
         while True:
             rows = ledger.rows()
@@ -398,25 +399,24 @@ def run_live(
             raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
             catalog = load(raw, workdir=Path.cwd(), where=str(config_path))
             spec = catalog.config.bandit
-            base = run / "checkpoints" / catalog.base.name / "manifest.json"
+            base = layout.checkpoint_manifest(catalog.base.name)
             ready = [
                 name
                 for name in catalog.expert_names
-                if (run / "checkpoints" / name / "manifest.json").is_file()
-                and any((run / "scores" / "experts" / name).glob("*.json"))
+                if layout.checkpoint_manifest(name).is_file() and layout.glob(layout.expert_scores(name, "*"))
             ]
             tables = [
                 pd.read_parquet(path)
                 for a in ready
                 for b in ready
-                if a != b and (path := run / "features" / "pairs" / f"{a}__{b}.parquet").is_file()
+                if a != b and (path := layout.pair_features(a, b)).is_file()
             ]
             if not tables or not base.is_file():
                 raise ConfigError(
-                    f"{run} has no built expert pairs; run `snakemake all_features` for this config first"
+                    f"{layout.root} has no built expert pairs; run `snakemake all_features` for this config first"
                 )
             contexts = pd.concat(tables).set_index(["a", "b", "task"])[feature_names()]
-            scores = {name: read_checkpoint_scores(run, name)["tasks"] for name in ready}
+            scores = {name: read_checkpoint_scores(layout, name)["tasks"] for name in ready}
             # A task on which both parents score 0 has no normalised score: no reward to learn from, no request.
             requests = [
                 (a, b, task)
@@ -428,7 +428,7 @@ def run_live(
                 and max(scores[a][task]["score"], scores[b][task]["score"]) > 0
             ]
             if not requests:
-                raise ConfigError(f"no built pair of {run} has a home task on which a parent scores above 0")
+                raise ConfigError(f"no built pair of {layout.root} has a home task on which a parent scores above 0")
             started = rows[rows["status"] == "started"]
             if len(started):
                 row = started.iloc[0]
@@ -442,7 +442,7 @@ def run_live(
                     )
             else:
                 request = sorted(requests)[random.Random(f"{catalog.bandit_seed}/{index}").randrange(len(requests))]
-                history = _history(run, done)
+                history = _history(layout, done)
                 arm = live_choice(
                     contexts,
                     history,
@@ -455,19 +455,20 @@ def run_live(
                 ledger.start(index, *request, arm)
             a, b, task = request
             operator = catalog.operators[arm]
+            runtime = runtime_settings(catalog.config)
             record = merge_score(
                 operator,
-                checkpoint_dir(run / "checkpoints" / a / "manifest.json"),
-                checkpoint_dir(run / "checkpoints" / b / "manifest.json"),
+                checkpoint_dir(layout.checkpoint_manifest(a)),
+                checkpoint_dir(layout.checkpoint_manifest(b)),
                 checkpoint_dir(base),
-                parent_scores=tuple(read_checkpoint_scores(run, name) for name in (a, b)),
+                parent_scores=tuple(read_checkpoint_scores(layout, name) for name in (a, b)),
                 task_dir=task_dir,
-                data_files={task: run / "data" / task / "eval.jsonl"},
+                data_files={task: layout.task_data(task, "eval")},
                 seeds=catalog.merge_seeds if operator.randomised else [0],
-                batch_size=catalog.config.scoring.batch_size,
+                batch_size=runtime.batch_size,
                 limit=catalog.config.scoring.limit,
                 threads=threads,
-                scratch_dir=catalog.config.merges.scratch_dir,
+                scratch_dir=runtime.scratch_dir,
             )
             reward = record["tasks"][task]["normalised"]
             reward = None if reward is None or math.isnan(reward) else float(reward)
@@ -483,11 +484,11 @@ def run_live(
         ledger.close()
 
 
-def _history(run: Path, done: pd.DataFrame) -> pd.DataFrame:
+def _history(layout: RunLayout, done: pd.DataFrame) -> pd.DataFrame:
     """Warm-start rows (the run's labels, if built) followed by the ledger's finished rounds."""
     columns = ["a", "b", "task", "operator", "reward"]
     parts = []
-    labels = run / "labels.parquet"
+    labels = layout.labels_parquet
     if labels.is_file():
         table = pd.read_parquet(labels)
         table = table[table[TARGET].notna()]

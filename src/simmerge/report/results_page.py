@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from simmerge.core.io import read_json
+from simmerge.core.layout import RunLayout
 from simmerge.evaluate.costs import Benchmarks, cost_summary, decision_costs, merge_costs, rule_seconds
 from simmerge.merges.tables import markdown_table
 from simmerge.report.html import comparison_table, fixed_operator_table
@@ -75,6 +76,7 @@ def results_page(
     *,
     run_dir: PathLike,
     facts: Mapping[str, Any],
+    tasks: Sequence[str],
     machine: Mapping[str, str],
     experts: PathLike,
     ranking: PathLike,
@@ -95,6 +97,8 @@ def results_page(
         ``results/<run_name>``: named in the header, and every file is cited relative to it.
     facts : mapping
         What was run (run name, seed, catalog, tasks, operators), as the workflow's config gives it.
+    tasks : sequence of str
+        The run's tasks (each checkpoint's probe passes count in SimMerge's decision cost).
     machine : mapping of str to str
         Where the page is generated (:func:`machine_facts`).
     experts : path
@@ -159,7 +163,7 @@ def results_page(
         _markdown(comparison_table(compare)),
         "Each fixed operator's mean normalised score over all units:",
         _markdown(fixed_operator_table(compare, fit.get("operators", [])), floatfmt=".3f"),
-        *_costs(run, expert_scores, records, benchmarks),
+        *_costs(RunLayout(run), expert_scores, tasks, records, benchmarks),
     ]
     if multiway is not None:
         sections += _multiway(pd.read_csv(multiway), cite(multiway))
@@ -207,10 +211,12 @@ def _predictor(fit: Mapping[str, Any]) -> str:
     )
 
 
-def _costs(run: Path, experts: pd.DataFrame, records: Sequence[PathLike], benchmarks: Benchmarks) -> list[str]:
-    decisions = decision_costs(run, list(experts["checkpoint"].iloc[1:]), benchmarks=benchmarks, records=records)
+def _costs(
+    layout: RunLayout, experts: pd.DataFrame, tasks: Sequence[str], records: Sequence[PathLike], benchmarks: Benchmarks
+) -> list[str]:
+    decisions = decision_costs(layout, list(experts["checkpoint"].iloc[1:]), tasks, records)
     simmerge, evaluate = decisions["simmerge_s"].sum(), decisions["merge_evaluate_s"].sum()
-    per_operator = cost_summary(merge_costs(run, records))
+    per_operator = cost_summary(merge_costs(layout, records))
     decision_rules = ("probe_pass", "weight_sketch", "probe_features", "pair_features", "predictor", "merge_score")
     folders = [f"benchmarks/{rule}/" for rule in decision_rules if benchmarks.get(rule)]
     return [
