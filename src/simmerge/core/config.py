@@ -6,15 +6,12 @@ is generated from these models by ``simmerge schema``; a test keeps the committe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-SLUG_RE = re.compile(SLUG_PATTERN)
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 Slug = Annotated[
     str,

@@ -368,12 +368,6 @@ def _segment_sum(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.add.reduceat(np.asarray(x, dtype=np.float64), offsets[:-1])
 
 
-def _top_mask(tau: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """The tie rule of :func:`weight_sketch`: ``|tau| >= threshold`` and ``|tau| > 0``."""
-    mag = np.abs(tau)
-    return (mag >= threshold) & (mag > 0)
-
-
 def tau_dot(a: Sketch, b: Sketch, *, estimator: Literal["ratio", "unbiased"] = "ratio") -> np.ndarray:
     """Per-tensor estimates of ``<tau_a, tau_b>`` from two sketches of the same run.
 

@@ -41,12 +41,6 @@ class Arrival:
     tasks: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
 
-    @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> Arrival:
-        """From a ``bandit.arrivals`` entry of the config."""
-        kinds = ("checkpoints", "tasks", "operators")
-        return cls(float(spec["at"]), *(tuple(spec.get(kind, ())) for kind in kinds))
-
 
 class World:
     """The labels table seen as a stream: who is available when, and the reward of every (request, arm)."""
