@@ -242,7 +242,7 @@ def get_labels_params(wildcards):
 
 # ---- predictor and comparison ---------------------------------------------------------------------------------
 
-PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
+PREDICTOR_SEED = CATALOG.predictor_seed
 
 
 def get_predictor_targets():

@@ -381,6 +381,14 @@ class RunConfig(Frozen):
     multiway: MultiwaySpec = Field(default_factory=MultiwaySpec)
     bandit: BanditSpec = Field(default_factory=BanditSpec)
 
+    def own_or_run_seed(self, own: int | None) -> int:
+        """The seed of one part of the run: its own ``seed`` when the config sets one, else the run's ``seed``.
+
+        Every ``seed: null`` of the config (merges, predictor, multiway, bandit, a checkpoint's source) resolves
+        through here.
+        """
+        return self.seed if own is None else own
+
 
 # What to write instead of a name that is not a slug; names become file and folder names under results/.
 SLUG_FIX = (

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from simmerge.evaluate.stats import combined_stderr, within_noise
+
 PAIR_KEYS = ["a", "b"]
 
 
@@ -37,9 +39,8 @@ def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
 def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
     """The best operator of each ordered pair, the operators tied with it within noise, and the spread.
 
-    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``. The
-    standard errors are unpaired, so this is conservative: both merges are scored on the same items, which
-    makes the true error of their difference smaller.
+    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``
+    (:func:`simmerge.evaluate.stats.within_noise`).
 
     Parameters
     ----------
@@ -69,17 +70,18 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
             ["merge_score", "rank"], ascending=[False, True]
         )
         best = group.iloc[0]
-        se_best = _se(best["merge_score_stderr"])
         tied = [
             row.operator
             for row in group.itertuples()
-            if best["merge_score"] - row.merge_score <= z * math.sqrt(se_best**2 + _se(row.merge_score_stderr) ** 2)
+            if within_noise(
+                best["merge_score"] - row.merge_score, best["merge_score_stderr"], row.merge_score_stderr, z=z
+            )
         ]
         exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
         runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
         if len(runner_up):
             gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
-            gap_se = math.sqrt(se_best**2 + _se(runner_up["merge_score_stderr"].iloc[0]) ** 2)
+            gap_se = combined_stderr(best["merge_score_stderr"], runner_up["merge_score_stderr"].iloc[0])
         else:
             gap, gap_se = math.nan, math.nan
         worst = group.iloc[-1]
@@ -204,10 +206,6 @@ def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str
         else "No operator is best on 70% or more of the pairs.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _se(value: float | None) -> float:
-    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 __all__ = ["best_per_pair", "dominant_operator", "eval_size_factor", "operator_wins", "pair_scores", "summary_markdown"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from simmerge.merges.merging import score_merge
 from simmerge.merges.operators import Operator
 from simmerge.multiway.planning import (
     MODEL_STOCK,
@@ -23,7 +24,6 @@ from simmerge.multiway.planning import (
     node_id,
     operator_specs,
     plan_merge,
-    target_score,
 )
 
 
@@ -232,45 +232,31 @@ def score_node(
 ) -> dict[str, Any]:
     """Score a merged node on the set's target tasks; normalise each task by the best candidate expert.
 
-    A failed merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
+    :func:`simmerge.merges.merging.score_merge` with the best candidate expert as the one reference: a failed
+    merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
     """
-    from simmerge.merges.merging import FAILED_MERGE_SCORE
-    from simmerge.merges.scoring import score_checkpoint
-
-    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
-    if merge_record["status"] != "ok":
-        record.update(
-            error=merge_record.get("error"),
-            tasks={t: {"metric": None, "normalised": FAILED_MERGE_SCORE} for t in reference},
-            target_score=FAILED_MERGE_SCORE,
-            eval_seconds=0.0,
-        )
-        return record
-    scored = score_checkpoint(
+    scored = score_merge(
         node_dir,
-        task_dir,
-        data_files,
+        merge_record,
+        [reference],
+        list(reference),
+        task_dir=task_dir,
+        data_files=data_files,
         batch_size=batch_size,
         limit=limit,
         device=device,
         threads=threads,
-        # the merge record carries the permission of the checkpoints the node was merged from
-        trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
     )
-    per_task = {
-        t: {
-            "metric": scored["tasks"][t]["score"],
-            "stderr": scored["tasks"][t]["stderr"].get(scored["tasks"][t]["primary_metric"]),
-            "primary_metric": scored["tasks"][t]["primary_metric"],
-            "normalised": scored["tasks"][t]["score"] / reference[t],
-        }
-        for t in reference
-    }
+    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
+    if merge_record["status"] != "ok":
+        record["error"] = merge_record.get("error")
     record.update(
-        tasks=per_task,
-        target_score=target_score({t: v["metric"] for t, v in per_task.items()}, reference),
-        eval_seconds=round(scored["wall_seconds"], 3),
-        lm_eval_version=scored["lm_eval_version"],
-        device=scored["device"],
+        # per task as in a 2-way run, less the item count and task version, which node records do not carry
+        tasks={
+            task: {key: value for key, value in entry.items() if key not in ("n", "version")}
+            for task, entry in scored["tasks"].items()
+        },
+        target_score=scored["score"],
+        **{key: scored[key] for key in ("eval_seconds", "lm_eval_version", "device") if key in scored},
     )
     return record

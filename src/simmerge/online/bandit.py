@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 
 from simmerge.evaluate.predictor import TARGET
+from simmerge.evaluate.stats import best_fixed_operator
 
 POLICIES = ("bandit", "offline_frozen", "epsilon_greedy", "random", "best_fixed", "oracle")
 
@@ -212,8 +213,8 @@ def replay(
     )
     offline = build_model(offline_family, world.features, offline_operators, seed=seeds[0] if seeds else 0)
     offline.fit(training[[*world.features, "operator"]], training[TARGET])
-    fixed = initial.groupby("operator")["reward"].mean()
-    best_fixed = max(fixed.index, key=lambda operator: (fixed[operator], operator))
+    # groupby sorts the operators by name, so an exact tie goes to the first name
+    best_fixed = best_fixed_operator(initial.groupby("operator")["reward"].mean())
 
     records = []
     for seed in seeds:
