@@ -12,24 +12,32 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetch_hf_checkpoint, tiny_checkpoint
+from simmerge.catalog.finetune import finetune
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
-from simmerge.core.config import ConfigError
+from simmerge.catalog.skills import write_skill_data
+from simmerge.core.config import ConfigError, json_schema
+from simmerge.core.io import write_text
+from simmerge.evaluate.costs import cost_summary, merge_costs
+from simmerge.features.pairs import pair_features
+from simmerge.merges.merging import merge_score
+from simmerge.merges.scoring import expert_score_path, read_scores, score_checkpoint
+from simmerge.online.bandit import run_live
+from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
+from simmerge.run import load
 
 
 def _load_catalog(path: str):
-    from simmerge.run import load
-
     config_path = Path(path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     return load(raw, workdir=Path.cwd(), where=str(config_path))
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
-    from simmerge.core.config import json_schema
-
     text = yaml.safe_dump(json_schema(), sort_keys=False, allow_unicode=True, width=110)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -46,8 +54,6 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 def cmd_skill_data(args: argparse.Namespace) -> None:
-    from simmerge.catalog.skills import write_skill_data
-
     summary = write_skill_data(
         args.skill,
         args.output,
@@ -60,8 +66,6 @@ def cmd_skill_data(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_gguf(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import convert_gguf_checkpoint
-
     source = {"kind": "gguf", "path": args.gguf} if args.gguf else {"kind": "gguf", **_package_file(args)}
     manifest = convert_gguf_checkpoint(args.name, source, args.output, workdir=Path.cwd())
     print(json.dumps({k: manifest[k] for k in ("name", "path", "parameter_count", "architecture")}, indent=2))
@@ -72,16 +76,12 @@ def _package_file(args: argparse.Namespace) -> dict:
 
 
 def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import fetch_hf_checkpoint
-
     source = {"kind": "hf", "repo_id": args.repo_id, "revision": args.revision}
     manifest = fetch_hf_checkpoint(args.name, source, args.output, base_manifest=args.base_manifest)
     print(json.dumps({k: manifest[k] for k in ("name", "parameter_count", "architecture", "source")}, indent=2))
 
 
 def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import tiny_checkpoint
-
     source = {
         "kind": "tiny",
         "hidden_size": args.hidden_size,
@@ -93,8 +93,6 @@ def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from simmerge.catalog.finetune import finetune
-
     stats = finetune(
         args.parent,
         args.train,
@@ -109,8 +107,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from simmerge.merges.scoring import score_checkpoint
-
     data_files = dict(item.split("=", 1) for item in args.data)
     scores = score_checkpoint(
         str(Path(args.checkpoint).resolve()),
@@ -124,10 +120,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_merge_pair(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import checkpoint_dir
-    from simmerge.merges.merging import merge_score
-    from simmerge.merges.scoring import expert_score_path, read_scores
-
     catalog = _load_catalog(args.config)
     if args.operator not in catalog.operators:
         raise ConfigError(
@@ -173,9 +165,6 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from simmerge.core.io import write_text
-    from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
-
     catalog = _load_catalog(args.config)
     run = Path(args.run or Path("results") / catalog.config.run_name)
     if not (run / "predictor" / "model.skops").is_file():
@@ -200,13 +189,9 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_bandit(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     catalog = _load_catalog(args.config)
     run = Path(args.run or Path("results") / catalog.config.run_name)
     if args.live:
-        from simmerge.online.bandit import run_live
-
         ledger = run_live(args.config, run, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
         print(f"ledger {run / 'bandit' / 'ledger.sqlite'}: {len(ledger)} rounds")
         return
@@ -218,10 +203,6 @@ def cmd_bandit(args: argparse.Namespace) -> None:
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from simmerge.evaluate.costs import cost_summary, merge_costs
-
     costs = merge_costs(args.run)
     if costs.empty:
         raise ConfigError(f"no merge records under {Path(args.run) / 'merges'}; run `snakemake all_labels` first")
@@ -232,15 +213,11 @@ def cmd_costs(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     run = Path(args.run)
     table_path = run / "features" / "pairs" / f"{args.a}__{args.b}.parquet"
     if table_path.is_file():
         table = pd.read_parquet(table_path)
     else:
-        from simmerge.features.pairs import pair_features
-
         models = run / "features" / "models"
         summaries = [models / f"{name}.npz" for name in (args.a, args.b)]
         bases = sorted(set(models.glob("*.npz")) - set(summaries))

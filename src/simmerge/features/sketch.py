@@ -184,6 +184,7 @@ def _stream(shared: tuple[list[str], dict[str, int], list[dict]]) -> Iterator[tu
     Tensors come float32, flat and read-only, one name at a time; the caller drops its references before
     the next.
     """
+    # deferred: the many pair-features jobs import this module and never need torch
     import torch
     from safetensors import safe_open
 

@@ -26,11 +26,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from simmerge.catalog.manifest import check_finite, check_remote_code
 from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.io import atomic_dir, scratch_directory
 from simmerge.merges.operators import Operator
-from simmerge.merges.scoring import normalise_scores, score_checkpoint
+from simmerge.merges.scoring import normalise_scores, offline_hub, score_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +214,6 @@ def run_merge_config(
     if not trust_remote_code:
         # mergekit would refuse such an input only mid-merge, and that refusal would be recorded as a failed
         # merge (a wrong label): refuse it here, as a mistake of the caller.
-        from simmerge.catalog.manifest import check_remote_code
-
         for path in _merge_inputs(config, base_dir):
             check_remote_code(path, name=path.name, trust_remote_code=False)
     torch_device = resolve_device(device)
@@ -226,13 +227,11 @@ def run_merge_config(
             raise _disk_full(label, out, base_dir, err) from err
         raise
 
+    # deferred: torch and mergekit take seconds to import and only a merge needs them
     import torch
     from mergekit.config import MergeConfiguration
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
-
-    from simmerge.catalog.manifest import check_finite
-    from simmerge.merges.scoring import offline_hub
 
     options = MergeOptions(
         device=str(torch_device),
@@ -285,7 +284,6 @@ def run_merge_config(
 @contextlib.contextmanager
 def _restored_rng() -> Iterator[None]:
     """run_merge reseeds Python, NumPy and torch globally (transformers.set_seed); give the caller its state back."""
-    import numpy as np
     import torch
 
     py_state, np_state = random.getstate(), np.random.get_state()
@@ -523,7 +521,6 @@ def merge_score(
         When the scratch directory (or ``keep_dir``) fills up; the scratch copy is removed on the way out, so
         only merges finished before stay on disk.
     """
-    from simmerge.core.io import atomic_dir, scratch_directory
 
     if not seeds:
         raise ValueError("seeds is empty: give at least one merge seed")

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from simmerge.merges.scoring import read_scores
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,6 @@ def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[s
         minus the first row's — the base's — score on the same tasks). A row whose home gain is not positive
         is logged as a warning: that expert did not learn its skill.
     """
-    import pandas as pd
 
     records = list(read_scores(score_files).values())
     tasks = sorted({task for record in records for task in record["tasks"]})

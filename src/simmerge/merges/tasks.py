@@ -7,6 +7,7 @@ and again before lm-eval loads a model, so a malformed file names itself before 
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -129,7 +130,6 @@ def resolved_task_cfg(path: Path) -> dict[str, Any]:
 
 def _function_problems(cfg: Mapping[str, Any], folder: Path) -> list[str]:
     """``!function module.name`` values whose module file or function is missing, read without importing it."""
-    import ast
 
     problems = []
     values = [

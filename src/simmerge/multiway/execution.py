@@ -13,8 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from simmerge.merges.merging import score_merge
-from simmerge.merges.operators import Operator
+from simmerge.core.io import scratch_directory
+from simmerge.evaluate.predictor import load_predictor
+from simmerge.features.definitions import feature_names
+from simmerge.features.pairs import pair_features
+from simmerge.features.probe_pass import summarise_checkpoint
+from simmerge.merges.merging import run_merge_config, score_merge
+from simmerge.merges.operators import Operator, multi_model_config
+from simmerge.merges.scoring import read_scores
 from simmerge.multiway.planning import (
     MODEL_STOCK,
     Merge,
@@ -29,7 +35,6 @@ from simmerge.multiway.planning import (
 
 def read_expert_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, float]]:
     """Expert → task → primary-metric score, from ``scores/experts/<name>/<task>.json`` records."""
-    from simmerge.merges.scoring import read_scores
 
     return {
         name: {task: value["score"] for task, value in record["tasks"].items()}
@@ -55,8 +60,6 @@ def merge_node(
     :func:`simmerge.merges.merging.merge_pair`; ``trust_remote_code`` is passed to mergekit and recorded, so the
     node's scoring uses the same setting.
     """
-    from simmerge.merges.merging import run_merge_config
-    from simmerge.merges.operators import multi_model_config
 
     spec = node["operator"]
     operator = None if spec["method"] == MODEL_STOCK else Operator.model_validate(spec)
@@ -137,11 +140,6 @@ def plan_set(
         Passed to the intermediate merges and their probe passes: true only when the base and every candidate
         allow their own modelling code.
     """
-    from simmerge.core.io import scratch_directory
-    from simmerge.evaluate.predictor import load_predictor
-    from simmerge.features.definitions import feature_names
-    from simmerge.features.pairs import pair_features
-    from simmerge.features.probe_pass import summarise_checkpoint
 
     predictor = load_predictor(predictor_path, feature_columns=feature_names(), operators=list(operators))
     specs = operator_specs(operators)

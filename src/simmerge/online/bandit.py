@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from mabwiser.mab import MAB, LearningPolicy
 
-from simmerge.evaluate.predictor import TARGET
+from simmerge.catalog.build import checkpoint_dir
+from simmerge.core.config import ConfigError
+from simmerge.evaluate.predictor import TARGET, build_model
 from simmerge.evaluate.stats import best_fixed_operator
+from simmerge.features.definitions import feature_names
+from simmerge.merges.merging import merge_score
+from simmerge.merges.scoring import read_checkpoint_scores
+from simmerge.run import load
 
 POLICIES = ("bandit", "offline_frozen", "epsilon_greedy", "random", "best_fixed", "oracle")
 
@@ -137,8 +144,6 @@ class OnlinePolicy:
     """
 
     def __init__(self, kind: str, *, alpha: float, epsilon: float, seed: int) -> None:
-        from mabwiser.mab import LearningPolicy
-
         factories = {
             "linucb": lambda: LearningPolicy.LinUCB(alpha=alpha),
             "lints": lambda: LearningPolicy.LinTS(alpha=alpha),
@@ -154,7 +159,6 @@ class OnlinePolicy:
 
     def learn(self, arms: Sequence[str], rewards: Sequence[float], contexts: np.ndarray) -> None:
         """``fit`` on the first batch (its arms become the policy's), ``partial_fit`` afterwards."""
-        from mabwiser.mab import MAB
 
         contexts = contexts if self.contextual else None
         if self.mab is None:
@@ -198,7 +202,6 @@ def replay(
         ``seed``, ``policy``, ``round``, ``a``, ``b``, ``task``, ``arm``, ``reward``, ``oracle_reward``,
         ``regret`` and ``cumulative_regret``.
     """
-    from simmerge.evaluate.predictor import build_model
 
     world = World(labels, feature_columns, arrivals)
     initial = world.initial_rows()
@@ -374,12 +377,6 @@ def run_live(
     policy from the run's labels (warm start) and the ledger; records the round as started; merges with mergekit
     and scores with lm-eval on the task; records the reward. Returns the ledger.
     """
-    from simmerge.catalog.build import checkpoint_dir
-    from simmerge.core.config import ConfigError
-    from simmerge.features.definitions import feature_names
-    from simmerge.merges.merging import merge_score
-    from simmerge.merges.scoring import read_checkpoint_scores
-    from simmerge.run import load
 
     run = Path(run)
     ledger = Ledger(run / "bandit" / "ledger.sqlite")
