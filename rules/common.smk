@@ -292,6 +292,7 @@ def get_report_params(wildcards):
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
         "experts": EXPERTS,
         "seed": PREDICTOR_SEED,
+        "tie_z": RUN.merges.tie_z,
         "arrivals": [arrival.model_dump() for arrival in RUN.bandit.arrivals],
     }
 

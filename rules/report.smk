@@ -4,8 +4,7 @@
 rule report:
     input:
         labels=res("labels.parquet"),
-        ranking=res("ranking/summary.md"),
-        experts=res("scores/experts.md"),
+        experts=res("scores/experts.csv"),
         model=res("predictor/model.skops"),
         cv=res("predictor/cv.json"),
         summaries=expand(

@@ -7,12 +7,13 @@ import math
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from tiny_llm import make_tiny_checkpoint, write_rows
 
 from simmerge.merges.scoring import normalise_scores, offline_hub, parse_task_result, read_scores, score_checkpoint
-from simmerge.merges.tables import expert_table
+from simmerge.merges.tables import expert_table, markdown_table, score_cells
 from simmerge.merges.tasks import TaskYamlError, load_task_yaml, materialize_tasks
 
 GENERATE_TEMPLATE = """\
@@ -329,3 +330,15 @@ def test_read_scores_refuses_a_task_scored_twice_or_mixed_limits(tmp_path):
     limited = score_record(tmp_path, "x", "t2", 0.6, limit=4)
     with pytest.raises(ValueError, match="t2.json scores 'x' with limit 4.*rerun rule expert_scores"):
         read_scores([first, limited])
+
+
+def test_expert_markdown_is_the_same_from_the_table_and_from_its_csv(tmp_path):
+    paths = [score_record(tmp_path, "base", "t1", 0.1), score_record(tmp_path, "x", "t1", 0.5)]
+    paths += [score_record(tmp_path, "base", "t2", 0.2), score_record(tmp_path, "x", "t2", 0.75)]
+    table = expert_table(paths, {"base": [], "x": ["t2"]})
+    (tmp_path / "experts.csv").write_text(table.to_csv(index=False), encoding="utf-8")
+    text = markdown_table(table)
+    assert text == ("| checkpoint | t1 | t2 |\n|---|---:|---:|\n| base | 0.100 | 0.200 |\n| x | 0.500 | **0.750** |\n")
+    assert markdown_table(pd.read_csv(tmp_path / "experts.csv")) == text
+    cells = score_cells(pd.read_csv(tmp_path / "experts.csv"), emphasis=("<b>", "</b>"))
+    assert cells.to_dict("records")[1] == {"checkpoint": "x", "t1": "0.500", "t2": "<b>0.750</b>"}

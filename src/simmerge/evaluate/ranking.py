@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from simmerge.core.io import markdown_table
 from simmerge.evaluate.stats import combined_stderr, within_noise
 
 PAIR_KEYS = ["a", "b"]
@@ -158,54 +159,100 @@ def dominant_operator(wins: pd.DataFrame, threshold: float = 0.7) -> str | None:
     return top["operator"] if top is not None and top["best_share"] >= threshold else None
 
 
-def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
-    """The two Markdown tables of the README: wins per operator, and best/worst/spread per ordered pair."""
-    lines = [
+def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[str | pd.DataFrame]:
+    """The ranking summary in reading order: paragraphs (str) and tables (DataFrames of text cells).
+
+    :func:`summary_markdown` writes them as ``ranking/summary.md``; the report renders the same blocks as HTML.
+
+    Parameters
+    ----------
+    best : pandas.DataFrame
+        :func:`best_per_pair`.
+    wins : pandas.DataFrame
+        :func:`operator_wins`.
+    z : float
+        The tie band ``best`` was computed with.
+    """
+    wins_cells = pd.DataFrame(
+        [
+            [
+                row.operator,
+                str(row.best),
+                f"{row.best_share:.0%}",
+                str(row.within_noise),
+                f"{row.within_noise_share:.0%}",
+            ]
+            for row in wins.itertuples()
+        ],
+        columns=["operator", "best on", "share", "within noise of best", "share"],
+    )
+    pair_cells = pd.DataFrame(
+        [
+            [
+                f"{row.a}, {row.b}",
+                row.exact_best.replace(";", " = "),
+                f"{row.best_score:.3f}",
+                row.worst,
+                f"{row.worst_score:.3f}",
+                f"{row.spread:.3f}",
+                "–" if math.isnan(row.gap) else f"{row.gap:.3f}",
+                row.tied.replace(";", ", "),
+            ]
+            for row in best.itertuples()
+        ],
+        columns=["pair (a, b)", "best", "score", "worst", "score", "spread", "gap to 2nd", "tied within noise"],
+    )
+    blocks: list[str | pd.DataFrame] = [
         f"Ordered pairs: {len(best)}. 'within noise': score within {z:g} combined standard error(s) of the best.",
-        "",
-        "| operator | best on | share | within noise of best | share |",
-        "|---|---:|---:|---:|---:|",
+        wins_cells,
+        pair_cells,
     ]
-    for row in wins.itertuples():
-        lines.append(
-            f"| {row.operator} | {row.best} | {row.best_share:.0%} | {row.within_noise} | "
-            f"{row.within_noise_share:.0%} |"
-        )
-    lines += [
-        "",
-        "| pair (a, b) | best | score | worst | score | spread | gap to 2nd | tied within noise |",
-        "|---|---|---:|---|---:|---:|---:|---|",
-    ]
-    for row in best.itertuples():
-        gap = "–" if math.isnan(row.gap) else f"{row.gap:.3f}"
-        lines.append(
-            f"| {row.a}, {row.b} | {row.exact_best.replace(';', ' = ')} | {row.best_score:.3f} | {row.worst} | "
-            f"{row.worst_score:.3f} | {row.spread:.3f} | {gap} | {row.tied.replace(';', ', ')} |"
-        )
     if len(best):
-        lines += [
-            "",
+        notes = [
             f"Spread (best − worst): median {best['spread'].median():.3f}, "
             f"range {best['spread'].min():.3f}–{best['spread'].max():.3f}. "
-            f"Operators tied with the best: median {best['n_tied'].median():g}.",
+            f"Operators tied with the best: median {best['n_tied'].median():g}."
         ]
         resolution = eval_size_factor(best, z=z)
         if resolution is not None:
             separated = int((best["gap_z"] > z).sum())
-            lines += [
+            notes.append(
                 f"The best beats the runner-up by more than {z:g} combined standard error(s) on {separated} of "
                 f"{len(best)} pairs (median gap {best['gap'].median():.3f} = {best['gap_z'].median():.2f} SE). "
                 f"Separating the median pair at that level needs about {resolution:.1f}× the current eval items "
-                "(standard errors shrink as 1/√n).",
-            ]
+                "(standard errors shrink as 1/√n)."
+            )
+        blocks.append("\n".join(notes))
     dominant = dominant_operator(wins)
-    lines += [
-        "",
+    blocks.append(
         f"Dominant operator (best on ≥ 70% of pairs): {dominant}."
         if dominant
-        else "No operator is best on 70% or more of the pairs.",
+        else "No operator is best on 70% or more of the pairs."
+    )
+    return blocks
+
+
+def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
+    """``ranking/summary.md``: :func:`summary_blocks` as Markdown (names left-aligned, numbers right-aligned)."""
+    parts = [
+        block
+        if isinstance(block, str)
+        else markdown_table(block, ["left" if column in _TEXT_COLUMNS else "right" for column in block.columns])
+        for block in summary_blocks(best, wins, z=z)
     ]
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
 
 
-__all__ = ["best_per_pair", "dominant_operator", "eval_size_factor", "operator_wins", "pair_scores", "summary_markdown"]
+# Columns of the summary tables that hold names rather than numbers.
+_TEXT_COLUMNS = {"operator", "pair (a, b)", "best", "worst", "tied within noise"}
+
+
+__all__ = [
+    "best_per_pair",
+    "dominant_operator",
+    "eval_size_factor",
+    "operator_wins",
+    "pair_scores",
+    "summary_blocks",
+    "summary_markdown",
+]
