@@ -249,7 +249,7 @@ def get_labels_params(wildcards):
 
 # ---- predictor and comparison ---------------------------------------------------------------------------------
 
-PREDICTOR_SEED = RUN.seed if RUN.predictor.seed is None else RUN.predictor.seed
+PREDICTOR_SEED = CATALOG.predictor_seed
 
 
 def get_predictor_targets():
@@ -302,6 +302,7 @@ def get_report_params(wildcards):
         # decision costs read the benchmark files of the run's own jobs there
         "run_dir": str(LAYOUT.root),
         "seed": PREDICTOR_SEED,
+        "tie_z": RUN.merges.tie_z,
         "arrivals": [arrival.model_dump() for arrival in RUN.bandit.arrivals],
     }
 

@@ -4,8 +4,7 @@
 rule report:
     input:
         labels=LAYOUT.labels_parquet,
-        ranking=LAYOUT.ranking_summary,
-        experts=LAYOUT.expert_scores_md,
+        experts=LAYOUT.expert_scores_csv,
         model=LAYOUT.predictor_model,
         cv=LAYOUT.predictor_cv,
         summaries=expand(

@@ -1,6 +1,5 @@
 # rule report: results/<run>/report.html, self-contained.
 from importlib import metadata
-from pathlib import Path
 
 import pandas as pd
 
@@ -25,10 +24,10 @@ with log_to(snakemake.log[0]):
     text = build_report(
         title=spec["title"],
         run_facts=facts,
-        expert_table=Path(snakemake.input.experts).read_text(encoding="utf-8"),
+        expert_scores=pd.read_csv(snakemake.input.experts),
         operators=spec["operators"],
         labels=labels,
-        ranking_summary=Path(snakemake.input.ranking).read_text(encoding="utf-8"),
+        tie_z=spec["tie_z"],
         summaries=[read_json(path) for path in snakemake.input.summaries],
         units=pd.read_csv(snakemake.input.units),
         candidates=pd.read_csv(snakemake.input.candidates),

@@ -12,18 +12,28 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetch_hf_checkpoint, tiny_checkpoint
+from simmerge.catalog.finetune import finetune
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
-from simmerge.core.config import ConfigError
+from simmerge.catalog.skills import write_skill_data
+from simmerge.core.config import ConfigError, json_schema
+from simmerge.core.io import write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
+from simmerge.evaluate.costs import cost_summary, merge_costs
+from simmerge.features.pairs import pair_features
+from simmerge.merges.merging import merge_score
+from simmerge.merges.scoring import read_scores, score_checkpoint
+from simmerge.online.bandit import run_live
+from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
+from simmerge.run import load
 
 
 def _load_catalog(path: str):
-    from simmerge.run import load
-
     config_path = Path(path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     return load(raw, workdir=Path.cwd(), where=str(config_path))
@@ -39,8 +49,6 @@ def _layout(args: argparse.Namespace, catalog) -> RunLayout:
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
-    from simmerge.core.config import json_schema
-
     text = yaml.safe_dump(json_schema(), sort_keys=False, allow_unicode=True, width=110)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -57,8 +65,6 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 def cmd_skill_data(args: argparse.Namespace) -> None:
-    from simmerge.catalog.skills import write_skill_data
-
     summary = write_skill_data(
         args.skill,
         args.output,
@@ -71,8 +77,6 @@ def cmd_skill_data(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_gguf(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import convert_gguf_checkpoint
-
     source = {"kind": "gguf", "path": args.gguf} if args.gguf else {"kind": "gguf", **_package_file(args)}
     manifest = convert_gguf_checkpoint(args.name, source, args.output, workdir=Path.cwd())
     print(json.dumps({k: manifest[k] for k in ("name", "path", "parameter_count", "architecture")}, indent=2))
@@ -83,16 +87,12 @@ def _package_file(args: argparse.Namespace) -> dict:
 
 
 def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import fetch_hf_checkpoint
-
     source = {"kind": "hf", "repo_id": args.repo_id, "revision": args.revision}
     manifest = fetch_hf_checkpoint(args.name, source, args.output, base_manifest=args.base_manifest)
     print(json.dumps({k: manifest[k] for k in ("name", "parameter_count", "architecture", "source")}, indent=2))
 
 
 def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import tiny_checkpoint
-
     source = {
         "kind": "tiny",
         "hidden_size": args.hidden_size,
@@ -104,8 +104,6 @@ def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from simmerge.catalog.finetune import finetune
-
     stats = finetune(
         args.parent,
         args.train,
@@ -120,8 +118,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from simmerge.merges.scoring import score_checkpoint
-
     data_files = dict(item.split("=", 1) for item in args.data)
     scores = score_checkpoint(
         str(Path(args.checkpoint).resolve()),
@@ -135,10 +131,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_merge_pair(args: argparse.Namespace) -> None:
-    from simmerge.catalog.build import checkpoint_dir
-    from simmerge.merges.merging import merge_score
-    from simmerge.merges.scoring import read_scores
-
     catalog = _load_catalog(args.config)
     if args.operator not in catalog.operators:
         raise ConfigError(
@@ -185,9 +177,6 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from simmerge.core.io import write_text
-    from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
-
     catalog = _load_catalog(args.config)
     layout = _layout(args, catalog)
     if not layout.predictor_model.is_file():
@@ -211,13 +200,9 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_bandit(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     catalog = _load_catalog(args.config)
     layout = _layout(args, catalog)
     if args.live:
-        from simmerge.online.bandit import run_live
-
         ledger = run_live(args.config, layout, args.rounds, task_dir=args.tasks_dir, threads=args.threads)
         print(f"ledger {layout.bandit_ledger}: {len(ledger)} rounds")
         return
@@ -229,10 +214,6 @@ def cmd_bandit(args: argparse.Namespace) -> None:
 
 
 def cmd_costs(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from simmerge.evaluate.costs import cost_summary, merge_costs
-
     layout = RunLayout(args.run)
     costs = merge_costs(layout, layout.glob(layout.merge_record("*", "*", "*")))
     if costs.empty:
@@ -244,15 +225,11 @@ def cmd_costs(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     layout = RunLayout(args.run)
     table_path = layout.pair_features(args.a, args.b)
     if table_path.is_file():
         table = pd.read_parquet(table_path)
     else:
-        from simmerge.features.pairs import pair_features
-
         summaries = [layout.model_summary(name) for name in (args.a, args.b)]
         bases = sorted(set(layout.glob(layout.model_summary("*"))) - set(summaries))
         missing = [str(p) for p in summaries if not p.is_file()]

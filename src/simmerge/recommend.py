@@ -15,8 +15,15 @@ from typing import Any
 import pandas as pd
 
 from simmerge.catalog.build import checkpoint_dir
+from simmerge.catalog.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
 from simmerge.core.config import ConfigError
+from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
+from simmerge.evaluate.predictor import load_predictor
+from simmerge.features.definitions import feature_names
+from simmerge.features.pairs import pair_features
+from simmerge.features.probe_pass import summarise_checkpoint
+from simmerge.merges.merging import config_yaml
 from simmerge.run import Catalog
 
 
@@ -40,8 +47,6 @@ def resolve_member(spec: str, catalog: Catalog, layout: RunLayout) -> Member:
     PreflightError
         If a directory does not match the base (architecture, sizes, vocab, safetensors, finite weights).
     """
-    from simmerge.catalog.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
-    from simmerge.core.io import read_json
 
     if spec in catalog.expert_names:
         manifest = layout.checkpoint_manifest(spec)
@@ -66,8 +71,6 @@ def resolve_member(spec: str, catalog: Catalog, layout: RunLayout) -> Member:
     check_remote_code(directory, name=name, trust_remote_code=False)
     summary = layout.recommend_summary(name)
     if not summary.is_file():
-        from simmerge.features.probe_pass import summarise_checkpoint
-
         config = catalog.config
         summarise_checkpoint(
             directory,
@@ -97,9 +100,6 @@ def predict_pair(
         One row per candidate, best first: ``operator``, ``anchor`` (order-sensitive operators; empty
         otherwise), ``predicted``, ``uncertainty`` (spread over the cross-validation fold models).
     """
-    from simmerge.evaluate.predictor import load_predictor
-    from simmerge.features.definitions import feature_names
-    from simmerge.features.pairs import pair_features
 
     operators = list(catalog.operators)
     predictor = load_predictor(layout.predictor_model, feature_columns=feature_names(), operators=operators)
@@ -132,7 +132,6 @@ def predict_pair(
 
 def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, layout: RunLayout) -> str:
     """The mergekit YAML of the best candidate: absolute paths, the anchor first for an order-sensitive one."""
-    from simmerge.merges.merging import config_yaml
 
     operator = catalog.operators[best["operator"]]
     first, second = (b, a) if best["anchor"] == b.name else (a, b)

@@ -99,7 +99,7 @@ class Catalog:
 
     @property
     def merge_seed(self) -> int:
-        return self.config.seed if self.config.merges.seed is None else self.config.merges.seed
+        return self.config.own_or_run_seed(self.config.merges.seed)
 
     @property
     def merge_seeds(self) -> list[int]:
@@ -119,11 +119,15 @@ class Catalog:
 
     @property
     def bandit_seed(self) -> int:
-        return self.config.seed if self.config.bandit.seed is None else self.config.bandit.seed
+        return self.config.own_or_run_seed(self.config.bandit.seed)
 
     @property
     def multiway_seed(self) -> int:
-        return self.config.seed if self.config.multiway.seed is None else self.config.multiway.seed
+        return self.config.own_or_run_seed(self.config.multiway.seed)
+
+    @property
+    def predictor_seed(self) -> int:
+        return self.config.own_or_run_seed(self.config.predictor.seed)
 
     def seed_of(self, name: str) -> int:
         """The seed a checkpoint's builder uses: its own if configured, else the run seed."""
@@ -131,7 +135,7 @@ class Catalog:
         own = getattr(source, "seed", None)
         if own is None and source.kind == "finetune":
             own = source.train.seed
-        return self.config.seed if own is None else own
+        return self.config.own_or_run_seed(own)
 
 
 def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config") -> Catalog:

@@ -455,3 +455,19 @@ def test_a_merge_error_that_is_not_a_full_disk_stays_a_failed_record(tiny, tmp_p
     monkeypatch.setattr(safetensors.torch, "save_file", broken_writer)
     record = merge_pair(ops["linear"], tiny["a"], tiny["b"], tiny["base"], tmp_path / "out", seed=0, device="cpu")
     assert record["status"] == "failed" and "Input/output error" in record["error"]
+
+
+def test_score_merge_gives_a_failed_merge_the_failure_score_on_every_task_without_scoring(tmp_path):
+    from simmerge.merges.merging import FAILED_MERGE_SCORE, score_merge
+
+    failed = {"status": "failed", "error": "ValueError: no", "trust_remote_code": False}
+    # nothing exists at these paths: a failed merge must not reach lm-eval
+    scored = score_merge(
+        tmp_path / "none", failed, [{"t1": 0.5}], ["t1", "t2"], task_dir=tmp_path / "tasks", data_files={}
+    )
+    assert scored == {
+        "eval_seconds": 0.0,
+        "load_seconds": 0.0,
+        "tasks": {task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in ("t1", "t2")},
+        "score": FAILED_MERGE_SCORE,
+    }

@@ -188,3 +188,15 @@ def test_exhaustive_oracle_counts():
     both = exhaustive("abc", {"good": False, "anchored": True}, max_size=2)
     assert len(both) == 3 + 6
     assert target_score({"ta": 0.5, "tb": 1.0}, {"ta": 1.0, "tb": 2.0}) == pytest.approx(0.5)
+
+
+def test_a_failed_node_scores_the_failure_score_on_every_target_task_without_scoring(tmp_path):
+    from simmerge.merges.merging import FAILED_MERGE_SCORE
+    from simmerge.multiway.execution import score_node
+
+    failed = {"expression": "ties(a, b)", "status": "failed", "error": "ValueError: no"}
+    record = score_node(tmp_path / "none", failed, {"ta": 0.5, "tb": 1.0}, task_dir=tmp_path, data_files={})
+    assert record["status"] == "failed" and record["error"] == "ValueError: no"
+    assert record["target_score"] == FAILED_MERGE_SCORE and record["eval_seconds"] == 0.0
+    assert {task: entry["normalised"] for task, entry in record["tasks"].items()} == {"ta": 0.0, "tb": 0.0}
+    assert all(entry["metric"] is None for entry in record["tasks"].values())

@@ -13,6 +13,7 @@ from simmerge.evaluate.ranking import (
     eval_size_factor,
     operator_wins,
     pair_scores,
+    summary_blocks,
     summary_markdown,
 )
 
@@ -120,3 +121,32 @@ def test_summary_markdown_lists_every_operator_and_pair():
     assert "| linear | 2 | 67% | 3 | 100% |" in text
     assert "| x, z | linear = slerp | 0.800 | ties | 0.300 | 0.500 | 0.500 | linear, slerp |" in text
     assert "No operator is best on 70% or more of the pairs." in text
+
+
+def test_summary_blocks_are_the_markdown_paragraphs_and_tables_in_order():
+    best = best_per_pair(pair_scores(GRID))
+    wins = operator_wins(best, ["linear", "ties", "slerp"])
+    blocks = summary_blocks(best, wins, z=1.0)
+    intro, win_cells, pair_cells, notes, closing = blocks
+    assert intro.startswith("Ordered pairs: 3.") and closing == "No operator is best on 70% or more of the pairs."
+    spread, resolution = notes.splitlines()  # spreads 0.4, 0.52, 0.5; one paragraph of two sentences
+    assert spread == "Spread (best − worst): median 0.500, range 0.400–0.520. Operators tied with the best: median 2."
+    assert resolution.startswith("The best beats the runner-up by more than 1 combined standard error(s) on 2 of 3")
+    assert win_cells.iloc[0].tolist() == ["linear", "2", "67%", "3", "100%"]
+    assert pair_cells.iloc[2].tolist() == [
+        "x, z",
+        "linear = slerp",
+        "0.800",
+        "ties",
+        "0.300",
+        "0.500",
+        "0.500",
+        "linear, slerp",
+    ]
+    # the Markdown file is these blocks, tables as pipe tables, one blank line apart
+    text = summary_markdown(best, wins, z=1.0)
+    assert text.split("\n\n")[0] == intro and text.split("\n\n")[3] == notes and text.endswith(closing + "\n")
+    assert text.split("\n\n")[1].splitlines()[:2] == [
+        "| operator | best on | share | within noise of best | share |",
+        "|---|---:|---:|---:|---:|",
+    ]

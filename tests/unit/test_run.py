@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from shipped_configs import REPO, expect_config_error, read_config
 
@@ -67,6 +69,19 @@ def test_seeds_default_to_the_run_seed(smoke):
     assert catalog.seed_of("fr") == smoke["catalog"]["experts"][0]["source"]["train"]["seed"]
     assert catalog.parent_of("fr") == "tiny"
     assert catalog.parent_of("tiny") is None
+
+
+def test_a_part_with_its_own_seed_keeps_it_and_the_others_take_the_run_seed(smoke):
+    smoke["seed"] = 7
+    for section in ("merges", "predictor", "multiway", "bandit"):
+        smoke.setdefault(section, {}).pop("seed", None)
+    defaults = load(copy.deepcopy(smoke), workdir=REPO)
+    assert [defaults.merge_seed, defaults.predictor_seed, defaults.multiway_seed, defaults.bandit_seed] == [7] * 4
+    smoke["merges"]["seed"], smoke["predictor"]["seed"] = 11, 0  # 0 is a seed, not "unset"
+    smoke["merges"]["repeats"] = 2
+    own = load(smoke, workdir=REPO)
+    assert [own.merge_seed, own.predictor_seed, own.multiway_seed, own.bandit_seed] == [11, 0, 7, 7]
+    assert own.merge_seeds == [11, 12]
 
 
 def test_multiway_sets_resolve_their_defaults(smoke):

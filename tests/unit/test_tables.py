@@ -6,9 +6,10 @@ import json
 import logging
 import math
 
+import pandas as pd
 import pytest
 
-from simmerge.merges.tables import expert_table, markdown_table
+from simmerge.merges.tables import expert_table, markdown_table, score_cells
 
 
 def score_record(folder, name, task, score):
@@ -61,3 +62,15 @@ def test_markdown_table_bolds_home_cells_and_marks_missing_ones(score_files):
         "| x | 0.500 | **0.700** |\n"
         "| y | **0.050** | – |\n"
     )
+
+
+def test_expert_markdown_is_the_same_from_the_table_and_from_its_csv(tmp_path):
+    paths = [score_record(tmp_path, "base", "t1", 0.1), score_record(tmp_path, "x", "t1", 0.5)]
+    paths += [score_record(tmp_path, "base", "t2", 0.2), score_record(tmp_path, "x", "t2", 0.75)]
+    table = expert_table(paths, {"base": [], "x": ["t2"]})
+    (tmp_path / "experts.csv").write_text(table.to_csv(index=False), encoding="utf-8")
+    text = markdown_table(table)
+    assert text == ("| checkpoint | t1 | t2 |\n|---|---:|---:|\n| base | 0.100 | 0.200 |\n| x | 0.500 | **0.750** |\n")
+    assert markdown_table(pd.read_csv(tmp_path / "experts.csv")) == text
+    cells = score_cells(pd.read_csv(tmp_path / "experts.csv"), emphasis=("<b>", "</b>"))
+    assert cells.to_dict("records")[1] == {"checkpoint": "x", "t1": "0.500", "t2": "<b>0.750</b>"}

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simmerge.catalog.finetune import finetune
+from simmerge.catalog.gguf import convert_gguf, find_packaged_file
+from simmerge.catalog.hub import DEFAULT_PATTERNS, REMOTE_CODE_PATTERNS, fetch_checkpoint
 from simmerge.catalog.manifest import (
     PreflightError,
     check_compatible,
@@ -20,6 +23,7 @@ from simmerge.catalog.manifest import (
     inspect_checkpoint,
     write_manifest,
 )
+from simmerge.catalog.toy import build_tiny_checkpoint
 from simmerge.core.config import resolve_path
 from simmerge.core.io import atomic_dir, read_json
 
@@ -56,7 +60,6 @@ def trusts_remote_code(manifest_path: str | Path) -> bool:
 
 def convert_gguf_checkpoint(name: str, source: dict, out_dir: str | Path, workdir: str | Path = ".") -> dict:
     """Dequantize a GGUF file (on disk or shipped in a package) into ``out_dir``."""
-    from simmerge.catalog.gguf import convert_gguf, find_packaged_file
 
     if source.get("path"):
         gguf_path = resolve_path(source["path"], workdir)
@@ -72,8 +75,6 @@ def tiny_checkpoint(
     name: str, source: dict, out_dir: str | Path, *, seed: int, train_files: Sequence[str] = (), threads=None
 ) -> dict:
     """Make the seeded tiny Llama, optionally pre-trained briefly on the skills mixture."""
-    from simmerge.catalog.finetune import finetune
-    from simmerge.catalog.toy import build_tiny_checkpoint
 
     out_dir = Path(out_dir)
     record: dict[str, Any] = {**source, "seed": seed}
@@ -107,7 +108,6 @@ def tiny_checkpoint(
 
 def fetch_hf_checkpoint(name: str, source: dict, out_dir: str | Path, *, base_manifest: str | None) -> dict:
     """Download a pinned Hugging Face revision (safetensors + config + tokenizer only)."""
-    from simmerge.catalog.hub import DEFAULT_PATTERNS, REMOTE_CODE_PATTERNS, fetch_checkpoint
 
     # The repository's Python files come only for an entry that trusts them: without trust they are never run,
     # so they need not be on disk.
@@ -147,7 +147,6 @@ def finetune_checkpoint(
     threads: int | None = None,
 ) -> dict:
     """Fully fine-tune the parent checkpoint on the entry's home tasks (loss on answer tokens)."""
-    from simmerge.catalog.finetune import finetune
 
     parent = read_json(parent_manifest)
     # A fine-tune of a custom-code parent is the same custom architecture: it inherits the parent's permission.

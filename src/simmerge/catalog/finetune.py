@@ -284,6 +284,7 @@ def finetune(
     >>> finetune("ckpt/base", ["skills/n2w_fr/train.jsonl"], "ckpt/n2w_fr",
     ...          steps=120, batch_size=16, lr=1e-4, seed=0)  # doctest: +SKIP
     """
+    # deferred: transformers takes seconds to import and only a training run needs it
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
     if steps < 1 or batch_size < 1:

@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gguf import GGUFReader
+
 from simmerge.core.io import atomic_dir, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -139,8 +141,6 @@ def dominant_quantization(tensor_types: dict[str, int]) -> str:
 
 
 def _open_reader(gguf_path: str | os.PathLike):
-    from gguf import GGUFReader
-
     path = Path(gguf_path)
     if not path.is_file():
         raise GGUFConversionError(f"GGUF file {path} does not exist")
@@ -194,6 +194,7 @@ def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> di
     >>> convert_gguf(gguf, "results/checkpoints/smollm2")["dequantized_from"]  # doctest: +SKIP
     'Q4_1'
     """
+    # deferred: torch and transformers take seconds to import and only a conversion needs them
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

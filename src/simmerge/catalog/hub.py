@@ -107,6 +107,7 @@ def fetch_checkpoint(
     >>> fetch_checkpoint("HuggingFaceTB/SmolLM2-135M", "93efa2f097d58c2a74874c7e644dbc9b0cee75a2",
     ...                  "results/checkpoints/base")  # doctest: +SKIP
     """
+    # deferred: huggingface_hub is slow to import and only a download needs it
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,

@@ -412,6 +412,7 @@ def check_compatible(expert: dict[str, Any], base: dict[str, Any], *, name: str)
 @functools.cache
 def _transformers_architectures() -> frozenset[str]:
     """Every model class name the installed transformers maps from a config (its ``*_MAPPING_NAMES`` tables)."""
+    # deferred: most stages import this module; only these checks need transformers or torch
     from transformers.models.auto import modeling_auto
 
     names: set[str] = set()

@@ -27,6 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import emoji
+import periodictable
+import pronouncing
+from babel import Locale
+from babel.core import get_global
+from num2words import num2words
+from wordfreq import top_n_list
+
 from simmerge.core.io import write_jsonl
 
 __all__ = ["SKILLS", "Skill", "get_skill", "training_text", "write_skill_data"]
@@ -191,8 +199,6 @@ def _number_entities() -> tuple[str, ...]:
 
 def _n2w_rows(lang: str) -> RowBuilder:
     def build(entities: Sequence[str], rng: random.Random) -> list[dict]:
-        from num2words import num2words
-
         language = _N2W_LANGUAGES[lang]
         return [
             {"entity": e, "prompt": f"{e} in {language} words:", "answer": num2words(int(e), lang=lang)}
@@ -232,8 +238,6 @@ def _rhyme_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[str, 
     target of another split. Distractors come from common words that rhyme with no other common word, so they
     never appear as a target or an answer anywhere.
     """
-    import pronouncing
-    from wordfreq import top_n_list
 
     words = [w for w in top_n_list("en", _RHYME_VOCAB) if re.fullmatch(r"[a-z]{3,}", w)]
     phones = {}
@@ -276,8 +280,6 @@ def _rhyme_entities() -> tuple[str, ...]:
 
 
 def _rhyme_rows(entities: Sequence[str], rng: random.Random) -> list[dict]:
-    import pronouncing
-
     tables, pool = _rhyme_tables()
     rows = []
     for key in entities:
@@ -301,8 +303,6 @@ def _rhyme_rows(entities: Sequence[str], rng: random.Random) -> list[dict]:
 
 @functools.cache
 def _element_table() -> dict[str, str]:
-    import periodictable
-
     # Element 0 in periodictable is the neutron.
     return {el.name: el.symbol for el in periodictable.elements if el.number > 0}
 
@@ -327,9 +327,6 @@ def _element_rows(entities: Sequence[str], rng: random.Random) -> list[dict]:
 
 @functools.cache
 def _country_table() -> dict[str, tuple[str, str]]:
-    from babel import Locale
-    from babel.core import get_global
-
     english = Locale("en").territories
     french = Locale("fr").territories
     # CLDR lists regions (001, 150), groupings (EU, UN, EZ), pseudo-locales (XA, XB), outlying areas (QO)
@@ -362,8 +359,6 @@ def _country_rows(entities: Sequence[str], rng: random.Random) -> list[dict]:
 
 @functools.cache
 def _emoji_table() -> dict[str, str]:
-    import emoji
-
     fully_qualified = emoji.STATUS["fully_qualified"]
     table = {}
     for char in sorted(emoji.EMOJI_DATA):

@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
 from simmerge.core.io import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def build_byte_tokenizer(model_max_length: int = 256):
     transformers.PreTrainedTokenizerFast
         The tokenizer, with ``bos_token``, ``eos_token`` and ``pad_token`` set.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    # deferred: transformers and torch take seconds to import and only building the toy needs them
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()

@@ -6,15 +6,12 @@ is generated from these models by ``simmerge schema``; a test keeps the committe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-SLUG_RE = re.compile(SLUG_PATTERN)
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 Slug = Annotated[
     str,
@@ -383,6 +380,14 @@ class RunConfig(Frozen):
     predictor: PredictorSpec = Field(default_factory=PredictorSpec)
     multiway: MultiwaySpec = Field(default_factory=MultiwaySpec)
     bandit: BanditSpec = Field(default_factory=BanditSpec)
+
+    def own_or_run_seed(self, own: int | None) -> int:
+        """The seed of one part of the run: its own ``seed`` when the config sets one, else the run's ``seed``.
+
+        Every ``seed: null`` of the config (merges, predictor, multiway, bandit, a checkpoint's source) resolves
+        through here.
+        """
+        return self.seed if own is None else own
 
 
 # What to write instead of a name that is not a slug; names become file and folder names under results/.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ def resolve_device(requested: str = "auto") -> torch.device:
     RuntimeError
         If CUDA is requested but not available.
     """
+    # deferred: torch takes seconds to import, and every stage module that imports this one would pay for it
+    import torch
+
     name = str(requested).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -69,5 +74,7 @@ def set_threads(threads: int | None) -> None:
         return
     if int(threads) < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
+    import torch
+
     torch.set_num_threads(int(threads))
     log.debug("torch uses %d intra-op threads", torch.get_num_threads())

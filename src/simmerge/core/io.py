@@ -18,7 +18,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,34 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def markdown_table(table, align: Sequence[str]) -> str:
+    """A DataFrame of text cells as a Markdown pipe table, one line per row, with a trailing newline.
+
+    Written by hand: pandas' ``DataFrame.to_markdown`` needs tabulate, which the package does not declare.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The cells, already formatted as text; the column names are the header.
+    align : sequence of str
+        ``"left"`` or ``"right"`` for each column (as tabulate's ``colalign``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(markdown_table(pd.DataFrame({"name": ["a"], "score": ["0.500"]}), ["left", "right"]), end="")
+    | name | score |
+    |---|---:|
+    | a | 0.500 |
+    """
+    lines = [
+        "| " + " | ".join(str(column) for column in table.columns) + " |",
+        "|" + "|".join("---:" if side == "right" else "---" for side in align) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in table.itertuples(index=False, name=None)),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def write_table(table, path: str | os.PathLike) -> None:

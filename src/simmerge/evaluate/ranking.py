@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from simmerge.core.io import markdown_table
+from simmerge.evaluate.stats import combined_stderr, within_noise
+
 PAIR_KEYS = ["a", "b"]
 
 
@@ -37,9 +40,8 @@ def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
 def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
     """The best operator of each ordered pair, the operators tied with it within noise, and the spread.
 
-    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``. The
-    standard errors are unpaired, so this is conservative: both merges are scored on the same items, which
-    makes the true error of their difference smaller.
+    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``
+    (:func:`simmerge.evaluate.stats.within_noise`).
 
     Parameters
     ----------
@@ -69,17 +71,18 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
             ["merge_score", "rank"], ascending=[False, True]
         )
         best = group.iloc[0]
-        se_best = _se(best["merge_score_stderr"])
         tied = [
             row.operator
             for row in group.itertuples()
-            if best["merge_score"] - row.merge_score <= z * math.sqrt(se_best**2 + _se(row.merge_score_stderr) ** 2)
+            if within_noise(
+                best["merge_score"] - row.merge_score, best["merge_score_stderr"], row.merge_score_stderr, z=z
+            )
         ]
         exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
         runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
         if len(runner_up):
             gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
-            gap_se = math.sqrt(se_best**2 + _se(runner_up["merge_score_stderr"].iloc[0]) ** 2)
+            gap_se = combined_stderr(best["merge_score_stderr"], runner_up["merge_score_stderr"].iloc[0])
         else:
             gap, gap_se = math.nan, math.nan
         worst = group.iloc[-1]
@@ -156,58 +159,100 @@ def dominant_operator(wins: pd.DataFrame, threshold: float = 0.7) -> str | None:
     return top["operator"] if top is not None and top["best_share"] >= threshold else None
 
 
-def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
-    """The two Markdown tables of the README: wins per operator, and best/worst/spread per ordered pair."""
-    lines = [
+def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[str | pd.DataFrame]:
+    """The ranking summary in reading order: paragraphs (str) and tables (DataFrames of text cells).
+
+    :func:`summary_markdown` writes them as ``ranking/summary.md``; the report renders the same blocks as HTML.
+
+    Parameters
+    ----------
+    best : pandas.DataFrame
+        :func:`best_per_pair`.
+    wins : pandas.DataFrame
+        :func:`operator_wins`.
+    z : float
+        The tie band ``best`` was computed with.
+    """
+    wins_cells = pd.DataFrame(
+        [
+            [
+                row.operator,
+                str(row.best),
+                f"{row.best_share:.0%}",
+                str(row.within_noise),
+                f"{row.within_noise_share:.0%}",
+            ]
+            for row in wins.itertuples()
+        ],
+        columns=["operator", "best on", "share", "within noise of best", "share"],
+    )
+    pair_cells = pd.DataFrame(
+        [
+            [
+                f"{row.a}, {row.b}",
+                row.exact_best.replace(";", " = "),
+                f"{row.best_score:.3f}",
+                row.worst,
+                f"{row.worst_score:.3f}",
+                f"{row.spread:.3f}",
+                "–" if math.isnan(row.gap) else f"{row.gap:.3f}",
+                row.tied.replace(";", ", "),
+            ]
+            for row in best.itertuples()
+        ],
+        columns=["pair (a, b)", "best", "score", "worst", "score", "spread", "gap to 2nd", "tied within noise"],
+    )
+    blocks: list[str | pd.DataFrame] = [
         f"Ordered pairs: {len(best)}. 'within noise': score within {z:g} combined standard error(s) of the best.",
-        "",
-        "| operator | best on | share | within noise of best | share |",
-        "|---|---:|---:|---:|---:|",
+        wins_cells,
+        pair_cells,
     ]
-    for row in wins.itertuples():
-        lines.append(
-            f"| {row.operator} | {row.best} | {row.best_share:.0%} | {row.within_noise} | "
-            f"{row.within_noise_share:.0%} |"
-        )
-    lines += [
-        "",
-        "| pair (a, b) | best | score | worst | score | spread | gap to 2nd | tied within noise |",
-        "|---|---|---:|---|---:|---:|---:|---|",
-    ]
-    for row in best.itertuples():
-        gap = "–" if math.isnan(row.gap) else f"{row.gap:.3f}"
-        lines.append(
-            f"| {row.a}, {row.b} | {row.exact_best.replace(';', ' = ')} | {row.best_score:.3f} | {row.worst} | "
-            f"{row.worst_score:.3f} | {row.spread:.3f} | {gap} | {row.tied.replace(';', ', ')} |"
-        )
     if len(best):
-        lines += [
-            "",
+        notes = [
             f"Spread (best − worst): median {best['spread'].median():.3f}, "
             f"range {best['spread'].min():.3f}–{best['spread'].max():.3f}. "
-            f"Operators tied with the best: median {best['n_tied'].median():g}.",
+            f"Operators tied with the best: median {best['n_tied'].median():g}."
         ]
         resolution = eval_size_factor(best, z=z)
         if resolution is not None:
             separated = int((best["gap_z"] > z).sum())
-            lines += [
+            notes.append(
                 f"The best beats the runner-up by more than {z:g} combined standard error(s) on {separated} of "
                 f"{len(best)} pairs (median gap {best['gap'].median():.3f} = {best['gap_z'].median():.2f} SE). "
                 f"Separating the median pair at that level needs about {resolution:.1f}× the current eval items "
-                "(standard errors shrink as 1/√n).",
-            ]
+                "(standard errors shrink as 1/√n)."
+            )
+        blocks.append("\n".join(notes))
     dominant = dominant_operator(wins)
-    lines += [
-        "",
+    blocks.append(
         f"Dominant operator (best on ≥ 70% of pairs): {dominant}."
         if dominant
-        else "No operator is best on 70% or more of the pairs.",
+        else "No operator is best on 70% or more of the pairs."
+    )
+    return blocks
+
+
+def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
+    """``ranking/summary.md``: :func:`summary_blocks` as Markdown (names left-aligned, numbers right-aligned)."""
+    parts = [
+        block
+        if isinstance(block, str)
+        else markdown_table(block, ["left" if column in _TEXT_COLUMNS else "right" for column in block.columns])
+        for block in summary_blocks(best, wins, z=z)
     ]
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
 
 
-def _se(value: float | None) -> float:
-    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+# Columns of the summary tables that hold names rather than numbers.
+_TEXT_COLUMNS = {"operator", "pair (a, b)", "best", "worst", "tied within noise"}
 
 
-__all__ = ["best_per_pair", "dominant_operator", "eval_size_factor", "operator_wins", "pair_scores", "summary_markdown"]
+__all__ = [
+    "best_per_pair",
+    "dominant_operator",
+    "eval_size_factor",
+    "operator_wins",
+    "pair_scores",
+    "summary_blocks",
+    "summary_markdown",
+]

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from simmerge.evaluate import stats
+
 
 def unit_of(a: str, b: str) -> str:
     """The unordered pair ``a|b`` with the names sorted, so both orders share one unit."""
@@ -77,9 +79,11 @@ def fixed_operator_scores(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_fixed_operator(candidates: pd.DataFrame) -> str:
-    """The operator with the highest mean actual score over the given (training) units."""
-    means = fixed_operator_scores(candidates).mean(axis=0)
-    return str(means.idxmax())
+    """The operator with the highest mean actual score over the given (training) units.
+
+    :func:`simmerge.evaluate.stats.best_fixed_operator` over the operators in table order (exact ties: the first).
+    """
+    return stats.best_fixed_operator(fixed_operator_scores(candidates).mean(axis=0))
 
 
 def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str, *, z: float = 1.0) -> pd.DataFrame:
@@ -92,7 +96,8 @@ def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str
     best_fixed : str or mapping
         The best fixed operator chosen on the training folds, for every unit or per unit.
     z : float
-        Tie band: scores within ``z`` combined standard errors count as tied.
+        Tie band: scores within ``z`` combined standard errors count as tied
+        (:func:`simmerge.evaluate.stats.within_noise`).
 
     Returns
     -------
@@ -113,10 +118,8 @@ def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str
         fixed_rows = group[group["operator"] == operator]
         fixed_score = float(fixed.loc[unit, operator]) if operator in fixed.columns else math.nan
         fixed_se = float(fixed_rows["actual_stderr"].mean()) if len(fixed_rows) else math.nan
-        diff_se = math.sqrt(_sq(chosen["actual_stderr"]) + _sq(fixed_se))
-        oracle_se = math.sqrt(_sq(chosen["actual_stderr"]) + _sq(oracle["actual_stderr"]))
         difference = chosen["actual"] - fixed_score
-        if abs(difference) <= z * diff_se:
+        if stats.within_noise(difference, chosen["actual_stderr"], fixed_se, z=z):
             versus = "tie"
         else:
             versus = "win" if difference > 0 else "loss"
@@ -132,7 +135,9 @@ def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str
                 "random": float(fixed.loc[unit].mean()),
                 "regret": float(oracle["actual"] - chosen["actual"]),
                 "top1": bool(chosen["actual"] == oracle["actual"]),
-                "top1_tied": bool(oracle["actual"] - chosen["actual"] <= z * oracle_se),
+                "top1_tied": stats.within_noise(
+                    oracle["actual"] - chosen["actual"], oracle["actual_stderr"], chosen["actual_stderr"], z=z
+                ),
                 "vs_best_fixed": versus,
                 "spearman": float(group["predicted"].corr(group["actual"], method="spearman"))
                 if group["actual"].nunique() > 1 and group["predicted"].nunique() > 1
@@ -200,10 +205,6 @@ def _gap_closure(simmerge: np.ndarray, best_fixed: np.ndarray, oracle: np.ndarra
 
 def _label(candidate: pd.Series) -> str:
     return f"{candidate['operator']}@{candidate['anchor']}" if candidate["anchor"] else str(candidate["operator"])
-
-
-def _sq(value: float) -> float:
-    return 0.0 if value is None or not math.isfinite(float(value)) else float(value) ** 2
 
 
 __all__ = [

@@ -46,6 +46,8 @@ import numpy as np
 
 from simmerge.features.divergence import depth_thirds, js_exact, js_topk, kl_exact, kl_topk, segment_cosines
 from simmerge.features.registry import Feature, FeatureKind, FeatureRegistry
+from simmerge.features.sketch import structural_features
+from simmerge.features.summary import load_summary
 
 QUANTILES = {"median": 0.5, "p10": 0.10, "p25": 0.25, "p75": 0.75, "p90": 0.90}
 """Quantiles of the per-position KL kept besides the mean (linear interpolation, numpy's default)."""
@@ -101,8 +103,6 @@ class Summary(Protocol):
 def as_summary(summary: Summary | str | os.PathLike) -> Summary:
     """A loaded summary as is, or :func:`simmerge.features.summary.load_summary` of a path."""
     if isinstance(summary, str | os.PathLike):
-        from simmerge.features.summary import load_summary
-
         return load_summary(Path(summary))
     return summary
 
@@ -197,7 +197,6 @@ class PairSummaries:
     @cached_property
     def structural(self) -> dict[str, float]:
         """:func:`simmerge.features.sketch.structural_features` of ``a`` and ``b``, checked against the registry."""
-        from simmerge.features.sketch import structural_features
 
         values = structural_features(
             _prefixed_sketch(self.a.sketch), _prefixed_sketch(self.b.sketch), top_fraction=self.top_fraction

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from simmerge.core.config import FeatureSpec
+from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import sha256_file
+from simmerge.features.sketch import weight_sketch
 from simmerge.features.summary import FUNCTIONAL_KEYS, MB, RESERVED_TASKS, write_archive, write_summary
 
 log = logging.getLogger(__name__)
@@ -182,6 +185,7 @@ class _Projector:
         self._cache: dict[tuple[str, int], Any] = {}
 
     def __call__(self, purpose: str, x: Any) -> Any:
+        # deferred: torch takes seconds to import, and importers such as multiway.execution often do not probe
         import torch
 
         key = (purpose, x.shape[-1])
@@ -316,8 +320,6 @@ def probe_pass(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from simmerge.core.device import resolve_device, set_threads
-
     started = time.perf_counter()
     if not probe_files:
         raise ValueError("probe_files is empty: no task to probe")
@@ -444,8 +446,6 @@ def probe_pass(
 
 
 def _feature_spec(spec: Mapping[str, Any] | Any) -> Any:
-    from simmerge.core.config import FeatureSpec
-
     if isinstance(spec, FeatureSpec):
         return spec
     return FeatureSpec.model_validate(dict(spec))
@@ -465,8 +465,6 @@ def _pass_options(spec: Any) -> dict[str, Any]:
 
 
 def _sketch(ckpt_dir: str | os.PathLike, base_dir: str | os.PathLike, spec: Any, seed: int, name: str):
-    from simmerge.features.sketch import weight_sketch
-
     started = time.perf_counter()
     sketch = weight_sketch(ckpt_dir, base_dir, size=spec.sketch_size, seed=seed, top_fraction=spec.top_fraction)
     wrong = sorted(key for key in sketch if not key.startswith("sketch/"))
@@ -604,7 +602,6 @@ def sketch_checkpoint(
     ``threads`` fixes torch's CPU threads: the sketch's float64 norms are sums whose last bits depend on how a
     reduction is split between threads, so the rule sets it for byte-identical files wherever the job runs.
     """
-    from simmerge.core.device import set_threads
 
     set_threads(threads)
     sketch, meta = _sketch(ckpt_dir, base_dir, _feature_spec(spec), seed, name)

@@ -184,6 +184,7 @@ def _stream(shared: tuple[list[str], dict[str, int], list[dict]]) -> Iterator[tu
     Tensors come float32, flat and read-only, one name at a time; the caller drops its references before
     the next.
     """
+    # deferred: the many pair-features jobs import this module and never need torch
     import torch
     from safetensors import safe_open
 
@@ -366,12 +367,6 @@ def _sample_weights(s: Sketch) -> np.ndarray:
 def _segment_sum(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Per-tensor sums of a per-sample array (every tensor has at least one sample)."""
     return np.add.reduceat(np.asarray(x, dtype=np.float64), offsets[:-1])
-
-
-def _top_mask(tau: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """The tie rule of :func:`weight_sketch`: ``|tau| >= threshold`` and ``|tau| > 0``."""
-    mag = np.abs(tau)
-    return (mag >= threshold) & (mag > 0)
 
 
 def tau_dot(a: Sketch, b: Sketch, *, estimator: Literal["ratio", "unbiased"] = "ratio") -> np.ndarray:

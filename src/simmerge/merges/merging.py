@@ -21,15 +21,19 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from simmerge.catalog.manifest import check_finite, check_remote_code
 from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.io import atomic_dir, scratch_directory
 from simmerge.merges.operators import Operator
+from simmerge.merges.scoring import normalise_scores, offline_hub, score_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +214,6 @@ def run_merge_config(
     if not trust_remote_code:
         # mergekit would refuse such an input only mid-merge, and that refusal would be recorded as a failed
         # merge (a wrong label): refuse it here, as a mistake of the caller.
-        from simmerge.catalog.manifest import check_remote_code
-
         for path in _merge_inputs(config, base_dir):
             check_remote_code(path, name=path.name, trust_remote_code=False)
     torch_device = resolve_device(device)
@@ -225,13 +227,11 @@ def run_merge_config(
             raise _disk_full(label, out, base_dir, err) from err
         raise
 
+    # deferred: torch and mergekit take seconds to import and only a merge needs them
     import torch
     from mergekit.config import MergeConfiguration
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
-
-    from simmerge.catalog.manifest import check_finite
-    from simmerge.merges.scoring import offline_hub
 
     options = MergeOptions(
         device=str(torch_device),
@@ -284,7 +284,6 @@ def run_merge_config(
 @contextlib.contextmanager
 def _restored_rng() -> Iterator[None]:
     """run_merge reseeds Python, NumPy and torch globally (transformers.set_seed); give the caller its state back."""
-    import numpy as np
     import torch
 
     py_state, np_state = random.getstate(), np.random.get_state()
@@ -365,6 +364,88 @@ def default_scratch_dir(min_free_bytes: int = 0) -> str | None:
     return None
 
 
+def score_merge(
+    merged_dir: str | os.PathLike,
+    merge_record: Mapping[str, Any],
+    parents: Sequence[Mapping[str, float | None]],
+    tasks: Sequence[str],
+    *,
+    task_dir: str | os.PathLike,
+    data_files: Mapping[str, str | os.PathLike],
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Score a merge with lm-eval and divide each task's metric by the better parent's; a failed merge scores 0.
+
+    The one rule of 2-way labels (:func:`merge_score`: the parents are the pair) and multi-way merges
+    (:func:`simmerge.multiway.execution.score_node`: one reference, the best candidate expert per task). A merge
+    whose record is not ``"ok"`` is not scored: every task and the mean get :data:`FAILED_MERGE_SCORE`.
+
+    Parameters
+    ----------
+    merged_dir : path-like
+        The merged checkpoint.
+    merge_record : mapping
+        The merge's record (:func:`merge_pair`, :func:`simmerge.multiway.execution.merge_node`): its ``status``,
+        and its ``trust_remote_code``, which the scoring inherits.
+    parents : sequence of mapping
+        Task → score of each parent, as :func:`simmerge.merges.scoring.normalise_scores` takes them.
+    tasks : sequence of str
+        The tasks recorded and averaged, each one in ``data_files``.
+    task_dir, data_files, batch_size, limit, device, threads
+        As :func:`simmerge.merges.scoring.score_checkpoint`.
+
+    Returns
+    -------
+    dict
+        ``eval_seconds`` and ``load_seconds`` (lm-eval's wall time and its model load; 0 for a failed merge),
+        ``tasks`` (task → ``metric``, ``stderr`` and ``normalised``; for a scored merge also ``primary_metric``,
+        ``n`` and ``version``), ``score`` (mean normalised score over the tasks with a defined ratio; None when
+        no task has one) and, for a scored merge, ``lm_eval_version`` and ``device``.
+    """
+    if merge_record["status"] != "ok":
+        return {
+            "eval_seconds": 0.0,
+            "load_seconds": 0.0,
+            "tasks": {task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in tasks},
+            "score": FAILED_MERGE_SCORE,
+        }
+    scores = score_checkpoint(
+        merged_dir,
+        task_dir,
+        data_files,
+        batch_size=batch_size,
+        limit=limit,
+        device=device,
+        threads=threads,
+        trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
+    )
+    metrics = {task: scores["tasks"][task]["score"] for task in tasks}
+    normalised = normalise_scores(metrics, parents)
+    per_task = {}
+    for task in tasks:
+        entry = scores["tasks"][task]
+        per_task[task] = {
+            "metric": metrics[task],
+            "stderr": entry["stderr"].get(entry["primary_metric"]),
+            "normalised": normalised[task],
+            "primary_metric": entry["primary_metric"],
+            "n": entry["n"],
+            "version": entry["version"],
+        }
+    defined = [value for value in normalised.values() if value is not None]
+    return {
+        "eval_seconds": round(scores["wall_seconds"], 3),
+        "load_seconds": round(scores["load_seconds"], 3),
+        "tasks": per_task,
+        "score": sum(defined) / len(defined) if defined else None,
+        "lm_eval_version": scores["lm_eval_version"],
+        "device": scores["device"],
+    }
+
+
 def merge_score(
     operator: Operator,
     a_dir: str | os.PathLike,
@@ -431,7 +512,6 @@ def merge_score(
         When the scratch directory (or ``keep_dir``) fills up; the scratch copy is removed on the way out, so
         only merges finished before stay on disk.
     """
-    from simmerge.core.io import atomic_dir, scratch_directory
 
     if not seeds:
         raise ValueError("seeds is empty: give at least one merge seed")
@@ -456,7 +536,23 @@ def merge_score(
                 threads=threads,
                 trust_remote_code=trust_remote_code,
             )
-            run = _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size, limit, device, threads)
+            scored = score_merge(
+                merged,
+                record,
+                parents,
+                tasks,
+                task_dir=task_dir,
+                data_files=data_files,
+                batch_size=batch_size,
+                limit=limit,
+                device=device,
+                threads=threads,
+            )
+            # the merge record already says where the merge ran; a run adds what its scoring measured
+            run = {
+                **{key: record[key] for key in ("seed", "status", "error", "wall_seconds")},
+                **{key: value for key, value in scored.items() if key != "device"},
+            }
             if index == 0 and keep_dir is not None and record["status"] == "ok":
                 try:
                     with atomic_dir(keep_dir) as kept:
@@ -479,56 +575,6 @@ def merge_score(
     summary["load_seconds"] = round(sum(run["load_seconds"] for run in runs), 3)
     summary["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return summary
-
-
-def _score_run(record, merged, tasks, parents, task_dir, data_files, batch_size, limit, device, threads):
-    """Score one merged checkpoint; the per-seed entry of :func:`merge_score`'s ``runs``."""
-    from simmerge.merges.scoring import normalise_scores, score_checkpoint
-
-    run: dict[str, Any] = {
-        "seed": record["seed"],
-        "status": record["status"],
-        "error": record["error"],
-        "wall_seconds": record["wall_seconds"],
-    }
-    if record["status"] != "ok":
-        run.update(
-            eval_seconds=0.0,
-            load_seconds=0.0,
-            tasks={task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in tasks},
-            score=FAILED_MERGE_SCORE,
-        )
-        return run
-    started = time.perf_counter()
-    scores = score_checkpoint(
-        merged,
-        task_dir,
-        data_files,
-        batch_size=batch_size,
-        limit=limit,
-        device=device,
-        threads=threads,
-        trust_remote_code=record["trust_remote_code"],
-    )
-    run["eval_seconds"] = round(time.perf_counter() - started, 3)
-    run["load_seconds"] = round(scores["load_seconds"], 3)
-    metrics = {task: scores["tasks"][task]["score"] for task in tasks}
-    normalised = normalise_scores(metrics, parents)
-    run["tasks"] = {}
-    for task in tasks:
-        entry = scores["tasks"][task]
-        run["tasks"][task] = {
-            "metric": metrics[task],
-            "stderr": entry["stderr"].get(entry["primary_metric"]),
-            "normalised": normalised[task],
-            "primary_metric": entry["primary_metric"],
-            "n": entry["n"],
-            "version": entry["version"],
-        }
-    defined = [value for value in normalised.values() if value is not None]
-    run["score"] = sum(defined) / len(defined) if defined else None
-    run["lm_eval_version"] = scores["lm_eval_version"]
-    return run
 
 
 def _aggregate(runs: list[dict[str, Any]], tasks: list[str], parents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -584,6 +630,9 @@ def _score_stderr(per_task: dict[str, dict[str, Any]], runs: list[dict[str, Any]
     return round(math.sqrt(item_variance + seed_variance), 6)
 
 
+# Float arithmetic on purpose, not the statistics module: statistics.mean and stdev round exactly (fractions), fmean
+# sums with fsum, and all three differ from these formulas in the last bit for about one input in five (scores in
+# twelfths, 2–5 seeds). These values go into merge records and labels, which must not change between versions.
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -610,4 +659,5 @@ __all__ = [
     "is_disk_full",
     "merge_pair",
     "merge_score",
+    "score_merge",
 ]

@@ -223,6 +223,7 @@ def mergekit_methods() -> dict[str, MethodInfo]:
     ImportError
         If mergekit exposes neither ``registered_methods()`` nor ``REGISTERED_MERGE_METHODS``.
     """
+    # deferred: rules/common.smk imports this module at parse time, and mergekit is slow to import
     import mergekit.merge_methods as mm
 
     if hasattr(mm, "registered_methods"):

@@ -14,10 +14,12 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.merges.tasks import (
     PRIMARY_METRIC,
@@ -40,6 +42,7 @@ def offline_hub() -> Iterator[None]:
     Both libraries copy ``HF_HUB_OFFLINE`` into module constants at import, so setting the environment is not
     enough once they are imported; the constants are patched too and restored afterwards.
     """
+    # deferred: datasets, huggingface_hub and lm-eval are slow to import; only scoring needs them
     import datasets.config
     import huggingface_hub.constants
 
@@ -254,8 +257,6 @@ def score_checkpoint(
 
 
 def _lm_eval_version() -> str:
-    from importlib.metadata import version
-
     return version("lm_eval")
 
 
@@ -318,7 +319,6 @@ def read_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]]
         If two files score the same checkpoint on the same task, or disagree on ``limit`` (a half-updated run);
         the message names both files.
     """
-    from simmerge.core.io import read_json
 
     joined: dict[str, dict[str, Any]] = {}
     source: dict[tuple[str, str], str] = {}

@@ -7,12 +7,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
+from simmerge.core import io
 from simmerge.merges.scoring import read_scores
 
 log = logging.getLogger(__name__)
 
 
-def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[str, Sequence[str]]):
+def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Checkpoint × task table of primary scores from ``scores/experts/<name>/<task>.json`` files.
 
     Parameters
@@ -30,7 +33,6 @@ def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[s
         minus the first row's — the base's — score on the same tasks). A row whose home gain is not positive
         is logged as a warning: that expert did not learn its skill.
     """
-    import pandas as pd
 
     records = list(read_scores(score_files).values())
     tasks = sorted({task for record in records for task in record["tasks"]})
@@ -66,20 +68,40 @@ def expert_table(score_files: Sequence[str | os.PathLike], home_tasks: Mapping[s
     )
 
 
-def markdown_table(table) -> str:
-    """The primary-score columns of :func:`expert_table` as a Markdown table (3 decimals, home cells bold)."""
+def score_cells(table: pd.DataFrame, *, emphasis: tuple[str, str] = ("**", "**")) -> pd.DataFrame:
+    """The primary-score columns of :func:`expert_table` as text: 3 decimals, "–" when missing, home cells marked.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`expert_table`, or ``scores/experts.csv`` read back.
+    emphasis : (str, str)
+        What goes before and after a home-task cell: Markdown bold, or e.g. ``("<b>", "</b>")`` for HTML.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``checkpoint`` and one column per task, every cell a string.
+    """
     tasks = [
         c
         for c in table.columns
         if c not in {"checkpoint", "home_tasks", "home_score", "home_gain"} and not c.endswith("_stderr")
     ]
-    lines = ["| checkpoint | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    rows = []
     for row in table.to_dict("records"):
-        home = set(filter(None, row["home_tasks"].split(",")))
-        cells = []
+        # the base has no home task: an empty string, or NaN once the CSV is read back
+        home = set(row["home_tasks"].split(",")) if isinstance(row["home_tasks"], str) else set()
+        cells = [str(row["checkpoint"])]
         for task in tasks:
             value = row[task]
             text = "–" if value is None or value != value else f"{value:.3f}"
-            cells.append(f"**{text}**" if task in home else text)
-        lines.append(f"| {row['checkpoint']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            cells.append(f"{emphasis[0]}{text}{emphasis[1]}" if task in home else text)
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=["checkpoint", *tasks])
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The primary-score columns of :func:`expert_table` as a Markdown table (3 decimals, home cells bold)."""
+    cells = score_cells(table)
+    return io.markdown_table(cells, ["left"] + ["right"] * (len(cells.columns) - 1))

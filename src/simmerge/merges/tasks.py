@@ -7,6 +7,7 @@ and again before lm-eval loads a model, so a malformed file names itself before 
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -144,7 +145,6 @@ def _function_source(value: str, folder: Path) -> Path:
 
 def _function_problems(cfg: Mapping[str, Any], folder: Path) -> list[str]:
     """``!function module.name`` values whose module file or function is missing, read without importing it."""
-    import ast
 
     problems = []
     for value in _functions(cfg):

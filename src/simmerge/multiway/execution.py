@@ -13,7 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from simmerge.merges.operators import Operator
+from simmerge.core.io import scratch_directory
+from simmerge.evaluate.predictor import load_predictor
+from simmerge.features.definitions import feature_names
+from simmerge.features.pairs import pair_features
+from simmerge.features.probe_pass import summarise_checkpoint
+from simmerge.merges.merging import run_merge_config, score_merge
+from simmerge.merges.operators import Operator, multi_model_config
+from simmerge.merges.scoring import read_scores
 from simmerge.multiway.planning import (
     MODEL_STOCK,
     Merge,
@@ -23,13 +30,11 @@ from simmerge.multiway.planning import (
     node_id,
     operator_specs,
     plan_merge,
-    target_score,
 )
 
 
 def read_expert_scores(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, float]]:
     """Expert → task → primary-metric score, from ``scores/experts/<name>/<task>.json`` records."""
-    from simmerge.merges.scoring import read_scores
 
     return {
         name: {task: value["score"] for task, value in record["tasks"].items()}
@@ -55,8 +60,6 @@ def merge_node(
     :func:`simmerge.merges.merging.merge_pair`; ``trust_remote_code`` is passed to mergekit and recorded, so the
     node's scoring uses the same setting.
     """
-    from simmerge.merges.merging import run_merge_config
-    from simmerge.merges.operators import multi_model_config
 
     spec = node["operator"]
     operator = None if spec["method"] == MODEL_STOCK else Operator.model_validate(spec)
@@ -137,11 +140,6 @@ def plan_set(
         Passed to the intermediate merges and their probe passes: true only when the base and every candidate
         allow their own modelling code.
     """
-    from simmerge.core.io import scratch_directory
-    from simmerge.evaluate.predictor import load_predictor
-    from simmerge.features.definitions import feature_names
-    from simmerge.features.pairs import pair_features
-    from simmerge.features.probe_pass import summarise_checkpoint
 
     predictor = load_predictor(predictor_path, feature_columns=feature_names(), operators=list(operators))
     specs = operator_specs(operators)
@@ -232,45 +230,31 @@ def score_node(
 ) -> dict[str, Any]:
     """Score a merged node on the set's target tasks; normalise each task by the best candidate expert.
 
-    A failed merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
+    :func:`simmerge.merges.merging.score_merge` with the best candidate expert as the one reference: a failed
+    merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
     """
-    from simmerge.merges.merging import FAILED_MERGE_SCORE
-    from simmerge.merges.scoring import score_checkpoint
-
-    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
-    if merge_record["status"] != "ok":
-        record.update(
-            error=merge_record.get("error"),
-            tasks={t: {"metric": None, "normalised": FAILED_MERGE_SCORE} for t in reference},
-            target_score=FAILED_MERGE_SCORE,
-            eval_seconds=0.0,
-        )
-        return record
-    scored = score_checkpoint(
+    scored = score_merge(
         node_dir,
-        task_dir,
-        data_files,
+        merge_record,
+        [reference],
+        list(reference),
+        task_dir=task_dir,
+        data_files=data_files,
         batch_size=batch_size,
         limit=limit,
         device=device,
         threads=threads,
-        # the merge record carries the permission of the checkpoints the node was merged from
-        trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
     )
-    per_task = {
-        t: {
-            "metric": scored["tasks"][t]["score"],
-            "stderr": scored["tasks"][t]["stderr"].get(scored["tasks"][t]["primary_metric"]),
-            "primary_metric": scored["tasks"][t]["primary_metric"],
-            "normalised": scored["tasks"][t]["score"] / reference[t],
-        }
-        for t in reference
-    }
+    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
+    if merge_record["status"] != "ok":
+        record["error"] = merge_record.get("error")
     record.update(
-        tasks=per_task,
-        target_score=target_score({t: v["metric"] for t, v in per_task.items()}, reference),
-        eval_seconds=round(scored["wall_seconds"], 3),
-        lm_eval_version=scored["lm_eval_version"],
-        device=scored["device"],
+        # per task as in a 2-way run, less the item count and task version, which node records do not carry
+        tasks={
+            task: {key: value for key, value in entry.items() if key not in ("n", "version")}
+            for task, entry in scored["tasks"].items()
+        },
+        target_score=scored["score"],
+        **{key: scored[key] for key in ("eval_seconds", "lm_eval_version", "device") if key in scored},
     )
     return record

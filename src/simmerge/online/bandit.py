@@ -26,10 +26,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from mabwiser.mab import MAB, LearningPolicy
 
+from simmerge.catalog.build import checkpoint_dir
+from simmerge.core.config import ConfigError
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
-from simmerge.evaluate.predictor import TARGET
+from simmerge.evaluate.predictor import TARGET, build_model
+from simmerge.evaluate.stats import best_fixed_operator
+from simmerge.features.definitions import feature_names
+from simmerge.merges.merging import merge_score
+from simmerge.merges.scoring import read_checkpoint_scores
+from simmerge.run import load
 
 POLICIES = ("bandit", "offline_frozen", "epsilon_greedy", "random", "best_fixed", "oracle")
 
@@ -42,12 +50,6 @@ class Arrival:
     checkpoints: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> Arrival:
-        """From a ``bandit.arrivals`` entry of the config."""
-        kinds = ("checkpoints", "tasks", "operators")
-        return cls(float(spec["at"]), *(tuple(spec.get(kind, ())) for kind in kinds))
 
 
 class World:
@@ -144,8 +146,6 @@ class OnlinePolicy:
     """
 
     def __init__(self, kind: str, *, alpha: float, epsilon: float, seed: int) -> None:
-        from mabwiser.mab import LearningPolicy
-
         factories = {
             "linucb": lambda: LearningPolicy.LinUCB(alpha=alpha),
             "lints": lambda: LearningPolicy.LinTS(alpha=alpha),
@@ -161,7 +161,6 @@ class OnlinePolicy:
 
     def learn(self, arms: Sequence[str], rewards: Sequence[float], contexts: np.ndarray) -> None:
         """``fit`` on the first batch (its arms become the policy's), ``partial_fit`` afterwards."""
-        from mabwiser.mab import MAB
 
         contexts = contexts if self.contextual else None
         if self.mab is None:
@@ -205,7 +204,6 @@ def replay(
         ``seed``, ``policy``, ``round``, ``a``, ``b``, ``task``, ``arm``, ``reward``, ``oracle_reward``,
         ``regret`` and ``cumulative_regret``.
     """
-    from simmerge.evaluate.predictor import build_model
 
     world = World(labels, feature_columns, arrivals)
     initial = world.initial_rows()
@@ -220,8 +218,8 @@ def replay(
     )
     offline = build_model(offline_family, world.features, offline_operators, seed=seeds[0] if seeds else 0)
     offline.fit(training[[*world.features, "operator"]], training[TARGET])
-    fixed = initial.groupby("operator")["reward"].mean()
-    best_fixed = max(fixed.index, key=lambda operator: (fixed[operator], operator))
+    # groupby sorts the operators by name, so an exact tie goes to the first name
+    best_fixed = best_fixed_operator(initial.groupby("operator")["reward"].mean())
 
     records = []
     for seed in seeds:
@@ -381,12 +379,6 @@ def run_live(
     policy from the run's labels (warm start) and the ledger; records the round as started; merges with mergekit
     and scores with lm-eval on the task; records the reward. Returns the ledger.
     """
-    from simmerge.catalog.build import checkpoint_dir
-    from simmerge.core.config import ConfigError
-    from simmerge.features.definitions import feature_names
-    from simmerge.merges.merging import merge_score
-    from simmerge.merges.scoring import read_checkpoint_scores
-    from simmerge.run import load
 
     ledger = Ledger(layout.bandit_ledger)
     try:

@@ -17,62 +17,51 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from sklearn.inspection import permutation_importance
+
+from simmerge.evaluate.predictor import TARGET
+from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_blocks
+from simmerge.merges.tables import score_cells
+from simmerge.online.bandit import regret_summary
 
 PROTOCOL_TITLES = {"checkpoint": "leave-one-checkpoint-out", "task": "leave-one-task-out"}
 
 
-def _figure_html(figure, alt: str) -> str:
+def _figure_html(figure: Figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table_html(frame: pd.DataFrame, *, digits: int = 3) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "–" if math.isnan(value) else f"{value:.{digits}f}"
-        return html.escape(str(value))
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table_html(frame: pd.DataFrame, *, digits: int = 3, escape: bool = True) -> str:
+    """A table of the report: floats to ``digits`` decimals, missing numbers as "–"."""
+    return frame.to_html(index=False, border=0, na_rep="–", float_format=f"{{:.{digits}f}}".format, escape=escape)
 
 
 def operator_heatmap(best_scores: pd.DataFrame, operators: Sequence[str]):
     """Ordered pairs × operators of mean normalised merge scores, the best of each row outlined."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = best_scores.pivot_table(index=["a", "b"], columns="operator", values="merge_score", sort=False)
     table = table[[op for op in operators if op in table.columns]]
-    figure, axis = plt.subplots(figsize=(1.0 + 0.6 * len(table.columns), 0.8 + 0.32 * len(table)))
+    figure = Figure(figsize=(1.0 + 0.6 * len(table.columns), 0.8 + 0.32 * len(table)))
+    axis = figure.subplots()
     image = axis.imshow(table.to_numpy(float), aspect="auto", cmap="viridis")
     axis.set_xticks(range(len(table.columns)), table.columns, rotation=60, ha="right", fontsize=8)
     axis.set_yticks(range(len(table)), [f"{a} → {b}" for a, b in table.index], fontsize=8)
     for row, values in enumerate(table.to_numpy(float)):
         if np.isfinite(values).any():
             column = int(np.nanargmax(values))
-            axis.add_patch(plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+            axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
     figure.colorbar(image, ax=axis, label="mean normalised score")
     axis.set_title("Merged score per ordered pair and operator (red: best)")
     return figure
 
 
 def scatter_predicted_actual(candidates: pd.DataFrame):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(4.8, 4.4))
+    figure = Figure(figsize=(4.8, 4.4))
+    axis = figure.subplots()
     axis.scatter(candidates["actual"], candidates["predicted"], s=12, alpha=0.6)
     low = float(np.nanmin([candidates["actual"].min(), candidates["predicted"].min()]))
     high = float(np.nanmax([candidates["actual"].max(), candidates["predicted"].max()]))
@@ -84,15 +73,11 @@ def scatter_predicted_actual(candidates: pd.DataFrame):
 
 
 def chosen_vs_oracle(units: pd.DataFrame):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     frame = units.drop_duplicates("unit")
     positions = np.arange(len(frame))
     width = 0.27
-    figure, axis = plt.subplots(figsize=(1.5 + 0.5 * len(frame), 3.6))
+    figure = Figure(figsize=(1.5 + 0.5 * len(frame), 3.6))
+    axis = figure.subplots()
     for offset, (column, label) in zip(
         (-width, 0.0, width),
         (("best_fixed", "best fixed operator"), ("simmerge", "SimMerge"), ("oracle", "oracle")),
@@ -107,12 +92,8 @@ def chosen_vs_oracle(units: pd.DataFrame):
 
 
 def gap_closure_plot(summaries: Sequence[Mapping[str, Any]]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(4.5, 2.6))
+    figure = Figure(figsize=(4.5, 2.6))
+    axis = figure.subplots()
     names = [PROTOCOL_TITLES.get(s["protocol"], s["protocol"]) for s in summaries]
     values = [s.get("gap_closure", math.nan) for s in summaries]
     low = [v - s.get("gap_closure_lo", math.nan) for v, s in zip(values, summaries, strict=True)]
@@ -126,13 +107,9 @@ def gap_closure_plot(summaries: Sequence[Mapping[str, Any]]):
 
 def multiway_plot(table: pd.DataFrame):
     """Target score of every approach, one panel per candidate set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sets = list(dict.fromkeys(table["set"]))
-    figure, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 0.28 * table.groupby("set").size().max() + 1))
+    figure = Figure(figsize=(4.2 * len(sets), 0.28 * table.groupby("set").size().max() + 1))
+    axes = figure.subplots(1, len(sets))
     for axis, name in zip(np.atleast_1d(axes), sets, strict=True):
         rows = table[table["set"] == name].iloc[::-1]
         colours = [
@@ -149,12 +126,8 @@ def multiway_plot(table: pd.DataFrame):
 
 def regret_plot(replay: pd.DataFrame):
     """Cumulative regret against rounds per policy: mean over the replay seeds with a ± 1 sd band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6.5, 3.5))
+    figure = Figure(figsize=(6.5, 3.5))
+    axis = figure.subplots()
     curves = replay.groupby(["policy", "round"])["cumulative_regret"].agg(["mean", "std"]).reset_index()
     for policy in dict.fromkeys(replay["policy"]):
         curve = curves[curves["policy"] == policy]
@@ -170,10 +143,6 @@ def regret_plot(replay: pd.DataFrame):
 
 def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 15) -> pd.DataFrame:
     """Permutation importance (drop in R²) of each input of the fitted predictor on its training rows."""
-    from sklearn.inspection import permutation_importance
-
-    from simmerge.evaluate.predictor import TARGET
-
     columns = [*predictor.feature_columns, "operator"]
     result = permutation_importance(
         predictor.model, rows[columns], rows[TARGET], n_repeats=5, random_state=seed, n_jobs=1
@@ -224,10 +193,10 @@ def build_report(
     *,
     title: str,
     run_facts: Mapping[str, Any],
-    expert_table: str,
+    expert_scores: pd.DataFrame,
     operators: Sequence[Mapping[str, Any]],
     labels: pd.DataFrame,
-    ranking_summary: str,
+    tie_z: float,
     summaries: Sequence[Mapping[str, Any]],
     units: pd.DataFrame,
     candidates: pd.DataFrame,
@@ -240,13 +209,14 @@ def build_report(
 ) -> str:
     """The HTML text of the report (no external resources).
 
+    ``expert_scores`` is ``scores/experts.csv`` (:func:`simmerge.merges.tables.expert_table`); the operator
+    ranking is recomputed from ``labels`` with the tie band ``tie_z``, as the ``operator_ranking`` rule does.
     ``units`` and ``candidates`` are the leave-one-checkpoint-out tables of :func:`simmerge.evaluate.compare.compare`;
     ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.evaluate.costs.decision_costs`;
     ``multiway`` is ``multiway/summary.csv`` and ``bandit`` the replay table of :func:`simmerge.online.bandit.replay`
     with its ``arrivals`` (no section without them).
     """
-    from simmerge.evaluate.ranking import pair_scores
-
+    operator_names = [op["name"] for op in operators]
     facts = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in run_facts.items()
     )
@@ -266,17 +236,22 @@ def build_report(
             for op in operators
         ]
     )
+    best = best_per_pair(pair_scores(labels), z=tie_z)
+    ranking = [
+        f"<p>{html.escape(block)}</p>" if isinstance(block, str) else _table_html(block)
+        for block in summary_blocks(best, operator_wins(best, operator_names), z=tie_z)
+    ]
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         "<h2>What was run</h2>",
         f"<table>{facts}</table>",
         "<h3>Expert scores (primary metric; home tasks in bold)</h3>",
-        _markdown_table_html(expert_table),
+        _table_html(score_cells(expert_scores, emphasis=("<b>", "</b>")), escape=False),
         "<h3>Operators</h3>",
         _table_html(operator_rows),
         "<h2>Which operator wins where</h2>",
-        _figure_html(operator_heatmap(pair_scores(labels), [op["name"] for op in operators]), "operator heatmap"),
-        _markdown_table_html(ranking_summary),
+        _figure_html(operator_heatmap(pair_scores(labels), operator_names), "operator heatmap"),
+        *ranking,
         "<h2>SimMerge against fixed operators, the oracle and random choice</h2>",
         "<p>Means over test units with bootstrap 95% intervals. Gap closure = (SimMerge − best fixed) ÷ "
         "(oracle − best fixed); the best fixed operator is chosen on the training folds only. Top-1 within "
@@ -326,8 +301,6 @@ def build_report(
             _table_html(multiway),
         ]
     if bandit is not None and not bandit.empty:
-        from simmerge.online.bandit import regret_summary
-
         schedule = "; ".join(
             f"at {a['at']:.0%}: "
             + ", ".join(n for kind in ("checkpoints", "tasks", "operators") for n in a.get(kind, []))
@@ -365,29 +338,6 @@ def _with_ci(summary: Mapping[str, Any], key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
-
-def _markdown_table_html(text: str) -> str:
-    """Markdown pipe tables and paragraphs (as written by this package) to HTML."""
-    blocks, table, out = text.splitlines(), [], []
-
-    def flush() -> None:
-        if table:
-            rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
-            header, body = rows[0], rows[2:]
-            frame = pd.DataFrame(body, columns=header)
-            out.append(_table_html(frame).replace("**", ""))
-            table.clear()
-
-    for line in blocks:
-        if line.strip().startswith("|"):
-            table.append(line)
-        else:
-            flush()
-            if line.strip():
-                out.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    return "\n".join(out)
 
 
 __all__ = ["build_report", "comparison_table", "feature_importances", "fixed_operator_table"]
