@@ -16,7 +16,6 @@ import pandas as pd
 import yaml
 
 from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetch_hf_checkpoint, tiny_checkpoint
-from simmerge.catalog.finetune import finetune
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
@@ -28,8 +27,6 @@ from simmerge.evaluate.costs import cost_summary, merge_costs
 from simmerge.features.pairs import pair_features
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import read_scores, score_checkpoint
-from simmerge.online.bandit import run_live
-from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
 from simmerge.run import load
 
 
@@ -104,6 +101,10 @@ def cmd_tiny_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
+    # deferred here and in cmd_recommend, cmd_bandit: they import torch and scikit-learn, which `simmerge check`,
+    # `schema` and the other light subcommands should not wait for
+    from simmerge.catalog.finetune import finetune
+
     stats = finetune(
         args.parent,
         args.train,
@@ -177,6 +178,8 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
+    from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
+
     catalog = _load_catalog(args.config)
     layout = _layout(args, catalog)
     if not layout.predictor_model.is_file():
@@ -200,6 +203,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_bandit(args: argparse.Namespace) -> None:
+    from simmerge.online.bandit import run_live
+
     catalog = _load_catalog(args.config)
     layout = _layout(args, catalog)
     if args.live:

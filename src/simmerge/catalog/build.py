@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simmerge.catalog.finetune import finetune
 from simmerge.catalog.gguf import convert_gguf, find_packaged_file
 from simmerge.catalog.hub import DEFAULT_PATTERNS, REMOTE_CODE_PATTERNS, fetch_checkpoint
 from simmerge.catalog.manifest import (
@@ -89,6 +88,9 @@ def tiny_checkpoint(
         )
         if source.get("pretrain"):
             spec = {**source["pretrain"], "seed": source["pretrain"].get("seed", seed) or seed}
+            # deferred: fine-tuning imports torch, which the workflow's parse and the CLI's light commands skip
+            from simmerge.catalog.finetune import finetune
+
             stats = finetune(
                 init_dir,
                 list(train_files),
@@ -153,6 +155,9 @@ def finetune_checkpoint(
     trust = trusts_remote_code(parent_manifest)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as build_dir:
+        # deferred: fine-tuning imports torch, which the workflow's parse and the CLI's light commands skip
+        from simmerge.catalog.finetune import finetune
+
         stats = finetune(
             checkpoint_dir(parent_manifest),
             list(train_files),
