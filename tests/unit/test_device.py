@@ -25,7 +25,7 @@ from shipped_configs import read_config
 from synthetic_summaries import Synth
 
 import simmerge
-import simmerge.evaluate.predictor
+import simmerge.multiway.execution
 from simmerge.catalog.build import finetune_checkpoint, tiny_checkpoint
 from simmerge.core.device import resolve_device
 from simmerge.core.io import write_json
@@ -129,7 +129,7 @@ def run_multiway_plan(tmp: Path, monkeypatch) -> None:
         def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
             return pd.DataFrame({"predicted": 1.0, "uncertainty": 0.0}, index=rows.index)
 
-    monkeypatch.setattr(simmerge.evaluate.predictor, "load_predictor", lambda path, **checks: Flat())
+    monkeypatch.setattr(simmerge.multiway.execution, "load_predictor", lambda path, **checks: Flat())
     synth, names = Synth(), ["base", "a", "b", "c"]
     summaries = {name: synth.model(tmp, name, seed=seed, scale=0.5 * seed) for seed, name in enumerate(names)}
     plan_set(

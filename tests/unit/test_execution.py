@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-import simmerge.merges.scoring
+import simmerge.merges.merging
 from simmerge.merges.merging import FAILED_MERGE_SCORE
 from simmerge.merges.operators import default_operators
 from simmerge.multiway.execution import merge_node, read_expert_scores, score_node
@@ -59,14 +59,14 @@ def test_a_failed_node_scores_the_failed_merge_score_on_every_task_without_lm_ev
     def refuse(*args, **kwargs):
         raise AssertionError("a failed merge was scored")
 
-    monkeypatch.setattr(simmerge.merges.scoring, "score_checkpoint", refuse)
+    monkeypatch.setattr(simmerge.merges.merging, "score_checkpoint", refuse)
     failed = {"expression": "ties_d50(a, b)", "status": "failed", "error": "input merge failed"}
     record = score_node(tmp_path, failed, {"t1": 0.5, "t2": 0.8}, task_dir=tmp_path, data_files={})
     assert record == {
         "expression": "ties_d50(a, b)",
         "status": "failed",
         "error": "input merge failed",
-        "tasks": {t: {"metric": None, "normalised": FAILED_MERGE_SCORE} for t in ("t1", "t2")},
+        "tasks": {t: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for t in ("t1", "t2")},
         "target_score": FAILED_MERGE_SCORE,
         "eval_seconds": 0.0,
     }
@@ -78,12 +78,18 @@ def test_a_node_is_normalised_by_the_best_candidates_score_on_each_target_task(t
     def known_scores(node_dir, task_dir, data_files, **options):
         calls.append({"node_dir": node_dir, "data_files": data_files, **options})
         tasks = {
-            task: {"score": score, "primary_metric": "acc", "stderr": {"acc": 0.02}}
+            task: {"score": score, "primary_metric": "acc", "stderr": {"acc": 0.02}, "n": 12, "version": 1}
             for task, score in {"t1": 0.4, "t2": 0.6, "t3": 0.9}.items()
         }
-        return {"tasks": tasks, "wall_seconds": 12.34567, "lm_eval_version": "0.4.13", "device": "cpu"}
+        return {
+            "tasks": tasks,
+            "wall_seconds": 12.34567,
+            "load_seconds": 1.5,
+            "lm_eval_version": "0.4.13",
+            "device": "cpu",
+        }
 
-    monkeypatch.setattr(simmerge.merges.scoring, "score_checkpoint", known_scores)
+    monkeypatch.setattr(simmerge.merges.merging, "score_checkpoint", known_scores)
     merged = {"expression": "linear(a, b)", "status": "ok", "trust_remote_code": True}
     reference = {"t1": 0.5, "t2": 0.8}  # t3 is no target task of the set
     record = score_node(tmp_path / "node", merged, reference, task_dir=tmp_path, data_files={"t1": "x", "t2": "y"})

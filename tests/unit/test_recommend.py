@@ -14,9 +14,10 @@ import yaml
 from shipped_configs import REPO, read_config
 from synthetic_summaries import Synth
 
-import simmerge.evaluate.predictor
+import simmerge.recommend
 from simmerge.core.config import ConfigError
 from simmerge.core.io import write_json
+from simmerge.core.layout import RunLayout
 from simmerge.features.definitions import feature_names
 from simmerge.recommend import Member, predict_pair, recommendation_yaml, resolve_member
 from simmerge.run import load
@@ -77,13 +78,13 @@ def predictor(monkeypatch):
         known.loads.append({"path": path, "feature_columns": feature_columns, "operators": operators})
         return known
 
-    monkeypatch.setattr(simmerge.evaluate.predictor, "load_predictor", load_predictor)
+    monkeypatch.setattr(simmerge.recommend, "load_predictor", load_predictor)
     return known
 
 
 def test_candidates_are_ranked_by_the_predicted_score(run, catalog, predictor, tmp_path):
-    fr, de = (resolve_member(name, catalog, run, tmp_path / "cache") for name in ("fr", "de"))
-    ranked = predict_pair(fr, de, catalog, run, ["n2w_fr", "n2w_de"])
+    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
+    ranked = predict_pair(fr, de, catalog, RunLayout(run), ["n2w_fr", "n2w_de"])
     assert list(zip(ranked["operator"], ranked["anchor"], strict=True)) == [
         ("slerp_t30", "de"),
         ("ties_d50", ""),
@@ -104,9 +105,9 @@ def test_candidates_are_ranked_by_the_predicted_score(run, catalog, predictor, t
 
 
 def test_the_recommendation_is_the_best_candidates_mergekit_yaml_with_its_anchor_first(run, catalog, predictor):
-    fr, de = (resolve_member(name, catalog, run, run / "cache") for name in ("fr", "de"))
-    best = predict_pair(fr, de, catalog, run, ["n2w_fr"]).iloc[0].to_dict()
-    text = recommendation_yaml(best, fr, de, catalog, run)
+    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
+    best = predict_pair(fr, de, catalog, RunLayout(run), ["n2w_fr"]).iloc[0].to_dict()
+    text = recommendation_yaml(best, fr, de, catalog, RunLayout(run))
     header, *_ = text.splitlines()
     assert header == "# simmerge recommend: slerp_t30 with de as anchor, predicted normalised score 0.900 ± 0.060"
     config = yaml.safe_load(text)
@@ -116,9 +117,9 @@ def test_the_recommendation_is_the_best_candidates_mergekit_yaml_with_its_anchor
 
 
 def test_a_symmetric_recommendation_uses_the_run_base_and_names_no_anchor(run, catalog, predictor):
-    fr, de = (resolve_member(name, catalog, run, run / "cache") for name in ("fr", "de"))
+    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
     best = {"operator": "ties_d50", "anchor": "", "predicted": 0.7, "uncertainty": 0.02}
-    text = recommendation_yaml(best, fr, de, catalog, run)
+    text = recommendation_yaml(best, fr, de, catalog, RunLayout(run))
     assert text.splitlines()[0] == "# simmerge recommend: ties_d50, predicted normalised score 0.700 ± 0.020"
     config = yaml.safe_load(text)
     assert config["base_model"] == str((run / "checkpoints" / "tiny").resolve())
@@ -126,12 +127,12 @@ def test_a_symmetric_recommendation_uses_the_run_base_and_names_no_anchor(run, c
 
 
 def test_a_catalog_expert_resolves_to_the_runs_checkpoint_and_summary(run, catalog):
-    member = resolve_member("fr", catalog, run, run / "cache")
+    member = resolve_member("fr", catalog, RunLayout(run))
     assert member == Member("fr", (run / "checkpoints" / "fr").resolve(), run / "features" / "models" / "fr.npz")
 
 
 def test_an_expert_that_is_not_built_or_a_path_that_is_no_checkpoint_is_refused(run, catalog, tmp_path):
     with pytest.raises(ConfigError, match=r"'rhyme' is in the catalog but not built in .*: missing .*manifest.json"):
-        resolve_member("rhyme", catalog, run, run / "cache")
+        resolve_member("rhyme", catalog, RunLayout(run))
     with pytest.raises(ConfigError, match=r"neither an expert of the catalog \(fr, de, rhyme\) nor a checkpoint"):
-        resolve_member(str(tmp_path / "nowhere"), catalog, run, run / "cache")
+        resolve_member(str(tmp_path / "nowhere"), catalog, RunLayout(run))

@@ -132,6 +132,11 @@ def run(tmp_path: Path) -> dict:
             bench(run, "merge_score", "x__y/linear", 25.0),
         ],
     }
+    # the rest of SimMerge's decision cost, read from the run's layout: sketches, summaries and the fit take 0 s here
+    for name in ("x", "y"):
+        bench(run, "weight_sketch", name, 0.0)
+        bench(run, "probe_features", name, 0.0)
+    bench(run, "predictor", "fit", 0.0)
     multiway = run / "multiway" / "summary.csv"
     write_table(
         pd.DataFrame({"set": ["trio"], "approach": ["simmerge"], "model": ["linear(x, y)"], "target_score": [0.504]}),
@@ -154,6 +159,7 @@ def run(tmp_path: Path) -> dict:
     return {
         "run_dir": run,
         "facts": {"run": "tiny", "seed": 7, "base": "base", "operators": "linear, ties"},
+        "tasks": ["t1"],
         "machine": {"CPU": "Test CPU 9000", "cores": "2"},
         "experts": experts,
         "ranking": ranking,
