@@ -288,11 +288,18 @@ class MergeSpec(Frozen):
 PROTOCOLS = ("checkpoint", "task")
 
 
+# Model families of the SimMerge predictor (simmerge.evaluate.predictor builds one scikit-learn pipeline per name):
+# ridge regression, ridge with feature × operator interactions, histogram gradient boosting, random forest, MLP.
+# Defined here, like PROTOCOLS, so that the config validates them without importing scikit-learn.
+PREDICTOR_FAMILIES = ("ridge", "per_operator_ridge", "hgb", "forest", "mlp")
+PredictorFamily = Literal[PREDICTOR_FAMILIES]
+
+
 class PredictorSpec(Frozen):
     """The SimMerge predictor and its evaluation (simmerge.evaluate.predictor, simmerge.evaluate.compare)."""
 
-    families: list[Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"]] = Field(
-        default_factory=lambda: ["ridge", "per_operator_ridge", "hgb", "forest", "mlp"],
+    families: list[PredictorFamily] = Field(
+        default_factory=lambda: list(PREDICTOR_FAMILIES),
         min_length=1,
         description="Model families grouped cross-validation chooses from.",
     )
@@ -358,7 +365,7 @@ class BanditSpec(Frozen):
     epsilon: float = Field(0.1, ge=0, le=1, description="Exploration of the epsilon-greedy baseline.")
     rounds: int = Field(300, ge=1, description="Merge requests per replay.")
     seeds: int = Field(5, ge=1, description="Replays, with seeds seed, seed+1, ...")
-    offline_family: Literal["ridge", "per_operator_ridge", "hgb", "forest", "mlp"] = Field(
+    offline_family: PredictorFamily = Field(
         "per_operator_ridge", description="Family of the frozen offline predictor baseline."
     )
     arrivals: list[BanditArrivalSpec] = Field(
