@@ -3,7 +3,7 @@ import pandas as pd
 
 from simmerge.core.io import write_json
 from simmerge.core.logs import log_to
-from simmerge.evaluate.predictor import choose_family, fit_predictor, save_predictor, training_rows
+from simmerge.evaluate.predictor import choose_family, fit_predictor, library_versions, save_predictor, training_rows
 from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
@@ -21,7 +21,7 @@ with log_to(snakemake.log[0]):
             "rows": len(rows),
             "features": features,
             "operators": spec["operators"],
-            "versions": predictor.versions,
+            "versions": library_versions(),
         },
         snakemake.output.cv,
     )

@@ -112,22 +112,8 @@ def predict_pair(
         for operator in operators:
             rows.append(table.assign(a=first.name, b=second.name, operator=operator))
     frame = pd.concat(rows, ignore_index=True)
-    frame = frame.join(predictor.predict(frame))
-    candidates = []
-    for name, operator in catalog.operators.items():
-        own = frame[frame["operator"] == name]
-        orders = [a.name, b.name] if operator.order_sensitive else [""]
-        for anchor in orders:
-            chosen = own[own["a"] == anchor] if anchor else own
-            candidates.append(
-                {
-                    "operator": name,
-                    "anchor": anchor,
-                    "predicted": float(chosen["predicted"].mean()),
-                    "uncertainty": float(chosen["uncertainty"].mean()),
-                }
-            )
-    return pd.DataFrame(candidates).sort_values("predicted", ascending=False, kind="stable").reset_index(drop=True)
+    sensitive = frame["operator"].map({name: operator.order_sensitive for name, operator in catalog.operators.items()})
+    return predictor.select(frame[list(predictor.feature_names_in_)], anchor=frame["a"].where(sensitive, ""))
 
 
 def recommendation_yaml(best: dict[str, Any], a: Member, b: Member, catalog: Catalog, layout: RunLayout) -> str:

@@ -8,12 +8,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from simmerge.core.config import PREDICTOR_FAMILIES
 from simmerge.evaluate.compare import compare
 from simmerge.evaluate.predictor import (
-    build_model,
-    checkpoint_folds,
+    HeldOutCheckpointSplit,
+    HeldOutTaskSplit,
+    SelectedScorer,
+    SimMergePredictor,
     choose_family,
+    cv_predictions,
     fit_predictor,
     load_predictor,
     save_predictor,
@@ -70,24 +78,143 @@ def synthetic_labels(n_experts: int = 7, *, seed: int = 0, shuffle: bool = False
     return labels
 
 
+def inputs(labels: pd.DataFrame) -> pd.DataFrame:
+    return labels[[*FEATURES, "operator"]]
+
+
 def test_each_family_fits_and_predicts():
     labels = synthetic_labels(5)
-    for family in ("ridge", "per_operator_ridge", "hgb", "forest", "mlp"):
-        model = build_model(family, FEATURES, OPERATORS, seed=0).fit(
-            labels[[*FEATURES, "operator"]], labels["normalised"]
-        )
-        assert model.predict(labels[[*FEATURES, "operator"]]).shape == (len(labels),)
+    for family in PREDICTOR_FAMILIES:
+        model = SimMergePredictor(family=family, operators=OPERATORS, random_state=0)
+        assert model.fit(inputs(labels), labels["normalised"]) is model
+        assert model.predict(inputs(labels)).shape == (len(labels),)
     with pytest.raises(ValueError, match="unknown predictor family"):
-        build_model("svm", FEATURES, OPERATORS, seed=0)
+        SimMergePredictor(family="svm").fit(inputs(labels), labels["normalised"])
 
 
-def test_checkpoint_folds_hold_out_every_pair_of_the_checkpoint():
+# The generic checks fit on numeric arrays; the predictor takes a DataFrame with an operator column and refuses
+# anything else with a TypeError, so every check that fits (or expects a ValueError for bad data, which the
+# TypeError pre-empts) fails for that reason alone. They run as strict expected failures: a check that starts to
+# pass fails this test, so the list cannot go stale. What they test is covered on DataFrames below
+# (test_estimator_contract_on_dataframes). The checks that do not fit (cloning, repr, tags, get_params/set_params,
+# nothing set in __init__, unfitted predict raises NotFittedError, default-constructible) pass.
+NEEDS_A_DATAFRAME = "fits on a numeric array; the predictor takes a DataFrame with an 'operator' column"
+CHECKS_THAT_FIT_ON_ARRAYS = (
+    "check_complex_data",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit1d",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_regressor_data_not_an_array",
+    "check_regressors_int",
+    "check_regressors_no_decision_function",
+    "check_regressors_train",
+    "check_requires_y_none",
+    "check_supervised_y_2d",
+    "check_supervised_y_no_nan",
+)
+
+
+@parametrize_with_checks(
+    [SimMergePredictor(family="ridge", random_state=0)],
+    expected_failed_checks=lambda estimator: dict.fromkeys(CHECKS_THAT_FIT_ON_ARRAYS, NEEDS_A_DATAFRAME),
+    xfail_strict=True,
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_estimator_contract_on_dataframes():
+    labels = synthetic_labels(4)
+    X, y = inputs(labels), labels["normalised"].to_numpy()  # noqa: N806 - scikit-learn's names
+    predictor = SimMergePredictor(family="hgb", operators=OPERATORS, random_state=0)
+    with pytest.raises(NotFittedError):
+        predictor.predict(X)
+    params = predictor.get_params()
+    state = dict(vars(predictor.fit(X, y, groups=labels[["a", "b"]])))
+    assert predictor.get_params() == params  # fit leaves the parameters as given
+    assert {"model_", "fold_models_", "operators_", "n_features_in_", "feature_names_in_"} <= set(vars(predictor))
+    assert predictor.n_features_in_ == 4 and list(predictor.feature_names_in_) == [*FEATURES, "operator"]
+    assert len(predictor.fold_models_) == 4  # one per held-out checkpoint
+    predicted = predictor.predict(X)
+    assert vars(predictor).keys() == state.keys()  # predict sets nothing
+    assert np.array_equal(predictor.predict(X.iloc[::-1]), predicted[::-1])  # row order and subsets invariant
+    assert np.array_equal(predictor.predict(X.iloc[:7]), predicted[:7])
+    assert np.array_equal(clone(predictor).fit(X, y).predict(X), predicted)  # fitting is idempotent
+    assert not hasattr(clone(predictor), "model_") and clone(predictor).get_params() == params
+    # a second fit forgets the first: other operators, no fold models
+    linear = labels["operator"] == "linear"
+    predictor.set_params(operators=None).fit(X[linear], y[linear])
+    assert predictor.operators_ == ["linear"] and predictor.fold_models_ == []
+    with pytest.raises(ValueError, match="feature names"):
+        predictor.predict(X[["operator", *FEATURES]])
+    with pytest.raises(TypeError, match="DataFrame"):
+        predictor.fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="no 'operator' column"):
+        predictor.fit(X[FEATURES], y)
+
+
+def test_operators_default_to_the_sorted_training_operators():
+    labels = synthetic_labels(3)
+    predictor = SimMergePredictor(family="ridge").fit(inputs(labels), labels["normalised"])
+    assert predictor.operators_ == sorted(OPERATORS)
+
+
+def test_checkpoint_split_holds_out_every_pair_of_the_checkpoint():
     labels = synthetic_labels(5)
-    folds = dict(checkpoint_folds(labels))
-    assert sorted(folds) == [f"e{i}" for i in range(5)]
-    test = folds["e2"]
-    assert ((labels["a"] == "e2") | (labels["b"] == "e2"))[test].all()
-    assert not ((labels["a"] == "e2") | (labels["b"] == "e2"))[~test].any()
+    splitter, groups = HeldOutCheckpointSplit(), labels[["a", "b"]]
+    held_out = splitter.held_out(groups=groups)
+    assert held_out == [f"e{i}" for i in range(5)] and splitter.get_n_splits(groups=groups) == 5
+    train, test = dict(zip(held_out, splitter.split(labels, groups=groups), strict=True))["e2"]
+    with_e2 = ((labels["a"] == "e2") | (labels["b"] == "e2")).to_numpy()
+    assert with_e2[test].all() and not with_e2[train].any() and len(train) + len(test) == len(labels)
+    # two checkpoints: each fold would test every row and train on none, so there is no fold
+    pair = labels[labels["a"].isin(["e0", "e1"]) & labels["b"].isin(["e0", "e1"])]
+    assert splitter.get_n_splits(groups=pair[["a", "b"]]) == 0
+    with pytest.raises(ValueError, match="needs the groups"):
+        next(splitter.split(labels))
+
+
+def test_task_split_holds_out_each_task():
+    labels = synthetic_labels(3)
+    splitter = HeldOutTaskSplit()
+    assert splitter.held_out(groups=labels["task"]) == ["t1", "t2"]
+    for task, (train, test) in zip(["t1", "t2"], splitter.split(labels, groups=labels["task"]), strict=True):
+        assert (labels["task"].iloc[test] == task).all() and (labels["task"].iloc[train] != task).all()
+    assert splitter.get_n_splits(groups=labels.loc[labels["task"] == "t1", "task"]) == 0
+
+
+def test_a_row_tested_in_two_checkpoint_folds_keeps_the_later_folds_prediction():
+    rows = training_rows(synthetic_labels(4))
+    predicted = cv_predictions(rows, "ridge", FEATURES, OPERATORS, seed=0)
+    # (e0, e1) is tested when e0 and when e1 is held out; e1 comes later
+    without_e1 = (rows["a"] != "e1") & (rows["b"] != "e1")
+    model = SimMergePredictor(family="ridge", operators=OPERATORS, random_state=0)
+    model.fit(inputs(rows[without_e1]), rows.loc[without_e1, "normalised"])
+    pair = (rows["a"] == "e0") & (rows["b"] == "e1")
+    assert np.array_equal(predicted[pair].to_numpy(), model.predict(inputs(rows[pair])))
 
 
 def test_candidates_merge_symmetric_orders_and_keep_ordered_ones_apart():
@@ -128,6 +255,19 @@ def test_family_choice_prefers_a_model_that_can_express_the_interaction():
     assert family == "per_operator_ridge"
     scores = table.set_index("family")["selected_score"]
     assert scores["per_operator_ridge"] > scores["ridge"]
+
+
+def test_grid_search_over_families_with_the_selected_score_scorer():
+    rows = training_rows(synthetic_labels(6))
+    search = GridSearchCV(
+        SimMergePredictor(operators=OPERATORS, random_state=0),
+        {"family": ["ridge", "per_operator_ridge"]},
+        cv=HeldOutCheckpointSplit(),
+        scoring=SelectedScorer(rows),
+    )
+    search.fit(inputs(rows), rows["normalised"], groups=rows[["a", "b"]])
+    assert search.best_params_ == {"family": "per_operator_ridge"}
+    assert search.best_estimator_.operators_ == OPERATORS
 
 
 def test_compare_selects_correctly_on_held_out_checkpoints():
@@ -184,19 +324,38 @@ def test_leave_one_task_out_scores_pair_task_units():
 def test_predictor_round_trips_through_skops_and_refuses_a_mismatch(tmp_path):
     rows = training_rows(synthetic_labels(5))
     predictor = fit_predictor(rows, FEATURES, OPERATORS, family="hgb", seed=0)
+    assert len(predictor.fold_models_) == 5  # one per held-out checkpoint
     path = tmp_path / "model.skops"
     save_predictor(predictor, path)
     loaded = load_predictor(path, feature_columns=FEATURES, operators=OPERATORS)
-    before, after = predictor.predict(rows), loaded.predict(rows)
-    assert np.array_equal(before["predicted"], after["predicted"])
-    assert np.array_equal(before["uncertainty"], after["uncertainty"]) and (after["uncertainty"] >= 0).all()
+    assert isinstance(loaded, SimMergePredictor) and loaded.get_params() == predictor.get_params()
+    before, after = predictor.predict(inputs(rows), return_std=True), loaded.predict(inputs(rows), return_std=True)
+    assert np.array_equal(before[0], after[0])
+    assert np.array_equal(before[1], after[1]) and (after[1] >= 0).all()
     assert b"pickle" not in path.read_bytes()[:2]  # a zip archive, not a pickle stream
     with pytest.raises(ValueError, match="features differ"):
         load_predictor(path, feature_columns=[*FEATURES, "extra"], operators=OPERATORS)
     with pytest.raises(ValueError, match="operators differ"):
         load_predictor(path, feature_columns=FEATURES, operators=["linear"])
     with pytest.raises(ValueError, match="not in the predictor's training grid"):
-        loaded.predict(rows.assign(operator="della"))
+        loaded.predict(inputs(rows.assign(operator="della")))
+
+
+def test_select_ranks_one_pairs_candidates_with_each_order_of_an_order_sensitive_operator():
+    labels = synthetic_labels(6)
+    predictor = fit_predictor(training_rows(labels), FEATURES, OPERATORS, family="per_operator_ridge", seed=0)
+    for sign, best in ((1, "linear"), (-1, "ties")):
+        # the pair with the most positive (negative) signal: linear (ties) is its best operator
+        signal = labels["signal"] * sign
+        a, b = labels.loc[signal.idxmax(), ["a", "b"]]
+        rows = labels[labels["a"].isin([a, b]) & labels["b"].isin([a, b])]
+        anchor = rows["a"].where(rows["order_sensitive"], "")
+        candidates = predictor.select(inputs(rows), anchor=anchor)
+        assert candidates.iloc[0]["operator"] == best and candidates.iloc[0]["anchor"] == ""
+        assert sorted(zip(candidates["operator"], candidates["anchor"], strict=True)) == sorted(
+            [("linear", ""), ("ties", ""), ("slerp", a), ("slerp", b)]
+        )
+        assert candidates["predicted"].is_monotonic_decreasing and (candidates["uncertainty"] >= 0).all()
 
 
 def test_choice_per_unit_is_the_argmax_of_predictions():

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from simmerge.core.config import PREDICTOR_FAMILIES
+
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ["src", "workflow_scripts", "config/tasks"]
 
@@ -213,7 +215,7 @@ def predictor_rows():
     return training_rows(labels)
 
 
-@pytest.mark.parametrize("family", ["ridge", "per_operator_ridge", "hgb", "forest", "mlp"])
+@pytest.mark.parametrize("family", PREDICTOR_FAMILIES)
 def test_every_family_saves_as_skops_and_loads_with_the_trusted_types(family, predictor_rows, tmp_path):
     from simmerge.evaluate.predictor import fit_predictor, load_predictor, save_predictor
 
@@ -222,7 +224,8 @@ def test_every_family_saves_as_skops_and_loads_with_the_trusted_types(family, pr
     save_predictor(predictor, path)
     assert zipfile.is_zipfile(path) and "schema.json" in zipfile.ZipFile(path).namelist()
     loaded = load_predictor(path, feature_columns=["f1", "f2"], operators=["linear", "ties"])
-    assert np.array_equal(loaded.predict(predictor_rows)["predicted"], predictor.predict(predictor_rows)["predicted"])
+    X = predictor_rows[["f1", "f2", "operator"]]  # noqa: N806 - scikit-learn's names
+    assert np.array_equal(loaded.predict(X, return_std=True), predictor.predict(X, return_std=True))
 
 
 class Smuggled:

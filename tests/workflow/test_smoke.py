@@ -238,6 +238,7 @@ def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, 
 
 
 def test_predictor_and_comparison(smoke_run):
+    from simmerge.core.config import PREDICTOR_FAMILIES
     from simmerge.evaluate.predictor import load_predictor
     from simmerge.features.definitions import feature_names
 
@@ -245,9 +246,9 @@ def test_predictor_and_comparison(smoke_run):
     run = results(smoke_run)
     predictor = load_predictor(run / "predictor" / "model.skops", feature_columns=feature_names(), operators=operators)
     cv = read_json(run / "predictor" / "cv.json")
-    assert cv["family"] == predictor.family and len(cv["families"]) == 5
+    assert cv["family"] == predictor.family and len(cv["families"]) == len(PREDICTOR_FAMILIES)
     labels = pd.read_parquet(run / "labels.parquet").dropna(subset=["normalised"])
-    assert len(predictor.predict(labels)) == len(labels)
+    assert len(predictor.predict(labels[list(predictor.feature_names_in_)])) == len(labels)
     summary = pd.read_csv(run / "compare" / "summary.csv").set_index("protocol")
     assert set(summary.index) == {"checkpoint", "task"}
     for column in ("simmerge", "best_fixed", "oracle", "random", "gap_closure", "top1", "top1_tied", "regret"):

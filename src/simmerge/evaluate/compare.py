@@ -13,8 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simmerge.core.config import PROTOCOLS
-from simmerge.evaluate.predictor import FAMILIES, FOLDS, TARGET, build_model, choose_family, training_rows
+from simmerge.core.config import PREDICTOR_FAMILIES, PROTOCOLS
+from simmerge.evaluate.predictor import (
+    OPERATOR,
+    TARGET,
+    SimMergePredictor,
+    choose_family,
+    protocol_split,
+    training_rows,
+)
 from simmerge.evaluate.selection import best_fixed_operator, candidate_table, evaluate_units, summarise
 
 
@@ -26,7 +33,7 @@ def compare(
     protocol: str,
     seed: int,
     z: float = 1.0,
-    families: Sequence[str] = FAMILIES,
+    families: Sequence[str] = PREDICTOR_FAMILIES,
     n_boot: int = 1000,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Run one evaluation protocol.
@@ -58,19 +65,20 @@ def compare(
         ``summary``: :func:`simmerge.evaluate.selection.summarise` of all units plus
         ``protocol`` and the mean score of every fixed operator.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     rows = training_rows(labels)
+    splitter, groups = protocol_split(protocol, rows)
     per_task = protocol == "task"
+    columns = [*feature_columns, OPERATOR]
     unit_tables, candidate_tables, fold_rows = [], [], []
-    for held_out, test in FOLDS[protocol](rows):
-        train_rows, test_rows = rows[~test].reset_index(drop=True), rows[test].reset_index(drop=True)
-        if train_rows.empty or test_rows.empty or train_rows[TARGET].nunique() < 2:
+    folds = zip(splitter.held_out(groups=groups), splitter.split(rows, groups=groups), strict=True)
+    for held_out, (train, test) in folds:
+        train_rows, test_rows = rows.iloc[train].reset_index(drop=True), rows.iloc[test].reset_index(drop=True)
+        if train_rows[TARGET].nunique() < 2:
             continue
         family = _inner_family(train_rows, feature_columns, operators, protocol, seed, families)
-        model = build_model(family, feature_columns, operators, seed=seed)
-        model.fit(train_rows[[*feature_columns, "operator"]], train_rows[TARGET])
-        predicted = test_rows.assign(predicted=model.predict(test_rows[[*feature_columns, "operator"]]))
+        model = SimMergePredictor(family=family, operators=operators, random_state=seed)
+        model.fit(train_rows[columns], train_rows[TARGET])
+        predicted = test_rows.assign(predicted=model.predict(test_rows[columns]))
         train_candidates = candidate_table(train_rows.assign(predicted=np.nan), per_task=per_task)
         best_fixed = best_fixed_operator(train_candidates)
         candidates = candidate_table(predicted, per_task=per_task)
@@ -113,9 +121,6 @@ def _inner_family(
 ) -> str:
     """The family chosen by grouped CV inside the training rows (the first one when there is a single family)."""
     if len(families) == 1:
-        return families[0]
-    groups = {"checkpoint": {*rows["a"], *rows["b"]}, "task": set(rows["task"])}[protocol]
-    if len(groups) < 2:
         return families[0]
     family, _ = choose_family(rows, feature_columns, operators, seed=seed, families=families, protocol=protocol)
     return family

@@ -1,11 +1,12 @@
 """The SimMerge predictor: (pair features on task t, operator) → normalised score of the merge on t.
 
-Every model family is a scikit-learn pipeline that imputes and standardises the features and one-hot encodes the
-operator inside the pipeline, so cross-validation never leaks scaling statistics from a test fold. The family is
-chosen by grouped cross-validation (:func:`choose_family`) on how well its choices score, not only on its
-squared error: what SimMerge is judged on is the merge it picks. Fitted predictors are saved with skops (no pickle)
-together with the feature list, the operator list and the library versions, and :func:`load_predictor` refuses a
-file whose lists or versions do not match the caller's.
+:class:`SimMergePredictor` is a scikit-learn regressor. Every model family is a pipeline that imputes and
+standardises the features and one-hot encodes the operator inside the pipeline, so cross-validation never leaks
+scaling statistics from a test fold. The family is chosen by grouped cross-validation (:func:`choose_family`,
+over :class:`HeldOutCheckpointSplit` or :class:`HeldOutTaskSplit`) on how well its choices score, not only on its
+squared error: what SimMerge is judged on is the merge it picks. Fitted predictors are saved with skops (no
+pickle) together with the library versions, and :func:`load_predictor` refuses a file whose features, operators
+or versions do not match the caller's.
 """
 
 from __future__ import annotations
@@ -13,27 +14,32 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import BaseCrossValidator, cross_validate
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from simmerge.core.config import PREDICTOR_FAMILIES, PROTOCOLS
+from simmerge.core.io import atomic_path
+from simmerge.evaluate.selection import candidate_table, choose
 
 log = logging.getLogger(__name__)
 
 TARGET = "normalised"
-FAMILIES = ("ridge", "per_operator_ridge", "hgb", "forest", "mlp")
+OPERATOR = "operator"
 # Versions that must match between the process that saved a predictor and the one that loads it.
 VERSIONED_PACKAGES = ("scikit-learn", "skops", "numpy")
 
@@ -58,27 +64,12 @@ class OperatorInteractions(TransformerMixin, BaseEstimator):
         return np.hstack([X, products])
 
 
-# The types a fitted predictor of any family holds beyond skops' default trusted set (measured with
-# skops.io.get_untrusted_types on each family). Only these are trusted on load: trusting whole packages
-# (sklearn.*, numpy.*, builtins.*) would also trust any callable in them that a crafted file names, such as
-# builtins.eval.
-TRUSTED_TYPES = frozenset(
-    {
-        "numpy.dtype",
-        f"{OperatorInteractions.__module__}.{OperatorInteractions.__qualname__}",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-        "sklearn.tree._tree.Tree",
-    }
-)
-
-
-def build_model(family: str, feature_columns: Sequence[str], operators: Sequence[str], *, seed: int) -> Pipeline:
-    """An unfitted pipeline of one model family over ``feature_columns`` + the ``operator`` column.
+def _pipeline(family: str, feature_columns: Sequence[str], operators: Sequence[str], random_state: Any) -> Pipeline:
+    """An unfitted pipeline of one model family over ``feature_columns`` + the operator column.
 
     Features: median imputation (features that are undefined on a catalog, e.g. mid-layer ones of a 2-layer
     model, become constant), then standardisation. Operator: one-hot over the given operator list (an operator
-    unseen in training is all zeros).
+    outside it is all zeros).
     """
     numeric = Pipeline(
         [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]
@@ -89,7 +80,7 @@ def build_model(family: str, feature_columns: Sequence[str], operators: Sequence
             (
                 "operator",
                 OneHotEncoder(categories=[list(operators)], handle_unknown="ignore", sparse_output=False),
-                ["operator"],
+                [OPERATOR],
             ),
         ],
         sparse_threshold=0.0,
@@ -105,19 +96,92 @@ def build_model(family: str, feature_columns: Sequence[str], operators: Sequence
             (
                 "model",
                 HistGradientBoostingRegressor(
-                    max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5, random_state=seed
+                    max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5, random_state=random_state
                 ),
             )
         )
     elif family == "forest":
         steps.append(
-            ("model", RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=seed, n_jobs=1))
+            ("model", RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=random_state, n_jobs=1))
         )
     elif family == "mlp":
-        steps.append(("model", MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=3000, random_state=seed)))
+        steps.append(
+            ("model", MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=3000, random_state=random_state))
+        )
     else:
-        raise ValueError(f"unknown predictor family {family!r}; choose from {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown predictor family {family!r}; choose from {', '.join(PREDICTOR_FAMILIES)}")
     return Pipeline(steps)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Grouped splits
+
+
+class _HeldOutSplit(BaseCrossValidator):
+    """Leave one group out, in the order the groups first appear; a fold with nothing to train on is left out."""
+
+    # Request ``groups`` for split under scikit-learn's metadata routing, as its own group splitters do.
+    __metadata_request__split = {"groups": True}
+
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _kept_folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+        if groups is None:
+            raise ValueError(f"{type(self).__name__} needs the groups of the rows (the 'groups' argument)")
+        for name, test in self._folds(groups):
+            if test.any() and not test.all():
+                yield name, test
+
+    def _iter_test_masks(self, X=None, y=None, groups=None):  # noqa: N803 - scikit-learn's argument names
+        for _, test in self._kept_folds(groups):
+            yield test
+
+    def get_n_splits(self, X=None, y=None, groups=None):  # noqa: N803
+        """Number of folds: groups whose rows leave something to train on."""
+        return sum(1 for _ in self._kept_folds(groups))
+
+    def held_out(self, X=None, y=None, groups=None) -> list[str]:  # noqa: N803
+        """The held-out group of each fold, in the order :meth:`split` yields the folds."""
+        return [name for name, _ in self._kept_folds(groups)]
+
+
+class HeldOutCheckpointSplit(_HeldOutSplit):
+    """Leave one checkpoint out: every row of an ordered pair that contains the held-out checkpoint is tested.
+
+    ``groups`` is the ``(n_samples, 2)`` array of each row's two checkpoints (the ``a`` and ``b`` columns of
+    the labels). Checkpoints are held out in the order they first appear in the first column, then in the
+    second; a row is in the test folds of both its checkpoints.
+    """
+
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+        pairs = np.asarray(groups)
+        for checkpoint in dict.fromkeys([*pairs[:, 0], *pairs[:, 1]]):
+            yield str(checkpoint), (pairs[:, 0] == checkpoint) | (pairs[:, 1] == checkpoint)
+
+
+class HeldOutTaskSplit(_HeldOutSplit):
+    """Leave one task out: every row of the held-out task is tested.
+
+    ``groups`` is each row's task; tasks are held out in the order they first appear.
+    """
+
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+        tasks = np.asarray(groups)
+        for task in dict.fromkeys(tasks):
+            yield str(task), tasks == task
+
+
+SPLITTERS: dict[str, type[_HeldOutSplit]] = {"checkpoint": HeldOutCheckpointSplit, "task": HeldOutTaskSplit}
+# The label columns that are a protocol's groups.
+GROUP_COLUMNS = {"checkpoint": ["a", "b"], "task": "task"}
+
+
+def protocol_split(protocol: str, rows: pd.DataFrame) -> tuple[_HeldOutSplit, Any]:
+    """The splitter of an evaluation protocol and the ``groups`` it splits the label ``rows`` by."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    return SPLITTERS[protocol](), rows[GROUP_COLUMNS[protocol]].to_numpy()
 
 
 def training_rows(labels: pd.DataFrame) -> pd.DataFrame:
@@ -126,30 +190,213 @@ def training_rows(labels: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Grouped folds
+# The estimator
 
 
-def checkpoint_folds(labels: pd.DataFrame) -> Iterator[tuple[str, np.ndarray]]:
-    """Leave-one-checkpoint-out: every ordered pair that contains the held-out expert is in the test fold."""
-    experts = list(dict.fromkeys([*labels["a"], *labels["b"]]))
-    for expert in experts:
-        yield expert, ((labels["a"] == expert) | (labels["b"] == expert)).to_numpy()
+class SimMergePredictor(RegressorMixin, BaseEstimator):
+    """Predict a merge's normalised score on a task from the pair's features and the operator.
+
+    Parameters
+    ----------
+    family : {"ridge", "per_operator_ridge", "hgb", "forest", "mlp"}, default="hgb"
+        The model family (:data:`simmerge.core.config.PREDICTOR_FAMILIES`): ridge regression, ridge with
+        feature × operator interactions, histogram gradient boosting, random forest, or an MLP.
+    operators : sequence of str or None, default=None
+        The operator grid, in the order of the operator one-hot. None: the operators in the training rows,
+        sorted. A training row of another operator is one-hot encoded as all zeros; :meth:`predict` refuses one.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the randomised families (hgb, forest, mlp), passed to the model as given.
+
+    Attributes
+    ----------
+    model_ : sklearn.pipeline.Pipeline
+        The family's pipeline fitted on every row.
+    fold_models_ : list of sklearn.pipeline.Pipeline
+        One pipeline per held-out checkpoint (:class:`HeldOutCheckpointSplit`) when ``fit`` was given the
+        rows' checkpoints; their spread is :meth:`predict`'s ``return_std``. Empty otherwise.
+    operators_ : list of str
+        The operator grid the model was fitted with.
+    n_features_in_ : int
+        Number of input columns, the operator column included.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The input columns: the features, in the order the model sees them, and ``operator``.
+
+    Examples
+    --------
+    >>> predictor = SimMergePredictor(family="ridge", random_state=0).fit(X, y, groups=labels[["a", "b"]])
+    >>> predicted, spread = predictor.predict(X_new, return_std=True)
+    """
+
+    def __init__(self, family: str = "hgb", operators: Sequence[str] | None = None, random_state: Any = None):
+        self.family = family
+        self.operators = operators
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # the pipeline imputes missing features
+        tags.input_tags.categorical = True  # the operator column
+        tags.input_tags.string = True
+        return tags
+
+    def fit(self, X: pd.DataFrame, y, groups=None) -> SimMergePredictor:  # noqa: N803 - scikit-learn's names
+        """Fit the family on every row, and one model per held-out checkpoint when ``groups`` is given.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame of shape (n_samples, n_features)
+            The features and an ``operator`` column.
+        y : array-like of shape (n_samples,)
+            Normalised scores.
+        groups : array-like of shape (n_samples, 2), optional
+            Each row's two checkpoints, for the fold models behind the uncertainty.
+
+        Returns
+        -------
+        SimMergePredictor
+            The fitted predictor.
+        """
+        _check_frame(X)
+        validate_data(self, X, reset=True, skip_check_array=True)
+        y = np.asarray(y)
+        self.operators_ = (
+            sorted(map(str, X[OPERATOR].unique())) if self.operators is None else list(map(str, self.operators))
+        )
+        features = [column for column in X.columns if column != OPERATOR]
+        model = _pipeline(self.family, features, self.operators_, self.random_state)
+        self.model_ = clone(model).fit(X, y)
+        self.fold_models_ = []
+        if groups is not None:
+            for train, _ in HeldOutCheckpointSplit().split(X, y, groups):
+                self.fold_models_.append(clone(model).fit(X.iloc[train], y[train]))
+        return self
+
+    def predict(self, X: pd.DataFrame, return_std: bool = False):  # noqa: N803
+        """Predicted normalised scores, and optionally their spread over the fold models.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The columns the predictor was fitted on (:attr:`feature_names_in_`), in that order.
+        return_std : bool, default=False
+            Also return the standard deviation of the fold models' predictions (NaN with fewer than two).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or a tuple of two such arrays when ``return_std`` is true
+
+        Raises
+        ------
+        ValueError
+            If ``X`` has other columns than the fitted ones, or an operator outside :attr:`operators_`.
+        """
+        check_is_fitted(self)
+        _check_frame(X)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        unknown = sorted(set(X[OPERATOR]) - set(self.operators_))
+        if unknown:
+            raise ValueError(
+                f"operators {unknown} were not in the predictor's training grid ({', '.join(self.operators_)}); "
+                "refit the predictor with them"
+            )
+        predicted = self.model_.predict(X)
+        if not return_std:
+            return predicted
+        spread = (
+            np.std([model.predict(X) for model in self.fold_models_], axis=0)
+            if len(self.fold_models_) > 1
+            else np.full(len(X), np.nan)
+        )
+        return predicted, spread
+
+    def select(self, X: pd.DataFrame, anchor: Sequence[str]) -> pd.DataFrame:
+        """The candidates of one merge decision, best first: the first row is the operator (and order) to use.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The input rows of one expert pair: every operator, both orders, each task of interest.
+        anchor : sequence of str
+            Per row, the model an order-sensitive operator keeps first (the row's ``a``), or ``""`` for a
+            symmetric operator, whose rows of both orders make one candidate.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per candidate, ranked by prediction (ties: operators in order of first appearance):
+            ``operator``, ``anchor``, ``predicted`` (mean over the candidate's rows) and ``uncertainty``
+            (mean spread over the fold models).
+        """
+        predicted, spread = self.predict(X, return_std=True)
+        rows = pd.DataFrame(
+            {"operator": X[OPERATOR].to_numpy(), "anchor": list(anchor), "predicted": predicted, "uncertainty": spread}
+        )
+        candidates = []
+        for operator in dict.fromkeys(rows["operator"]):
+            own = rows[rows["operator"] == operator]
+            for name in dict.fromkeys(own["anchor"]):
+                chosen = own[own["anchor"] == name]
+                candidates.append(
+                    {
+                        "operator": operator,
+                        "anchor": name,
+                        "predicted": float(chosen["predicted"].mean()),
+                        "uncertainty": float(chosen["uncertainty"].mean()),
+                    }
+                )
+        ranked = pd.DataFrame(candidates).sort_values("predicted", ascending=False, kind="stable")
+        return ranked.reset_index(drop=True)
 
 
-def task_folds(labels: pd.DataFrame) -> Iterator[tuple[str, np.ndarray]]:
-    """Leave-one-task-out: every row of the held-out task is in the test fold."""
-    for task in dict.fromkeys(labels["task"]):
-        yield task, (labels["task"] == task).to_numpy()
+def fit_predictor(
+    rows: pd.DataFrame, feature_columns: Sequence[str], operators: Sequence[str], *, family: str, seed: int
+) -> SimMergePredictor:
+    """Fit ``family`` on label rows, with one fold model per held-out checkpoint for the uncertainty."""
+    predictor = SimMergePredictor(family=family, operators=operators, random_state=seed)
+    return predictor.fit(rows[[*feature_columns, OPERATOR]], rows[TARGET], groups=rows[["a", "b"]])
 
 
-FOLDS: dict[str, Callable[[pd.DataFrame], Iterator[tuple[str, np.ndarray]]]] = {
-    "checkpoint": checkpoint_folds,
-    "task": task_folds,
-}
+def _check_frame(X) -> None:  # noqa: N803
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"SimMergePredictor takes a pandas DataFrame of features and an {OPERATOR!r} column, not {type(X).__name__}"
+        )
+    if OPERATOR not in X.columns:
+        raise ValueError(f"X has no {OPERATOR!r} column; the predictor needs the operator of every row")
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Family choice
+
+
+def selected_score(rows: pd.DataFrame, predicted, *, per_task: bool = False) -> float:
+    """Mean actual score of the candidate with the highest prediction in each unit (NaN without units).
+
+    Units and actual scores as in :func:`simmerge.evaluate.selection.candidate_table`: unordered pairs and
+    their merge scores, or (``per_task``) pair × task and the normalised score.
+    """
+    chosen = choose(candidate_table(rows.assign(predicted=predicted), per_task=per_task))
+    return float(chosen["actual"].mean()) if len(chosen) else np.nan
+
+
+class SelectedScorer:
+    """A scikit-learn scorer ``scorer(estimator, X, y)``: :func:`selected_score` of the estimator's choices on X.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The label rows behind X, with a unique index; X keeps their index (as the row subsets of
+        :func:`sklearn.model_selection.cross_validate` and :class:`~sklearn.model_selection.GridSearchCV` do).
+    per_task : bool
+        Units per pair and task (leave-one-task-out) instead of per pair.
+    """
+
+    def __init__(self, rows: pd.DataFrame, *, per_task: bool = False):
+        self.rows = rows
+        self.per_task = per_task
+
+    def __call__(self, estimator, X, y=None) -> float:  # noqa: N803
+        return selected_score(self.rows.loc[X.index], estimator.predict(X), per_task=self.per_task)
 
 
 def cv_predictions(
@@ -161,15 +408,30 @@ def cv_predictions(
     seed: int,
     protocol: str = "checkpoint",
 ) -> pd.Series:
-    """Out-of-fold predictions of one family under a grouped protocol; NaN where a fold had nothing to train on."""
+    """Out-of-fold predictions of one family under a grouped protocol; NaN where no fold tested the row.
+
+    A row in two test folds (leave-one-checkpoint-out tests a pair with each of its checkpoints) keeps the
+    prediction of the later fold. Each fold's selected score (:class:`SelectedScorer`) goes to the log.
+    """
+    X = rows[[*feature_columns, OPERATOR]]  # noqa: N806 - scikit-learn's names
+    splitter, groups = protocol_split(protocol, rows)
     predicted = pd.Series(np.nan, index=rows.index)
-    for _, test in FOLDS[protocol](rows):
-        train = ~test
-        if not train.any() or not test.any():
-            continue
-        model = build_model(family, feature_columns, operators, seed=seed)
-        model.fit(rows.loc[train, [*feature_columns, "operator"]], rows.loc[train, TARGET])
-        predicted[test] = model.predict(rows.loc[test, [*feature_columns, "operator"]])
+    if splitter.get_n_splits(groups=groups) == 0:
+        return predicted
+    result = cross_validate(
+        SimMergePredictor(family=family, operators=operators, random_state=seed),
+        X,
+        rows[TARGET],
+        groups=groups,
+        cv=splitter,
+        scoring=SelectedScorer(rows, per_task=protocol == "task"),
+        return_estimator=True,
+        return_indices=True,
+        error_score="raise",
+    )
+    log.info("%s, held-out %ss: selected score per fold %s", family, protocol, np.round(result["test_score"], 4))
+    for estimator, test in zip(result["estimator"], result["indices"]["test"], strict=True):
+        predicted.iloc[test] = estimator.predict(X.iloc[test])
     return predicted
 
 
@@ -179,33 +441,31 @@ def choose_family(
     operators: Sequence[str],
     *,
     seed: int,
-    families: Sequence[str] = FAMILIES,
+    families: Sequence[str] = PREDICTOR_FAMILIES,
     protocol: str = "checkpoint",
 ) -> tuple[str, pd.DataFrame]:
     """Pick the family whose grouped-CV choices score best (ties: lower RMSE, then list order).
 
-    ``protocol`` names the grouping (:data:`FOLDS`): held-out checkpoints (choices per unordered pair) or
-    held-out tasks (choices per pair and task).
+    ``protocol`` names the grouping (:func:`protocol_split`): held-out checkpoints (choices per unordered pair)
+    or held-out tasks (choices per pair and task). The scores pool the out-of-fold predictions of all folds
+    (:func:`cv_predictions`) rather than averaging per-fold scores, so a fold with few units weighs no more
+    than its units.
 
     Returns
     -------
     (str, pandas.DataFrame)
-        The chosen family and one row per family: ``family``, ``selected_score`` (mean actual score of the
-        candidates it would choose per unordered pair), ``rmse`` and ``spearman`` of its out-of-fold predictions.
+        The chosen family and one row per family: ``family``, ``selected_score`` (:func:`selected_score` of
+        the out-of-fold predictions), ``rmse`` and ``spearman`` of those predictions.
     """
-    from simmerge.evaluate.selection import candidate_table, choose
-
     scores = []
     for family in families:
         predicted = cv_predictions(rows, family, feature_columns, operators, seed=seed, protocol=protocol)
         valid = predicted.notna()
         residual = predicted[valid] - rows.loc[valid, TARGET]
-        candidates = candidate_table(rows.loc[valid].assign(predicted=predicted[valid]), per_task=protocol == "task")
-        chosen = choose(candidates)
         scores.append(
             {
                 "family": family,
-                "selected_score": float(chosen["actual"].mean()) if len(chosen) else np.nan,
+                "selected_score": selected_score(rows.loc[valid], predicted[valid], per_task=protocol == "task"),
                 "rmse": float(np.sqrt(np.mean(residual**2))) if len(residual) else np.nan,
                 "spearman": float(pd.Series(predicted[valid]).corr(rows.loc[valid, TARGET], method="spearman"))
                 if valid.sum() > 2
@@ -220,82 +480,34 @@ def choose_family(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The fitted predictor
+# Saving and loading
 
-
-@dataclass
-class Predictor:
-    """A fitted model, the fold models that give its uncertainty, and what it was fitted on."""
-
-    family: str
-    model: Pipeline
-    fold_models: list[Pipeline]
-    feature_columns: list[str]
-    operators: list[str]
-    versions: dict[str, str] = field(default_factory=dict)
-
-    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """``predicted`` (the full model) and ``uncertainty`` (standard deviation over the fold models)."""
-        missing = [c for c in [*self.feature_columns, "operator"] if c not in rows.columns]
-        if missing:
-            raise KeyError(f"rows lack the predictor's columns: {', '.join(missing)}")
-        unknown = sorted(set(rows["operator"]) - set(self.operators))
-        if unknown:
-            raise ValueError(
-                f"operators {unknown} were not in the predictor's training grid ({', '.join(self.operators)}); "
-                "refit the predictor with them"
-            )
-        X = rows[[*self.feature_columns, "operator"]]  # noqa: N806
-        predicted = self.model.predict(X)
-        spread = (
-            np.std([model.predict(X) for model in self.fold_models], axis=0)
-            if len(self.fold_models) > 1
-            else np.full(len(rows), np.nan)
-        )
-        return pd.DataFrame({"predicted": predicted, "uncertainty": spread}, index=rows.index)
-
-
-def fit_predictor(
-    rows: pd.DataFrame,
-    feature_columns: Sequence[str],
-    operators: Sequence[str],
-    *,
-    family: str,
-    seed: int,
-) -> Predictor:
-    """Fit ``family`` on every row, plus one model per leave-one-checkpoint-out fold for the uncertainty."""
-    columns = [*feature_columns, "operator"]
-    model = build_model(family, feature_columns, operators, seed=seed).fit(rows[columns], rows[TARGET])
-    fold_models = []
-    for _, test in checkpoint_folds(rows):
-        if (~test).any():
-            fold = build_model(family, feature_columns, operators, seed=seed)
-            fold_models.append(fold.fit(rows.loc[~test, columns], rows.loc[~test, TARGET]))
-    return Predictor(family, model, fold_models, list(feature_columns), list(operators), library_versions())
+# The types a fitted predictor of any family holds beyond skops' default trusted set (measured with
+# skops.io.get_untrusted_types on each family). Only these are trusted on load: trusting whole packages
+# (sklearn.*, numpy.*, builtins.*) would also trust any callable in them that a crafted file names, such as
+# builtins.eval.
+TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        f"{OperatorInteractions.__module__}.{OperatorInteractions.__qualname__}",
+        f"{SimMergePredictor.__module__}.{SimMergePredictor.__qualname__}",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.tree._tree.Tree",
+    }
+)
 
 
 def library_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in VERSIONED_PACKAGES}
 
 
-def save_predictor(predictor: Predictor, path: str | os.PathLike) -> None:
-    """Write the predictor as a skops file (atomically); its lists and versions go in the same file."""
-    import skops.io as sio
+def save_predictor(predictor: SimMergePredictor, path: str | os.PathLike) -> None:
+    """Write the fitted predictor as a skops file (atomically), with the library versions in the same file."""
+    import skops.io as sio  # deferred on purpose: importing it walks scikit-learn and pulls in torch (seconds)
 
-    from simmerge.core.io import atomic_path
-
-    payload = {
-        "family": predictor.family,
-        "model": predictor.model,
-        "fold_models": predictor.fold_models,
-        "meta": json.dumps(
-            {
-                "feature_columns": predictor.feature_columns,
-                "operators": predictor.operators,
-                "versions": predictor.versions,
-            }
-        ),
-    }
+    check_is_fitted(predictor)
+    payload = {"predictor": predictor, "meta": json.dumps({"versions": library_versions()})}
     with atomic_path(path) as tmp:
         sio.dump(payload, tmp)
 
@@ -305,17 +517,18 @@ def load_predictor(
     *,
     feature_columns: Sequence[str] | None = None,
     operators: Sequence[str] | None = None,
-) -> Predictor:
+) -> SimMergePredictor:
     """Load a skops predictor, trusting only the types it is made of; refuse a mismatch with a clear message.
 
     Raises
     ------
     ValueError
-        If the file holds a type outside :data:`TRUSTED_TYPES` (checked before anything is loaded), was fitted
-        on other features or operators than the caller expects, or with other versions of scikit-learn / skops /
-        numpy than the ones installed (a skops file is not portable across them).
+        If the file holds a type outside :data:`TRUSTED_TYPES` (checked before anything is loaded), holds no
+        :class:`SimMergePredictor`, was fitted on other features or operators than the caller expects, or with
+        other versions of scikit-learn / skops / numpy than the ones installed (a skops file is not portable
+        across them).
     """
-    import skops.io as sio
+    import skops.io as sio  # deferred on purpose: importing it walks scikit-learn and pulls in torch (seconds)
 
     path = Path(path)
     untrusted = sio.get_untrusted_types(file=path)
@@ -326,29 +539,25 @@ def load_predictor(
             "predictor (rule predictor) rather than loading a file from elsewhere"
         )
     payload = sio.load(path, trusted=list(untrusted))
-    meta = json.loads(payload["meta"])
+    predictor = payload.get("predictor") if isinstance(payload, dict) else None
+    if not isinstance(predictor, SimMergePredictor):
+        raise ValueError(f"{path}: holds no SimMergePredictor (saved by another version of SimMerge?); refit it")
     problems = []
-    if feature_columns is not None and list(feature_columns) != meta["feature_columns"]:
+    fitted_features = [column for column in predictor.feature_names_in_ if column != OPERATOR]
+    if feature_columns is not None and list(feature_columns) != fitted_features:
         problems.append(
-            f"features differ (file: {len(meta['feature_columns'])}, expected: {len(feature_columns)}; first "
-            f"difference: {_first_difference(meta['feature_columns'], list(feature_columns))})"
+            f"features differ (file: {len(fitted_features)}, expected: {len(feature_columns)}; first "
+            f"difference: {_first_difference(fitted_features, list(feature_columns))})"
         )
-    if operators is not None and list(operators) != meta["operators"]:
-        problems.append(f"operators differ (file: {meta['operators']}, expected: {list(operators)})")
+    if operators is not None and list(operators) != predictor.operators_:
+        problems.append(f"operators differ (file: {predictor.operators_}, expected: {list(operators)})")
     installed = library_versions()
-    for name, version in meta["versions"].items():
+    for name, version in json.loads(payload["meta"])["versions"].items():
         if installed.get(name) != version:
             problems.append(f"{name} {version} in the file, {installed.get(name)} installed")
     if problems:
         raise ValueError(f"{path}: predictor does not match this run: " + "; ".join(problems) + "; refit it")
-    return Predictor(
-        payload["family"],
-        payload["model"],
-        list(payload["fold_models"]),
-        meta["feature_columns"],
-        meta["operators"],
-        meta["versions"],
-    )
+    return predictor
 
 
 def _first_difference(left: Sequence[str], right: Sequence[str]) -> str:
@@ -359,17 +568,20 @@ def _first_difference(left: Sequence[str], right: Sequence[str]) -> str:
 
 
 __all__ = [
-    "FAMILIES",
+    "HeldOutCheckpointSplit",
+    "HeldOutTaskSplit",
     "OperatorInteractions",
-    "Predictor",
+    "SPLITTERS",
+    "SelectedScorer",
+    "SimMergePredictor",
     "TRUSTED_TYPES",
-    "build_model",
-    "checkpoint_folds",
     "choose_family",
     "cv_predictions",
     "fit_predictor",
+    "library_versions",
     "load_predictor",
+    "protocol_split",
     "save_predictor",
-    "task_folds",
+    "selected_score",
     "training_rows",
 ]

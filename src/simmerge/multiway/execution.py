@@ -200,7 +200,8 @@ def plan_set(
             )
             table = table[table["task"].isin(tasks)]
             rows = pd.concat([table.assign(operator=name) for name in operators], ignore_index=True)
-            return rows[["task", "operator"]].join(predictor.predict(rows))
+            predicted, spread = predictor.predict(rows[list(predictor.feature_names_in_)], return_std=True)
+            return rows[["task", "operator"]].assign(predicted=predicted, uncertainty=spread)
 
         sensitive = {name: bool(operator.order_sensitive) for name, operator in operators.items()}
         return plan_merge(

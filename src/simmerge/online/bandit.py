@@ -32,7 +32,7 @@ from simmerge.catalog.build import checkpoint_dir
 from simmerge.core.config import ConfigError
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
-from simmerge.evaluate.predictor import TARGET, build_model
+from simmerge.evaluate.predictor import TARGET, SimMergePredictor
 from simmerge.evaluate.stats import best_fixed_operator
 from simmerge.features.definitions import feature_names
 from simmerge.merges.merging import merge_score
@@ -216,7 +216,9 @@ def replay(
         .reset_index(drop=True)
         .assign(operator=list(initial["operator"]), **{TARGET: list(initial["reward"])})
     )
-    offline = build_model(offline_family, world.features, offline_operators, seed=seeds[0] if seeds else 0)
+    offline = SimMergePredictor(
+        family=offline_family, operators=offline_operators, random_state=seeds[0] if seeds else 0
+    )
     offline.fit(training[[*world.features, "operator"]], training[TARGET])
     # groupby sorts the operators by name, so an exact tie goes to the first name
     best_fixed = best_fixed_operator(initial.groupby("operator")["reward"].mean())

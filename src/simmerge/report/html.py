@@ -143,10 +143,8 @@ def regret_plot(replay: pd.DataFrame):
 
 def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 15) -> pd.DataFrame:
     """Permutation importance (drop in R²) of each input of the fitted predictor on its training rows."""
-    columns = [*predictor.feature_columns, "operator"]
-    result = permutation_importance(
-        predictor.model, rows[columns], rows[TARGET], n_repeats=5, random_state=seed, n_jobs=1
-    )
+    columns = list(predictor.feature_names_in_)
+    result = permutation_importance(predictor, rows[columns], rows[TARGET], n_repeats=5, random_state=seed, n_jobs=1)
     table = pd.DataFrame(
         {"input": columns, "importance": result.importances_mean, "sd": result.importances_std}
     ).sort_values("importance", ascending=False)
