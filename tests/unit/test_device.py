@@ -126,8 +126,10 @@ def run_multiway_node(tmp: Path, monkeypatch) -> None:
 def run_multiway_plan(tmp: Path, monkeypatch) -> None:
     # A predictor that predicts every merge keeps its parents' scores: the planner merges the best pair to extend it.
     class Flat:
-        def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-            return pd.DataFrame({"predicted": 1.0, "uncertainty": 0.0}, index=rows.index)
+        feature_names_in_ = ["operator"]
+
+        def predict(self, X: pd.DataFrame, return_std: bool = False):  # noqa: N803 - scikit-learn's names
+            return ([1.0] * len(X), [0.0] * len(X)) if return_std else [1.0] * len(X)
 
     monkeypatch.setattr(simmerge.multiway.execution, "load_predictor", lambda path, **checks: Flat())
     synth, names = Synth(), ["base", "a", "b", "c"]

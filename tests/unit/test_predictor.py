@@ -257,6 +257,13 @@ def test_family_choice_prefers_a_model_that_can_express_the_interaction():
     assert scores["per_operator_ridge"] > scores["ridge"]
 
 
+def test_with_nothing_to_cross_validate_the_first_family_is_chosen():
+    # one task: leaving it out leaves nothing to train on, so no family has an out-of-fold prediction
+    rows = training_rows(synthetic_labels(4)).query("task == 't1'").reset_index(drop=True)
+    family, table = choose_family(rows, FEATURES, OPERATORS, seed=0, families=["ridge", "hgb"], protocol="task")
+    assert family == "ridge" and table[["selected_score", "rmse", "spearman"]].isna().all().all()
+
+
 def test_grid_search_over_families_with_the_selected_score_scorer():
     rows = training_rows(synthetic_labels(6))
     search = GridSearchCV(

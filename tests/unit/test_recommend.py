@@ -8,6 +8,7 @@ turns per-row predictions into a ranked choice and a mergekit YAML, not how a pr
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,6 +19,7 @@ import simmerge.recommend
 from simmerge.core.config import ConfigError
 from simmerge.core.io import write_json
 from simmerge.core.layout import RunLayout
+from simmerge.evaluate.predictor import SimMergePredictor
 from simmerge.features.definitions import feature_names
 from simmerge.recommend import Member, predict_pair, recommendation_yaml, resolve_member
 from simmerge.run import load
@@ -26,20 +28,30 @@ from simmerge.run import load
 SCORES = {"linear": 0.5, "ties_d50": 0.7, "slerp_t30": {"fr": 0.6, "de": 0.9}}
 
 
-class KnownScores:
-    """A fitted predictor's interface with known answers; it records how it was loaded and what it was asked."""
+class KnownScores(SimMergePredictor):
+    """A fitted predictor with known answers; it records how it was loaded and what it was asked.
+
+    Only ``predict`` is replaced: ranking the candidates is the predictor's own ``select``. A real predictor
+    tells the orders apart by the pair's directional features; this one reads the rows' ``a`` (and ``b`` and
+    ``task``, to record them), so it declares those columns among its inputs and recommend hands them over.
+    """
 
     def __init__(self):
+        super().__init__()
         self.loads: list[dict] = []
         self.rows: list[pd.DataFrame] = []
+        self.feature_names_in_ = np.array([*feature_names(), "operator", "a", "b", "task"], dtype=object)
+        self.fold_models_ = []
 
-    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        self.rows.append(rows)
-        predicted = [
-            SCORES[op][a] if isinstance(SCORES[op], dict) else SCORES[op]
-            for op, a in zip(rows["operator"], rows["a"], strict=True)
-        ]
-        return pd.DataFrame({"predicted": predicted, "uncertainty": 0.01 * rows["task"].str.len()}, index=rows.index)
+    def predict(self, X: pd.DataFrame, return_std: bool = False):  # noqa: N803 - scikit-learn's names
+        self.rows.append(X)
+        predicted = np.array(
+            [
+                SCORES[op][a] if isinstance(SCORES[op], dict) else SCORES[op]
+                for op, a in zip(X["operator"], X["a"], strict=True)
+            ]
+        )
+        return (predicted, 0.01 * X["task"].str.len().to_numpy()) if return_std else predicted
 
 
 @pytest.fixture

@@ -375,6 +375,8 @@ def selected_score(rows: pd.DataFrame, predicted, *, per_task: bool = False) -> 
     Units and actual scores as in :func:`simmerge.evaluate.selection.candidate_table`: unordered pairs and
     their merge scores, or (``per_task``) pair × task and the normalised score.
     """
+    if rows.empty:  # e.g. no fold left anything to train on, so no row has an out-of-fold prediction
+        return np.nan
     chosen = choose(candidate_table(rows.assign(predicted=predicted), per_task=per_task))
     return float(chosen["actual"].mean()) if len(chosen) else np.nan
 
