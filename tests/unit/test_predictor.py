@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
@@ -346,6 +347,10 @@ def test_predictor_round_trips_through_skops_and_refuses_a_mismatch(tmp_path):
         load_predictor(path, feature_columns=FEATURES, operators=["linear"])
     with pytest.raises(ValueError, match="not in the predictor's training grid"):
         loaded.predict(inputs(rows.assign(operator="della")))
+    # a file of trusted types that holds no estimator (the layout of an earlier version) is refused
+    sio.dump({"family": "hgb", "model": predictor.model_, "fold_models": [], "meta": "{}"}, path)
+    with pytest.raises(ValueError, match="holds no SimMergePredictor"):
+        load_predictor(path)
 
 
 def test_select_ranks_one_pairs_candidates_with_each_order_of_an_order_sensitive_operator():
