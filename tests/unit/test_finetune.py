@@ -8,35 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_llm import make_tiny_checkpoint, write_rows
+from tiny_tasks import GENERATE_TEMPLATE
 
 from simmerge.catalog.finetune import IGNORE_INDEX, collate, encode_example, example_order, finetune
 from simmerge.core.device import resolve_device, set_threads
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven"]
-
-GENERATE_TEMPLATE = """\
-dataset_path: json
-output_type: generate_until
-test_split: test
-doc_to_text: "{{prompt}}"
-doc_to_target: "{{answer}}"
-generation_kwargs:
-  until: ["\\n"]
-  do_sample: false
-  max_gen_toks: 8
-filter_list:
-  - name: strip
-    filter:
-      - function: remove_whitespace
-      - function: take_first
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-    ignore_case: true
-metadata:
-  version: 1.0
-"""
 
 
 def number_rows() -> list[dict]:
