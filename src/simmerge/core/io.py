@@ -151,14 +151,14 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def markdown_table(table, align: Sequence[str]) -> str:
     """A DataFrame of text cells as a Markdown pipe table, one line per row, with a trailing newline.
 
-    Written by hand: pandas' ``DataFrame.to_markdown`` needs tabulate, which the package does not declare.
+    The one Markdown table writer of the package (pandas' ``DataFrame.to_markdown`` would add tabulate).
 
     Parameters
     ----------
     table : pandas.DataFrame
         The cells, already formatted as text; the column names are the header.
     align : sequence of str
-        ``"left"`` or ``"right"`` for each column (as tabulate's ``colalign``).
+        ``"left"`` or ``"right"`` for each column.
 
     Examples
     --------

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from simmerge.core import io
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.evaluate.costs import Benchmarks, cost_summary, decision_costs, merge_costs, rule_seconds
@@ -178,9 +179,18 @@ def _relative(path: PathLike, run: Path) -> str:
     return (path.relative_to(run) if path.is_relative_to(run) else path).as_posix()
 
 
-def _markdown(frame: pd.DataFrame, *, floatfmt: str | Sequence[str] = "g") -> str:
-    """A pipe table; missing values shown as "–"."""
-    return frame.astype(object).where(frame.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="–")
+def _markdown(frame: pd.DataFrame, *, floatfmt: str = "g") -> str:
+    """A pipe table (:func:`simmerge.core.io.markdown_table`): floats formatted with ``floatfmt``, missing values
+    shown as "–", numeric columns right-aligned."""
+
+    def cell(value: Any) -> str:
+        if pd.isna(value):
+            return "–"
+        return format(value, floatfmt) if isinstance(value, float) else str(value)
+
+    numeric = [pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in frame.dtypes]
+    cells = frame.astype(object).map(cell)
+    return io.markdown_table(cells, ["right" if is_number else "left" for is_number in numeric]).rstrip("\n")
 
 
 def _facts_table(facts: Mapping[str, Any]) -> str:
