@@ -269,7 +269,12 @@ def get_predictor_params(wildcards):
         "families": list(RUN.predictor.families),
         "seed": PREDICTOR_SEED,
         "operators": list(OPERATORS),
+        "checkpoint_groups": CATALOG.holdout_groups,
     }
+
+
+# Permutation repeats of the held-out feature importances: the report shows those of the checkpoint protocol only.
+IMPORTANCE_REPEATS = 5
 
 
 def get_compare_params(wildcards):
@@ -277,6 +282,9 @@ def get_compare_params(wildcards):
         **get_predictor_params(wildcards),
         "z": RUN.merges.tie_z,
         "bootstrap": RUN.predictor.bootstrap,
+        "importance_repeats": (
+            IMPORTANCE_REPEATS if wildcards.protocol == "checkpoint" else 0
+        ),
     }
 
 
@@ -301,7 +309,6 @@ def get_report_params(wildcards):
         "tasks": TASKS,
         # decision costs read the benchmark files of the run's own jobs there
         "run_dir": str(LAYOUT.root),
-        "seed": PREDICTOR_SEED,
         "tie_z": RUN.merges.tie_z,
         "arrivals": [arrival.model_dump() for arrival in RUN.bandit.arrivals],
     }

@@ -1,5 +1,6 @@
-# Compare stage: SimMerge's choices against every fixed operator, the per-pair oracle and random choice, under
-# leave-one-checkpoint-out and leave-one-task-out cross-validation.
+# Compare stage: SimMerge's choices against every fixed policy (operator + order rule), the per-unit oracle and
+# random choice, under each protocol of simmerge.core.config.PROTOCOLS (held-out checkpoint groups, held-out tasks
+# for already-merged pairs, cold start).
 
 
 rule compare:
@@ -10,6 +11,7 @@ rule compare:
         candidates=LAYOUT.comparison_candidates("{protocol}"),
         folds=LAYOUT.comparison_folds("{protocol}"),
         summary=LAYOUT.comparison_summary("{protocol}"),
+        importances=LAYOUT.comparison_importances("{protocol}"),
     log:
         LAYOUT.log("compare", "{protocol}"),
     benchmark:

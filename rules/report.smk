@@ -5,13 +5,13 @@ rule report:
     input:
         labels=LAYOUT.labels_parquet,
         experts=LAYOUT.expert_scores_csv,
-        model=LAYOUT.predictor_model,
         cv=LAYOUT.predictor_cv,
         summaries=expand(
             LAYOUT.comparison_summary("{protocol}"),
             protocol=simmerge.core.config.PROTOCOLS,
         ),
         units=LAYOUT.comparison_units("checkpoint"),
+        importances=LAYOUT.comparison_importances("checkpoint"),
         candidates=LAYOUT.comparison_candidates("checkpoint"),
         merges=get_merge_targets(),
         multiway=get_multiway_targets(),

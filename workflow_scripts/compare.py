@@ -1,4 +1,4 @@
-# rule compare: one cross-validation protocol of SimMerge against fixed operators, the oracle and random choice.
+# rule compare: one cross-validation protocol of SimMerge against fixed policies, the oracle and random choice.
 import pandas as pd
 
 from simmerge.core.io import write_json, write_table
@@ -8,7 +8,7 @@ from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.compare
-    units, candidates, folds, summary = compare(
+    units, candidates, folds, summary, importances = compare(
         pd.read_parquet(snakemake.input.labels),
         feature_names(),
         spec["operators"],
@@ -17,8 +17,11 @@ with log_to(snakemake.log[0]):
         z=spec["z"],
         families=spec["families"],
         n_boot=spec["bootstrap"],
+        checkpoint_groups=spec["checkpoint_groups"],
+        importance_repeats=spec["importance_repeats"],
     )
     write_table(units, snakemake.output.units)
     write_table(candidates, snakemake.output.candidates)
     write_table(folds, snakemake.output.folds)
+    write_table(importances, snakemake.output.importances)
     write_json(summary, snakemake.output.summary)

@@ -10,13 +10,21 @@ with log_to(snakemake.log[0]):
     spec = snakemake.params.predictor
     features = feature_names()
     rows = training_rows(pd.read_parquet(snakemake.input.labels))
-    family, families = choose_family(rows, features, spec["operators"], seed=spec["seed"], families=spec["families"])
+    family, families = choose_family(
+        rows,
+        features,
+        spec["operators"],
+        seed=spec["seed"],
+        families=spec["families"],
+        checkpoint_groups=spec["checkpoint_groups"],
+    )
     predictor = fit_predictor(rows, features, spec["operators"], family=family, seed=spec["seed"])
     save_predictor(predictor, snakemake.output.model)
     write_json(
         {
             "family": family,
             "protocol": "checkpoint",
+            "checkpoint_groups": spec["checkpoint_groups"],
             "families": families.to_dict("records"),
             "rows": len(rows),
             "features": features,

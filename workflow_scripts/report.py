@@ -7,15 +7,11 @@ from simmerge.core.io import read_json, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
 from simmerge.evaluate.costs import decision_costs
-from simmerge.evaluate.predictor import load_predictor, training_rows
-from simmerge.features.definitions import feature_names
-from simmerge.report.html import build_report, feature_importances
+from simmerge.report.html import build_report
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.report
     labels = pd.read_parquet(snakemake.input.labels)
-    operators = [op["name"] for op in spec["operators"]]
-    predictor = load_predictor(snakemake.input.model, feature_columns=feature_names(), operators=operators)
     versions = {
         name: metadata.version(name)
         for name in ("torch", "transformers", "mergekit", "lm_eval", "snakemake", "scikit-learn")
@@ -32,7 +28,7 @@ with log_to(snakemake.log[0]):
         units=pd.read_csv(snakemake.input.units),
         candidates=pd.read_csv(snakemake.input.candidates),
         cv=read_json(snakemake.input.cv),
-        importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
+        importances=pd.read_csv(snakemake.input.importances),
         costs=decision_costs(RunLayout(spec["run_dir"]), spec["experts"], spec["tasks"], snakemake.input.merges),
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),

@@ -129,6 +129,37 @@ class Catalog:
     def predictor_seed(self) -> int:
         return self.config.own_or_run_seed(self.config.predictor.seed)
 
+    @property
+    def holdout_groups(self) -> dict[str, str]:
+        """Each expert's hold-out group in the comparison: experts that leave a training fold together.
+
+        Experts listed together in ``predictor.hold_out_together``, and (with ``predictor.group_same_home_tasks``)
+        experts that share a home task, are near-duplicates: a model trained with one of them has seen the
+        other's pairs. Groups are the connected components of those links, named by their members in catalog
+        order joined with ``+`` (a lone expert is its own group).
+        """
+        spec = self.config.predictor
+        names = self.expert_names
+        group = {name: name for name in names}
+
+        def root(name: str) -> str:
+            while group[name] != name:
+                name = group[name]
+            return name
+
+        links = [members for members in spec.hold_out_together if all(m in group for m in members)]
+        if spec.group_same_home_tasks:
+            for task in self.tasks:
+                links.append([expert.name for expert in self.experts if task in expert.tasks])
+        for members in links:
+            for other in members[1:]:
+                first, second = sorted((root(members[0]), root(other)), key=names.index)
+                group[second] = first
+        members_of: dict[str, list[str]] = {}
+        for name in names:
+            members_of.setdefault(root(name), []).append(name)
+        return {name: "+".join(members_of[root(name)]) for name in names}
+
     def seed_of(self, name: str) -> int:
         """The seed a checkpoint's builder uses: its own if configured, else the run seed."""
         source = self.get(name).source
@@ -205,6 +236,13 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
     problems.extend(_parent_cycles(catalog))
     problems.extend(_multiway_problems(catalog))
     problems.extend(_bandit_problems(catalog))
+    for index, members in enumerate(catalog.config.predictor.hold_out_together):
+        unknown = [name for name in members if name not in catalog.expert_names]
+        if unknown:
+            problems.append(
+                f"predictor.hold_out_together[{index}]: {unknown} are not experts of the catalog "
+                f"(known: {', '.join(catalog.expert_names)})"
+            )
     return problems
 
 

@@ -282,10 +282,17 @@ class MergeSpec(Frozen):
     )
 
 
-# Evaluation protocols of the comparison (simmerge.evaluate.compare): held-out checkpoints, held-out tasks.
-# Defined here, not in simmerge.evaluate.compare, so that the workflow can name them at parse time without
-# importing scikit-learn.
-PROTOCOLS = ("checkpoint", "task")
+# Evaluation protocols of the comparison (simmerge.evaluate.compare), defined here, not in simmerge.evaluate.compare,
+# so that the workflow can name them at parse time without importing scikit-learn:
+#   checkpoint       a new checkpoint (with its near-duplicates) arrives: its pairs are tested, every pair once;
+#   task_seen_pairs  a new task for pairs already merged and scored on other tasks (not a cold start);
+#   cold_start       a new checkpoint on a new task: no merge of a test pair is in training, on any task.
+PROTOCOLS = ("checkpoint", "task_seen_pairs", "cold_start")
+PROTOCOL_TITLES = {
+    "checkpoint": "new checkpoint (held-out checkpoint groups)",
+    "task_seen_pairs": "new task for already-merged pairs",
+    "cold_start": "new checkpoint on a new task (cold start)",
+}
 
 
 # Model families of the SimMerge predictor (simmerge.evaluate.predictor builds one scikit-learn pipeline per name):
@@ -305,6 +312,15 @@ class PredictorSpec(Frozen):
     )
     seed: int | None = Field(None, description="Seed of the models and the bootstrap; default: the run seed.")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples (over pairs) for the 95% intervals.")
+    hold_out_together: list[list[Slug]] = Field(
+        default_factory=list,
+        description="Groups of experts that the comparison holds out together (near-duplicates), on top of "
+        "group_same_home_tasks.",
+    )
+    group_same_home_tasks: bool = Field(
+        True,
+        description="Experts that share a home task are near-duplicates: the comparison holds them out together.",
+    )
 
 
 MAX_MULTIWAY = 5

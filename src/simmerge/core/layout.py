@@ -179,6 +179,10 @@ class RunLayout:
         """``compare/<protocol>/folds.csv``."""
         return self.root / "compare" / protocol / "folds.csv"
 
+    def comparison_importances(self, protocol: str) -> Path:
+        """``compare/<protocol>/importances.csv``: permutation importances on the held-out rows."""
+        return self.root / "compare" / protocol / "importances.csv"
+
     def comparison_summary(self, protocol: str) -> Path:
         """``compare/<protocol>/summary.json``."""
         return self.root / "compare" / protocol / "summary.json"

@@ -1,28 +1,41 @@
-"""The honest comparison: grouped cross-validation of SimMerge against fixed operators, the oracle and random choice.
+"""The honest comparison: grouped cross-validation of SimMerge against fixed policies, the oracle and random choice.
 
-For each outer fold (a held-out checkpoint, or a held-out task) everything SimMerge uses is learned from the
-training rows only: the model family (inner grouped CV on the training rows), the fitted model, and the "best
-fixed operator" baseline. The test rows are touched once, to score the choices.
+For each outer fold (:data:`simmerge.core.config.PROTOCOLS`: a held-out checkpoint group, a held-out task, or
+both) everything SimMerge uses is learned from the training rows only: the model family (inner grouped CV on the
+training rows), the fitted model, and the "best fixed policy" baseline (operator and order rule). The test rows are
+touched once, to score the choices. A unit tested in several folds (a pair, in the folds of each of its experts) is
+scored once, on the mean over those folds (:func:`simmerge.evaluate.selection.combine_folds`), and the bootstrap
+resamples expert pairs, so units that share a merge are not counted as independent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from simmerge.core.config import PREDICTOR_FAMILIES, PROTOCOLS
+from simmerge.core.config import PREDICTOR_FAMILIES, PROTOCOL_TITLES, PROTOCOLS
 from simmerge.evaluate.predictor import (
     OPERATOR,
     TARGET,
     SimMergePredictor,
     choose_family,
+    per_task_units,
     protocol_split,
     training_rows,
 )
-from simmerge.evaluate.selection import best_fixed_operator, candidate_table, evaluate_units, summarise
+from simmerge.evaluate.selection import (
+    best_policy,
+    candidate_table,
+    combine_folds,
+    evaluate_units,
+    fixed_operator_scores,
+    policy_scores,
+    rule_anchors,
+    summarise,
+    units_of_rows,
+)
 
 
 def compare(
@@ -35,7 +48,9 @@ def compare(
     z: float = 1.0,
     families: Sequence[str] = PREDICTOR_FAMILIES,
     n_boot: int = 1000,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    checkpoint_groups: Mapping[str, str] | None = None,
+    importance_repeats: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Run one evaluation protocol.
 
     Parameters
@@ -44,8 +59,9 @@ def compare(
         The labels table.
     feature_columns, operators : sequence of str
         Predictor inputs and the operator grid.
-    protocol : {"checkpoint", "task"}
-        Leave-one-checkpoint-out (units: unordered pairs) or leave-one-task-out (units: pair × task).
+    protocol : {"checkpoint", "task_seen_pairs", "cold_start"}
+        Held-out checkpoint groups (units: unordered pairs), held-out tasks for pairs merged on other tasks, or
+        held-out task and checkpoint group together (units: pair × task).
     seed : int
         Seed of the models and of the bootstrap.
     z : float
@@ -54,61 +70,86 @@ def compare(
         Model families the inner CV chooses from.
     n_boot : int
         Bootstrap resamples for the 95% intervals.
+    checkpoint_groups : mapping of str to str, optional
+        Each checkpoint's hold-out group (:attr:`simmerge.run.Catalog.holdout_groups`): near-duplicates leave a
+        training fold together.
+    importance_repeats : int
+        Permutation repeats of the held-out feature importances (0: none).
 
     Returns
     -------
-    (units, candidates, folds, summary)
-        ``units``: one row per test unit (:func:`simmerge.evaluate.selection.evaluate_units` plus ``fold`` and
-        ``family``); ``candidates``: every test candidate with its out-of-fold prediction and actual score
-        (:func:`simmerge.evaluate.selection.candidate_table` plus ``fold`` and ``family``); ``folds``: one row per
-        fold (held-out name, family, best fixed operator, mean scores, and the training/test row counts);
-        ``summary``: :func:`simmerge.evaluate.selection.summarise` of all units plus
-        ``protocol`` and the mean score of every fixed operator.
+    (units, candidates, folds, summary, importances)
+        ``units``: one row per test unit (:func:`simmerge.evaluate.selection.combine_folds`, with
+        ``best_fixed_hindsight``); ``candidates``: every test candidate of every fold with its out-of-fold
+        prediction and actual score (:func:`simmerge.evaluate.selection.candidate_table` plus ``fold`` and
+        ``family``); ``folds``: one row per fold (held-out name, family, best fixed policy, mean scores, and the
+        training/test row counts); ``summary``: :func:`simmerge.evaluate.selection.summarise` plus ``protocol``,
+        ``title``, the hold-out ``groups``, the best policy in hindsight, the mean score of every fixed operator
+        (random order) and fixed policy, and ``families``: each family's choices scored on the same outer folds
+        next to the choice made by inner CV (nested); ``importances``: permutation importance (drop in R²) of each
+        input on the held-out rows, averaged over folds (empty with ``importance_repeats=0``).
     """
     rows = training_rows(labels)
-    splitter, groups = protocol_split(protocol, rows)
-    per_task = protocol == "task"
+    splitter, groups = protocol_split(protocol, rows, checkpoint_groups)
+    per_task = per_task_units(protocol)
     columns = [*feature_columns, OPERATOR]
-    unit_tables, candidate_tables, fold_rows = [], [], []
+    fold_units, candidate_tables, fold_rows, importance_tables = [], [], [], []
+    family_units: dict[str, list[pd.DataFrame]] = {family: [] for family in families}
     folds = zip(splitter.held_out(groups=groups), splitter.split(rows, groups=groups), strict=True)
     for held_out, (train, test) in folds:
         train_rows, test_rows = rows.iloc[train].reset_index(drop=True), rows.iloc[test].reset_index(drop=True)
         if train_rows[TARGET].nunique() < 2:
             continue
-        family = _inner_family(train_rows, feature_columns, operators, protocol, seed, families)
-        model = SimMergePredictor(family=family, operators=operators, random_state=seed)
-        model.fit(train_rows[columns], train_rows[TARGET])
-        predicted = test_rows.assign(predicted=model.predict(test_rows[columns]))
-        train_candidates = candidate_table(train_rows.assign(predicted=np.nan), per_task=per_task)
-        best_fixed = best_fixed_operator(train_candidates)
-        candidates = candidate_table(predicted, per_task=per_task)
-        units = evaluate_units(candidates, best_fixed, z=z)
-        candidate_tables.append(candidates.assign(fold=held_out, family=family))
-        units.insert(0, "fold", held_out)
-        units.insert(1, "family", family)
-        unit_tables.append(units)
-        fold_rows.append(
-            {
-                "fold": held_out,
-                "family": family,
-                "best_fixed_operator": best_fixed,
-                "train_rows": len(train_rows),
-                "test_rows": len(test_rows),
-                "units": len(units),
-                "simmerge": units["simmerge"].mean(),
-                "best_fixed": units["best_fixed"].mean(),
-                "oracle": units["oracle"].mean(),
-                "random": units["random"].mean(),
-            }
+        best_fixed = best_policy(
+            policy_scores(candidate_table(train_rows, per_task=per_task), rule_anchors(train_rows, per_task=per_task))
         )
-    units = pd.concat(unit_tables, ignore_index=True) if unit_tables else pd.DataFrame()
-    summary: dict[str, Any] = {"protocol": protocol, **summarise(units, n_boot=n_boot, seed=seed)}
+        anchors = rule_anchors(test_rows, per_task=per_task)
+        family = _inner_family(train_rows, feature_columns, operators, protocol, seed, families, checkpoint_groups)
+        for candidate_family in families:
+            model = SimMergePredictor(family=candidate_family, operators=operators, random_state=seed)
+            model.fit(train_rows[columns], train_rows[TARGET])
+            candidates = candidate_table(
+                test_rows.assign(predicted=model.predict(test_rows[columns])), per_task=per_task
+            )
+            units = evaluate_units(candidates, anchors, best_fixed, z=z).assign(fold=held_out, family=candidate_family)
+            family_units[candidate_family].append(units)
+            if candidate_family != family:
+                continue
+            fold_units.append(units)
+            candidate_tables.append(candidates.assign(fold=held_out, family=family))
+            if importance_repeats:
+                importance_tables.append(_held_out_importances(model, test_rows, columns, importance_repeats, seed))
+            fold_rows.append(
+                {
+                    "fold": held_out,
+                    "family": family,
+                    "best_fixed_policy": best_fixed,
+                    "train_rows": len(train_rows),
+                    "test_rows": len(test_rows),
+                    "units": len(units),
+                    **{method: units[method].mean() for method in ("simmerge", "best_fixed", "oracle", "random")},
+                }
+            )
+    units = combine_folds(pd.concat(fold_units, ignore_index=True), z=z) if fold_units else pd.DataFrame()
+    summary: dict[str, Any] = {
+        "protocol": protocol,
+        "title": PROTOCOL_TITLES[protocol],
+        "groups": sorted(set((checkpoint_groups or {}).values()) - set(checkpoint_groups or {})),
+    }
     if not units.empty:
-        fixed = candidate_table(rows.assign(predicted=np.nan), per_task=per_task)
-        means = fixed.groupby(["unit", "operator"])["actual"].mean().unstack("operator").mean(axis=0)
-        summary["fixed_operators"] = {name: float(means[name]) for name in operators if name in means}
+        tested = rows[pd.Series(units_of_rows(rows, per_task=per_task)).isin(units["unit"]).to_numpy()]
+        all_candidates = candidate_table(tested, per_task=per_task)
+        policies = policy_scores(all_candidates, rule_anchors(tested, per_task=per_task))
+        hindsight = best_policy(policies)
+        units["best_fixed_hindsight"] = units["unit"].map(policies[hindsight])
+        summary["best_fixed_hindsight_policy"] = hindsight
+        summary["fixed_operators"] = _means(fixed_operator_scores(all_candidates), operators)
+        summary["fixed_policies"] = _means(policies, list(policies.columns))
+    summary.update(summarise(units, n_boot=n_boot, seed=seed))
+    summary["families"] = _family_table(family_units, units, z=z)
     candidates = pd.concat(candidate_tables, ignore_index=True) if candidate_tables else pd.DataFrame()
-    return units, candidates, pd.DataFrame(fold_rows), summary
+    importances = _mean_importances(importance_tables)
+    return units, candidates, pd.DataFrame(fold_rows), summary, importances
 
 
 def _inner_family(
@@ -118,12 +159,80 @@ def _inner_family(
     protocol: str,
     seed: int,
     families: Sequence[str],
+    checkpoint_groups: Mapping[str, str] | None,
 ) -> str:
     """The family chosen by grouped CV inside the training rows (the first one when there is a single family)."""
     if len(families) == 1:
         return families[0]
-    family, _ = choose_family(rows, feature_columns, operators, seed=seed, families=families, protocol=protocol)
+    family, _ = choose_family(
+        rows,
+        feature_columns,
+        operators,
+        seed=seed,
+        families=families,
+        protocol=protocol,
+        checkpoint_groups=checkpoint_groups,
+    )
     return family
+
+
+def _family_table(family_units: Mapping[str, list[pd.DataFrame]], selected: pd.DataFrame, *, z: float) -> list[dict]:
+    """Each family's choices on the outer folds, and the inner-CV choice (nested) as the last row.
+
+    The families' rows are each an honest estimate of one fixed family; the best of them is not (it is chosen
+    on the test folds), which is why the nested row is the one the headline reports.
+    """
+    table = []
+    for family, tables in family_units.items():
+        if not tables:
+            continue
+        units = combine_folds(pd.concat(tables, ignore_index=True), z=z)
+        table.append(_family_row(family, units))
+    if not selected.empty:
+        table.append(_family_row("chosen per fold by inner CV (nested)", selected))
+    return table
+
+
+def _family_row(name: str, units: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "family": name,
+        "simmerge": float(units["simmerge"].mean()),
+        "difference": float(units["difference"].mean()),
+        "top1": float(units["top1"].mean()),
+        "spearman": float(units["spearman"].mean()),
+    }
+
+
+def _held_out_importances(
+    model: SimMergePredictor, test_rows: pd.DataFrame, columns: Sequence[str], repeats: int, seed: int
+) -> pd.DataFrame:
+    from sklearn.inspection import permutation_importance  # deferred: only when importances are asked for
+
+    result = permutation_importance(
+        model, test_rows[list(columns)], test_rows[TARGET], n_repeats=repeats, random_state=seed, n_jobs=1
+    )
+    return pd.DataFrame({"input": list(columns), "importance": result.importances_mean, "rows": len(test_rows)})
+
+
+def _mean_importances(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Importances averaged over folds, weighted by their held-out rows, with the spread over folds."""
+    if not tables:
+        return pd.DataFrame(columns=["input", "importance", "sd_over_folds", "folds"])
+    frame = pd.concat(tables, ignore_index=True)
+    weighted = frame.assign(weighted=frame["importance"] * frame["rows"]).groupby("input", sort=False)
+    table = pd.DataFrame(
+        {
+            "importance": weighted["weighted"].sum() / weighted["rows"].sum(),
+            "sd_over_folds": weighted["importance"].std(ddof=0),
+            "folds": weighted.size(),
+        }
+    ).reset_index()
+    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _means(scores: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
+    means = scores.mean(axis=0)
+    return {name: float(means[name]) for name in names if name in means}
 
 
 __all__ = ["PROTOCOLS", "compare"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -118,23 +118,33 @@ def _pipeline(family: str, feature_columns: Sequence[str], operators: Sequence[s
 
 
 class _HeldOutSplit(BaseCrossValidator):
-    """Leave one group out, in the order the groups first appear; a fold with nothing to train on is left out."""
+    """Hold out one group of rows per fold, in the order the groups first appear.
+
+    A fold trains on the rows its :meth:`_folds` names (by default every row it does not test); a fold with nothing
+    to test or nothing to train on is left out.
+    """
 
     # Request ``groups`` for split under scikit-learn's metadata routing, as its own group splitters do.
     __metadata_request__split = {"groups": True}
 
-    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(held-out name, test mask, train mask)`` per fold."""
         raise NotImplementedError
 
-    def _kept_folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+    def _kept_folds(self, groups) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         if groups is None:
             raise ValueError(f"{type(self).__name__} needs the groups of the rows (the 'groups' argument)")
-        for name, test in self._folds(groups):
-            if test.any() and not test.all():
-                yield name, test
+        for name, test, train in self._folds(groups):
+            if test.any() and train.any():
+                yield name, test, train
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):  # noqa: N803 - scikit-learn's argument names
-        for _, test in self._kept_folds(groups):
+    def split(self, X=None, y=None, groups=None):  # noqa: N803 - scikit-learn's argument names
+        """Yield ``(train indices, test indices)`` per fold."""
+        for _, test, train in self._kept_folds(groups):
+            yield np.flatnonzero(train), np.flatnonzero(test)
+
+    def _iter_test_masks(self, X=None, y=None, groups=None):  # noqa: N803
+        for _, test, _ in self._kept_folds(groups):
             yield test
 
     def get_n_splits(self, X=None, y=None, groups=None):  # noqa: N803
@@ -143,45 +153,84 @@ class _HeldOutSplit(BaseCrossValidator):
 
     def held_out(self, X=None, y=None, groups=None) -> list[str]:  # noqa: N803
         """The held-out group of each fold, in the order :meth:`split` yields the folds."""
-        return [name for name, _ in self._kept_folds(groups)]
+        return [name for name, _, _ in self._kept_folds(groups)]
+
+
+def _touches(pairs: np.ndarray, name) -> np.ndarray:
+    return (pairs[:, 0] == name) | (pairs[:, 1] == name)
 
 
 class HeldOutCheckpointSplit(_HeldOutSplit):
-    """Leave one checkpoint out: every row of an ordered pair that contains the held-out checkpoint is tested.
+    """Leave one checkpoint (or group of near-duplicate checkpoints) out: every row that touches it is tested,
+    every other row trains.
 
     ``groups`` is the ``(n_samples, 2)`` array of each row's two checkpoints (the ``a`` and ``b`` columns of
-    the labels). Checkpoints are held out in the order they first appear in the first column, then in the
-    second; a row is in the test folds of both its checkpoints.
+    the labels), or of their hold-out groups (:func:`protocol_split`). Names are held out in the order they first
+    appear in the first column, then in the second; a row is in the test folds of both its names.
     """
 
-    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         pairs = np.asarray(groups)
-        for checkpoint in dict.fromkeys([*pairs[:, 0], *pairs[:, 1]]):
-            yield str(checkpoint), (pairs[:, 0] == checkpoint) | (pairs[:, 1] == checkpoint)
+        for name in dict.fromkeys([*pairs[:, 0], *pairs[:, 1]]):
+            test = _touches(pairs, name)
+            yield str(name), test, ~test
 
 
 class HeldOutTaskSplit(_HeldOutSplit):
-    """Leave one task out: every row of the held-out task is tested.
+    """Leave one task out: every row of the held-out task is tested; the same pairs' rows on other tasks train.
 
     ``groups`` is each row's task; tasks are held out in the order they first appear.
     """
 
-    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray]]:
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         tasks = np.asarray(groups)
         for task in dict.fromkeys(tasks):
-            yield str(task), tasks == task
+            yield str(task), tasks == task, tasks != task
 
 
-SPLITTERS: dict[str, type[_HeldOutSplit]] = {"checkpoint": HeldOutCheckpointSplit, "task": HeldOutTaskSplit}
-# The label columns that are a protocol's groups.
-GROUP_COLUMNS = {"checkpoint": ["a", "b"], "task": "task"}
+class HeldOutTaskAndCheckpointSplit(_HeldOutSplit):
+    """Cold start: hold out one task and one checkpoint (group) together.
+
+    A fold tests the rows of the held-out task whose pair touches the held-out checkpoint, and trains on the rows
+    of the other tasks whose pair does not touch it: no merge of a test pair is in training, on any task, and
+    nothing of the task is. ``groups`` is the ``(n_samples, 3)`` array of each row's two checkpoints (or their
+    hold-out groups) and its task; folds run over tasks in order of first appearance, then checkpoints as in
+    :class:`HeldOutCheckpointSplit`. A row is tested in the folds of both its checkpoints.
+    """
+
+    def _folds(self, groups) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        columns = np.asarray(groups)
+        pairs, tasks = columns[:, :2], columns[:, 2]
+        for task in dict.fromkeys(tasks):
+            for name in dict.fromkeys([*pairs[:, 0], *pairs[:, 1]]):
+                touches = _touches(pairs, name)
+                yield f"{name}@{task}", touches & (tasks == task), ~touches & (tasks != task)
 
 
-def protocol_split(protocol: str, rows: pd.DataFrame) -> tuple[_HeldOutSplit, Any]:
-    """The splitter of an evaluation protocol and the ``groups`` it splits the label ``rows`` by."""
+SPLITTERS: dict[str, type[_HeldOutSplit]] = {
+    "checkpoint": HeldOutCheckpointSplit,
+    "task_seen_pairs": HeldOutTaskSplit,
+    "cold_start": HeldOutTaskAndCheckpointSplit,
+}
+
+
+def protocol_split(
+    protocol: str, rows: pd.DataFrame, checkpoint_groups: Mapping[str, str] | None = None
+) -> tuple[_HeldOutSplit, Any]:
+    """The splitter of an evaluation protocol and the ``groups`` it splits the label ``rows`` by.
+
+    ``checkpoint_groups`` maps a checkpoint to its hold-out group (near-duplicates leave together); a checkpoint
+    not in it is its own group.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-    return SPLITTERS[protocol](), rows[GROUP_COLUMNS[protocol]].to_numpy()
+    group = dict(checkpoint_groups or {})
+    pairs = np.column_stack([rows[column].map(lambda name: group.get(name, name)) for column in ("a", "b")])
+    if protocol == "checkpoint":
+        return HeldOutCheckpointSplit(), pairs
+    if protocol == "task_seen_pairs":
+        return HeldOutTaskSplit(), rows["task"].to_numpy()
+    return HeldOutTaskAndCheckpointSplit(), np.column_stack([pairs, rows["task"].to_numpy()])
 
 
 def training_rows(labels: pd.DataFrame) -> pd.DataFrame:
@@ -401,6 +450,11 @@ class SelectedScorer:
         return selected_score(self.rows.loc[X.index], estimator.predict(X), per_task=self.per_task)
 
 
+def per_task_units(protocol: str) -> bool:
+    """Whether a protocol decides per pair and task (the task protocols) rather than per pair."""
+    return protocol != "checkpoint"
+
+
 def cv_predictions(
     rows: pd.DataFrame,
     family: str,
@@ -409,14 +463,16 @@ def cv_predictions(
     *,
     seed: int,
     protocol: str = "checkpoint",
+    checkpoint_groups: Mapping[str, str] | None = None,
 ) -> pd.Series:
     """Out-of-fold predictions of one family under a grouped protocol; NaN where no fold tested the row.
 
-    A row in two test folds (leave-one-checkpoint-out tests a pair with each of its checkpoints) keeps the
-    prediction of the later fold. Each fold's selected score (:class:`SelectedScorer`) goes to the log.
+    A row in two test folds (a pair is tested with each of its checkpoints) gets the mean of both folds'
+    predictions: one decision per pair, from models that never saw it. Each fold's selected score
+    (:class:`SelectedScorer`) goes to the log.
     """
     X = rows[[*feature_columns, OPERATOR]]  # noqa: N806 - scikit-learn's names
-    splitter, groups = protocol_split(protocol, rows)
+    splitter, groups = protocol_split(protocol, rows, checkpoint_groups)
     predicted = pd.Series(np.nan, index=rows.index)
     if splitter.get_n_splits(groups=groups) == 0:
         return predicted
@@ -426,14 +482,18 @@ def cv_predictions(
         rows[TARGET],
         groups=groups,
         cv=splitter,
-        scoring=SelectedScorer(rows, per_task=protocol == "task"),
+        scoring=SelectedScorer(rows, per_task=per_task_units(protocol)),
         return_estimator=True,
         return_indices=True,
         error_score="raise",
     )
-    log.info("%s, held-out %ss: selected score per fold %s", family, protocol, np.round(result["test_score"], 4))
+    log.info("%s, protocol %s: selected score per fold %s", family, protocol, np.round(result["test_score"], 4))
+    sums, counts = np.zeros(len(rows)), np.zeros(len(rows))
     for estimator, test in zip(result["estimator"], result["indices"]["test"], strict=True):
-        predicted.iloc[test] = estimator.predict(X.iloc[test])
+        sums[test] += estimator.predict(X.iloc[test])
+        counts[test] += 1
+    tested = counts > 0
+    predicted.iloc[np.flatnonzero(tested)] = sums[tested] / counts[tested]
     return predicted
 
 
@@ -445,13 +505,16 @@ def choose_family(
     seed: int,
     families: Sequence[str] = PREDICTOR_FAMILIES,
     protocol: str = "checkpoint",
+    checkpoint_groups: Mapping[str, str] | None = None,
 ) -> tuple[str, pd.DataFrame]:
     """Pick the family whose grouped-CV choices score best (ties: lower RMSE, then list order).
 
-    ``protocol`` names the grouping (:func:`protocol_split`): held-out checkpoints (choices per unordered pair)
-    or held-out tasks (choices per pair and task). The scores pool the out-of-fold predictions of all folds
-    (:func:`cv_predictions`) rather than averaging per-fold scores, so a fold with few units weighs no more
-    than its units.
+    ``protocol`` names the grouping (:func:`protocol_split`, with ``checkpoint_groups`` holding near-duplicates
+    out together): choices per unordered pair (held-out checkpoints) or per pair and task (the task protocols).
+    The scores pool the out-of-fold predictions of all folds (:func:`cv_predictions`) rather than averaging
+    per-fold scores, so a fold with few units weighs no more than its units. The chosen family's score is the
+    best of several, so it is optimistic; :func:`simmerge.evaluate.compare.compare` measures the choice itself
+    one level out (nested).
 
     Returns
     -------
@@ -461,13 +524,21 @@ def choose_family(
     """
     scores = []
     for family in families:
-        predicted = cv_predictions(rows, family, feature_columns, operators, seed=seed, protocol=protocol)
+        predicted = cv_predictions(
+            rows,
+            family,
+            feature_columns,
+            operators,
+            seed=seed,
+            protocol=protocol,
+            checkpoint_groups=checkpoint_groups,
+        )
         valid = predicted.notna()
         residual = predicted[valid] - rows.loc[valid, TARGET]
         scores.append(
             {
                 "family": family,
-                "selected_score": selected_score(rows.loc[valid], predicted[valid], per_task=protocol == "task"),
+                "selected_score": selected_score(rows.loc[valid], predicted[valid], per_task=per_task_units(protocol)),
                 "rmse": float(np.sqrt(np.mean(residual**2))) if len(residual) else np.nan,
                 "spearman": float(pd.Series(predicted[valid]).corr(rows.loc[valid, TARGET], method="spearman"))
                 if valid.sum() > 2
@@ -571,6 +642,7 @@ def _first_difference(left: Sequence[str], right: Sequence[str]) -> str:
 
 __all__ = [
     "HeldOutCheckpointSplit",
+    "HeldOutTaskAndCheckpointSplit",
     "HeldOutTaskSplit",
     "OperatorInteractions",
     "SPLITTERS",
@@ -582,6 +654,7 @@ __all__ = [
     "fit_predictor",
     "library_versions",
     "load_predictor",
+    "per_task_units",
     "protocol_split",
     "save_predictor",
     "selected_score",

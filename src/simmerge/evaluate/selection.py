@@ -1,10 +1,15 @@
-"""From per-row predictions to merge choices, and how those choices compare with fixed operators and the oracle.
+"""From per-row predictions to merge choices, and how those choices compare with fixed policies and the oracle.
 
-A **unit** is what one decision is made for: an unordered expert pair (leave-one-checkpoint-out), or an unordered
-pair on one task (leave-one-task-out). Its **candidates** are the operators, with both orders as separate
-candidates for an order-sensitive operator. A symmetric operator's merge serves both orders, so its prediction
-is the mean over both orders' feature rows. A candidate's actual score is the merge's mean normalised score
-(per-task normalised score for a task unit), with its standard error for tie handling.
+A **unit** is what one decision is made for: an unordered expert pair (held-out checkpoints), or an unordered pair
+on one task (held-out tasks). Its **candidates** are the operators, with both orders as separate candidates for an
+order-sensitive operator. A symmetric operator's merge serves both orders, so its prediction is the mean over both
+orders' feature rows. A candidate's actual score is the merge's mean normalised score (per-task normalised score
+for a task unit), with its standard error for tie handling.
+
+The baseline is a **fixed policy** a user could apply without labels: one operator, and for an order-sensitive
+operator an **order rule** (:data:`ORDER_RULES`) that names the anchor from what is known before any merge — the
+experts' task-vector norms or their own scores. SimMerge chooses operator and order per unit; the fixed policy is
+learned once on the training folds.
 """
 
 from __future__ import annotations
@@ -17,11 +22,38 @@ import pandas as pd
 
 from simmerge.evaluate import stats
 
+# How a fixed policy orders an order-sensitive merge (anchor = the model the merge keeps first):
+ORDER_RULES = {
+    "random": "either order with equal chance (the mean of both orders' scores)",
+    "larger_norm": "anchor on the expert with the larger task vector ‖θ − θ_base‖",
+    "smaller_norm": "anchor on the expert with the smaller task vector",
+    "better_parent": "anchor on the expert that scores higher itself on the unit's task(s)",
+}
+# The per-row columns each order rule reads: (column of a, column of b), and whether the larger value anchors.
+_RULE_COLUMNS = {
+    "larger_norm": (("tv_rel_norm_a", "tv_rel_norm_b"), True),
+    "smaller_norm": (("tv_rel_norm_a", "tv_rel_norm_b"), False),
+    "better_parent": (("parent_score_a", "parent_score_b"), True),
+}
+
 
 def unit_of(a: str, b: str) -> str:
     """The unordered pair ``a|b`` with the names sorted, so both orders share one unit."""
     first, second = sorted((a, b))
     return f"{first}|{second}"
+
+
+def pair_of(unit: str) -> str:
+    """The expert pair of a unit (``a|b@task`` → ``a|b``): the cluster of the bootstrap."""
+    return unit.split("@", 1)[0]
+
+
+def units_of_rows(rows: pd.DataFrame, *, per_task: bool = False) -> list[str]:
+    """The unit of each label row: its unordered pair, and with ``per_task`` its task (``a|b@task``)."""
+    units = [unit_of(a, b) for a, b in zip(rows["a"], rows["b"], strict=True)]
+    if per_task:
+        units = [f"{unit}@{task}" for unit, task in zip(units, rows["task"], strict=True)]
+    return units
 
 
 def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFrame:
@@ -42,9 +74,8 @@ def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFra
         One row per candidate: ``unit``, ``operator``, ``anchor`` (the first model of an order-sensitive
         candidate; empty for a symmetric one), ``predicted``, ``uncertainty``, ``actual``, ``actual_stderr``.
     """
-    frame = rows.assign(unit=[unit_of(a, b) for a, b in zip(rows["a"], rows["b"], strict=True)])
+    frame = rows.assign(unit=units_of_rows(rows, per_task=per_task))
     if per_task:
-        frame["unit"] = frame["unit"] + "@" + frame["task"]
         best_parent = frame[["parent_score_a", "parent_score_b"]].max(axis=1)
         frame["actual"] = frame["normalised"]
         frame["actual_stderr"] = frame["stderr"] / best_parent.where(best_parent > 0)
@@ -65,6 +96,100 @@ def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFra
     return table.dropna(subset=["actual"]).reset_index(drop=True)
 
 
+def rule_anchors(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFrame:
+    """The anchor each order rule picks in each unit, from label rows (what a user knows before merging).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Label rows as for :func:`candidate_table`; the norm rules read ``tv_rel_norm_a`` / ``tv_rel_norm_b``
+        when the rows have them.
+    per_task : bool
+        Units per pair and task.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: unit; one column per rule of :data:`ORDER_RULES`: the anchor's name, or ``""`` where the rule
+        cannot tell the two experts apart (``random`` always; a missing or equal value) and so falls back to a
+        random order.
+    """
+    units = units_of_rows(rows, per_task=per_task)
+    anchors = pd.DataFrame(index=pd.Index(list(dict.fromkeys(units)), name="unit"))
+    anchors["random"] = ""
+    for rule, ((column_a, column_b), larger) in _RULE_COLUMNS.items():
+        if column_a not in rows or column_b not in rows:
+            anchors[rule] = ""
+            continue
+        sides = pd.concat(
+            [
+                pd.DataFrame({"unit": units, "expert": rows["a"].to_numpy(), "value": rows[column_a].to_numpy()}),
+                pd.DataFrame({"unit": units, "expert": rows["b"].to_numpy(), "value": rows[column_b].to_numpy()}),
+            ]
+        )
+        means = sides.astype({"value": float}).groupby(["unit", "expert"], sort=False)["value"].mean()
+        chosen = {}
+        for unit, values in means.groupby(level="unit", sort=False):
+            values = values.droplevel("unit").dropna()
+            if len(values) == 2 and values.iloc[0] != values.iloc[1]:
+                chosen[unit] = str(values.idxmax() if larger else values.idxmin())
+        anchors[rule] = [chosen.get(unit, "") for unit in anchors.index]
+    return anchors
+
+
+def policy_of(operator: str, rule: str | None) -> str:
+    """The name of a fixed policy: ``operator`` (symmetric) or ``operator/rule`` (order-sensitive)."""
+    return operator if rule is None else f"{operator}/{rule}"
+
+
+def rule_of(policy: str) -> str | None:
+    """The order rule of a fixed policy (None for a symmetric operator)."""
+    return policy.split("/", 1)[1] if "/" in policy else None
+
+
+def policy_scores(candidates: pd.DataFrame, anchors: pd.DataFrame) -> pd.DataFrame:
+    """Actual score of every fixed policy in every unit.
+
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        :func:`candidate_table`.
+    anchors : pandas.DataFrame
+        :func:`rule_anchors` of the same rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: unit (in candidate order); columns: policies (:func:`policy_of`), the operators in candidate
+        order, each order-sensitive one once per rule of :data:`ORDER_RULES`. A rule whose anchor is ``""`` in a
+        unit scores the mean of both orders there.
+    """
+    units = list(dict.fromkeys(candidates["unit"]))
+    columns: dict[str, pd.Series] = {}
+    for operator, own in candidates.groupby("operator", sort=False):
+        by_anchor = own.pivot_table(index="unit", columns="anchor", values="actual", aggfunc="mean")
+        if (own["anchor"] == "").all():
+            columns[policy_of(operator, None)] = by_anchor[""].reindex(units)
+            continue
+        random_order = by_anchor.mean(axis=1)
+        for rule in ORDER_RULES:
+            picked = anchors[rule].reindex(units).fillna("")
+            columns[policy_of(operator, rule)] = pd.Series(
+                [
+                    by_anchor.at[unit, anchor] if anchor and anchor in by_anchor.columns else random_order.get(unit)
+                    for unit, anchor in picked.items()
+                ],
+                index=units,
+                dtype=float,
+            )
+    return pd.DataFrame(columns, index=pd.Index(units, name="unit"))
+
+
+def best_policy(scores: pd.DataFrame) -> str:
+    """The fixed policy with the highest mean over the given units (exact ties: the first column)."""
+    return stats.best_fixed_operator(scores.mean(axis=0))
+
+
 def choose(candidates: pd.DataFrame) -> pd.DataFrame:
     """The candidate with the highest prediction in each unit (ties: the first in table order)."""
     if candidates.empty:
@@ -79,22 +204,27 @@ def fixed_operator_scores(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_fixed_operator(candidates: pd.DataFrame) -> str:
-    """The operator with the highest mean actual score over the given (training) units.
+    """The operator with the highest mean actual score over the given units, in a random order.
 
     :func:`simmerge.evaluate.stats.best_fixed_operator` over the operators in table order (exact ties: the first).
+    The multi-way plans use it; the comparison's baseline is :func:`best_policy`, which also orders the merge.
     """
     return stats.best_fixed_operator(fixed_operator_scores(candidates).mean(axis=0))
 
 
-def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str, *, z: float = 1.0) -> pd.DataFrame:
-    """Per unit: SimMerge's choice against the best fixed operator, the oracle and random choice.
+def evaluate_units(
+    candidates: pd.DataFrame, anchors: pd.DataFrame, best_fixed: Mapping[str, str] | str, *, z: float = 1.0
+) -> pd.DataFrame:
+    """Per unit of one fold: SimMerge's choice against the best fixed policy, the oracle and random choice.
 
     Parameters
     ----------
     candidates : pandas.DataFrame
         :func:`candidate_table` of the test units (with out-of-fold predictions).
+    anchors : pandas.DataFrame
+        :func:`rule_anchors` of the test rows.
     best_fixed : str or mapping
-        The best fixed operator chosen on the training folds, for every unit or per unit.
+        The best fixed policy (:func:`best_policy` on the training folds), for every unit or per unit.
     z : float
         Tie band: scores within ``z`` combined standard errors count as tied
         (:func:`simmerge.evaluate.stats.within_noise`).
@@ -102,57 +232,136 @@ def evaluate_units(candidates: pd.DataFrame, best_fixed: Mapping[str, str] | str
     Returns
     -------
     pandas.DataFrame
-        ``unit``, ``chosen`` (``operator`` or ``operator@anchor``), ``simmerge``, ``best_fixed_operator``,
-        ``best_fixed``, ``oracle_choice``, ``oracle``, ``random`` (expected score of a uniformly random operator,
-        order at random), ``regret`` (oracle − SimMerge), ``top1`` (the choice is the oracle's candidate),
-        ``top1_tied`` (within noise of the oracle), ``vs_best_fixed`` (``win`` / ``tie`` / ``loss``, ties within
-        noise) and ``spearman`` (predicted vs actual over the unit's candidates).
+        ``unit``, ``pair`` (its cluster), ``chosen`` (``operator`` or ``operator@anchor``), ``simmerge``,
+        ``best_fixed_policy``, ``best_fixed``, ``operator_only`` (SimMerge's operator in the fixed policy's order
+        rule: the gain of choosing the operator alone), ``oracle_choice``, ``oracle``, ``random`` (expected score
+        of a uniformly random operator, order at random), ``regret`` (oracle − SimMerge), ``difference``
+        (SimMerge − best fixed) and ``difference_se``, ``top1`` (the choice is the oracle's candidate),
+        ``top1_tied`` (within noise of the oracle), ``top1_chance`` and ``top1_tied_chance`` (what a uniformly
+        random candidate scores on those two), ``vs_best_fixed`` (``win`` / ``tie`` / ``loss``, ties within noise),
+        ``spearman`` (predicted vs actual over the unit's candidates), ``uncertainty`` and ``candidates``.
     """
     fixed = fixed_operator_scores(candidates)
+    policies = policy_scores(candidates, anchors)
     rows = []
     for unit, group in candidates.groupby("unit", sort=False):
         group = group.reset_index(drop=True)
         chosen = group.loc[group["predicted"].idxmax()]
         oracle = group.loc[group["actual"].idxmax()]
-        operator = best_fixed[unit] if isinstance(best_fixed, Mapping) else best_fixed
-        fixed_rows = group[group["operator"] == operator]
-        fixed_score = float(fixed.loc[unit, operator]) if operator in fixed.columns else math.nan
-        fixed_se = float(fixed_rows["actual_stderr"].mean()) if len(fixed_rows) else math.nan
-        difference = chosen["actual"] - fixed_score
-        if stats.within_noise(difference, chosen["actual_stderr"], fixed_se, z=z):
-            versus = "tie"
-        else:
-            versus = "win" if difference > 0 else "loss"
+        policy = best_fixed[unit] if isinstance(best_fixed, Mapping) else best_fixed
+        fixed_score = float(policies.at[unit, policy]) if policy in policies.columns else math.nan
+        fixed_se = float(group.loc[group["operator"] == _operator_of(policy), "actual_stderr"].mean())
+        chosen_rule = None if not chosen["anchor"] else (rule_of(policy) or "random")
+        operator_only = policies.at[unit, policy_of(chosen["operator"], chosen_rule)]
+        difference = float(chosen["actual"] - fixed_score)
+        difference_se = stats.combined_stderr(chosen["actual_stderr"], fixed_se)
+        tied_with_oracle = [
+            stats.within_noise(oracle["actual"] - actual, oracle["actual_stderr"], stderr, z=z)
+            for actual, stderr in zip(group["actual"], group["actual_stderr"], strict=True)
+        ]
         rows.append(
             {
                 "unit": unit,
+                "pair": pair_of(unit),
                 "chosen": _label(chosen),
                 "simmerge": float(chosen["actual"]),
-                "best_fixed_operator": operator,
+                "best_fixed_policy": policy,
                 "best_fixed": fixed_score,
+                "operator_only": float(operator_only),
                 "oracle_choice": _label(oracle),
                 "oracle": float(oracle["actual"]),
                 "random": float(fixed.loc[unit].mean()),
                 "regret": float(oracle["actual"] - chosen["actual"]),
-                "top1": bool(chosen["actual"] == oracle["actual"]),
-                "top1_tied": stats.within_noise(
-                    oracle["actual"] - chosen["actual"], oracle["actual_stderr"], chosen["actual_stderr"], z=z
+                "difference": difference,
+                "difference_se": difference_se,
+                "top1": float(chosen["actual"] == oracle["actual"]),
+                "top1_tied": float(
+                    stats.within_noise(
+                        oracle["actual"] - chosen["actual"], oracle["actual_stderr"], chosen["actual_stderr"], z=z
+                    )
                 ),
-                "vs_best_fixed": versus,
+                "top1_chance": float((group["actual"] == oracle["actual"]).mean()),
+                "top1_tied_chance": float(np.mean(tied_with_oracle)),
+                "vs_best_fixed": _versus(difference, difference_se, z),
                 "spearman": float(group["predicted"].corr(group["actual"], method="spearman"))
                 if group["actual"].nunique() > 1 and group["predicted"].nunique() > 1
                 else math.nan,
                 "uncertainty": float(chosen["uncertainty"]),
+                "candidates": len(group),
             }
         )
     return pd.DataFrame(rows)
 
 
-METHODS = ("simmerge", "best_fixed", "oracle", "random")
-_MEANS = (*METHODS, "regret", "top1", "top1_tied", "gap_closure")
-SUMMARY_KEYS = (
-    *(f"{name}{suffix}" for name in _MEANS for suffix in ("", "_lo", "_hi")),
+# Per-unit numbers that are averaged over the folds that test a unit.
+_FOLD_MEANS = (
+    "simmerge",
+    "best_fixed",
+    "operator_only",
+    "oracle",
+    "random",
+    "regret",
+    "difference",
+    "difference_se",
+    "top1",
+    "top1_tied",
+    "top1_chance",
+    "top1_tied_chance",
     "spearman",
+    "uncertainty",
+)
+
+
+def combine_folds(fold_units: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
+    """One row per unit from the per-fold rows of :func:`evaluate_units` (with ``fold`` and ``family`` columns).
+
+    A pair is tested in the fold of each of its two experts' groups (held-out checkpoints): both are honest
+    decisions for it, made by models that never saw it, so the unit scores their mean — one unit, counted once
+    in every mean, interval and win/tie/loss count. Numbers are averaged over the unit's folds, ``top1`` becomes
+    the fraction of them whose choice was the oracle's; the labels (``fold``, ``family``, ``chosen``,
+    ``best_fixed_policy``) join the distinct values with ``"; "``; ``vs_best_fixed`` is decided again on the mean
+    difference and ``folds`` counts the folds.
+    """
+    if fold_units.empty:
+        return fold_units
+    grouped = fold_units.groupby("unit", sort=False)
+    units = grouped[list(_FOLD_MEANS)].mean()
+    for column in ("pair", "oracle_choice", "candidates"):
+        units[column] = grouped[column].first()
+    for column in ("fold", "family", "chosen", "best_fixed_policy"):
+        units[column] = grouped[column].agg(lambda values: "; ".join(dict.fromkeys(map(str, values))))
+    units["folds"] = grouped.size()
+    units["vs_best_fixed"] = [
+        _versus(difference, se, z) for difference, se in zip(units["difference"], units["difference_se"], strict=True)
+    ]
+    order = ["fold", "family", "pair", "chosen", "simmerge", "best_fixed_policy", "best_fixed", "operator_only"]
+    order += ["oracle_choice", "oracle", "random", "regret", "difference", "difference_se", "top1", "top1_tied"]
+    order += ["top1_chance", "top1_tied_chance", "vs_best_fixed", "spearman", "uncertainty", "candidates", "folds"]
+    return units[order].reset_index()
+
+
+METHODS = ("simmerge", "best_fixed", "oracle", "random")
+# Means over units, each with a 95% cluster-bootstrap interval (``<name>_lo``, ``<name>_hi``).
+MEAN_METRICS = (
+    *METHODS,
+    "best_fixed_hindsight",
+    "regret",
+    "difference",
+    "hindsight_difference",
+    "operator_gain",
+    "order_gain",
+    "top1",
+    "top1_tied",
+    "top1_chance",
+    "top1_tied_chance",
+    "spearman",
+)
+SUMMARY_KEYS = (
+    "units",
+    "clusters",
+    *(f"{name}{suffix}" for name in (*MEAN_METRICS, "gap_closure") for suffix in ("", "_lo", "_hi")),
+    "gap_closure_nan_draws",
+    "spearman_nan_draws",
     "win",
     "tie",
     "loss",
@@ -160,47 +369,65 @@ SUMMARY_KEYS = (
 
 
 def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Means over units with bootstrap 95% intervals (resampling units), and the derived metrics.
+    """Means over units with 95% intervals from a bootstrap that resamples clusters (expert pairs), and the
+    derived metrics.
 
-    ``gap_closure`` = (SimMerge − best fixed) ÷ (oracle − best fixed) on the means; NaN when the oracle does not
-    beat the best fixed operator (nothing to close).
+    ``difference`` = SimMerge − best fixed policy, paired within each unit; ``hindsight_difference`` the same
+    against the best policy in hindsight (``best_fixed_hindsight``, when the units have it); ``operator_gain`` =
+    SimMerge's operators in the baseline's order rule − best fixed, ``order_gain`` = SimMerge − that (the two add
+    up to ``difference``). ``gap_closure`` = (SimMerge − best fixed) ÷ (oracle − best fixed) on the means; NaN when
+    the oracle does not beat the best fixed policy (nothing to close). Bootstrap draws where a statistic is
+    undefined are counted (``*_nan_draws``) and left out of its interval. Win/tie/loss count units.
     """
     if units.empty:
-        return {"units": 0.0, **{key: math.nan for key in SUMMARY_KEYS}}
-    rng = np.random.default_rng(seed)
+        return {key: (0.0 if key in {"units", "clusters"} else math.nan) for key in SUMMARY_KEYS}
     values = {
-        "simmerge": units["simmerge"].to_numpy(float),
-        "best_fixed": units["best_fixed"].to_numpy(float),
-        "oracle": units["oracle"].to_numpy(float),
-        "random": units["random"].to_numpy(float),
-        "regret": units["regret"].to_numpy(float),
-        "top1": units["top1"].to_numpy(float),
-        "top1_tied": units["top1_tied"].to_numpy(float),
+        name: units[name].to_numpy(float) for name in (*METHODS, "regret", "difference", "spearman") if name in units
     }
-    out: dict[str, float] = {"units": float(len(units))}
-    draws = rng.integers(0, len(units), size=(n_boot, len(units)))
-    for name, array in values.items():
-        out[name] = float(np.nanmean(array))
-        boot = np.nanmean(array[draws], axis=1)
-        out[f"{name}_lo"], out[f"{name}_hi"] = (float(q) for q in np.nanpercentile(boot, [2.5, 97.5]))
-    closure = _gap_closure(values["simmerge"], values["best_fixed"], values["oracle"])
-    out["gap_closure"] = closure
-    boot_closure = [_gap_closure(values["simmerge"][d], values["best_fixed"][d], values["oracle"][d]) for d in draws]
-    finite = [value for value in boot_closure if math.isfinite(value)]
-    out["gap_closure_lo"], out["gap_closure_hi"] = (
-        (float(q) for q in np.percentile(finite, [2.5, 97.5])) if finite else (math.nan, math.nan)
+    values.update({name: units[name].to_numpy(float) for name in ("top1", "top1_tied", "top1_chance")})
+    values["top1_tied_chance"] = units["top1_tied_chance"].to_numpy(float)
+    values["operator_gain"] = (units["operator_only"] - units["best_fixed"]).to_numpy(float)
+    values["order_gain"] = (units["simmerge"] - units["operator_only"]).to_numpy(float)
+    hindsight = units["best_fixed_hindsight"] if "best_fixed_hindsight" in units else pd.Series(np.nan, units.index)
+    values["best_fixed_hindsight"] = hindsight.to_numpy(float)
+    values["hindsight_difference"] = (units["simmerge"] - hindsight).to_numpy(float)
+    clusters = units["pair"].to_numpy(str)
+    draws = stats.cluster_bootstrap(values, clusters, n_boot=n_boot, seed=seed)
+    out: dict[str, float] = {"units": float(len(units)), "clusters": float(len(set(clusters)))}
+    for name in MEAN_METRICS:
+        present = values[name][~np.isnan(values[name])]
+        out[name] = float(present.mean()) if len(present) else math.nan
+        out[f"{name}_lo"], out[f"{name}_hi"], nan_draws = stats.percentile_interval(draws[name])
+        if name == "spearman":
+            out["spearman_nan_draws"] = float(nan_draws)
+    out["gap_closure"] = _gap_closure(out["simmerge"], out["best_fixed"], out["oracle"])
+    closure = np.array(
+        [_gap_closure(s, b, o) for s, b, o in zip(draws["simmerge"], draws["best_fixed"], draws["oracle"], strict=True)]
     )
-    out["spearman"] = float(units["spearman"].mean())
+    out["gap_closure_lo"], out["gap_closure_hi"], nan_draws = stats.percentile_interval(closure)
+    out["gap_closure_nan_draws"] = float(nan_draws)
     for outcome in ("win", "tie", "loss"):
         out[outcome] = float((units["vs_best_fixed"] == outcome).sum())
     return out
 
 
-def _gap_closure(simmerge: np.ndarray, best_fixed: np.ndarray, oracle: np.ndarray) -> float:
-    headroom = np.nanmean(oracle) - np.nanmean(best_fixed)
+def _gap_closure(simmerge: float, best_fixed: float, oracle: float) -> float:
+    headroom = oracle - best_fixed
     if not headroom > 1e-12:
         return math.nan
-    return float((np.nanmean(simmerge) - np.nanmean(best_fixed)) / headroom)
+    return float((simmerge - best_fixed) / headroom)
+
+
+def _versus(difference: float, stderr: float, z: float) -> str:
+    if math.isnan(difference):  # the baseline has no score on this unit (a failed merge)
+        return "n/a"
+    if stats.within_noise(difference, stderr, None, z=z):
+        return "tie"
+    return "win" if difference > 0 else "loss"
+
+
+def _operator_of(policy: str) -> str:
+    return policy.split("/", 1)[0]
 
 
 def _label(candidate: pd.Series) -> str:
@@ -208,13 +435,23 @@ def _label(candidate: pd.Series) -> str:
 
 
 __all__ = [
+    "MEAN_METRICS",
     "METHODS",
+    "ORDER_RULES",
     "SUMMARY_KEYS",
     "best_fixed_operator",
+    "best_policy",
     "candidate_table",
     "choose",
+    "combine_folds",
     "evaluate_units",
     "fixed_operator_scores",
+    "pair_of",
+    "policy_of",
+    "policy_scores",
+    "rule_anchors",
+    "rule_of",
     "summarise",
     "unit_of",
+    "units_of_rows",
 ]

@@ -1,15 +1,20 @@
-"""The two decision rules every evaluation shares: when two noisy scores are tied, and which fixed operator is best.
+"""The statistics every evaluation shares: when two noisy scores are tied, which fixed operator is best, and the
+bootstrap behind every interval.
 
 A score here is a mean over scored items (and over seeds for a randomised operator), so it comes with a standard
 error. :func:`within_noise` is the one tie rule of the operator ranking (:mod:`simmerge.evaluate.ranking`) and of
 the comparison against fixed operators (:mod:`simmerge.evaluate.selection`); :func:`best_fixed_operator` is the one
-"always use this operator" baseline of the comparison and of the bandit replay (:mod:`simmerge.online.bandit`).
+"always use this operator" baseline of the bandit replay (:mod:`simmerge.online.bandit`) and the multi-way plans;
+:func:`cluster_bootstrap` resamples the comparison's units by cluster (an expert pair scored on several tasks is one
+cluster), so that units that share a merge are not counted as independent.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 
@@ -68,8 +73,64 @@ def best_fixed_operator(mean_scores: pd.Series) -> str:
     return str(mean_scores.idxmax())
 
 
+def cluster_bootstrap(
+    values: Mapping[str, Sequence[float]], clusters: Sequence[str], *, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Bootstrap draws of the mean of each metric, resampling whole clusters of units with replacement.
+
+    A draw's mean of a metric is the mean over the units of the drawn clusters (a cluster drawn twice counts
+    twice) that have a value: NaN values are skipped, and a draw in which no unit has a value is NaN — the caller
+    counts those draws rather than dropping them silently. With one unit per cluster this is the ordinary
+    bootstrap over units.
+
+    Parameters
+    ----------
+    values : mapping of str to sequence of float
+        Metric name → its value per unit (all of the same length as ``clusters``).
+    clusters : sequence of str
+        Each unit's cluster.
+    n_boot : int
+        Number of draws.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_boot,)
+        The draws of each metric's mean.
+
+    Examples
+    --------
+    >>> draws = cluster_bootstrap({"x": [1.0, 1.0, 3.0]}, ["p", "p", "q"], n_boot=200, seed=0)
+    >>> sorted({round(float(mean), 3) for mean in draws["x"]})  # drawn {p, p}, {p, q} or {q, q}: 1, 5/3 or 3
+    [1.0, 1.667, 3.0]
+    """
+    names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
+    out = {}
+    for metric, unit_values in values.items():
+        array = np.asarray(unit_values, dtype=float)
+        present = ~np.isnan(array)
+        sums = np.bincount(index, weights=np.where(present, array, 0.0), minlength=len(names))
+        counts = np.bincount(index, weights=present.astype(float), minlength=len(names))
+        drawn_counts = counts[draws].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[metric] = np.where(drawn_counts > 0, sums[draws].sum(axis=1) / drawn_counts, np.nan)
+    return out
+
+
+def percentile_interval(draws: np.ndarray) -> tuple[float, float, int]:
+    """The 95% percentile interval of bootstrap draws, from the finite ones, and how many draws were NaN."""
+    finite = draws[np.isfinite(draws)]
+    nan_draws = int(len(draws) - len(finite))
+    if not len(finite):
+        return math.nan, math.nan, nan_draws
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high), nan_draws
+
+
 def _square(stderr: float | None) -> float:
     return 0.0 if stderr is None or math.isnan(stderr) else float(stderr) ** 2
 
 
-__all__ = ["best_fixed_operator", "combined_stderr", "within_noise"]
+__all__ = ["best_fixed_operator", "cluster_bootstrap", "combined_stderr", "percentile_interval", "within_noise"]

@@ -2,8 +2,8 @@
 
 Sections: what was run (catalog, tasks, operators, library versions), the expert scores, which operator wins
 where (heatmap + table), the comparison of SimMerge against fixed operators / oracle / random per protocol with
-95% intervals, predicted vs actual scores, chosen vs oracle vs best fixed per pair, feature importances of the
-fitted predictor, and the cost of SimMerge's decisions against merge-and-evaluate.
+95% intervals, predicted vs actual scores, chosen vs oracle vs best fixed per pair, feature importances on
+held-out rows, and the cost of SimMerge's decisions against merge-and-evaluate.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from sklearn.inspection import permutation_importance
 
-from simmerge.evaluate.predictor import TARGET
+from simmerge.core.config import PROTOCOL_TITLES
 from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_blocks
 from simmerge.merges.tables import score_cells
 from simmerge.online.bandit import regret_summary
-
-PROTOCOL_TITLES = {"checkpoint": "leave-one-checkpoint-out", "task": "leave-one-task-out"}
 
 
 def _figure_html(figure: Figure, alt: str) -> str:
@@ -141,33 +138,28 @@ def regret_plot(replay: pd.DataFrame):
     return figure
 
 
-def feature_importances(predictor, rows: pd.DataFrame, *, seed: int, top: int = 15) -> pd.DataFrame:
-    """Permutation importance (drop in R²) of each input of the fitted predictor on its training rows."""
-    columns = list(predictor.feature_names_in_)
-    result = permutation_importance(predictor, rows[columns], rows[TARGET], n_repeats=5, random_state=seed, n_jobs=1)
-    table = pd.DataFrame(
-        {"input": columns, "importance": result.importances_mean, "sd": result.importances_std}
-    ).sort_values("importance", ascending=False)
-    return table.head(top).reset_index(drop=True)
-
-
 def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per protocol: SimMerge, best fixed, oracle, random, gap closure, top-1, regret (each with its 95%
-    interval), Spearman and win/tie/loss against the best fixed operator, from ``compare/<protocol>/summary.json``."""
+    """One row per protocol, from ``compare/<protocol>/summary.json``: the units (and the expert pairs they
+    cluster in), SimMerge, the best fixed policy, the paired difference, the oracle, random choice, gap closure,
+    top-1 (with its chance level), regret and Spearman, each with its 95% cluster-bootstrap interval, and
+    win/tie/loss against the best fixed policy."""
     return pd.DataFrame(
         [
             {
                 "protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]),
-                "units": int(s.get("units", 0)),
+                "units (pairs)": f"{s.get('units', 0):.0f} ({s.get('clusters', 0):.0f})",
                 "SimMerge": _with_ci(s, "simmerge"),
-                "best fixed": _with_ci(s, "best_fixed"),
+                "best fixed policy": _with_ci(s, "best_fixed"),
+                "SimMerge − best fixed": _with_ci(s, "difference"),
                 "oracle": _with_ci(s, "oracle"),
                 "random": _with_ci(s, "random"),
-                "gap closure": _with_ci(s, "gap_closure"),
-                "top-1 (strict)": _with_ci(s, "top1"),
-                "top-1 (within noise)": _with_ci(s, "top1_tied"),
+                "gap closure": _with_ci(s, "gap_closure") + _nan_draws(s, "gap_closure"),
+                "top-1 strict (chance)": f"{_with_ci(s, 'top1')} ({_number(s.get('top1_chance'), digits=2)})",
+                "top-1 within noise (chance)": (
+                    f"{_with_ci(s, 'top1_tied')} ({_number(s.get('top1_tied_chance'), digits=2)})"
+                ),
                 "regret": _with_ci(s, "regret"),
-                "Spearman": _number(s.get("spearman"), digits=2),
+                "Spearman": _with_ci(s, "spearman") + _nan_draws(s, "spearman"),
                 "win/tie/loss vs best fixed": (
                     f"{s['win']:.0f}/{s['tie']:.0f}/{s['loss']:.0f}" if s.get("units") else "–"
                 ),
@@ -177,12 +169,48 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     )
 
 
-def fixed_operator_table(summaries: Sequence[Mapping[str, Any]], operators: Sequence[str]) -> pd.DataFrame:
-    """Each fixed operator's mean normalised score over all units, one column per protocol."""
+def gain_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per protocol: SimMerge's gain over the best fixed policy split into choosing the operator (in the
+    policy's order rule) and choosing the order, and the best policy in hindsight (chosen on the test units)."""
     return pd.DataFrame(
         [
-            {"operator": name, **{s["protocol"]: s.get("fixed_operators", {}).get(name) for s in summaries}}
-            for name in operators
+            {
+                "protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]),
+                "gain from the operator": _with_ci(s, "operator_gain"),
+                "gain from the order": _with_ci(s, "order_gain"),
+                "best policy in hindsight": s.get("best_fixed_hindsight_policy", "–"),
+                "its score": _with_ci(s, "best_fixed_hindsight"),
+                "SimMerge − hindsight": _with_ci(s, "hindsight_difference"),
+            }
+            for s in summaries
+        ]
+    )
+
+
+def fixed_policy_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Each fixed policy's mean score over the tested units, one column per protocol."""
+    names = list(dict.fromkeys(name for s in summaries for name in s.get("fixed_policies", {})))
+    return pd.DataFrame(
+        [
+            {
+                "policy": name,
+                **{
+                    PROTOCOL_TITLES.get(s["protocol"], s["protocol"]): s.get("fixed_policies", {}).get(name)
+                    for s in summaries
+                },
+            }
+            for name in names
+        ]
+    )
+
+
+def family_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per protocol, each model family's choices scored on the outer folds, and the nested inner-CV choice."""
+    return pd.DataFrame(
+        [
+            {"protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]), **row}
+            for s in summaries
+            for row in s.get("families", [])
         ]
     )
 
@@ -250,29 +278,47 @@ def build_report(
         "<h2>Which operator wins where</h2>",
         _figure_html(operator_heatmap(pair_scores(labels), operator_names), "operator heatmap"),
         *ranking,
-        "<h2>SimMerge against fixed operators, the oracle and random choice</h2>",
-        "<p>Means over test units with bootstrap 95% intervals. Gap closure = (SimMerge − best fixed) ÷ "
-        "(oracle − best fixed); the best fixed operator is chosen on the training folds only. Top-1 within "
-        "noise counts a choice within the tie band of the oracle as correct.</p>",
+        "<h2>SimMerge against fixed policies, the oracle and random choice</h2>",
+        "<p>Three protocols. <i>New checkpoint</i>: a checkpoint and its near-duplicates (hold-out groups: "
+        f"{html.escape(holdout_groups(summaries))}) leave training together; its pairs are tested, each pair "
+        "once (a pair tested in the folds of both its experts scores the mean of both decisions). <i>New task for "
+        "already-merged pairs</i>: a task is held out, but the same merges scored on the other tasks stay in "
+        "training — not a cold start. <i>Cold start</i>: a task and a checkpoint group are held out together, so "
+        "no merge of a test pair is in training on any task. The family, the fitted model and the best fixed "
+        "policy are learned on the training folds only.</p>"
+        "<p>Means over test units with 95% intervals from a bootstrap that resamples expert pairs (units of one "
+        "pair on several tasks move together). The best fixed policy is one operator and, for an order-sensitive "
+        "operator, an order rule a user can apply without labels (anchor on the larger or smaller task vector, "
+        "on the better expert, or at random), chosen on the training folds. Gap closure = (SimMerge − best fixed) "
+        "÷ (oracle − best fixed); the oracle is the best of several noisy scores, so it is biased upwards, regret "
+        "too, and gap closure is conservative. Top-1 within noise counts a choice within the tie band of the "
+        "oracle as correct; its chance level is what a uniformly random candidate scores. The tie band uses "
+        "unpaired standard errors. Bootstrap draws where a ratio is undefined are counted, not dropped.</p>",
         _table_html(comparison_table(summaries)),
         _figure_html(gap_closure_plot(summaries), "gap closure"),
-        "<h3>Fixed operators (mean normalised score over all units)</h3>",
-        _table_html(fixed_operator_table(summaries, [op["name"] for op in operators])),
-        f"<p>Predictor family chosen by leave-one-checkpoint-out CV: <b>{html.escape(str(cv.get('family')))}</b>"
-        f" (fitted on {cv.get('rows')} label rows).</p>",
-        _table_html(pd.DataFrame(cv.get("families", []))),
+        "<h3>Where the gain comes from</h3>",
+        _table_html(gain_table(summaries)),
+        "<h3>Fixed policies (mean score over the tested units)</h3>",
+        _table_html(fixed_policy_table(summaries)),
+        "<h3>Model families (nested)</h3>",
+        "<p>Each family's choices on the same outer folds; the last row of each protocol is the choice made by "
+        "inner cross-validation inside every training fold, the number the comparison reports. Picking the best "
+        f"row by eye would be optimistic. The deployed predictor's family: <b>{html.escape(str(cv.get('family')))}"
+        f"</b> (fitted on {cv.get('rows')} label rows).</p>",
+        _table_html(family_table(summaries)),
     ]
     if not candidates.empty:
         sections.append(_figure_html(scatter_predicted_actual(candidates), "predicted vs actual"))
     if not units.empty:
         sections.append(_figure_html(chosen_vs_oracle(units), "chosen vs oracle"))
-        sections.append("<h3>Choices per pair (leave-one-checkpoint-out)</h3>")
-        columns = ["fold", "unit", "chosen", "simmerge", "best_fixed_operator", "best_fixed", "oracle_choice", "oracle"]
+        sections.append("<h3>Choices per pair (new checkpoint)</h3>")
+        columns = ["unit", "fold", "chosen", "simmerge", "best_fixed_policy", "best_fixed", "oracle_choice", "oracle"]
         sections.append(_table_html(units[columns]))
     sections += [
-        "<h2>Feature importances of the fitted predictor</h2>",
-        "<p>Permutation importance: drop in R² on the training rows when one input is shuffled.</p>",
-        _table_html(importances),
+        "<h2>Feature importances on held-out rows</h2>",
+        "<p>Permutation importance: drop in R² on each fold's held-out rows (new checkpoint protocol) when one "
+        "input is shuffled, averaged over folds weighted by their rows, with the spread over folds.</p>",
+        _table_html(importances.head(15)),
         "<h2>Cost: SimMerge's decision against merge-and-evaluate</h2>",
         "<p>Wall seconds from the jobs' <code>benchmark:</code> files. SimMerge: each member's probe pass shared "
         "among its pairs, both orders' pair features, a share of the predictor fit. Merge-and-evaluate: every "
@@ -331,6 +377,17 @@ def _number(value: float | None, *, digits: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _nan_draws(summary: Mapping[str, Any], key: str) -> str:
+    count = summary.get(f"{key}_nan_draws") or 0
+    return f" ({count:.0f} draws undefined)" if count else ""
+
+
+def holdout_groups(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison's hold-out groups of near-duplicate checkpoints, as text."""
+    groups = next((s.get("groups") for s in summaries if s.get("groups")), None)
+    return ", ".join(groups) if groups else "none, every checkpoint alone"
+
+
 def _with_ci(summary: Mapping[str, Any], key: str) -> str:
     value, low, high = (summary.get(f"{key}{suffix}", math.nan) for suffix in ("", "_lo", "_hi"))
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -338,4 +395,4 @@ def _with_ci(summary: Mapping[str, Any], key: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-__all__ = ["build_report", "comparison_table", "feature_importances", "fixed_operator_table"]
+__all__ = ["build_report", "comparison_table", "family_table", "fixed_policy_table", "gain_table", "holdout_groups"]
