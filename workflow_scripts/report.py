@@ -6,7 +6,7 @@ import pandas as pd
 from simmerge.core.io import read_json, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
-from simmerge.evaluate.costs import decision_costs
+from simmerge.evaluate.costs import break_even, decision_costs
 from simmerge.evaluate.predictor import load_predictor, training_rows
 from simmerge.features.definitions import feature_names
 from simmerge.report.html import build_report, feature_importances
@@ -21,6 +21,8 @@ with log_to(snakemake.log[0]):
         for name in ("torch", "transformers", "mergekit", "lm_eval", "snakemake", "scikit-learn")
     }
     facts = {**spec["facts"], "versions": ", ".join(f"{k} {v}" for k, v in versions.items())}
+    run = (RunLayout(spec["run_dir"]), spec["base"], spec["experts"], spec["tasks"], snakemake.input.merges)
+    costs = decision_costs(*run, snakemake.input.units)
     text = build_report(
         title=spec["title"],
         run_facts=facts,
@@ -33,7 +35,8 @@ with log_to(snakemake.log[0]):
         candidates=pd.read_csv(snakemake.input.candidates),
         cv=read_json(snakemake.input.cv),
         importances=feature_importances(predictor, training_rows(labels), seed=spec["seed"]),
-        costs=decision_costs(RunLayout(spec["run_dir"]), spec["experts"], spec["tasks"], snakemake.input.merges),
+        costs=costs,
+        break_even=break_even(*run, costs),
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],
