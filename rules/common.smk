@@ -305,6 +305,7 @@ def get_report_params(wildcards):
             ),
         },
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],
+        "base": BASE,
         "experts": EXPERTS,
         "tasks": TASKS,
         # decision costs read the benchmark files of the run's own jobs there

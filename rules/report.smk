@@ -46,6 +46,8 @@ rule results_page:
             LAYOUT.comparison_summary("{protocol}"),
             protocol=simmerge.core.config.PROTOCOLS,
         ),
+        # the merge SimMerge chose per pair, counted in its decision cost
+        units=LAYOUT.comparison_units("checkpoint"),
         records=get_merge_targets(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,

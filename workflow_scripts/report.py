@@ -6,7 +6,7 @@ import pandas as pd
 from simmerge.core.io import read_json, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
-from simmerge.evaluate.costs import decision_costs
+from simmerge.evaluate.costs import break_even, decision_costs
 from simmerge.report.html import build_report
 
 with log_to(snakemake.log[0]):
@@ -17,6 +17,8 @@ with log_to(snakemake.log[0]):
         for name in ("torch", "transformers", "mergekit", "lm_eval", "snakemake", "scikit-learn")
     }
     facts = {**spec["facts"], "versions": ", ".join(f"{k} {v}" for k, v in versions.items())}
+    run = (RunLayout(spec["run_dir"]), spec["base"], spec["experts"], spec["tasks"], snakemake.input.merges)
+    costs = decision_costs(*run, snakemake.input.units)
     text = build_report(
         title=spec["title"],
         run_facts=facts,
@@ -29,7 +31,8 @@ with log_to(snakemake.log[0]):
         candidates=pd.read_csv(snakemake.input.candidates),
         cv=read_json(snakemake.input.cv),
         importances=pd.read_csv(snakemake.input.importances),
-        costs=decision_costs(RunLayout(spec["run_dir"]), spec["experts"], spec["tasks"], snakemake.input.merges),
+        costs=costs,
+        break_even=break_even(*run, costs),
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],

@@ -14,6 +14,7 @@ with log_to(snakemake.log[0]):
         ranking=snakemake.input.ranking,
         cv=snakemake.input.cv,
         summaries=snakemake.input.summaries,
+        units=snakemake.input.units,
         records=snakemake.input.records,
         # every job's benchmark file is an input named after its rule; the rules without jobs in this run have none
         benchmarks={rule: snakemake.input.get(rule, []) for rule in page["stages"]},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from simmerge.core.io import write_json
 from simmerge.core.layout import RunLayout
-from simmerge.evaluate.costs import cost_summary, decision_costs, merge_costs
+from simmerge.evaluate.costs import DECISION_COLUMNS, break_even, cost_summary, decision_costs, merge_costs
 
 
 def make_job(layout, a, b, operator, *, merge_s, eval_s, job_s=None, runs=1):
@@ -64,51 +65,117 @@ def bench(path, seconds):
     return path
 
 
-def finished_run(layout, experts, tasks):
-    """Benchmarks of every probe pass, sketch, summary, pair and the fit; the merge jobs of pair (x, y)."""
-    for name in experts:
-        # a model summary: two probe passes, a sketch and gathering them, 10 s in all
-        bench(layout.benchmark("probe_pass", name, tasks[0]), 4.0)
-        bench(layout.benchmark("probe_pass", name, tasks[1]), 3.0)
-        bench(layout.benchmark("weight_sketch", name), 2.5)
-        bench(layout.benchmark("probe_features", name), 0.5)
-    for a in experts:
-        for b in experts:
-            if a != b:
-                bench(layout.benchmark("pair_features", layout.pair(a, b)), 1.0)
+EXPERTS, TASKS = ["x", "y", "z"], ["t1", "t2"]
+
+
+def finished_run(layout, *, ties_s=60.0, slerp_s=25.0):
+    """Benchmarks of a finished run: base ``b0`` and experts x, y, z on two tasks, the fit, and every pair's merge
+    jobs (``ties`` symmetric, once under the sorted order; ``slerp`` in both orders); returns the merge records."""
+    # a model summary: two probe passes, a sketch and gathering them, 10 s for an expert and 6 s for the base
+    for name, seconds in {"b0": (2.0, 2.0, 1.5, 0.5), **{e: (4.0, 3.0, 2.5, 0.5) for e in EXPERTS}}.items():
+        bench(layout.benchmark("probe_pass", name, TASKS[0]), seconds[0])
+        bench(layout.benchmark("probe_pass", name, TASKS[1]), seconds[1])
+        bench(layout.benchmark("weight_sketch", name), seconds[2])
+        bench(layout.benchmark("probe_features", name), seconds[3])
+    records = []
+    for i, a in enumerate(EXPERTS):
+        for b in EXPERTS[i + 1 :]:
+            bench(layout.benchmark("pair_features", layout.pair(a, b)), 1.0)
+            bench(layout.benchmark("pair_features", layout.pair(b, a)), 1.0)
+            records += [
+                make_job(layout, a, b, "ties", merge_s=1.0, eval_s=1.0, job_s=ties_s),
+                make_job(layout, a, b, "slerp", merge_s=1.0, eval_s=1.0, job_s=slerp_s),
+                make_job(layout, b, a, "slerp", merge_s=1.0, eval_s=1.0, job_s=slerp_s),
+            ]
     bench(layout.benchmark("predictor", "fit"), 3.0)
-    return [
-        make_job(layout, "x", "y", "ties", merge_s=30.0, eval_s=20.0, job_s=60.0),
-        make_job(layout, "x", "y", "slerp", merge_s=1.0, eval_s=20.0, job_s=25.0),
-        make_job(layout, "y", "x", "slerp", merge_s=1.0, eval_s=20.0, job_s=25.0),
-    ]
+    return records
 
 
-def test_decision_cost_shares_probe_passes_and_the_fit_among_pairs(tmp_path):
+def units_table(layout, chosen, **extra):
+    """``compare/checkpoint/units.csv`` with the given ``unit`` → ``chosen`` rows (and any other columns)."""
+    path = layout.comparison_units("checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(chosen, columns=["unit", "chosen"]).assign(fold="x", **extra).to_csv(path, index=False)
+    return path
+
+
+def test_simmerge_counts_the_base_summary_and_the_merge_it_chose(tmp_path):
     layout = RunLayout(tmp_path)
-    experts, tasks = ["x", "y", "z"], ["t1", "t2"]
-    records = finished_run(layout, experts, tasks)
-    table = decision_costs(layout, experts, tasks, records).set_index("pair")
-    # (10 + 10) / 2 pairs per expert + 2 orders x 1 s + 3 s / 3 pairs
-    assert table.loc["x|y", "simmerge_s"] == pytest.approx(10.0 + 2.0 + 1.0)
+    records = finished_run(layout)
+    units = units_table(layout, [("x|y", "slerp@y"), ("x|z", "ties")], simmerge=[0.5, 0.6])
+    table = decision_costs(layout, "b0", EXPERTS, TASKS, records, units).set_index("pair")
+    assert list(table.reset_index().columns) == DECISION_COLUMNS
+    # (10 + 10) / 2 pairs per expert, plus the base's 6 s / 3 pairs
+    assert table["summaries_s"].tolist() == pytest.approx([12.0] * 3)
+    assert table["pair_features_s"].tolist() == [2.0] * 3 and table["predict_s"].tolist() == [1.0] * 3
+    # x|y chose slerp anchored on y: the job merges (y, x); x|z chose the symmetric ties, merged once as (x, z)
+    assert table.loc["x|y", "chosen"] == "slerp@y" and table.loc["x|y", "chosen_merge_s"] == 25.0
+    assert table.loc["x|z", "chosen_merge_s"] == 60.0
+    assert table.loc["x|y", "simmerge_s"] == pytest.approx(12.0 + 2.0 + 1.0 + 25.0)
     assert table.loc["x|y", "merge_evaluate_s"] == pytest.approx(110.0)
-    assert table.loc["x|y", "ratio"] == pytest.approx(110.0 / 13.0)
-    assert math.isnan(table.loc["y|z", "merge_evaluate_s"])
+    assert table.loc["x|y", "ratio"] == pytest.approx(110.0 / 40.0)
+    # a pair no fold tested: the mean of its merge jobs stands in for the one SimMerge would pick
+    assert pd.isna(table.loc["y|z", "chosen"]) and table.loc["y|z", "chosen_merge_s"] == pytest.approx(110.0 / 3)
+
+
+def test_several_choices_for_a_unit_average_their_merge_jobs(tmp_path):
+    layout = RunLayout(tmp_path)
+    records = finished_run(layout)
+    # two folds' choices joined in one cell, and a unit on two rows
+    units = units_table(layout, [("x|y", "ties; slerp@x"), ("y|z", "slerp@z"), ("y|z", "ties")])
+    table = decision_costs(layout, "b0", EXPERTS, TASKS, records, units).set_index("pair")
+    assert table.loc["x|y", "chosen_merge_s"] == pytest.approx((60.0 + 25.0) / 2)
+    assert table.loc["y|z", "chosen"] == "slerp@z; ties"
+    assert table.loc["y|z", "chosen_merge_s"] == pytest.approx((25.0 + 60.0) / 2)
+
+
+def test_a_chosen_merge_without_its_record_is_an_error(tmp_path):
+    layout = RunLayout(tmp_path)
+    records = finished_run(layout)
+    with pytest.raises(KeyError, match=r"x\|y.*linear"):
+        decision_costs(layout, "b0", EXPERTS, TASKS, records, units_table(layout, [("x|y", "linear")]))
 
 
 def test_decision_costs_count_only_the_runs_own_jobs(tmp_path):
     layout = RunLayout(tmp_path)
-    experts, tasks = ["x", "y", "z"], ["t1", "t2"]
-    records = finished_run(layout, experts, tasks)
+    records = finished_run(layout)
     # left in the folder by an earlier config: an operator since removed, and a task since removed
     make_job(layout, "x", "y", "linear", merge_s=500.0, eval_s=500.0, job_s=1000.0)
-    make_job(layout, "y", "z", "linear", merge_s=500.0, eval_s=500.0, job_s=1000.0)
-    for name in experts:
+    for name in ("b0", *EXPERTS):
         bench(layout.benchmark("probe_pass", name, "gone_task"), 100.0)
-    table = decision_costs(layout, experts, tasks, records).set_index("pair")
+    units = units_table(layout, [("x|y", "slerp@y")])
+    table = decision_costs(layout, "b0", EXPERTS, TASKS, records, units).set_index("pair")
     assert table.loc["x|y", "merge_evaluate_s"] == pytest.approx(110.0)
-    assert table.loc["x|y", "simmerge_s"] == pytest.approx(13.0)
-    assert math.isnan(table.loc["y|z", "merge_evaluate_s"])
+    assert table.loc["x|y", "simmerge_s"] == pytest.approx(40.0)
+    assert break_even(layout, "b0", EXPERTS, TASKS, records, table)["merge_grid_s"] == pytest.approx(330.0)
+
+
+def test_break_even_pays_back_the_labels(tmp_path):
+    layout = RunLayout(tmp_path)
+    records = finished_run(layout)
+    units = units_table(layout, [("x|y", "slerp@y"), ("x|z", "ties")])
+    decisions = decision_costs(layout, "b0", EXPERTS, TASKS, records, units)
+    totals = break_even(layout, "b0", EXPERTS, TASKS, records, decisions)
+    # 3 pairs x 110 s of merge jobs, 3 x 10 s + 6 s of summaries, 6 ordered pairs' features, the 3 s fit
+    parts = {"merge_grid_s": 330.0, "summaries_s": 36.0, "pair_features_s": 6.0, "fit_s": 3.0}
+    assert {key: totals[key] for key in parts} == pytest.approx(parts)
+    assert totals["labels_s"] == pytest.approx(375.0)
+    marginal = (40.0 + 75.0 + (15.0 + 110.0 / 3)) / 3
+    assert totals["marginal_s"] == pytest.approx(marginal) and totals["grid_s"] == pytest.approx(110.0)
+    k = totals["break_even"]
+    assert k == pytest.approx(375.0 / (110.0 - marginal))
+    # past k* new decisions SimMerge is cheaper, before it merge-and-evaluate is
+    assert 375.0 + math.ceil(k) * marginal < math.ceil(k) * 110.0
+    assert 375.0 + math.floor(k) * marginal > math.floor(k) * 110.0
+
+
+def test_no_break_even_when_simmerge_costs_as_much_as_the_grid(tmp_path):
+    layout = RunLayout(tmp_path)
+    # merges so cheap that the summaries alone cost more than a pair's whole grid
+    records = finished_run(layout, ties_s=1.0, slerp_s=1.0)
+    decisions = decision_costs(layout, "b0", EXPERTS, TASKS, records, units_table(layout, [("x|y", "ties")]))
+    totals = break_even(layout, "b0", EXPERTS, TASKS, records, decisions)
+    assert totals["marginal_s"] >= totals["grid_s"] and totals["break_even"] is None
 
 
 def test_rule_seconds_sum_each_rules_jobs_in_stage_order(tmp_path):

@@ -8,9 +8,18 @@ import stat
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
-from simmerge.core.io import atomic_dir, atomic_path, read_json, scratch_directory, write_json, write_text
+from simmerge.core.io import (
+    atomic_dir,
+    atomic_path,
+    markdown_table,
+    read_json,
+    scratch_directory,
+    write_json,
+    write_text,
+)
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -81,3 +90,8 @@ def test_scratch_directories_of_killed_merges_are_removed(tmp_path):
         assert scratch.name.startswith(f"simmerge-merge-{host}-{os.getpid()}-")
         assert not stale.exists()
     assert not scratch.exists() and unrelated.exists()
+
+
+def test_a_pipe_inside_a_markdown_cell_is_escaped():
+    text = markdown_table(pd.DataFrame({"pair": ["a|b"], "seconds": ["1.0"]}), ["left", "right"])
+    assert text.splitlines()[2] == r"| a\|b | 1.0 |"

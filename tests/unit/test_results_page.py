@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,8 @@ def run(tmp_path: Path) -> dict:
     summaries = [run / "compare" / "checkpoint" / "summary.json", run / "compare" / "task" / "summary.json"]
     write_json(SUMMARY, summaries[0])
     write_json(EMPTY, summaries[1])
+    units = run / "compare" / "checkpoint" / "units.csv"
+    write_table(pd.DataFrame({"fold": ["x"], "unit": ["x|y"], "chosen": ["linear"], "simmerge": [0.7]}), units)
     records = [
         merge_record(run, "x", "y", "ties", merge_s=30.0, eval_s=20.0),
         merge_record(run, "x", "y", "linear", merge_s=1.0, eval_s=20.0),
@@ -133,7 +136,7 @@ def run(tmp_path: Path) -> dict:
         ],
     }
     # the rest of SimMerge's decision cost, read from the run's layout: sketches, summaries and the fit take 0 s here
-    for name in ("x", "y"):
+    for name in ("base", "x", "y"):
         bench(run, "weight_sketch", name, 0.0)
         bench(run, "probe_features", name, 0.0)
     bench(run, "predictor", "fit", 0.0)
@@ -165,6 +168,7 @@ def run(tmp_path: Path) -> dict:
         "ranking": ranking,
         "cv": cv,
         "summaries": summaries,
+        "units": units,
         "records": records,
         "benchmarks": benchmarks,
         "stages": STAGES,
@@ -184,7 +188,8 @@ def table_rows(page: str, after: str) -> dict[str, list[str]]:
             if rows:
                 break
             continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        # a pipe escaped inside a cell (an unordered pair x\|y) does not split it
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
         if not set(cells[0]) <= set(":-"):
             rows[cells[0]] = cells[1:]
     return rows
@@ -233,11 +238,17 @@ def test_the_page_holds_the_runs_numbers(run):
 
 def test_costs_and_run_time_come_from_the_benchmark_files(run):
     page = results_page(**run)
-    # SimMerge for {x, y}: x's and y's probe pass (5 s each, one pair each), both orders' pair features (1 s each);
-    # merge-and-evaluate: both merge jobs (60 + 25 s)
-    assert "All pairs together: SimMerge 12 s, merge-and-evaluate 85 s (7× more)." in page
+    # SimMerge for {x, y}: the base's, x's and y's probe pass (5 s each, one pair), both orders' pair features (1 s
+    # each) and the linear merge it chose (25 s); merge-and-evaluate: both merge jobs (60 + 25 s)
+    decisions = table_rows(page, "Marginal cost of one new decision")
+    assert decisions["x|y"] == ["linear", "15.0", "2.0", "0.0", "25.0", "42.0", "85.0", "2.0"]
+    assert "All pairs: SimMerge 42 s, merge-and-evaluate 85 s (merge-and-evaluate ÷ SimMerge: 2.0)." in page
+    assert "`compare/checkpoint/units.csv`" in page and "the machine that ran the jobs" in page
+    # the labels: the merge grid (85 s), three summaries (15 s), two pair features (2 s); paid back after
+    # k* = 102 ÷ (85 − 42) = 2.4 new decisions
+    assert "The labels cost 102 s" in page and "k* = 102 ÷ (85.0 − 42.0) = 2.4: from decision 3 on." in page
     # merge jobs by operator: overhead = job − merge − scoring (60 − 30 − 20)
-    merges = table_rows(page, "Merge jobs by operator")
+    merges = table_rows(page, "### Merge jobs by operator")
     assert merges["ties"][:6] == ["1", "1", "30.0", "20.0", "1.0", "10.0"]
     assert merges["all"][-2:] == ["85.0", "3000.0"]
     # per stage: catalog 60 s (1 job), features 15 + 2 s (5 jobs), merges 85 s (2 jobs); 162 s in all
@@ -263,7 +274,7 @@ def test_only_the_given_merge_records_count(run):
     bench(run["run_dir"], "merge_score", "x__y/removed", 1000.0)
     page = results_page(**run)
     assert "removed" not in page
-    assert "merge-and-evaluate 85 s" in page
+    assert "merge-and-evaluate 85 s" in page and "The labels cost 102 s" in page
 
 
 def test_machine_facts_name_the_cpu_and_torch():

@@ -151,7 +151,8 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def markdown_table(table, align: Sequence[str]) -> str:
     """A DataFrame of text cells as a Markdown pipe table, one line per row, with a trailing newline.
 
-    The one Markdown table writer of the package (pandas' ``DataFrame.to_markdown`` would add tabulate).
+    The one Markdown table writer of the package (pandas' ``DataFrame.to_markdown`` would add tabulate). A ``|``
+    inside a cell (an unordered pair ``a|b``) is escaped, so that it does not split the cell.
 
     Parameters
     ----------
@@ -171,7 +172,10 @@ def markdown_table(table, align: Sequence[str]) -> str:
     lines = [
         "| " + " | ".join(str(column) for column in table.columns) + " |",
         "|" + "|".join("---:" if side == "right" else "---" for side in align) + "|",
-        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in table.itertuples(index=False, name=None)),
+        *(
+            "| " + " | ".join(str(cell).replace("|", r"\|") for cell in row) + " |"
+            for row in table.itertuples(index=False, name=None)
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""What each merge job cost: the merge, the scoring, and the per-job overhead around them.
+"""What the run's jobs cost: each merge job split into merge, scoring and overhead; SimMerge's decision against
+merge-and-evaluate per pair; and the labels behind the predictor, with the break-even number of new decisions.
 
 A ``merge_score`` record holds the seconds mergekit took (``wall_seconds``, all seeds) and the seconds lm-eval
 took (``eval_seconds``); Snakemake's benchmark file of the same job holds the job's whole wall time. The
@@ -16,6 +17,8 @@ import pandas as pd
 
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
+from simmerge.evaluate.selection import unit_of
+from simmerge.merges.operators import canonical_pair
 
 COST_COLUMNS = [
     "a",
@@ -121,37 +124,76 @@ def summary_seconds(layout: RunLayout, name: str, tasks: Sequence[str]) -> float
     )
 
 
+DECISION_COLUMNS = [
+    "pair",
+    "chosen",
+    "summaries_s",
+    "pair_features_s",
+    "predict_s",
+    "chosen_merge_s",
+    "simmerge_s",
+    "merge_evaluate_s",
+    "ratio",
+]
+
+
 def decision_costs(
     layout: RunLayout,
+    base: str,
     experts: Sequence[str],
     tasks: Sequence[str],
     merge_records: Iterable[str | os.PathLike],
+    units: str | os.PathLike,
 ) -> pd.DataFrame:
-    """Per unordered expert pair: what SimMerge's decision cost against merging and evaluating every operator.
+    """Per unordered expert pair: the marginal cost of SimMerge's decision against merging and evaluating every
+    operator, once a labelled catalog and a fitted predictor exist (the labels: :func:`break_even`).
 
-    SimMerge's share for {a, b}: each member's model summary (:func:`summary_seconds`) divided among the pairs
-    it serves (N − 1), the pair features of both orders, and the predictor fit divided among all pairs (the
-    prediction itself is negligible). Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of
-    an order-sensitive operator). Costs are the jobs' wall seconds from their ``benchmark:`` files.
+    SimMerge's cost for {a, b} is what a new decision adds:
 
-    Only the run's own jobs count: the benchmarks of ``experts`` on ``tasks`` and the given merge records, never
-    what else the folder holds (records of an operator since removed from the config, a task's probe passes).
+    - ``summaries_s``: each member's model summary (:func:`summary_seconds`) divided among the N − 1 pairs it
+      serves, plus the base's summary, which every pair's features read, divided among all N (N − 1) / 2 pairs;
+    - ``pair_features_s``: the pair features of both orders;
+    - ``predict_s``: the predictor fit divided among all pairs, standing in for the prediction (an upper bound:
+      predicting with the fitted predictor takes a fraction of a second and has no job of its own);
+    - ``chosen_merge_s``: the one ``merge_score`` job of the candidate it chose, which must still be merged and
+      evaluated; several choices for a unit (tested in several folds) are averaged, and a pair that no fold
+      tested gets the mean of its merge jobs.
+
+    Merge-and-evaluate: every ``merge_score`` job of the pair (both orders of an order-sensitive operator). Costs
+    are the jobs' wall seconds from their ``benchmark:`` files.
+
+    Only the run's own jobs count: the benchmarks of ``base`` and ``experts`` on ``tasks`` and the given merge
+    records, never what else the folder holds (records of an operator since removed from the config, a task's
+    probe passes).
 
     Parameters
     ----------
     layout : RunLayout
         The run.
+    base : str
+        The run's base checkpoint.
     experts : sequence of str
         The run's experts.
     tasks : sequence of str
         The run's tasks (one probe pass per checkpoint and task).
     merge_records : iterable of path
         The records of the run's ``merge_score`` jobs.
+    units : path
+        ``compare/checkpoint/units.csv``: per test unit ``unit`` (``a|b``, names sorted) and ``chosen``
+        (``operator`` or ``operator@anchor``, or several such labels joined by ``"; "``); other columns are
+        ignored.
 
     Returns
     -------
     pandas.DataFrame
-        ``pair``, ``simmerge_s``, ``merge_evaluate_s``, ``ratio`` (merge-and-evaluate ÷ SimMerge).
+        :data:`DECISION_COLUMNS`: ``pair`` (``a|b``, names sorted, as the units table writes it), ``chosen`` (the
+        labels, missing when no fold tested the pair), SimMerge's parts and their sum ``simmerge_s``,
+        ``merge_evaluate_s`` and ``ratio`` (merge-and-evaluate ÷ SimMerge).
+
+    Raises
+    ------
+    KeyError
+        When a chosen label names a merge that is not among ``merge_records``.
 
     Notes
     -----
@@ -159,26 +201,123 @@ def decision_costs(
     benchmark when the job ends and every job timed here is upstream of a declared input of the report, so they
     exist when it runs; declared, a deleted benchmark file would re-run the merge it times.
     """
-    probes = {name: summary_seconds(layout, name, tasks) for name in experts}
+    summaries = {name: summary_seconds(layout, name, tasks) for name in (base, *experts)}
     fit = job_seconds(layout.benchmark("predictor", "fit"))
     merges = merge_costs(layout, merge_records)
+    jobs = {(row.operator, row.a, row.b): row.job_s for row in merges.itertuples()}
+    choices = _choices(units)
     n = len(experts)
     n_pairs = n * (n - 1) // 2
     rows = []
     for i, a in enumerate(experts):
         for b in experts[i + 1 :]:
-            simmerge = (
-                (probes[a] + probes[b]) / (n - 1)
-                + job_seconds(layout.benchmark("pair_features", layout.pair(a, b)))
-                + job_seconds(layout.benchmark("pair_features", layout.pair(b, a)))
-                + fit / n_pairs
-            )
-            own = merges[((merges["a"] == a) & (merges["b"] == b)) | ((merges["a"] == b) & (merges["b"] == a))]
-            evaluate = float(own["job_s"].sum()) if len(own) else float("nan")
+            pair = unit_of(a, b)
+            own = merges.loc[merges["a"].isin((a, b)) & merges["b"].isin((a, b)), "job_s"]
+            evaluate = float(own.sum()) if len(own) else float("nan")
+            labels = choices.get(pair, [])
+            keys = [_merge_of(label, a, b) for label in labels]
+            if missing := [key for key in keys if key not in jobs]:
+                raise KeyError(f"pair {pair}: the chosen merge {missing[0]} is not among the run's merge records")
+            chosen = sum(jobs[key] for key in keys) / len(keys) if keys else float(own.mean())
+            parts = {
+                "summaries_s": (summaries[a] + summaries[b]) / (n - 1) + summaries[base] / n_pairs,
+                "pair_features_s": job_seconds(layout.benchmark("pair_features", layout.pair(a, b)))
+                + job_seconds(layout.benchmark("pair_features", layout.pair(b, a))),
+                "predict_s": fit / n_pairs,
+                "chosen_merge_s": chosen,
+            }
+            simmerge = sum(parts.values())
             rows.append(
-                {"pair": f"{a}|{b}", "simmerge_s": simmerge, "merge_evaluate_s": evaluate, "ratio": evaluate / simmerge}
+                {
+                    "pair": pair,
+                    "chosen": "; ".join(labels) if labels else None,
+                    **parts,
+                    "simmerge_s": simmerge,
+                    "merge_evaluate_s": evaluate,
+                    "ratio": evaluate / simmerge,
+                }
             )
-    return pd.DataFrame(rows, columns=["pair", "simmerge_s", "merge_evaluate_s", "ratio"])
+    return pd.DataFrame(rows, columns=DECISION_COLUMNS)
+
+
+def _choices(units: str | os.PathLike) -> dict[str, list[str]]:
+    """Per unit of the units table, every label chosen for it (a unit tested in several folds has several)."""
+    table = pd.read_csv(units, usecols=["unit", "chosen"]).dropna()
+    choices: dict[str, list[str]] = {}
+    for unit, chosen in zip(table["unit"], table["chosen"], strict=True):
+        choices.setdefault(unit, []).extend(label.strip() for label in str(chosen).split(";"))
+    return choices
+
+
+def _merge_of(label: str, a: str, b: str) -> tuple[str, str, str]:
+    """The merge job ``(operator, first, second)`` behind a chosen label of pair {a, b}: ``operator@anchor`` is
+    the order-sensitive merge with the anchor first; a bare ``operator`` is symmetric, merged once under the
+    canonical order (:func:`simmerge.merges.operators.canonical_pair`)."""
+    operator, _, anchor = label.partition("@")
+    if anchor:
+        return operator, anchor, b if anchor == a else a
+    return (operator, *canonical_pair(a, b))
+
+
+def break_even(
+    layout: RunLayout,
+    base: str,
+    experts: Sequence[str],
+    tasks: Sequence[str],
+    merge_records: Iterable[str | os.PathLike],
+    decisions: pd.DataFrame,
+) -> dict[str, float | None]:
+    """What the labels that trained the predictor cost, and after how many new decisions SimMerge has paid them back.
+
+    The labels are the labelled catalog's whole merge grid (every ``merge_score`` job of the run), every
+    checkpoint's model summary (the base's included), every ordered pair's features and the predictor fit. With
+    ``m`` SimMerge's mean marginal cost per decision and ``g`` merge-and-evaluate's mean per pair (both from
+    ``decisions``), SimMerge over ``k`` new decisions costs ``labels + k m`` against ``k g``: it is cheaper once
+    ``k`` exceeds ``k* = labels / (g − m)``, and never when ``m ≥ g``.
+
+    Parameters
+    ----------
+    layout : RunLayout
+        The run.
+    base : str
+        The run's base checkpoint.
+    experts : sequence of str
+        The run's experts.
+    tasks : sequence of str
+        The run's tasks.
+    merge_records : iterable of path
+        The records of the run's ``merge_score`` jobs.
+    decisions : pandas.DataFrame
+        :func:`decision_costs` of the same run.
+
+    Returns
+    -------
+    dict
+        ``merge_grid_s``, ``summaries_s``, ``pair_features_s``, ``fit_s`` and their sum ``labels_s``;
+        ``marginal_s`` (m), ``grid_s`` (g); ``break_even`` (k*, a float), None when ``m ≥ g`` (or either is
+        unknown).
+    """
+    parts = {
+        "merge_grid_s": float(merge_costs(layout, merge_records)["job_s"].sum()),
+        "summaries_s": sum(summary_seconds(layout, name, tasks) for name in (base, *experts)),
+        "pair_features_s": sum(
+            job_seconds(layout.benchmark("pair_features", layout.pair(a, b)))
+            for a in experts
+            for b in experts
+            if a != b
+        ),
+        "fit_s": job_seconds(layout.benchmark("predictor", "fit")),
+    }
+    labels = sum(parts.values())
+    marginal, grid = float(decisions["simmerge_s"].mean()), float(decisions["merge_evaluate_s"].mean())
+    return {
+        **parts,
+        "labels_s": labels,
+        "marginal_s": marginal,
+        "grid_s": grid,
+        # a NaN on either side compares False: no break-even claimed from missing timings
+        "break_even": labels / (grid - marginal) if grid > marginal else None,
+    }
 
 
 Benchmarks = Mapping[str, Sequence[str | os.PathLike]]
@@ -224,7 +363,9 @@ def rule_seconds(benchmarks: Benchmarks, stages: Mapping[str, str]) -> pd.DataFr
 
 __all__ = [
     "COST_COLUMNS",
+    "DECISION_COLUMNS",
     "Benchmarks",
+    "break_even",
     "cost_summary",
     "decision_costs",
     "job_seconds",

@@ -3,7 +3,8 @@
 Sections: what was run (catalog, tasks, operators, library versions), the expert scores, which operator wins
 where (heatmap + table), the comparison of SimMerge against fixed operators / oracle / random per protocol with
 95% intervals, predicted vs actual scores, chosen vs oracle vs best fixed per pair, feature importances on
-held-out rows, and the cost of SimMerge's decisions against merge-and-evaluate.
+held-out rows, and the cost of SimMerge against merge-and-evaluate: per new decision, and with the labels that
+trained the predictor (the break-even number of decisions).
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ from simmerge.core.config import PROTOCOL_TITLES
 from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_blocks
 from simmerge.merges.tables import score_cells
 from simmerge.online.bandit import regret_summary
+
+# What the cost section counts (simmerge.evaluate.costs), in the words both the report and the results page print.
+COST_SOURCE = (
+    "Wall seconds of this run's jobs, from their Snakemake benchmark files. They hold for the machine that ran the "
+    "jobs: on other hardware (a GPU above all) merges and evaluations speed up by other factors than probe passes, "
+    "and the ratios and the break-even move with them."
+)
+MARGINAL_COST = (
+    "Marginal cost of one new decision, once a labelled catalog and a fitted predictor exist. SimMerge, per "
+    "unordered pair: each expert's model summary (probe passes, weight sketch) shared among the N − 1 pairs it "
+    "serves; the base's summary, which every pair's features read, shared among all pairs; both orders' pair "
+    "features; the predictor fit shared among all pairs, standing in for the prediction (an upper bound: a fitted "
+    "predictor predicts in a fraction of a second); and the one merge and evaluation of the candidate it chose "
+    "(leave-one-checkpoint-out; the choices of several folds averaged; for a pair no fold tested, the mean of its "
+    "merge jobs). Merge-and-evaluate: every merge job of the pair (both orders of an order-sensitive operator)."
+)
 
 
 def _figure_html(figure: Figure, alt: str) -> str:
@@ -229,6 +246,7 @@ def build_report(
     cv: Mapping[str, Any],
     importances: pd.DataFrame,
     costs: pd.DataFrame,
+    break_even: Mapping[str, float | None],
     multiway: pd.DataFrame | None = None,
     bandit: pd.DataFrame | None = None,
     arrivals: Sequence[Mapping[str, Any]] = (),
@@ -238,7 +256,8 @@ def build_report(
     ``expert_scores`` is ``scores/experts.csv`` (:func:`simmerge.merges.tables.expert_table`); the operator
     ranking is recomputed from ``labels`` with the tie band ``tie_z``, as the ``operator_ranking`` rule does.
     ``units`` and ``candidates`` are the leave-one-checkpoint-out tables of :func:`simmerge.evaluate.compare.compare`;
-    ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.evaluate.costs.decision_costs`;
+    ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.evaluate.costs.decision_costs` and
+    ``break_even`` :func:`simmerge.evaluate.costs.break_even`;
     ``multiway`` is ``multiway/summary.csv`` and ``bandit`` the replay table of :func:`simmerge.online.bandit.replay`
     with its ``arrivals`` (no section without them).
     """
@@ -319,18 +338,17 @@ def build_report(
         "<p>Permutation importance: drop in R² on each fold's held-out rows (new checkpoint protocol) when one "
         "input is shuffled, averaged over folds weighted by their rows, with the spread over folds.</p>",
         _table_html(importances.head(15)),
-        "<h2>Cost: SimMerge's decision against merge-and-evaluate</h2>",
-        "<p>Wall seconds from the jobs' <code>benchmark:</code> files. SimMerge: each member's probe pass shared "
-        "among its pairs, both orders' pair features, a share of the predictor fit. Merge-and-evaluate: every "
-        "merge job of the pair.</p>",
+        "<h2>Cost: SimMerge against merge-and-evaluate</h2>",
+        f"<p>{html.escape(COST_SOURCE)}</p>",
+        f"<p>{html.escape(MARGINAL_COST)}</p>",
         _table_html(costs, digits=1),
     ]
     if not costs.empty:
-        total_s, total_m = costs["simmerge_s"].sum(), costs["merge_evaluate_s"].sum()
-        sections.append(
-            f"<p>All pairs: SimMerge {total_s:.0f} s, merge-and-evaluate {total_m:.0f} s "
-            f"({total_m / total_s:.0f}× more).</p>"
-        )
+        sections.append(f"<p>{html.escape(pairs_total(costs))}</p>")
+    sections += [
+        "<h3>Counting the labels that trained the predictor</h3>",
+        f"<p>{html.escape(break_even_text(break_even))}</p>",
+    ]
     if multiway is not None and not multiway.empty:
         sections += [
             "<h2>Multi-way merges</h2>",
@@ -373,6 +391,35 @@ def build_report(
     )
 
 
+def pairs_total(costs: pd.DataFrame) -> str:
+    """One sentence: SimMerge's and merge-and-evaluate's seconds over all pairs of
+    :func:`simmerge.evaluate.costs.decision_costs`, and their ratio."""
+    simmerge, evaluate = costs["simmerge_s"].sum(), costs["merge_evaluate_s"].sum()
+    return (
+        f"All pairs: SimMerge {simmerge:.0f} s, merge-and-evaluate {evaluate:.0f} s "
+        f"(merge-and-evaluate ÷ SimMerge: {evaluate / simmerge:.1f})."
+    )
+
+
+def break_even_text(totals: Mapping[str, float | None]) -> str:
+    """What the labels cost and after how many new decisions SimMerge has paid them back, in words
+    (``totals``: :func:`simmerge.evaluate.costs.break_even`)."""
+    labels_s, marginal, grid, k = totals["labels_s"], totals["marginal_s"], totals["grid_s"], totals["break_even"]
+    labels = (
+        f"The labels cost {labels_s:.0f} s: the labelled catalog's whole merge grid "
+        f"({totals['merge_grid_s']:.0f} s), every checkpoint's model summary ({totals['summaries_s']:.0f} s), every "
+        f"ordered pair's features ({totals['pair_features_s']:.0f} s) and the predictor fit ({totals['fit_s']:.0f} s). "
+        f"A new decision costs SimMerge {marginal:.1f} s and merge-and-evaluate {grid:.1f} s (means over the pairs)."
+    )
+    if k is None:
+        return labels + " SimMerge never pays the labels back: a decision costs it no less than merge-and-evaluate."
+    return (
+        f"{labels} With the labels counted, SimMerge over k new decisions ({labels_s:.0f} s + k × {marginal:.1f} s) "
+        f"is cheaper than merge-and-evaluate (k × {grid:.1f} s) once k exceeds "
+        f"k* = {labels_s:.0f} ÷ ({grid:.1f} − {marginal:.1f}) = {k:.1f}: from decision {math.floor(k) + 1} on."
+    )
+
+
 def _number(value: float | None, *, digits: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -395,4 +442,15 @@ def _with_ci(summary: Mapping[str, Any], key: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-__all__ = ["build_report", "comparison_table", "family_table", "fixed_policy_table", "gain_table", "holdout_groups"]
+__all__ = [
+    "COST_SOURCE",
+    "MARGINAL_COST",
+    "break_even_text",
+    "build_report",
+    "comparison_table",
+    "family_table",
+    "fixed_policy_table",
+    "gain_table",
+    "holdout_groups",
+    "pairs_total",
+]

@@ -20,14 +20,28 @@ import pandas as pd
 from simmerge.core import io
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
-from simmerge.evaluate.costs import Benchmarks, cost_summary, decision_costs, merge_costs, rule_seconds
+from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
 from simmerge.merges.tables import markdown_table
-from simmerge.report.html import comparison_table, family_table, fixed_policy_table, gain_table, holdout_groups
+from simmerge.report.html import (
+    COST_SOURCE,
+    MARGINAL_COST,
+    break_even_text,
+    comparison_table,
+    family_table,
+    fixed_policy_table,
+    gain_table,
+    holdout_groups,
+    pairs_total,
+)
 
 PathLike = str | os.PathLike
 
 # Column headings of the cost tables (simmerge.evaluate.costs) on the page.
 DECISION_COLUMNS = {
+    "summaries_s": "summaries s",
+    "pair_features_s": "pair features s",
+    "predict_s": "prediction (fit share) s",
+    "chosen_merge_s": "chosen merge s",
     "simmerge_s": "SimMerge s",
     "merge_evaluate_s": "merge-and-evaluate s",
     "ratio": "merge-and-evaluate ÷ SimMerge",
@@ -83,6 +97,7 @@ def results_page(
     ranking: PathLike,
     cv: PathLike,
     summaries: Sequence[PathLike],
+    units: PathLike,
     records: Sequence[PathLike],
     benchmarks: Benchmarks,
     stages: Mapping[str, str],
@@ -103,13 +118,15 @@ def results_page(
     machine : mapping of str to str
         Where the page is generated (:func:`machine_facts`).
     experts : path
-        ``scores/experts.csv``: every checkpoint's score per task, the base's row first.
+        ``scores/experts.csv``: every checkpoint's score per task, the base's row first (which names the base).
     ranking : path
         ``ranking/summary.md``: which operator wins where, and how noisy the labels are (included as written).
     cv : path
         ``predictor/cv.json``: the predictor family chosen by cross-validation.
     summaries : sequence of path
         ``compare/<protocol>/summary.json``, one per protocol.
+    units : path
+        ``compare/checkpoint/units.csv``: the merge SimMerge chose per pair (counted in its decision cost).
     records : sequence of path
         ``merges/<a>__<b>/<op>.json``: every merge record of the run (its jobs' costs).
     benchmarks : mapping of str to sequence of path
@@ -181,7 +198,7 @@ def results_page(
         "Model families on the same outer folds; the last row per protocol is the inner-CV choice (nested), the "
         "number reported above:",
         _markdown(family_table(compare), floatfmt=".3f"),
-        *_costs(RunLayout(run), expert_scores, tasks, records, benchmarks),
+        *_costs(RunLayout(run), expert_scores, tasks, units, records, benchmarks),
     ]
     if multiway is not None:
         sections += _multiway(pd.read_csv(multiway), cite(multiway))
@@ -239,23 +256,31 @@ def _predictor(fit: Mapping[str, Any]) -> str:
 
 
 def _costs(
-    layout: RunLayout, experts: pd.DataFrame, tasks: Sequence[str], records: Sequence[PathLike], benchmarks: Benchmarks
+    layout: RunLayout,
+    experts: pd.DataFrame,
+    tasks: Sequence[str],
+    units: PathLike,
+    records: Sequence[PathLike],
+    benchmarks: Benchmarks,
 ) -> list[str]:
-    decisions = decision_costs(layout, list(experts["checkpoint"].iloc[1:]), tasks, records)
-    simmerge, evaluate = decisions["simmerge_s"].sum(), decisions["merge_evaluate_s"].sum()
+    base, names = experts["checkpoint"].iloc[0], list(experts["checkpoint"].iloc[1:])
+    decisions = decision_costs(layout, base, names, tasks, records, units)
+    totals = break_even(layout, base, names, tasks, records, decisions)
     per_operator = cost_summary(merge_costs(layout, records))
     decision_rules = ("probe_pass", "weight_sketch", "probe_features", "pair_features", "predictor", "merge_score")
     folders = [f"benchmarks/{rule}/" for rule in decision_rules if benchmarks.get(rule)]
     return [
-        "## Cost: SimMerge's decision against merge-and-evaluate",
-        "Source: " + ", ".join(f"`{folder}`" for folder in folders) + ", `merges/*/*.json`. Wall seconds of the "
-        "jobs. SimMerge, per unordered pair: each member's probe passes and weight sketch shared among the pairs it "
-        "serves, both orders' pair features and a share of the predictor fit. Merge-and-evaluate: every merge job "
-        "of the pair (both orders of an order-sensitive operator).",
+        "## Cost: SimMerge against merge-and-evaluate",
+        "Source: "
+        + ", ".join(f"`{folder}`" for folder in folders)
+        + f", `merges/*/*.json`, `{_relative(units, layout.root)}`. {COST_SOURCE}",
+        MARGINAL_COST,
         _markdown(decisions.rename(columns=DECISION_COLUMNS), floatfmt=".1f"),
-        f"All pairs together: SimMerge {simmerge:.0f} s, merge-and-evaluate {evaluate:.0f} s "
-        f"({evaluate / simmerge:.0f}× more).",
-        "Merge jobs by operator, from the same records and `benchmarks/merge_score/`: seconds are means per job, the "
+        pairs_total(decisions),
+        "### Counting the labels that trained the predictor",
+        break_even_text(totals),
+        "### Merge jobs by operator",
+        "From the same records and `benchmarks/merge_score/`: seconds are means per job, the "
         "last row sums over all jobs; scoring includes loading the merged model, overhead is the rest of the job "
         "(interpreter start, imports, task set-up, writing the record).",
         _markdown(per_operator.rename(columns=MERGE_COST_COLUMNS), floatfmt=".1f"),
