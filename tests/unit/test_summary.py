@@ -9,6 +9,7 @@ import pytest
 from probe_inputs import PROMPTS, SPEC, build_checkpoints, use_fake_sketch, write_probes
 
 from simmerge.core.io import sha256_file
+from simmerge.core.provenance import provenance
 from simmerge.features.probe_pass import probe_task, sketch_checkpoint, summarise_checkpoint
 from simmerge.features.summary import FUNCTIONAL_KEYS, SKETCH_KEYS, SummaryFormatError, assemble_summary, load_summary
 
@@ -37,7 +38,8 @@ def test_probe_features_writes_a_loadable_summary(ckpts, probe_files, tmp_path, 
         assert archive["sketch/names"].dtype.kind == "U"
     assert on_disk == meta
     assert meta["format_version"] == 1 and meta["name"] == "m0" and meta["tasks"] == ["alpha", "beta"]
-    assert meta["sketch"] == {"size": 100, "seed": 3, "top_fraction": 0.2}
+    assert meta["sketch"] == {"size": 100, "seed": 3, "top_fraction": 0.2, "provenance": provenance()}
+    assert meta["provenance"] == {"alpha": provenance(), "beta": provenance()}
     assert meta["projection_seed"] == 3
     assert meta["probe_sha256"] == {task: sha256_file(path) for task, path in probe_files.items()}
     assert meta["logprobs"] == {"alpha": "full", "beta": "full"}
