@@ -14,6 +14,7 @@ rule report:
         units=LAYOUT.comparison_units("checkpoint"),
         candidates=LAYOUT.comparison_candidates("checkpoint"),
         merges=get_merge_targets(),
+        provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_replay,
     output:
@@ -47,6 +48,7 @@ rule results_page:
             protocol=simmerge.core.config.PROTOCOLS,
         ),
         records=get_merge_targets(),
+        provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,
     output:

@@ -10,6 +10,7 @@ from simmerge.evaluate.costs import decision_costs
 from simmerge.evaluate.predictor import load_predictor, training_rows
 from simmerge.features.definitions import feature_names
 from simmerge.report.html import build_report, feature_importances
+from simmerge.report.provenance import read_provenance
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.report
@@ -37,5 +38,6 @@ with log_to(snakemake.log[0]):
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],
+        provenance=read_provenance(spec["run_dir"], [*snakemake.input.provenance, *snakemake.input.merges]),
     )
     write_text(text, snakemake.output[0])

@@ -79,6 +79,21 @@ def test_parts_per_task_assemble_into_the_same_bytes_as_one_pass(ckpts, probe_fi
     assert load_summary(assembled).tasks == tuple(probe_files)
 
 
+def test_a_part_written_before_provenance_was_recorded_assembles_with_none(ckpts, probe_files, tmp_path, fake_sketch):
+    from simmerge.features.summary import read_archive, write_archive
+
+    parts = {task: tmp_path / f"{task}.npz" for task in probe_files}
+    for task, path in parts.items():
+        probe_task(ckpts[0], task, probe_files[task], path, spec=SPEC, seed=3, threads=1)
+    meta, arrays = read_archive(parts["beta"])
+    del meta["provenance"]
+    write_archive(parts["beta"], meta, arrays)
+    sketch_checkpoint(ckpts[0], ckpts[0], tmp_path / "sketch.npz", name="m0", spec=SPEC, seed=3)
+    meta = assemble_summary(parts, tmp_path / "sketch.npz", tmp_path / "m0.npz", name="m0")
+    assert meta["provenance"] == {"alpha": provenance(), "beta": None}
+    assert load_summary(tmp_path / "m0.npz").meta["provenance"]["beta"] is None
+
+
 def test_parts_of_another_task_or_seed_are_refused(ckpts, probe_files, tmp_path, fake_sketch):
     alpha, beta = (tmp_path / f"{task}.npz" for task in ("alpha", "beta"))
     probe_task(ckpts[0], "alpha", probe_files["alpha"], alpha, spec=SPEC, seed=3, threads=1)

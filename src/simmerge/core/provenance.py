@@ -73,22 +73,29 @@ ASPECTS = {
 """What records may disagree on, and the provenance fields of each, in the order warnings name them."""
 
 
-def _cpu() -> tuple[str, list[str]]:
-    """The CPU model and its numeric flags, from ``/proc/cpuinfo`` (Linux) or :mod:`platform` elsewhere."""
+def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
+    """The CPU model and its :data:`NUMERIC_CPU_FLAGS` (sorted) from the text of ``/proc/cpuinfo``.
+
+    x86 names them ``model name`` and ``flags``; arm64 says ``Features`` and often gives no model (None).
+    """
     model, flags = None, set()
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
-        # x86 names the model "model name" and its flags "flags"; arm64 says "Features" and often has no model
         if key == "model name" and model is None:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
-    return model or platform.processor() or platform.machine(), sorted(flags & NUMERIC_CPU_FLAGS)
+    return model, sorted(flags & NUMERIC_CPU_FLAGS)
+
+
+def _cpu() -> tuple[str, list[str]]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux
+        text = ""
+    model, flags = parse_cpuinfo(text)
+    return model or platform.processor() or platform.machine(), flags
 
 
 def _git(root: Path, *args: str) -> str | None:

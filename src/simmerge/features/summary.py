@@ -116,6 +116,12 @@ def write_archive(out_path: str | os.PathLike, meta: Mapping[str, Any], arrays: 
                 raise RuntimeError(f"{out_path}: the written archive does not read back as written")
 
 
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the parsed ``meta`` of a file written by :func:`write_archive`: the arrays are not read."""
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(str(archive["meta"]))
+
+
 def read_archive(
     path: str | os.PathLike, *, what: str = "probe part", rule: str = "probe_pass"
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
