@@ -264,6 +264,16 @@ def get_report_targets():
     return [LAYOUT.report, LAYOUT.results_page]
 
 
+def get_provenance_records():
+    """The records besides the merge records whose provenance the report checks: every checkpoint's manifest,
+    expert scores and model summary, all of them products of `all` already."""
+    return [
+        *(manifest_path(name) for name in MODELS),
+        *(LAYOUT.expert_scores(name, task) for name in MODELS for task in TASKS),
+        *(LAYOUT.model_summary(name) for name in MODELS),
+    ]
+
+
 def get_predictor_params(wildcards):
     return {
         "families": list(RUN.predictor.families),

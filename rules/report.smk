@@ -14,6 +14,7 @@ rule report:
         importances=LAYOUT.comparison_importances("checkpoint"),
         candidates=LAYOUT.comparison_candidates("checkpoint"),
         merges=get_merge_targets(),
+        provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_replay,
     output:
@@ -49,6 +50,7 @@ rule results_page:
         # the merge SimMerge chose per pair, counted in its decision cost
         units=LAYOUT.comparison_units("checkpoint"),
         records=get_merge_targets(),
+        provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,
     output:

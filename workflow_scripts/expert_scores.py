@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
+from simmerge.catalog.manifest import checkpoints_sha256
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
@@ -17,4 +18,9 @@ with log_to(snakemake.log[0]):
         trust_remote_code=trusts_remote_code(snakemake.input.manifest),
         **snakemake.params.scoring,
     )
-    write_json({**scores, "checkpoint": read_json(snakemake.input.manifest)["name"]}, snakemake.output[0])
+    # the weights scored, by digest: a score of a checkpoint rebuilt since is found by the report
+    cited = checkpoints_sha256(snakemake.input.manifest)
+    write_json(
+        {**scores, "checkpoint": read_json(snakemake.input.manifest)["name"], "checkpoints_sha256": cited},
+        snakemake.output[0],
+    )

@@ -31,6 +31,7 @@ with log_to(snakemake.log[0]):
         trust_remote_code=all(
             trusts_remote_code(path) for path in (snakemake.input.a, snakemake.input.b, snakemake.input.base)
         ),
+        manifests=(snakemake.input.a, snakemake.input.b, snakemake.input.base),
         **snakemake.params.scoring,
     )
     write_text(record["config_yaml"], snakemake.output.config)

@@ -8,6 +8,7 @@ from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
 from simmerge.evaluate.costs import break_even, decision_costs
 from simmerge.report.html import build_report
+from simmerge.report.provenance import read_provenance
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.report
@@ -36,5 +37,6 @@ with log_to(snakemake.log[0]):
         multiway=pd.read_csv(snakemake.input.multiway[0]) if snakemake.input.multiway else None,
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],
+        provenance=read_provenance(spec["run_dir"], [*snakemake.input.provenance, *snakemake.input.merges]),
     )
     write_text(text, snakemake.output[0])

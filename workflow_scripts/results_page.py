@@ -21,5 +21,6 @@ with log_to(snakemake.log[0]):
         stages=page["stages"],
         multiway=snakemake.input.multiway[0] if snakemake.input.multiway else None,
         bandit=snakemake.input.bandit,
+        provenance=snakemake.input.provenance,
     )
     write_text(text, snakemake.output[0])

@@ -169,6 +169,7 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         threads=args.threads,
         scratch_dir=runtime.scratch_dir,
         keep_dir=args.keep,
+        manifests=[needed[name] for name in (args.a, args.b, catalog.base.name)],
     )
     text = json.dumps({**record, "a": args.a, "b": args.b}, indent=2)
     if args.output:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from label_rows import label_rows
 
+from simmerge.core.provenance import mixed_provenance, provenance
 from simmerge.evaluate.selection import candidate_table, evaluate_units
 from simmerge.report.html import build_report
 
@@ -17,10 +18,13 @@ OPERATORS = [
     {"name": "linear", "method": "linear", "order_sensitive": False, "randomised": False, "model_parameters": {"w": 1}},
     {"name": "ties", "method": "ties", "order_sensitive": False, "randomised": False, "parameters": {"k": 2}},
 ]
+# one clean checkout of one commit on this machine
+CLEAN = {**provenance(), "commit": "0" * 40, "dirty": False}
 SECTIONS = [
     "<h2>What was run</h2>",
     "<h3>Expert scores (primary metric; home tasks in bold)</h3>",
     "<h3>Operators</h3>",
+    "<h3>Provenance</h3>",
     "<h2>Which operator wins where</h2>",
     "<h2>SimMerge against fixed operators, the oracle and random choice</h2>",
     "<h3>Fixed operators (mean normalised score over all units)</h3>",
@@ -113,6 +117,7 @@ def report(**changes) -> str:
         ),
         "bandit": replay(),
         "arrivals": [{"at": 0.5, "checkpoints": ["c"], "tasks": [], "operators": ["ties"]}],
+        "provenance": mixed_provenance({"merges/a__b/linear.json": {"provenance": CLEAN}}),
     }
     # pandas writes each cell on a line of its own: compare the markup without the whitespace between tags
     return re.sub(r">\s+<", "><", build_report(**{**inputs, **changes}))
@@ -191,9 +196,30 @@ def test_the_page_is_self_contained(page):
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
 
 
+def test_one_provenance_is_one_line_without_warning(page):
+    assert "1 record(s) share one provenance and cite the current weights of their checkpoints.</p>" in page
+    assert "<td>simmerge " in page and "at 000000000000;" in page and "Warning" not in page
+
+
+def test_mixed_provenance_and_a_stale_merge_are_shown_as_warnings():
+    records = {
+        "merges/a__b/linear.json": {"provenance": CLEAN, "checkpoints_sha256": {"a": "1" * 64}},
+        "merges/a__b/ties.json": {"provenance": {**CLEAN, "commit": "2" * 40}},
+        "scores/experts/a/t1.json": {},
+    }
+    page = report(provenance=mixed_provenance(records, {}))
+    assert page.count("<b>Warning:</b>") == 3  # no provenance, two commits, a stale record
+    assert "records mix 2 code versions (commit: 000000000000 vs 222222222222)" in page
+    assert "<td>unknown (written before provenance was recorded)</td><td>1</td>" in page
+    assert "<td>merges/a__b/linear.json</td><td>a</td><td>111111111111</td><td>no manifest</td>" in page
+
+
 def test_optional_sections_are_left_out_without_their_results():
-    page = report(multiway=None, bandit=None, arrivals=(), units=pd.DataFrame(), candidates=pd.DataFrame())
+    page = report(
+        multiway=None, bandit=None, arrivals=(), units=pd.DataFrame(), candidates=pd.DataFrame(), provenance=None
+    )
     for absent in ("<h2>Multi-way merges</h2>", "<h2>Online: the contextual bandit</h2>", "Choices per pair"):
         assert absent not in page
     assert 'alt="predicted vs actual"' not in page and 'alt="chosen vs oracle"' not in page
+    assert "<h3>Provenance</h3>" not in page
     assert "<h2>Cost: SimMerge against merge-and-evaluate</h2>" in page

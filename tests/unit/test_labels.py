@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simmerge.core.io import write_json
+from simmerge.core.io import read_json, write_json, write_table
+from simmerge.core.provenance import provenance
 from simmerge.evaluate.labels import LABEL_COLUMNS, labels_table
 
 # Feature values that name their pair and task, so a row shows which feature row it was joined with.
@@ -130,6 +131,19 @@ def test_scores_are_floats_even_when_a_failed_merge_has_none(tmp_path):
 
 def test_the_same_inputs_give_the_same_table(run):
     pd.testing.assert_frame_equal(labels_table(*run), labels_table(*run), check_exact=True)
+
+
+def test_provenance_does_not_reach_the_labels_so_they_stay_byte_identical(run, tmp_path):
+    """Records of another commit, CPU and parent weights give the same labels file, byte for byte."""
+    features, merges, grid = run
+    write_table(labels_table(features, merges, grid), tmp_path / "before.parquet")
+    for number, path in enumerate(merges):
+        elsewhere = {**provenance(), "commit": str(number) * 40, "cpu": f"CPU {number}", "cpu_flags": ["avx512f"]}
+        write_json({**read_json(path), "provenance": elsewhere, "checkpoints_sha256": {"a": str(number)}}, path)
+    table = labels_table(features, merges, grid)
+    assert not [column for column in table if "provenance" in column or "sha256" in column]
+    write_table(table, tmp_path / "after.parquet")
+    assert (tmp_path / "after.parquet").read_bytes() == (tmp_path / "before.parquet").read_bytes()
 
 
 def test_a_missing_record_or_feature_row_is_named(run, tmp_path):

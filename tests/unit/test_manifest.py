@@ -16,12 +16,14 @@ from simmerge.catalog.manifest import (
     check_compatible,
     check_finite,
     check_remote_code,
+    checkpoints_sha256,
     inspect_checkpoint,
     read_safetensors_header,
     write_manifest,
 )
 from simmerge.catalog.toy import build_tiny_checkpoint
 from simmerge.core.io import sha256_file
+from simmerge.core.provenance import provenance, weights_sha256
 
 # Parameters of the default tiny Llama: embeddings and head 259 x 64 each, per layer 4 x 64 x 64 attention
 # + 3 x 64 x 256 MLP + 2 x 64 norms, plus the final norm.
@@ -82,10 +84,28 @@ def test_write_manifest_hashes_every_file_and_is_deterministic(ckpt):
         "bytes": weights.stat().st_size,
     }
     assert manifest["parameter_count"] == TINY_PARAMS
+    assert manifest["weights_sha256"] == weights_sha256({**manifest, "weights_sha256": None})
+    assert manifest["provenance"] == provenance()
     # A second write (now with manifest.json present) gives the same bytes: no timestamps, manifest excluded.
     write_manifest(ckpt, name="n2w_fr", source=dict(source))
     assert (ckpt / "manifest.json").read_bytes() == first
     assert list(json.loads(first)) == sorted(json.loads(first))
+
+
+def test_the_weights_digest_changes_with_the_weights_only_and_records_cite_it_by_name(ckpt, tmp_path):
+    first = write_manifest(ckpt, name="a", source={"kind": "toy"}, path=tmp_path / "a.json")
+    (ckpt / "README.md").write_text("not a weight\n")
+    assert write_manifest(ckpt, name="a", source={"kind": "toy"})["weights_sha256"] == first["weights_sha256"]
+    tensors = load_file(ckpt / "model.safetensors")
+    save_file({k: v + 1 for k, v in tensors.items()}, ckpt / "model.safetensors", metadata={"format": "pt"})
+    rebuilt = write_manifest(ckpt, name="a", source={"kind": "toy"})
+    assert rebuilt["weights_sha256"] != first["weights_sha256"]
+    assert checkpoints_sha256(tmp_path / "a.json", ckpt / "manifest.json") == {"a": rebuilt["weights_sha256"]}
+    write_manifest(ckpt, name="b", source={"kind": "toy"})
+    assert checkpoints_sha256(tmp_path / "a.json", ckpt / "manifest.json") == {
+        "a": first["weights_sha256"],
+        "b": rebuilt["weights_sha256"],
+    }
 
 
 def test_sharded_checkpoint_counts_the_indexed_shards(ckpt):

@@ -281,6 +281,25 @@ def run_merge_score(operator, tiny, scored, b="b", **kwargs):
     )
 
 
+def test_merge_and_expert_score_records_carry_provenance_and_the_merged_weights(tiny, scored, ops, tmp_path):
+    from simmerge.catalog.manifest import write_manifest
+    from simmerge.core.provenance import provenance
+
+    # local sources: the manifests are written beside, not into, the shared tiny checkpoints
+    manifests = {
+        name: write_manifest(tiny[name], name=name, source={"kind": "local"}, path=tmp_path / f"{name}.json")
+        for name in ("a", "b", "base")
+    }
+    record = run_merge_score(
+        ops["linear"], tiny, scored, manifests=[tmp_path / f"{n}.json" for n in ("a", "b", "base")]
+    )
+    assert record["checkpoints_sha256"] == {name: manifest["weights_sha256"] for name, manifest in manifests.items()}
+    assert len(set(record["checkpoints_sha256"].values())) == 3
+    assert record["provenance"] == provenance()
+    assert all(parent["provenance"] == provenance() for parent in scored["parents"])
+    assert "provenance" not in record["runs"][0]
+
+
 def test_merge_score_normalises_by_the_better_parent(tiny, scored, ops):
     record = run_merge_score(ops["linear"], tiny, scored)
     assert record["status"] == "ok" and record["operator"] == "linear"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from simmerge.core.io import write_json, write_table, write_text
+from simmerge.core.provenance import UNKNOWN, provenance, weights_sha256
 from simmerge.report.results_page import machine_facts, results_page
 
 SUMMARY = {
@@ -275,6 +277,37 @@ def test_only_the_given_merge_records_count(run):
     page = results_page(**run)
     assert "removed" not in page
     assert "merge-and-evaluate 85 s" in page and "The labels cost 102 s" in page
+
+
+def test_records_without_provenance_are_counted_as_unknown_with_a_warning(run):
+    page = results_page(**run)
+    assert page.index("## What was run") < page.index("## Provenance") < page.index("## Expert scores")
+    rows = table_rows(page, "## Provenance")
+    assert rows == {"provenance": ["records", "merges"], UNKNOWN: ["2", "2"]}  # the two merge records
+    assert "> **Warning:** 2 record(s) carry no provenance" in page
+
+
+def test_the_provenance_section_reads_manifests_with_the_merge_records(run):
+    folder = run["run_dir"]
+    clean = {**provenance(), "commit": "0" * 40, "dirty": False}
+    manifests, digests = [], {}
+    for name in ("base", "x", "y"):
+        manifest = {"name": name, "weight_files": ["m.safetensors"], "files": {"m.safetensors": {"sha256": name}}}
+        digests[name] = weights_sha256(manifest)
+        manifests.append(folder / "checkpoints" / name / "manifest.json")
+        write_json({**manifest, "weights_sha256": digests[name], "provenance": clean}, manifests[-1])
+    cited = {"x": digests["x"], "y": "0" * 64}  # y was rebuilt after these merges
+    for path in run["records"]:
+        write_json({**json.loads(Path(path).read_text()), "provenance": clean, "checkpoints_sha256": cited}, path)
+    page = results_page(**run, provenance=manifests)
+    rows = table_rows(page, "## Provenance")
+    assert rows.pop("provenance") == ["records", "checkpoints", "merges"]
+    assert len(rows) == 1 and next(iter(rows.values())) == ["5", "3", "2"]
+    assert "> **Warning:** 2 record(s) were computed from checkpoint weights" in page
+    assert table_rows(page, "> **Warning:** 2 record(s) were") == {
+        "record": ["checkpoint", "cited weights", "current weights"],
+        **{f"merges/x__y/{op}.json": ["y", "000000000000", digests["y"][:12]] for op in ("ties", "linear")},
+    }
 
 
 def test_machine_facts_name_the_cpu_and_torch():

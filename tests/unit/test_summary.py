@@ -9,6 +9,7 @@ import pytest
 from probe_inputs import PROMPTS, SPEC, build_checkpoints, use_fake_sketch, write_probes
 
 from simmerge.core.io import sha256_file
+from simmerge.core.provenance import provenance
 from simmerge.features.probe_pass import probe_task, sketch_checkpoint, summarise_checkpoint
 from simmerge.features.summary import FUNCTIONAL_KEYS, SKETCH_KEYS, SummaryFormatError, assemble_summary, load_summary
 
@@ -37,7 +38,8 @@ def test_probe_features_writes_a_loadable_summary(ckpts, probe_files, tmp_path, 
         assert archive["sketch/names"].dtype.kind == "U"
     assert on_disk == meta
     assert meta["format_version"] == 1 and meta["name"] == "m0" and meta["tasks"] == ["alpha", "beta"]
-    assert meta["sketch"] == {"size": 100, "seed": 3, "top_fraction": 0.2}
+    assert meta["sketch"] == {"size": 100, "seed": 3, "top_fraction": 0.2, "provenance": provenance()}
+    assert meta["provenance"] == {"alpha": provenance(), "beta": provenance()}
     assert meta["projection_seed"] == 3
     assert meta["probe_sha256"] == {task: sha256_file(path) for task, path in probe_files.items()}
     assert meta["logprobs"] == {"alpha": "full", "beta": "full"}
@@ -75,6 +77,21 @@ def test_parts_per_task_assemble_into_the_same_bytes_as_one_pass(ckpts, probe_fi
     assemble_summary(in_config_order, tmp_path / "parts" / "sketch.npz", assembled, name="m1")
     assert assembled.read_bytes() == whole.read_bytes()
     assert load_summary(assembled).tasks == tuple(probe_files)
+
+
+def test_a_part_written_before_provenance_was_recorded_assembles_with_none(ckpts, probe_files, tmp_path, fake_sketch):
+    from simmerge.features.summary import read_archive, write_archive
+
+    parts = {task: tmp_path / f"{task}.npz" for task in probe_files}
+    for task, path in parts.items():
+        probe_task(ckpts[0], task, probe_files[task], path, spec=SPEC, seed=3, threads=1)
+    meta, arrays = read_archive(parts["beta"])
+    del meta["provenance"]
+    write_archive(parts["beta"], meta, arrays)
+    sketch_checkpoint(ckpts[0], ckpts[0], tmp_path / "sketch.npz", name="m0", spec=SPEC, seed=3)
+    meta = assemble_summary(parts, tmp_path / "sketch.npz", tmp_path / "m0.npz", name="m0")
+    assert meta["provenance"] == {"alpha": provenance(), "beta": None}
+    assert load_summary(tmp_path / "m0.npz").meta["provenance"]["beta"] is None
 
 
 def test_parts_of_another_task_or_seed_are_refused(ckpts, probe_files, tmp_path, fake_sketch):

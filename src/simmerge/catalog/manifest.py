@@ -20,6 +20,7 @@ from typing import Any
 
 from simmerge.core.io import sha256_file, write_json
 from simmerge.core.layout import MANIFEST_NAME
+from simmerge.core.provenance import provenance, weights_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,8 @@ def build_manifest(ckpt_dir: str | os.PathLike, *, name: str, source: dict[str, 
     """Inspect a checkpoint and hash its files: the manifest, without writing it.
 
     The manifest is deterministic: keys are sorted and it holds no timestamps or absolute paths of the
-    checkpoint, so the same checkpoint and source give the same bytes.
+    checkpoint, so the same checkpoint and source give the same bytes (written by the same code on the same kind
+    of machine: the manifest records its :func:`~simmerge.core.provenance.provenance`).
 
     Parameters
     ----------
@@ -339,8 +341,10 @@ def build_manifest(ckpt_dir: str | os.PathLike, *, name: str, source: dict[str, 
     Returns
     -------
     dict
-        Every field of :func:`inspect_checkpoint`, plus ``manifest_version``, ``source`` and ``files``
-        (relative path → ``{"sha256", "bytes"}`` for every file but ``manifest.json``).
+        Every field of :func:`inspect_checkpoint`, plus ``manifest_version``, ``source``, ``files``
+        (relative path → ``{"sha256", "bytes"}`` for every file but ``manifest.json``), ``weights_sha256`` (one
+        digest of the weight files, :func:`~simmerge.core.provenance.weights_sha256`, by which the records made
+        from this checkpoint cite it) and ``provenance``.
 
     Raises
     ------
@@ -356,6 +360,8 @@ def build_manifest(ckpt_dir: str | os.PathLike, *, name: str, source: dict[str, 
             continue
         files[relative] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest.update(manifest_version=MANIFEST_VERSION, source=source, files=files)
+    manifest["weights_sha256"] = weights_sha256(manifest)
+    manifest["provenance"] = provenance()
     return manifest
 
 
@@ -379,6 +385,14 @@ def write_manifest(
         manifest["parameter_count"],
     )
     return manifest
+
+
+def checkpoints_sha256(*manifest_paths: str | os.PathLike) -> dict[str, str]:
+    """Catalog name → weights digest of each checkpoint, read from its manifest: stored as ``checkpoints_sha256`` in
+    the records computed from those checkpoints, so a record whose checkpoint was rebuilt since can be found
+    (:func:`simmerge.core.provenance.mixed_provenance`)."""
+    manifests = [json.loads(Path(path).read_text(encoding="utf-8")) for path in manifest_paths]
+    return {manifest["name"]: weights_sha256(manifest) for manifest in manifests}
 
 
 def check_compatible(expert: dict[str, Any], base: dict[str, Any], *, name: str) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from simmerge.core.config import FeatureSpec
 from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import sha256_file
+from simmerge.core.provenance import provenance
 from simmerge.features.sketch import weight_sketch
 from simmerge.features.summary import FUNCTIONAL_KEYS, MB, RESERVED_TASKS, write_archive, write_summary
 
@@ -308,7 +309,9 @@ def probe_pass(
         ``<task>/<key>`` for each task and each key of the contract's functional part.
     meta : dict
         ``num_layers``, ``num_heads``, ``hidden_size``, ``vocab_size``, ``top_k``, ``logprobs``, ``hidden``,
-        ``attention``, ``projection_seed``, ``probe_sha256``.
+        ``attention``, ``projection_seed``, ``probe_sha256``, ``provenance`` (task →
+        :func:`simmerge.core.provenance.provenance`, per task like ``probe_sha256``: a summary assembled from
+        parts of several jobs keeps each part's).
 
     Raises
     ------
@@ -441,6 +444,7 @@ def probe_pass(
     del model
     meta["projection_seed"] = int(projection_seed)
     meta["probe_sha256"] = probe_sha256
+    meta["provenance"] = {task: provenance() for task in probe_sha256}
     log.info("probe pass of %s: %d batches in %.1fs", ckpt_dir.name, n_batches, time.perf_counter() - started)
     return arrays, meta
 
@@ -471,7 +475,7 @@ def _sketch(ckpt_dir: str | os.PathLike, base_dir: str | os.PathLike, spec: Any,
     if wrong:
         raise ValueError(f"weight_sketch returned keys outside 'sketch/': {', '.join(wrong)}")
     log.info("weight sketch of %s: %d arrays in %.1fs", name, len(sketch), time.perf_counter() - started)
-    meta = {"size": spec.sketch_size, "seed": seed, "top_fraction": spec.top_fraction}
+    meta = {"size": spec.sketch_size, "seed": seed, "top_fraction": spec.top_fraction, "provenance": provenance()}
     return {key: sketch[key] for key in sorted(sketch)}, meta
 
 

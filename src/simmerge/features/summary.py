@@ -116,6 +116,12 @@ def write_archive(out_path: str | os.PathLike, meta: Mapping[str, Any], arrays: 
                 raise RuntimeError(f"{out_path}: the written archive does not read back as written")
 
 
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the parsed ``meta`` of a file written by :func:`write_archive`: the arrays are not read."""
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(str(archive["meta"]))
+
+
 def read_archive(
     path: str | os.PathLike, *, what: str = "probe part", rule: str = "probe_pass"
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -201,7 +207,7 @@ def assemble_summary(
     """
     if not task_parts:
         raise ValueError(f"{name}: no task part to assemble")
-    pass_meta: dict[str, Any] = {field: {} for field in _PER_TASK_PASS_FIELDS}
+    pass_meta: dict[str, Any] = {field: {} for field in (*_PER_TASK_PASS_FIELDS, "provenance")}
     arrays: dict[str, np.ndarray] = {}
     first: tuple[Path, dict[str, Any]] | None = None
     for task, path in task_parts.items():
@@ -220,6 +226,8 @@ def assemble_summary(
             )
         for field in _PER_TASK_PASS_FIELDS:
             pass_meta[field][task] = meta[field][task]
+        # parts written before provenance was recorded have none: None marks them unknown
+        pass_meta["provenance"][task] = meta.get("provenance", {}).get(task)
         arrays.update(part)
     sketch_meta, sketch = read_archive(sketch_path, what="weight sketch", rule="weight_sketch")
     return write_summary(

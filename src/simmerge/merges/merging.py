@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from simmerge.catalog.manifest import check_finite, check_remote_code
+from simmerge.catalog.manifest import check_finite, check_remote_code, checkpoints_sha256
 from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import atomic_dir, scratch_directory
+from simmerge.core.provenance import provenance
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import normalise_scores, offline_hub, score_checkpoint
 
@@ -463,6 +464,7 @@ def merge_score(
     scratch_dir: str | os.PathLike | None = None,
     keep_dir: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
+    manifests: Sequence[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
 
@@ -493,6 +495,8 @@ def merge_score(
         Keep the merge of the first seed here (a new directory, created atomically) instead of deleting it.
     trust_remote_code : bool
         As :func:`merge_pair`; the merged checkpoint is scored with the same setting.
+    manifests : sequence of path
+        The manifests of the checkpoints merged (a, b and the base), whose weight digests the record cites.
 
     Returns
     -------
@@ -503,8 +507,10 @@ def merge_score(
         over the runs, ``stderr`` (item-sampling error, mean over the runs), ``seed_sd`` (spread over seeds),
         ``primary_metric``, ``n``, ``version``, ``parent_scores``), ``score`` (mean normalised score over the
         tasks with a defined ratio), ``score_stderr`` (its standard error: item sampling plus the seed spread
-        of a randomised operator) and ``status``: ``"ok"``, ``"failed"`` (every run failed) or
-        ``"partly_failed"``. A failed run counts :data:`FAILED_MERGE_SCORE` in the averages.
+        of a randomised operator), ``status``: ``"ok"``, ``"failed"`` (every run failed) or
+        ``"partly_failed"``, ``checkpoints_sha256`` (catalog name → weights digest of each of ``manifests``, by
+        :func:`simmerge.catalog.manifest.checkpoints_sha256`) and ``provenance``. A failed run counts
+        :data:`FAILED_MERGE_SCORE` in the averages.
 
     Raises
     ------
@@ -515,6 +521,8 @@ def merge_score(
 
     if not seeds:
         raise ValueError("seeds is empty: give at least one merge seed")
+    # read first: the record must cite the weights that were merged, not those of a checkpoint rebuilt meanwhile
+    cited = checkpoints_sha256(*manifests)
     seeds = list(seeds) if operator.randomised else list(seeds[:1])
     tasks = list(data_files)
     parents = [{task: record["tasks"][task]["score"] for task in tasks} for record in parent_scores]
@@ -574,6 +582,8 @@ def merge_score(
     summary["eval_seconds"] = round(sum(run["eval_seconds"] for run in runs), 3)
     summary["load_seconds"] = round(sum(run["load_seconds"] for run in runs), 3)
     summary["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    summary["checkpoints_sha256"] = cited
+    summary["provenance"] = provenance()
     return summary
 
 

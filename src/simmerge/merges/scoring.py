@@ -21,6 +21,7 @@ from typing import Any
 from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
+from simmerge.core.provenance import provenance
 from simmerge.merges.tasks import (
     PRIMARY_METRIC,
     materialize_tasks,
@@ -186,7 +187,7 @@ def score_checkpoint(
         JSON-able: ``checkpoint``, ``tasks`` (skill → record of :func:`parse_task_result`: ``metrics``,
         ``stderr``, ``filters``, ``output_type``, ``primary_metric``, ``score``, ``n``, ``version``),
         ``lm_eval_version``, ``wall_seconds``, ``load_seconds`` (building the ``HFLM``: model and tokenizer
-        load), ``limit``, ``device``.
+        load), ``limit``, ``device``, ``provenance`` (:func:`simmerge.core.provenance.provenance`).
 
     Raises
     ------
@@ -253,6 +254,7 @@ def score_checkpoint(
         "load_seconds": load_seconds,
         "limit": limit,
         "device": str(torch_device),
+        "provenance": provenance(),
     }
 
 

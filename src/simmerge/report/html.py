@@ -22,9 +22,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from simmerge.core.config import PROTOCOL_TITLES
+from simmerge.core.provenance import ProvenanceCheck
 from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_blocks
 from simmerge.merges.tables import score_cells
 from simmerge.online.bandit import regret_summary
+from simmerge.report.provenance import provenance_summary, provenance_table, stale_table
 
 # What the cost section counts (simmerge.evaluate.costs), in the words both the report and the results page print.
 COST_SOURCE = (
@@ -250,6 +252,7 @@ def build_report(
     multiway: pd.DataFrame | None = None,
     bandit: pd.DataFrame | None = None,
     arrivals: Sequence[Mapping[str, Any]] = (),
+    provenance: ProvenanceCheck | None = None,
 ) -> str:
     """The HTML text of the report (no external resources).
 
@@ -259,7 +262,8 @@ def build_report(
     ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.evaluate.costs.decision_costs` and
     ``break_even`` :func:`simmerge.evaluate.costs.break_even`;
     ``multiway`` is ``multiway/summary.csv`` and ``bandit`` the replay table of :func:`simmerge.online.bandit.replay`
-    with its ``arrivals`` (no section without them).
+    with its ``arrivals`` (no section without them). ``provenance`` is
+    :func:`simmerge.report.provenance.read_provenance` of the run's records (no section without it).
     """
     operator_names = [op["name"] for op in operators]
     facts = "".join(
@@ -294,6 +298,7 @@ def build_report(
         _table_html(score_cells(expert_scores, emphasis=("<b>", "</b>")), escape=False),
         "<h3>Operators</h3>",
         _table_html(operator_rows),
+        *([] if provenance is None else _provenance_html(provenance)),
         "<h2>Which operator wins where</h2>",
         _figure_html(operator_heatmap(pair_scores(labels), operator_names), "operator heatmap"),
         *ranking,
@@ -418,6 +423,22 @@ def break_even_text(totals: Mapping[str, float | None]) -> str:
         f"is cheaper than merge-and-evaluate (k × {grid:.1f} s) once k exceeds "
         f"k* = {labels_s:.0f} ÷ ({grid:.1f} − {marginal:.1f}) = {k:.1f}: from decision {math.floor(k) + 1} on."
     )
+
+
+def _provenance_html(check: ProvenanceCheck) -> list[str]:
+    """The provenance section: one row per distinct provenance, then each problem in a warning box."""
+    warning = "<p style='border:2px solid #c00;padding:4px 8px;background:#fee'><b>Warning:</b> {}</p>"
+    out = [
+        "<h3>Provenance</h3>",
+        "<p>Who made the run's records (checkpoint manifests, expert scores, model summaries, merge records): "
+        "the code version, the CPU and its vector units, the library versions.</p>",
+        f"<p>{html.escape(provenance_summary(check))}</p>",
+        _table_html(provenance_table(check)),
+        *(warning.format(html.escape(text)) for text in check.warnings),
+    ]
+    if check.stale:
+        out.append(_table_html(stale_table(check)))
+    return out
 
 
 def _number(value: float | None, *, digits: int) -> str:

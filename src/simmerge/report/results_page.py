@@ -20,6 +20,7 @@ import pandas as pd
 from simmerge.core import io
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
+from simmerge.core.provenance import ProvenanceCheck
 from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
 from simmerge.merges.tables import markdown_table
 from simmerge.report.html import (
@@ -33,6 +34,7 @@ from simmerge.report.html import (
     holdout_groups,
     pairs_total,
 )
+from simmerge.report.provenance import provenance_summary, provenance_table, read_provenance, stale_table
 
 PathLike = str | os.PathLike
 
@@ -104,6 +106,7 @@ def results_page(
     multiway: PathLike | None = None,
     bandit: PathLike | None = None,
     generated_on: datetime.date | None = None,
+    provenance: Sequence[PathLike] = (),
 ) -> str:
     """The Markdown text of a run's results page.
 
@@ -137,6 +140,9 @@ def results_page(
         ``multiway/summary.csv`` and ``bandit/summary.csv``; no section without them.
     generated_on : datetime.date, optional
         The date in the header; today by default.
+    provenance : sequence of path
+        The run's other records whose provenance is checked with the merge records (checkpoint manifests,
+        expert scores, model summaries; :func:`simmerge.report.provenance.read_provenance`).
 
     Returns
     -------
@@ -163,6 +169,7 @@ def results_page(
         "Machine where this page was generated (for a local run, where its jobs ran): "
         + "; ".join(f"{key}: {value}" for key, value in machine.items())
         + ". The timings below depend on it; the results do not, beyond floating-point detail between CPU and GPU.",
+        *_provenance(read_provenance(run, [*provenance, *records])),
         "## Expert scores",
         cite(experts) + " Primary metric (exact match for generative tasks, accuracy for multiple choice); "
         "**bold**: the checkpoint's home task.",
@@ -230,6 +237,20 @@ def _markdown(frame: pd.DataFrame, *, floatfmt: str = "g") -> str:
 def _facts_table(facts: Mapping[str, Any]) -> str:
     frame = pd.DataFrame({"": [str(key) for key in facts], "value": [str(value) for value in facts.values()]})
     return _markdown(frame)
+
+
+def _provenance(check: ProvenanceCheck) -> list[str]:
+    out = [
+        "## Provenance",
+        "Source: the run's records, each with the code version, CPU and library versions of the job that wrote it: "
+        "`checkpoints/*/manifest.json`, `scores/experts/`, `features/models/*.npz`, `merges/*/*.json`. "
+        + provenance_summary(check),
+        _markdown(provenance_table(check)),
+    ]
+    out += [f"> **Warning:** {text}" for text in check.warnings]
+    if check.stale:
+        out.append(_markdown(stale_table(check)))
+    return out
 
 
 def _home_gains(table: pd.DataFrame) -> str:
