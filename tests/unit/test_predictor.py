@@ -1,9 +1,8 @@
-"""Predictor, selection and the comparison protocol on synthetic labels whose right answers are known."""
+"""The predictor, its grouped splits and the family choice on synthetic labels whose right answers are known."""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from simmerge.core.config import PREDICTOR_FAMILIES
-from simmerge.evaluate.compare import compare
 from simmerge.evaluate.predictor import (
     HeldOutCheckpointSplit,
+    HeldOutTaskAndCheckpointSplit,
     HeldOutTaskSplit,
     SelectedScorer,
     SimMergePredictor,
@@ -25,10 +24,10 @@ from simmerge.evaluate.predictor import (
     cv_predictions,
     fit_predictor,
     load_predictor,
+    protocol_split,
     save_predictor,
     training_rows,
 )
-from simmerge.evaluate.selection import candidate_table, choose, evaluate_units, summarise
 
 OPERATORS = ["linear", "ties", "slerp"]
 FEATURES = ["signal", "noise1", "noise2"]
@@ -207,46 +206,31 @@ def test_task_split_holds_out_each_task():
     assert splitter.get_n_splits(groups=labels.loc[labels["task"] == "t1", "task"]) == 0
 
 
-def test_a_row_tested_in_two_checkpoint_folds_keeps_the_later_folds_prediction():
+def test_a_row_tested_in_two_checkpoint_folds_gets_the_mean_of_both_folds_predictions():
     rows = training_rows(synthetic_labels(4))
     predicted = cv_predictions(rows, "ridge", FEATURES, OPERATORS, seed=0)
-    # (e0, e1) is tested when e0 and when e1 is held out; e1 comes later
-    without_e1 = (rows["a"] != "e1") & (rows["b"] != "e1")
-    model = SimMergePredictor(family="ridge", operators=OPERATORS, random_state=0)
-    model.fit(inputs(rows[without_e1]), rows.loc[without_e1, "normalised"])
+    # (e0, e1) is tested when e0 and when e1 is held out: one decision, from both models that never saw it
     pair = (rows["a"] == "e0") & (rows["b"] == "e1")
-    assert np.array_equal(predicted[pair].to_numpy(), model.predict(inputs(rows[pair])))
+    folds = []
+    for held_out in ("e0", "e1"):
+        train = (rows["a"] != held_out) & (rows["b"] != held_out)
+        model = SimMergePredictor(family="ridge", operators=OPERATORS, random_state=0)
+        folds.append(model.fit(inputs(rows[train]), rows.loc[train, "normalised"]).predict(inputs(rows[pair])))
+    np.testing.assert_allclose(predicted[pair].to_numpy(), np.mean(folds, axis=0))
 
 
-def test_candidates_merge_symmetric_orders_and_keep_ordered_ones_apart():
-    labels = synthetic_labels(3).assign(predicted=lambda t: t["normalised"])
-    candidates = candidate_table(labels)
-    unit = candidates[candidates["unit"] == "e0|e1"]
-    assert sorted(zip(unit["operator"], unit["anchor"], strict=True)) == [
-        ("linear", ""),
-        ("slerp", "e0"),
-        ("slerp", "e1"),
-        ("ties", ""),
-    ]
-    per_task = candidate_table(labels, per_task=True)
-    assert set(per_task["unit"]) == {f"{p}@{t}" for p in ("e0|e1", "e0|e2", "e1|e2") for t in ("t1", "t2")}
-
-
-def test_a_perfect_predictor_matches_the_oracle():
-    labels = synthetic_labels(4).assign(predicted=lambda t: t["normalised"])
-    units = evaluate_units(candidate_table(labels), "linear")
-    assert (units["regret"] == 0).all() and units["top1"].all() and units["top1_tied"].all()
-    summary = summarise(units, n_boot=200)
-    assert summary["gap_closure"] == pytest.approx(1.0)
-    assert summary["oracle"] == pytest.approx(summary["simmerge"])
-    assert summary["gap_closure_lo"] <= 1.0 <= summary["gap_closure_hi"] + 1e-12
-
-
-def test_random_is_the_mean_over_operators_with_order_at_random():
-    labels = synthetic_labels(3).assign(predicted=0.0)
-    units = evaluate_units(candidate_table(labels), "linear").set_index("unit")
-    x = labels[(labels["a"] == "e0") & (labels["b"] == "e1")]["signal"].iloc[0]
-    assert units.loc["e0|e1", "random"] == pytest.approx(((0.5 + 0.4 * x) + (0.5 - 0.4 * x) + 0.45) / 3)
+def test_near_duplicates_are_one_fold_and_a_cold_start_fold_trains_on_no_test_pair():
+    labels = synthetic_labels(4)
+    splitter, groups = protocol_split("checkpoint", labels, {"e0": "e0+e1", "e1": "e0+e1"})
+    assert splitter.held_out(groups=groups) == ["e0+e1", "e2", "e3"]
+    splitter, groups = protocol_split("cold_start", labels, {})
+    assert isinstance(splitter, HeldOutTaskAndCheckpointSplit)
+    assert splitter.held_out(groups=groups)[:2] == ["e0@t1", "e1@t1"]
+    for train, test in splitter.split(labels, groups=groups):
+        test_pairs = set(zip(labels["a"].iloc[test], labels["b"].iloc[test], strict=True))
+        assert not test_pairs & set(zip(labels["a"].iloc[train], labels["b"].iloc[train], strict=True))
+        assert not set(labels["task"].iloc[test]) & set(labels["task"].iloc[train])
+        assert len(train) + len(test) < len(labels)  # the test pairs' other tasks and the task's other pairs sit out
 
 
 def test_family_choice_prefers_a_model_that_can_express_the_interaction():
@@ -261,7 +245,9 @@ def test_family_choice_prefers_a_model_that_can_express_the_interaction():
 def test_with_nothing_to_cross_validate_the_first_family_is_chosen():
     # one task: leaving it out leaves nothing to train on, so no family has an out-of-fold prediction
     rows = training_rows(synthetic_labels(4)).query("task == 't1'").reset_index(drop=True)
-    family, table = choose_family(rows, FEATURES, OPERATORS, seed=0, families=["ridge", "hgb"], protocol="task")
+    family, table = choose_family(
+        rows, FEATURES, OPERATORS, seed=0, families=["ridge", "hgb"], protocol="task_seen_pairs"
+    )
     assert family == "ridge" and table[["selected_score", "rmse", "spearman"]].isna().all().all()
 
 
@@ -276,57 +262,6 @@ def test_grid_search_over_families_with_the_selected_score_scorer():
     search.fit(inputs(rows), rows["normalised"], groups=rows[["a", "b"]])
     assert search.best_params_ == {"family": "per_operator_ridge"}
     assert search.best_estimator_.operators_ == OPERATORS
-
-
-def test_compare_selects_correctly_on_held_out_checkpoints():
-    units, candidates, folds, summary = compare(
-        synthetic_labels(7),
-        FEATURES,
-        OPERATORS,
-        protocol="checkpoint",
-        seed=0,
-        families=["per_operator_ridge", "ridge"],
-    )
-    assert len(folds) == 7 and set(units["fold"]) == {f"e{i}" for i in range(7)}
-    # every unordered pair is tested exactly once per held-out member: 2 folds x 21 pairs, 4 candidates each
-    assert len(candidates) == 2 * 21 * 4 and candidates["predicted"].notna().all()
-    assert summary["top1_tied"] >= 0.9
-    assert summary["gap_closure"] > 0.8
-    assert summary["win"] > summary["loss"]
-
-
-def test_shuffled_labels_drive_gap_closure_to_nothing():
-    _, _, _, summary = compare(
-        synthetic_labels(7, shuffle=True),
-        FEATURES,
-        OPERATORS,
-        protocol="checkpoint",
-        seed=0,
-        families=["per_operator_ridge", "ridge"],
-    )
-    assert summary["gap_closure"] < 0.25
-
-
-def test_best_fixed_operator_is_chosen_without_the_test_fold():
-    # every pair has linear 0.6 / ties 0.5, except the pairs of e0, where ties scores 0.99: over all data ties is
-    # the best fixed operator, but a fold that holds out e0 must pick linear from its training pairs alone
-    labels = synthetic_labels(4)
-    labels["normalised"] = np.where(labels["operator"] == "linear", 0.6, 0.5)
-    with_e0 = (labels["a"] == "e0") | (labels["b"] == "e0")
-    labels.loc[with_e0 & (labels["operator"] == "ties"), "normalised"] = 0.99
-    labels["merge_score"] = labels["normalised"]
-    _, _, folds, _ = compare(labels, FEATURES, OPERATORS, protocol="checkpoint", seed=0, families=["ridge"])
-    assert folds.set_index("fold").loc["e0", "best_fixed_operator"] == "linear"
-    assert folds.set_index("fold").loc["e1", "best_fixed_operator"] == "ties"
-
-
-def test_leave_one_task_out_scores_pair_task_units():
-    units, candidates, folds, summary = compare(
-        synthetic_labels(5), FEATURES, OPERATORS, protocol="task", seed=0, families=["per_operator_ridge"]
-    )
-    assert set(folds["fold"]) == {"t1", "t2"}
-    assert units["unit"].str.endswith(("@t1", "@t2")).all()
-    assert summary["protocol"] == "task" and summary["gap_closure"] > 0.8
 
 
 def test_predictor_round_trips_through_skops_and_refuses_a_mismatch(tmp_path):
@@ -368,19 +303,3 @@ def test_select_ranks_one_pairs_candidates_with_each_order_of_an_order_sensitive
             [("linear", ""), ("ties", ""), ("slerp", a), ("slerp", b)]
         )
         assert candidates["predicted"].is_monotonic_decreasing and (candidates["uncertainty"] >= 0).all()
-
-
-def test_choice_per_unit_is_the_argmax_of_predictions():
-    labels = synthetic_labels(3).assign(predicted=lambda t: np.where(t["operator"] == "slerp", 1.0, 0.0))
-    chosen = choose(candidate_table(labels))
-    assert (chosen["operator"] == "slerp").all() and len(chosen) == 3
-    assert not math.isnan(chosen["predicted"].iloc[0])
-
-
-def test_summary_of_no_units_has_every_key():
-    from simmerge.evaluate.selection import SUMMARY_KEYS
-
-    empty = summarise(pd.DataFrame())
-    assert empty["units"] == 0 and all(math.isnan(empty[key]) for key in SUMMARY_KEYS)
-    full = summarise(evaluate_units(candidate_table(synthetic_labels(3).assign(predicted=0.0)), "linear"), n_boot=100)
-    assert set(SUMMARY_KEYS) <= set(full)
