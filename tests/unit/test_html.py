@@ -10,7 +10,7 @@ import pytest
 from label_rows import label_rows
 
 from simmerge.core.provenance import mixed_provenance, provenance
-from simmerge.evaluate.selection import candidate_table, evaluate_units
+from simmerge.evaluate.selection import candidate_table, combine_folds, evaluate_units, rule_anchors
 from simmerge.report.html import build_report
 
 SCORES = {"a|b": {"linear": 0.9, "ties": 0.5}, "a|c": {"linear": 0.8, "ties": 0.6}, "b|c": {"linear": 0.4, "ties": 0.7}}
@@ -26,10 +26,12 @@ SECTIONS = [
     "<h3>Operators</h3>",
     "<h3>Provenance</h3>",
     "<h2>Which operator wins where</h2>",
-    "<h2>SimMerge against fixed operators, the oracle and random choice</h2>",
-    "<h3>Fixed operators (mean normalised score over all units)</h3>",
-    "<h3>Choices per pair (leave-one-checkpoint-out)</h3>",
-    "<h2>Feature importances of the fitted predictor</h2>",
+    "<h2>SimMerge against fixed policies, the oracle and random choice</h2>",
+    "<h3>Where the gain comes from</h3>",
+    "<h3>Fixed policies (mean score over the tested units)</h3>",
+    "<h3>Model families (nested)</h3>",
+    "<h3>Choices per pair (new checkpoint)</h3>",
+    "<h2>Feature importances on held-out rows</h2>",
     "<h2>Cost: SimMerge against merge-and-evaluate</h2>",
     "<h3>Counting the labels that trained the predictor</h3>",
     "<h2>Multi-way merges</h2>",
@@ -40,11 +42,18 @@ SECTIONS = [
 def summary(protocol: str, **values: float) -> dict:
     """A comparison summary whose every mean is ``value [value − 0.1, value + 0.1]`` unless given."""
     base = {"simmerge": 0.812, "best_fixed": 0.7, "oracle": 0.9, "random": 0.65, "gap_closure": 0.56}
-    base |= {"regret": 0.088, "top1": 0.5, "top1_tied": 0.75}
-    out = {"protocol": protocol, "units": 6.0, "spearman": 0.4, "win": 3.0, "tie": 2.0, "loss": 1.0}
+    base |= {"regret": 0.088, "top1": 0.5, "top1_tied": 0.75, "difference": 0.112, "spearman": 0.4}
+    base |= {"operator_gain": 0.1, "order_gain": 0.012, "best_fixed_hindsight": 0.75, "hindsight_difference": 0.062}
+    out = {"protocol": protocol, "units": 6.0, "clusters": 3.0, "win": 3.0, "tie": 2.0, "loss": 1.0}
+    out |= {"top1_chance": 0.33, "top1_tied_chance": 0.41, "gap_closure_nan_draws": 12.0, "groups": ["a+b"]}
     for name, value in {**base, **values}.items():
         out |= {name: value, f"{name}_lo": value - 0.1, f"{name}_hi": value + 0.1}
-    return out | {"fixed_operators": {"linear": 0.7, "ties": 0.6}}
+    families = [
+        {"family": "ridge", "simmerge": 0.8, "difference": 0.1, "top1": 0.5, "spearman": 0.3},
+        {"family": "chosen per fold by inner CV (nested)", "simmerge": 0.812, "difference": 0.112, "top1": 0.5},
+    ]
+    policies = {"linear": 0.7, "ties": 0.6, "slerp/better_parent": 0.68}
+    return out | {"fixed_policies": policies, "best_fixed_hindsight_policy": "linear", "families": families}
 
 
 def replay() -> pd.DataFrame:
@@ -69,8 +78,8 @@ def replay() -> pd.DataFrame:
 def report(**changes) -> str:
     rows = label_rows(SCORES).assign(status="ok")
     candidates = candidate_table(rows.assign(predicted=rows["merge_score"]))
-    units = evaluate_units(candidates, "linear")
-    units.insert(0, "fold", [unit.split("|")[0] for unit in units["unit"]])
+    units = evaluate_units(candidates, rule_anchors(rows), "linear")
+    units = combine_folds(units.assign(fold=[unit.split("|")[0] for unit in units["unit"]], family="ridge"))
     inputs = {
         "title": "SimMerge <smoke> & co",
         "run_facts": {"catalog": "3 experts", "seed": 7},
@@ -78,11 +87,13 @@ def report(**changes) -> str:
         "operators": OPERATORS,
         "labels": rows,
         "tie_z": 1.0,
-        "summaries": [summary("checkpoint"), summary("task", simmerge=0.731, gap_closure=math.nan)],
+        "summaries": [summary("checkpoint"), summary("task_seen_pairs", simmerge=0.731, gap_closure=math.nan)],
         "units": units,
         "candidates": candidates,
         "cv": {"family": "ridge", "rows": 12, "families": [{"family": "ridge", "selected_score": 0.8, "rmse": 0.1}]},
-        "importances": pd.DataFrame({"input": ["signal", "operator"], "importance": [0.5, 0.1], "sd": [0.01, 0.02]}),
+        "importances": pd.DataFrame(
+            {"input": ["signal", "operator"], "importance": [0.5, 0.1], "sd_over_folds": [0.01, 0.02], "folds": [3, 3]}
+        ),
         "costs": pd.DataFrame(
             {
                 "pair": ["a|b", "a|c"],
@@ -135,15 +146,26 @@ def test_every_section_is_there_in_reading_order(page):
 
 
 def test_the_comparison_table_shows_each_protocols_summary_with_its_interval(page):
-    for title in ("leave-one-checkpoint-out", "leave-one-task-out"):
-        assert f"<td>{title}</td><td>6</td>" in page
-    assert "<td>0.812 [0.712, 0.912]</td>" in page  # SimMerge, leave-one-checkpoint-out
-    assert "<td>0.560 [0.460, 0.660]</td>" in page  # gap closure
-    # leave-one-task-out: SimMerge, best fixed, oracle, random, then its undefined gap closure
-    task_row = "<td>0.731 [0.631, 0.831]</td><td>0.700 [0.600, 0.800]</td><td>0.900 [0.800, 1.000]</td>"
-    assert task_row + "<td>0.650 [0.550, 0.750]</td><td>–</td>" in page
-    assert "<td>0.40</td><td>3/2/1</td>" in page  # Spearman, then win/tie/loss against the best fixed operator
-    assert "<td>linear</td><td>0.700</td><td>0.700</td>" in page  # a fixed operator's mean, per protocol
+    for title in ("new checkpoint (held-out checkpoint groups)", "new task for already-merged pairs"):
+        assert f"<td>{title}</td><td>6 (3)</td>" in page  # units, and the pairs they cluster in
+    # SimMerge, best fixed, their paired difference, oracle, random, gap closure with its undefined draws
+    row = ["0.812 [0.712, 0.912]", "0.700 [0.600, 0.800]", "0.112 [0.012, 0.212]", "0.900 [0.800, 1.000]"]
+    row += ["0.650 [0.550, 0.750]", "0.560 [0.460, 0.660] (12 draws undefined)"]
+    assert "".join(f"<td>{cell}</td>" for cell in row) in page
+    # top-1 strict and within noise with their chance levels, regret, Spearman, win/tie/loss
+    row = ["0.500 [0.400, 0.600] (0.33)", "0.750 [0.650, 0.850] (0.41)", "0.088 [-0.012, 0.188]"]
+    row += ["0.400 [0.300, 0.500]", "3/2/1"]
+    assert "".join(f"<td>{cell}</td>" for cell in row) in page
+    # a new task for already-merged pairs: its SimMerge, then its undefined gap closure
+    assert "<td>0.731 [0.631, 0.831]</td>" in page and "<td>0.650 [0.550, 0.750]</td><td>– (12 draws undefined)</td>" in page
+    assert "hold-out groups: a+b)" in page
+
+
+def test_the_gain_is_split_and_policies_and_families_are_listed(page):
+    row = ["0.100 [0.000, 0.200]", "0.012 [-0.088, 0.112]", "linear", "0.750 [0.650, 0.850]"]
+    assert "".join(f"<td>{cell}</td>" for cell in row) in page
+    assert "<td>slerp/better_parent</td><td>0.680</td><td>0.680</td>" in page  # a fixed policy, per protocol
+    assert "<td>chosen per fold by inner CV (nested)</td><td>0.812</td>" in page
 
 
 def test_the_run_its_operators_and_the_choices_per_pair_are_listed(page):
@@ -155,12 +177,12 @@ def test_the_run_its_operators_and_the_choices_per_pair_are_listed(page):
     assert "<tr><td>linear</td><td>4</td><td>67%</td>" in page and "<tr><td>ties</td><td>2</td><td>33%</td>" in page
     parameters = str({"parameters": {"k": 2}})
     assert f"<td>ties</td><td>ties</td><td>False</td><td>False</td><td>{parameters}</td>" in page
-    assert "<td>b</td><td>b|c</td><td>ties</td><td>0.700</td><td>linear</td><td>0.400</td><td>ties</td>" in page
-    assert "Predictor family chosen by leave-one-checkpoint-out CV: <b>ridge</b> (fitted on 12 label rows)" in page
+    assert "<td>b|c</td><td>b</td><td>ties</td><td>0.700</td><td>linear</td><td>0.400</td><td>ties</td>" in page
+    assert "The deployed predictor's family: <b>ridge</b> (fitted on 12 label rows)" in page
 
 
 def test_importances_costs_multiway_and_bandit_are_reported(page):
-    assert "<td>signal</td><td>0.500</td><td>0.010</td>" in page
+    assert "<td>signal</td><td>0.500</td><td>0.010</td><td>3</td>" in page
     # pair, chosen, summaries, pair features, prediction, chosen merge, SimMerge, merge-and-evaluate
     cells = ["a|b", "ties", "4.0", "2.0", "1.0", "3.0", "10.0", "300.0"]
     assert "".join(f"<td>{cell}</td>" for cell in cells) in page

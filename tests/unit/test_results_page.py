@@ -18,7 +18,12 @@ from simmerge.report.results_page import machine_facts, results_page
 
 SUMMARY = {
     "protocol": "checkpoint",
+    "groups": ["x+z"],
     "units": 4.0,
+    "clusters": 4.0,
+    "difference": 0.126,
+    "difference_lo": 0.02,
+    "difference_hi": 0.25,
     "simmerge": 0.766,
     "simmerge_lo": 0.654,
     "simmerge_hi": 0.861,
@@ -44,16 +49,35 @@ SUMMARY = {
     "regret_lo": 0.01,
     "regret_hi": 0.09,
     "spearman": 0.43,
+    "spearman_lo": 0.2,
+    "spearman_hi": 0.6,
+    "top1_chance": 0.3,
+    "top1_tied_chance": 0.45,
+    "operator_gain": 0.1,
+    "operator_gain_lo": 0.0,
+    "operator_gain_hi": 0.2,
+    "order_gain": 0.026,
+    "order_gain_lo": -0.01,
+    "order_gain_hi": 0.06,
+    "best_fixed_hindsight_policy": "ties",
     "win": 3.0,
     "tie": 1.0,
     "loss": 0.0,
     "fixed_operators": {"linear": 0.5, "ties": 0.64},
+    "fixed_policies": {"linear": 0.5, "ties": 0.64},
+    "families": [
+        {"family": "ridge", "simmerge": 0.766},
+        {"family": "chosen per fold by inner CV (nested)", "simmerge": 0.766},
+    ],
 }
 # A protocol that left no test units: every statistic is NaN.
 EMPTY = {
-    "protocol": "task",
+    "protocol": "task_seen_pairs",
     "units": 0.0,
-    **{key: math.nan for key in SUMMARY if key not in ("protocol", "units", "fixed_operators")},
+    "clusters": 0.0,
+    **{
+        key: math.nan for key, value in SUMMARY.items() if isinstance(value, float) and key not in ("units", "clusters")
+    },
 }
 STAGES = {"tiny_checkpoint": "catalog", "probe_pass": "features", "pair_features": "features", "merge_score": "merges"}
 
@@ -119,7 +143,7 @@ def run(tmp_path: Path) -> dict:
         },
         cv,
     )
-    summaries = [run / "compare" / "checkpoint" / "summary.json", run / "compare" / "task" / "summary.json"]
+    summaries = [run / "compare" / "checkpoint" / "summary.json", run / "compare" / "task_seen_pairs" / "summary.json"]
     write_json(SUMMARY, summaries[0])
     write_json(EMPTY, summaries[1])
     units = run / "compare" / "checkpoint" / "units.csv"
@@ -222,17 +246,26 @@ def test_the_page_holds_the_runs_numbers(run):
     assert table_rows(page, "Family chosen")["ridge"] == ["0.123", "0.877", "0.500"]
     # the comparison: intervals, gap closure, win/tie/loss, number of units; a protocol without units has none
     comparison = table_rows(page, "## SimMerge against")
-    cells = comparison["leave-one-checkpoint-out"]
-    assert cells[:6] == [
-        "4",
+    cells = comparison["new checkpoint (held-out checkpoint groups)"]
+    assert cells[:7] == [
+        "4 (4)",
         "0.766 [0.654, 0.861]",
         "0.640 [0.530, 0.736]",
+        "0.126 [0.020, 0.250]",
         "0.813 [0.723, 0.893]",
         "0.649 [0.600, 0.700]",
         "0.730 [0.580, 0.860]",
     ]
-    assert cells[-1] == "3/1/0" and cells[-2] == "0.43"
-    assert comparison["leave-one-task-out"] == ["0"] + ["–"] * 10
+    assert cells[7:9] == ["0.350 [0.100, 0.600] (0.30)", "0.750 [0.500, 1.000] (0.45)"]
+    assert cells[-1] == "3/1/0" and cells[-2] == "0.430 [0.200, 0.600]"
+    assert comparison["new task for already-merged pairs"] == ["0 (0)"] + ["–"] * 11
+    assert "hold-out groups: x+z;" in page
+    assert table_rows(page, "Where the gain comes from")["new checkpoint (held-out checkpoint groups)"][:3] == [
+        "0.100 [0.000, 0.200]",
+        "0.026 [-0.010, 0.060]",
+        "ties",
+    ]
+    assert table_rows(page, "Model families")["new checkpoint (held-out checkpoint groups)"] == ["ridge", "0.766"]
     # the bandit and multi-way tables
     assert "8.10 ± 1.30" in page and "0.581 ± 0.020" in page
     assert "linear(x, y)" in page and "0.504" in page

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from simmerge.evaluate.ranking import best_per_pair, pair_scores
 from simmerge.evaluate.selection import best_fixed_operator as best_fixed_of_candidates
-from simmerge.evaluate.selection import evaluate_units
-from simmerge.evaluate.stats import best_fixed_operator, combined_stderr, within_noise
+from simmerge.evaluate.selection import evaluate_units, rule_anchors
+from simmerge.evaluate.stats import (
+    best_fixed_operator,
+    cluster_bootstrap,
+    combined_stderr,
+    percentile_interval,
+    within_noise,
+)
 
 
 def test_combined_stderr_is_the_root_sum_of_squares_with_missing_errors_as_zero():
@@ -61,7 +68,23 @@ def test_ranking_and_comparison_tie_the_same_pair_of_scores():
     for z, tied in ((1.0, True), (0.5, False)):
         ranked = best_per_pair(pair_scores(scores), z=z).iloc[0]
         assert (ranked["tied"] == "linear;ties") is tied
-        unit = evaluate_units(candidates, "linear", z=z).iloc[0]
+        unit = evaluate_units(candidates, rule_anchors(scores.assign(order_sensitive=False)), "linear", z=z).iloc[0]
         assert bool(unit["top1_tied"]) is tied
         assert unit["vs_best_fixed"] == ("tie" if tied else "loss")
     assert best_fixed_of_candidates(candidates) == "linear"
+
+
+def test_the_cluster_bootstrap_draws_whole_clusters_and_skips_missing_values():
+    draws = cluster_bootstrap(
+        {"x": [1.0, 1.0, 3.0], "y": [math.nan, 2.0, math.nan]}, ["p", "p", "q"], n_boot=300, seed=0
+    )
+    # drawing {p, p}, {p, q} or {q, q}: the mean over the drawn clusters' units is 1, 5/3 or 3
+    assert {round(float(value), 3) for value in draws["x"]} == {1.0, 1.667, 3.0}
+    # y has a value only in cluster p: draws of q alone have no value at all
+    assert set(np.round(draws["y"][np.isfinite(draws["y"])], 3)) == {2.0}
+    low, high, nan_draws = percentile_interval(draws["y"])
+    assert (low, high) == (2.0, 2.0) and 0 < nan_draws == np.isnan(draws["y"]).sum() < 300
+    assert np.array_equal(
+        cluster_bootstrap({"x": [1.0, 3.0]}, ["p", "q"], n_boot=50, seed=4)["x"],
+        cluster_bootstrap({"x": [1.0, 3.0]}, ["p", "q"], n_boot=50, seed=4)["x"],
+    )

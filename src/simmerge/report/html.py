@@ -173,10 +173,8 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "oracle": _with_ci(s, "oracle"),
                 "random": _with_ci(s, "random"),
                 "gap closure": _with_ci(s, "gap_closure") + _nan_draws(s, "gap_closure"),
-                "top-1 strict (chance)": f"{_with_ci(s, 'top1')} ({_number(s.get('top1_chance'), digits=2)})",
-                "top-1 within noise (chance)": (
-                    f"{_with_ci(s, 'top1_tied')} ({_number(s.get('top1_tied_chance'), digits=2)})"
-                ),
+                "top-1 strict (chance)": _with_chance(s, "top1"),
+                "top-1 within noise (chance)": _with_chance(s, "top1_tied"),
                 "regret": _with_ci(s, "regret"),
                 "Spearman": _with_ci(s, "spearman") + _nan_draws(s, "spearman"),
                 "win/tie/loss vs best fixed": (
@@ -443,6 +441,12 @@ def _provenance_html(check: ProvenanceCheck) -> list[str]:
 
 def _number(value: float | None, *, digits: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _with_chance(summary: Mapping[str, Any], key: str) -> str:
+    """A rate with its interval and, in brackets, what a uniformly random candidate scores on it."""
+    value = _with_ci(summary, key)
+    return value if value == "–" else f"{value} ({_number(summary.get(f'{key}_chance'), digits=2)})"
 
 
 def _nan_draws(summary: Mapping[str, Any], key: str) -> str:
