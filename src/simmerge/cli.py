@@ -20,7 +20,7 @@ from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
 from simmerge.core.config import ConfigError, json_schema
-from simmerge.core.io import write_text
+from simmerge.core.io import write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.costs import cost_summary, merge_costs
@@ -256,6 +256,22 @@ def cmd_features(args: argparse.Namespace) -> None:
             print(table.set_index("task").drop(columns=["a", "b"]).T.to_string())
 
 
+def cmd_replication(args: argparse.Namespace) -> None:
+    from simmerge.evaluate.replication import compare_labels, summary_markdown
+
+    tables = []
+    for run in (args.run_a, args.run_b):
+        path = RunLayout(run).labels_parquet
+        if not path.is_file():
+            raise ConfigError(f"no labels in {run}: {path} is missing; run `snakemake all_labels` for that run")
+        tables.append(pd.read_parquet(path))
+    replication = compare_labels(*tables, z=args.z, tie_z=args.tie_z)
+    print(summary_markdown(replication, name_a=Path(args.run_a).name, name_b=Path(args.run_b).name), end="")
+    if args.output:
+        write_table(replication.labels, args.output)
+        print(f"\nwrote {args.output} (one row per label: both runs' values, Δ, combined SE, z)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -314,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=DEFAULT_RUN, help="the run's results folder (default: %(default)s)")
     p.add_argument("--by", nargs="+", default=["operator"], help="group by these columns (default: operator)")
     p.set_defaults(func=cmd_costs)
+
+    p = sub.add_parser("replication", help="how far two runs' labels differ, against the eval noise")
+    p.add_argument("run_a", metavar="RUN_A_DIR", help="a run's results folder (results/<run_name>)")
+    p.add_argument("run_b", metavar="RUN_B_DIR", help="the other run's results folder (B − A is reported)")
+    p.add_argument("-o", "--output", help="write the per-label differences here (CSV, or Parquet by suffix)")
+    p.add_argument("--z", type=float, default=1.96, help="a Δ is outside the eval noise beyond z combined SEs")
+    p.add_argument("--tie-z", type=float, default=1.0, help="tie band of each run's oracle (merges.tie_z)")
+    p.set_defaults(func=cmd_replication)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simmerge.core.config import CheckpointSpec, ConfigError, RunConfig, parse_config, resolve_path
+from simmerge.core.config import (
+    REPLICATE_SEED_STRIDE,
+    CheckpointSpec,
+    ConfigError,
+    RunConfig,
+    parse_config,
+    resolve_path,
+)
 from simmerge.merges.operators import Operator, load_operators
 
 log = logging.getLogger(__name__)
@@ -161,12 +168,20 @@ class Catalog:
         return {name: "+".join(members_of[root(name)]) for name in names}
 
     def seed_of(self, name: str) -> int:
-        """The seed a checkpoint's builder uses: its own if configured, else the run seed."""
+        """The seed a checkpoint's builder uses: its own if configured, else the run seed.
+
+        An expert's seed is shifted by ``catalog.replicate * REPLICATE_SEED_STRIDE``, so that a replicate run
+        retrains the same experts with other seeds (example order, dropout, initialisation); the base keeps its
+        seed, so every replicate starts from the same base.
+        """
         source = self.get(name).source
         own = getattr(source, "seed", None)
         if own is None and source.kind == "finetune":
             own = source.train.seed
-        return self.config.own_or_run_seed(own)
+        seed = self.config.own_or_run_seed(own)
+        if name != self.base.name:
+            seed += self.config.catalog.replicate * REPLICATE_SEED_STRIDE
+        return seed
 
 
 def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config") -> Catalog:

@@ -38,6 +38,11 @@ def test_schema_rejects_a_typo_and_a_wrong_type(smoke):
         jsonschema.validate(wrong_type, json_schema())
 
 
+def test_a_negative_replicate_is_refused(smoke):
+    smoke["catalog"]["replicate"] = -1
+    expect_config_error(smoke, "catalog.replicate", "greater than or equal to 0")
+
+
 def test_wrong_type_names_the_field(smoke):
     smoke["catalog"]["experts"][0]["source"]["train"]["steps"] = "ten"
     expect_config_error(smoke, "catalog.experts.0.source.finetune.train.steps", "'ten'")

@@ -7,6 +7,7 @@ import copy
 import pytest
 from shipped_configs import REPO, expect_config_error, read_config
 
+from simmerge.core.config import REPLICATE_SEED_STRIDE
 from simmerge.run import load
 
 
@@ -69,6 +70,18 @@ def test_seeds_default_to_the_run_seed(smoke):
     assert catalog.seed_of("fr") == smoke["catalog"]["experts"][0]["source"]["train"]["seed"]
     assert catalog.parent_of("fr") == "tiny"
     assert catalog.parent_of("tiny") is None
+
+
+def test_a_replicate_shifts_every_experts_seed_and_nothing_else(smoke):
+    smoke["catalog"]["experts"][1]["source"]["train"].pop("seed")  # de takes the run seed
+    original = load(copy.deepcopy(smoke), workdir=REPO)
+    smoke["catalog"]["replicate"] = 2
+    replicate = load(smoke, workdir=REPO)
+    shift = 2 * REPLICATE_SEED_STRIDE
+    assert [replicate.seed_of(name) for name in ("fr", "de", "rhyme")] == [1 + shift, smoke["seed"] + shift, 3 + shift]
+    assert replicate.seed_of("tiny") == original.seed_of("tiny") == smoke["seed"]  # the same base
+    assert replicate.merge_seeds == original.merge_seeds
+    assert replicate.predictor_seed == original.predictor_seed
 
 
 def test_a_part_with_its_own_seed_keeps_it_and_the_others_take_the_run_seed(smoke):

@@ -125,9 +125,23 @@ class CheckpointSpec(Frozen):
         return self
 
 
+# How far one replicate moves an expert's seed: replicate r trains with seed + r * REPLICATE_SEED_STRIDE, far from
+# the small seeds configs give their experts, so no replicate reuses another expert's (or replicate's) seed.
+REPLICATE_SEED_STRIDE = 1_000_000
+
+
 class CatalogSpec(Frozen):
     base: CheckpointSpec = Field(description="The pretrained base every expert shares.")
     experts: list[CheckpointSpec] = Field(min_length=2, description="Fine-tuned checkpoints of the base.")
+    replicate: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Independent rebuild of the experts: every seeded expert (finetune, tiny) uses its seed + "
+            f"replicate * {REPLICATE_SEED_STRIDE} (example order, dropout, initialisation); 0: as configured. "
+            "The base, the task data and the merge seeds stay. Run a replicate under another run_name."
+        ),
+    )
 
 
 class ScoringSpec(Frozen):
