@@ -25,7 +25,7 @@ LABEL_AGGREGATES = {
     "labels": 1,
     "operator_ranking": 1,
     "predictor": 1,
-    "compare": 2,
+    "compare": 3,
     "compare_summary": 1,
     "bandit_replay": 1,
     "report": 1,

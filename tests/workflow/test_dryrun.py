@@ -248,7 +248,7 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
     path = write_config(workflow_dir, "tie_z.yaml", config)
     assert dry_run_counts(workflow_dir, "all", "all_labels", "--configfile", path) == {
         "operator_ranking": 1,
-        "compare": 2,
+        "compare": 3,
         "compare_summary": 1,
         "report": 1,
         "results_page": 1,
@@ -404,7 +404,13 @@ DECLARED = {
     "compare": (
         lambda L, w: [
             method(w["protocol"])
-            for method in (L.comparison_units, L.comparison_candidates, L.comparison_folds, L.comparison_summary)
+            for method in (
+                L.comparison_units,
+                L.comparison_candidates,
+                L.comparison_folds,
+                L.comparison_summary,
+                L.comparison_importances,
+            )
         ],
         lambda L, w: ("compare", w["protocol"]),
     ),
