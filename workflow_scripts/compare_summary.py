@@ -10,8 +10,9 @@ with log_to(snakemake.log[0]):
     for path in snakemake.input:
         summary = read_json(path)
         fixed = summary.pop("fixed_operators", {})
-        row = {"protocol": summary["protocol"], "units": summary["units"]}
+        row = {"protocol": summary["protocol"], "title": summary["title"]}
         row.update({key: summary.get(key) for key in SUMMARY_KEYS})
+        row["best_fixed_hindsight_policy"] = summary.get("best_fixed_hindsight_policy")
         row.update({f"fixed:{name}": score for name, score in fixed.items()})
         rows.append(row)
     write_table(pd.DataFrame(rows), snakemake.output[0])

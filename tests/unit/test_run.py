@@ -162,3 +162,31 @@ def test_repeated_merges_count_their_seeds_up_from_the_merge_seed(smoke):
     assert load(smoke, workdir=REPO).merge_seeds == [7, 8, 9]  # the run seed
     smoke["merges"]["seed"] = 40
     assert load(smoke, workdir=REPO).merge_seeds == [40, 41, 42]
+
+
+def test_near_duplicates_form_hold_out_groups():
+    default = load(read_config(REPO / "config" / "config.yaml"))
+    # fr and fr_hot share their home task n2w_fr
+    assert default.holdout_groups == {
+        "fr": "fr+fr_hot",
+        "fr_hot": "fr+fr_hot",
+        "de": "de",
+        "rhyme": "rhyme",
+        "emoji": "emoji",
+    }
+    config = read_config(REPO / "config" / "config.yaml")
+    config["predictor"] = {"group_same_home_tasks": False, "hold_out_together": [["de", "emoji"], ["emoji", "rhyme"]]}
+    groups = load(config).holdout_groups
+    # groups chain through shared members; names follow the catalog order
+    assert groups == {
+        "fr": "fr",
+        "fr_hot": "fr_hot",
+        "de": "de+rhyme+emoji",
+        "rhyme": "de+rhyme+emoji",
+        "emoji": "de+rhyme+emoji",
+    }
+
+
+def test_an_unknown_expert_in_a_hold_out_group_is_named(smoke):
+    smoke["predictor"] = {"hold_out_together": [["fr", "fr_hot"]]}
+    expect_config_error(smoke, "predictor.hold_out_together[0]: ['fr_hot'] are not experts of the catalog")
