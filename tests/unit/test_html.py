@@ -157,7 +157,10 @@ def test_the_comparison_table_shows_each_protocols_summary_with_its_interval(pag
     row += ["0.400 [0.300, 0.500]", "3/2/1"]
     assert "".join(f"<td>{cell}</td>" for cell in row) in page
     # a new task for already-merged pairs: its SimMerge, then its undefined gap closure
-    assert "<td>0.731 [0.631, 0.831]</td>" in page and "<td>0.650 [0.550, 0.750]</td><td>– (12 draws undefined)</td>" in page
+    assert (
+        "<td>0.731 [0.631, 0.831]</td>" in page
+        and "<td>0.650 [0.550, 0.750]</td><td>– (12 draws undefined)</td>" in page
+    )
     assert "hold-out groups: a+b)" in page
 
 

@@ -223,13 +223,13 @@ def fixed_policy_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def family_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Per protocol, each model family's choices scored on the outer folds, and the nested inner-CV choice."""
-    return pd.DataFrame(
-        [
-            {"protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]), **row}
-            for s in summaries
-            for row in s.get("families", [])
-        ]
-    )
+    columns = ["protocol", "family", "simmerge", "difference", "top1", "spearman"]
+    rows = [
+        {"protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]), **row}
+        for s in summaries
+        for row in s.get("families", [])
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def build_report(
@@ -450,8 +450,8 @@ def _with_chance(summary: Mapping[str, Any], key: str) -> str:
 
 
 def _nan_draws(summary: Mapping[str, Any], key: str) -> str:
-    count = summary.get(f"{key}_nan_draws") or 0
-    return f" ({count:.0f} draws undefined)" if count else ""
+    count = summary.get(f"{key}_nan_draws")
+    return f" ({count:.0f} draws undefined)" if count and not math.isnan(count) else ""
 
 
 def holdout_groups(summaries: Sequence[Mapping[str, Any]]) -> str:
