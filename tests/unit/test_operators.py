@@ -14,6 +14,7 @@ from simmerge.merges.operators import (
     merge_jobs,
     mergekit_methods,
     multi_model_config,
+    parameter_range,
 )
 
 
@@ -341,3 +342,67 @@ def test_multi_model_config_follows_mergekits_input_contract(tmp_path):
         multi_model_config("ties", models, None)
     with pytest.raises(ValueError, match="given twice"):
         multi_model_config("linear", [models[0], models[0]], None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parameter ranges
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (
+            {"name": "t1", "method": "ties", "model_parameters": {"weight": 1.0, "density": 7.5}},
+            "operators[0] 't1': model_parameters.density: 7.5 is outside (0, 1], the range of 'density' for ties",
+        ),
+        (
+            {"name": "t0", "method": "ties", "model_parameters": {"weight": 1.0, "density": 0.0}},
+            "model_parameters.density: 0.0 is outside (0, 1]",
+        ),
+        (
+            {"name": "s", "method": "slerp", "parameters": {"t": [0.0, 0.5, 1.2]}},
+            "operators[0] 's': parameters.t: 1.2 is outside [0, 1], the range of 't' for slerp",
+        ),
+        (
+            {
+                "name": "ta",
+                "method": "task_arithmetic",
+                "parameters": {"lambda": -1},
+                "model_parameters": {"weight": 1},
+            },
+            "parameters.lambda: -1 is outside (0, ∞), the range of 'lambda' for task_arithmetic",
+        ),
+        (
+            {"name": "w", "method": "linear", "model_parameters": {"weight": float("inf")}},
+            "model_parameters.weight: inf is outside (-∞, ∞)",
+        ),
+        (
+            {
+                "name": "b",
+                "method": "breadcrumbs",
+                "model_parameters": {"weight": 1.0, "density": 0.9, "gamma": 1.0},
+            },
+            "model_parameters.gamma: 1.0 is outside [0, 1), the range of 'gamma' for breadcrumbs",
+        ),
+        (
+            {"name": "d", "method": "della", "anchor_parameters": {"epsilon": -0.1}, "model_parameters": {"weight": 1}},
+            "anchor_parameters.epsilon: -0.1 is outside [0, 1)",
+        ),
+    ],
+)
+def test_a_parameter_outside_its_range_is_refused_naming_operator_parameter_value_and_range(entry, expected):
+    assert expected in refused([entry])
+
+
+def test_every_numeric_parameter_of_every_mergekit_method_has_a_range():
+    flags = {"int8_mask", "normalize", "rescale", "nuslerp_row_wise", "nuslerp_flatten", "filter_wise"}
+    flags |= {"normalize_weights"}
+    missing = [
+        f"{name}.{parameter}"
+        for name, info in mergekit_methods().items()
+        for parameter in info.parameters
+        if parameter not in flags and parameter_range(name, parameter) is None
+    ]
+    assert missing == []
+    assert 1.0 in parameter_range("ties", "density") and 0.0 not in parameter_range("ties", "density")
+    assert str(parameter_range("ram", "epsilon")) == "(0, ∞)"  # ram's epsilon is a threshold, not della's spread

@@ -15,6 +15,8 @@ What is checked against the installed mergekit, not against a hard-coded list:
 - every parameter is one the method declares, at the level mergekit reads it from (a global such as
   ``normalize`` is silently ignored by mergekit under ``models[*].parameters``, so it is refused there);
 - required parameters are set (mergekit would only fail mid-merge), and scalar values have the declared type;
+- every number lies in its parameter's meaningful range (:data:`PARAMETER_RANGES`): mergekit checks types only,
+  and treats e.g. ``density: 7.5`` silently as "keep everything";
 - della's ``density ± epsilon`` lies inside (0, 1), which mergekit checks only per tensor at merge time.
 
 Order: for an order-sensitive operator the ordered pair (a, b) makes ``a`` the anchor:
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -583,21 +586,75 @@ def multi_model_config(
     return config
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter can meaningfully take, and what it means."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    meaning: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        low = "-∞" if self.low == -math.inf else f"{self.low:g}"
+        high = "∞" if self.high == math.inf else f"{self.high:g}"
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+_FINITE = Range(-math.inf, math.inf, True, True, "any finite number")
+_POSITIVE = Range(0.0, math.inf, True, True, "a positive number")
+# The meaningful range of every numeric parameter of mergekit's methods: by (method, parameter), else by parameter.
+# mergekit validates types only; out of range it either fails mid-merge or, worse, runs something else silently.
+PARAMETER_RANGES: dict[str | tuple[str, str], Range] = {
+    "weight": _FINITE,
+    "scale": _FINITE,
+    "density": Range(0.0, 1.0, low_open=True, meaning="the fraction of each task vector kept (1: all)"),
+    "gamma": Range(0.0, 1.0, high_open=True, meaning="the fraction of the largest entries breadcrumbs removes"),
+    "lambda": Range(0.0, math.inf, True, True, "the scale of the merged task vector"),
+    "epsilon": Range(0.0, 1.0, high_open=True, meaning="della's spread of keep probabilities around density"),
+    ("ram", "epsilon"): Range(0.0, math.inf, True, True, "the threshold below which a task-vector entry is zero"),
+    ("ramplus_tl", "epsilon"): Range(0.0, math.inf, True, True, "the threshold below which an entry is zero"),
+    "select_topk": Range(0.0, 1.0, low_open=True, meaning="the fraction of entries sce keeps by variance"),
+    ("slerp", "t"): Range(0.0, 1.0, meaning="the interpolation from the anchor (0) to the other model (1)"),
+    ("nearswap", "t"): Range(0.0, math.inf, True, True, "the similarity threshold"),
+    "eps": _POSITIVE,
+    "tol": _POSITIVE,
+    "max_iter": Range(1.0, math.inf, high_open=True, meaning="iterations, at least one"),
+    "r": Range(0.0, 1.0, low_open=True, meaning="the fraction of entries ramplus_tl rescales"),
+    "alpha": Range(0.0, 1.0, meaning="ramplus_tl's blending factor"),
+}
+
+
+def parameter_range(method: str, key: str) -> Range | None:
+    """The meaningful range of a numeric parameter of a method (:data:`PARAMETER_RANGES`), if it has one."""
+    return PARAMETER_RANGES.get((method, key), PARAMETER_RANGES.get(key))
+
+
 def _check_value(info: MethodInfo, where: str, key: str, value: Any) -> None:
-    """Check each scalar inside a parameter value with mergekit's own validator for that parameter."""
+    """Check each scalar inside a parameter value with mergekit's own validator for that parameter, then its
+    range (:data:`PARAMETER_RANGES`)."""
     validate = info.parameters[key].validate
-    if validate is None:
-        return
-    if isinstance(value, list):
-        scalars = [v for item in value for v in _leaves(item)]
-    else:
-        scalars = list(_leaves(value))
+    scalars = [v for item in value for v in _leaves(item)] if isinstance(value, list) else list(_leaves(value))
     for scalar in scalars:
-        try:
-            validate(scalar)
-        except (ValidationError, ValueError, TypeError) as err:
-            first = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
-            raise ValueError(f"{where}.{key}: {scalar!r} is not valid for {info.name}: {first}") from None
+        if validate is not None:
+            try:
+                validate(scalar)
+            except (ValidationError, ValueError, TypeError) as err:
+                first = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
+                raise ValueError(f"{where}.{key}: {scalar!r} is not valid for {info.name}: {first}") from None
+        allowed = parameter_range(info.name, key)
+        number = _scalar(scalar)
+        if allowed is not None and number is not None and not (math.isfinite(number) and number in allowed):
+            raise ValueError(
+                f"{where}.{key}: {scalar!r} is outside {allowed}, the range of {key!r} for {info.name} "
+                f"({allowed.meaning}); pick a value inside it"
+            )
 
 
 def _leaves(value: Any) -> Iterable[Any]:
@@ -742,10 +799,12 @@ def default_operators() -> dict[str, Operator]:
 
 
 __all__ = [
+    "PARAMETER_RANGES",
     "ConditionalValue",
     "MethodInfo",
     "Operator",
     "ParameterInfo",
+    "Range",
     "canonical_pair",
     "default_operators",
     "load_operators",
@@ -754,4 +813,5 @@ __all__ = [
     "method_info",
     "multi_model_config",
     "pair_inputs",
+    "parameter_range",
 ]
