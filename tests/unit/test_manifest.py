@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 
@@ -45,6 +46,7 @@ def ckpt(base_dir, tmp_path):
 
 def test_inspect_reads_the_facts_without_loading(ckpt):
     facts = inspect_checkpoint(ckpt, name="n2w_fr")
+    tensors, tokenizer = facts.pop("tensors"), facts.pop("tokenizer")
     assert facts == {
         "name": "n2w_fr",
         "architecture": "LlamaForCausalLM",
@@ -59,6 +61,11 @@ def test_inspect_reads_the_facts_without_loading(ckpt):
         "parameter_count": TINY_PARAMS,
         "weight_files": ["model.safetensors"],
     }
+    assert len(tensors) == 21 and list(tensors) == sorted(tensors)
+    assert tensors["model.embed_tokens.weight"] == ["float32", [259, 64]]
+    assert tensors["model.layers.0.mlp.up_proj.weight"] == ["float32", [256, 64]]
+    assert sum(math.prod(shape) for _, shape in tensors.values()) == TINY_PARAMS
+    assert tokenizer == {"file": "tokenizer.json", "vocab_size": 259, "sha256": tokenizer["sha256"]}
     assert not (ckpt / "manifest.json").exists()
 
 
@@ -75,7 +82,7 @@ def test_write_manifest_hashes_every_file_and_is_deterministic(ckpt):
     first = (ckpt / "manifest.json").read_bytes()
     assert json.loads(first) == manifest
     assert manifest["source"] == source
-    assert manifest["manifest_version"] == 1
+    assert manifest["manifest_version"] == 2
     files = {p.name for p in ckpt.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == files
     weights = ckpt / "model.safetensors"

@@ -17,8 +17,10 @@ from simmerge.catalog.hub import DEFAULT_PATTERNS, REMOTE_CODE_PATTERNS, fetch_c
 from simmerge.catalog.manifest import (
     PreflightError,
     check_compatible,
+    check_config_matches_tensors,
     check_finite,
     check_remote_code,
+    check_tokenizer,
     inspect_checkpoint,
     write_manifest,
 )
@@ -32,14 +34,31 @@ log = logging.getLogger(__name__)
 def _preflight(ckpt_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> None:
     """The checks every checkpoint passes before its manifest is written, so nothing downstream loads a bad one.
 
-    Every entry: a readable layout (config, safetensors headers) and no custom modelling code unless its source
-    sets ``trust_remote_code``. An expert also: the base's architecture and finite weights.
+    Every entry, the base included: a readable layout (config, safetensors headers), no custom modelling code
+    unless its source sets ``trust_remote_code``, weights that are the model its ``config.json`` describes
+    (every tensor's name and shape) and finite weights. An expert also: the base's architecture, tensors (names,
+    shapes; float dtypes may differ) and tokenizer.
+
+    A base manifest written before tensors and tokenizers were recorded is completed from the base's directory
+    (headers and tokenizer files only), so an old results folder is checked fully without rebuilding the base.
     """
+    trust = bool(source.get("trust_remote_code"))
     facts = inspect_checkpoint(ckpt_dir, name=name)
-    check_remote_code(ckpt_dir, name=name, trust_remote_code=bool(source.get("trust_remote_code")))
+    check_remote_code(ckpt_dir, name=name, trust_remote_code=trust)
+    check_config_matches_tensors(ckpt_dir, facts, name=name, trust_remote_code=trust)
     if base_manifest is not None:
-        check_compatible(facts, read_json(base_manifest), name=name)
-        check_finite(ckpt_dir, name=name)
+        base = read_json(base_manifest)
+        base_dir = checkpoint_dir(base_manifest)
+        if "tensors" not in base or "tokenizer" not in base:
+            log.info(
+                "the manifest of the base %r predates tensors and tokenizers: reading them from %s",
+                base["name"],
+                base_dir,
+            )
+            base = {**base, **inspect_checkpoint(base_dir, name=base["name"])}
+        check_compatible(facts, base, name=name)
+        check_tokenizer(facts, base, name=name, expert_dir=ckpt_dir, base_dir=base_dir)
+    check_finite(ckpt_dir, name=name)
 
 
 def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:

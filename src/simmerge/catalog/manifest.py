@@ -9,6 +9,7 @@ the catalog entry, the path, the field and the fix, instead of failing deep insi
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +25,8 @@ from simmerge.core.provenance import provenance, weights_sha256
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
+# 2: manifests record ``tensors`` (name → [dtype, shape]) and the ``tokenizer`` fingerprint.
+MANIFEST_VERSION = 2
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -35,6 +37,7 @@ COMPATIBILITY_FIELDS = (
     "num_hidden_layers",
     "num_attention_heads",
     "vocab_size",
+    "tie_word_embeddings",
 )
 
 # Config keys by field, in order of preference: older architectures use the GPT-2 names.
@@ -211,6 +214,66 @@ def weight_files(ckpt_dir: str | os.PathLike, *, name: str) -> list[Path]:
     return files
 
 
+# Tokenizer files by preference: the fast tokenizer's JSON, a slow BPE tokenizer's vocabulary, a sentencepiece model.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
+
+
+def read_vocabulary(ckpt_dir: str | os.PathLike) -> tuple[str, dict[str, int] | None] | None:
+    """A checkpoint's vocabulary (token → id, added tokens included), read from its tokenizer files as JSON.
+
+    Nothing is imported from transformers or tokenizers: ``tokenizer.json`` gives ``model.vocab`` (a token → id
+    map, or Unigram's list of ``[piece, score]`` whose index is the id) plus ``added_tokens``; else ``vocab.json``
+    plus ``added_tokens.json``.
+
+    Returns
+    -------
+    tuple or None
+        ``(file, vocabulary)``; ``("tokenizer.model", None)`` for a sentencepiece-only tokenizer (a binary
+        protobuf, not parsed); None when the checkpoint has no tokenizer file.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    for file in TOKENIZER_FILES:
+        path = ckpt_dir / file
+        if not path.is_file():
+            continue
+        if file == "tokenizer.model":
+            return file, None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if file == "tokenizer.json":
+            vocab = (data.get("model") or {}).get("vocab") or {}
+            if isinstance(vocab, list):  # Unigram: [[piece, score], ...], the id is the index
+                vocab = {piece[0]: i for i, piece in enumerate(vocab)}
+            added = {t["content"]: t["id"] for t in data.get("added_tokens") or []}
+        else:
+            vocab = data
+            added_path = ckpt_dir / "added_tokens.json"
+            added = json.loads(added_path.read_text(encoding="utf-8")) if added_path.is_file() else {}
+        return file, {**{str(k): int(v) for k, v in vocab.items()}, **{str(k): int(v) for k, v in added.items()}}
+    return None
+
+
+def tokenizer_fingerprint(ckpt_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """What identifies a checkpoint's tokenizer: its file, vocabulary size and a digest of its vocabulary.
+
+    Returns
+    -------
+    dict or None
+        ``{"file", "vocab_size", "sha256"}``: the sha256 of the (token, id) pairs in id order (compact JSON), so
+        two tokenizers with the same tokens under the same ids agree whatever their files' formatting; for a
+        sentencepiece-only tokenizer the sha256 of ``tokenizer.model`` and ``vocab_size`` None. None when the
+        checkpoint has no tokenizer file.
+    """
+    found = read_vocabulary(ckpt_dir)
+    if found is None:
+        return None
+    file, vocab = found
+    if vocab is None:
+        return {"file": file, "vocab_size": None, "sha256": sha256_file(Path(ckpt_dir) / file)}
+    pairs = sorted(vocab.items(), key=lambda kv: (kv[1], kv[0]))
+    digest = hashlib.sha256(json.dumps(pairs, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return {"file": file, "vocab_size": len(pairs), "sha256": digest.hexdigest()}
+
+
 def _config_value(config: dict[str, Any], field: str) -> Any:
     # Multimodal configs keep the language model's sizes under text_config.
     for scope in (config, config.get("text_config") or {}):
@@ -240,7 +303,9 @@ def inspect_checkpoint(ckpt_dir: str | os.PathLike, *, name: str) -> dict[str, A
         ``num_hidden_layers``, ``num_attention_heads``, ``vocab_size``, ``dtype`` (from the config, else the
         most common tensor dtype), ``tensor_dtypes`` (dtype → tensor count), ``tie_word_embeddings`` (from the
         config, else whether ``lm_head.weight`` is absent), ``parameter_count`` (sum over tensors of the
-        product of their shape) and ``weight_files``.
+        product of their shape), ``weight_files``, ``tensors`` (tensor name → ``[dtype, shape]``, over every
+        weight file, e.g. ``{"model.norm.weight": ["float32", [64]]}``) and ``tokenizer``
+        (:func:`tokenizer_fingerprint`).
 
     Raises
     ------
@@ -291,12 +356,14 @@ def inspect_checkpoint(ckpt_dir: str | os.PathLike, *, name: str) -> dict[str, A
     files = weight_files(ckpt_dir, name=name)
     n_params = 0
     dtypes: Counter[str] = Counter()
-    tensor_names: set[str] = set()
+    tensors: dict[str, list] = {}
     for path in files:
         for tensor, info in read_safetensors_header(path, name=name).items():
             n_params += math.prod(info["shape"])
-            dtypes[_SAFETENSORS_DTYPES.get(info["dtype"], info["dtype"])] += 1
-            tensor_names.add(tensor)
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"], info["dtype"])
+            dtypes[dtype] += 1
+            tensors[tensor] = [dtype, info["shape"]]
+    tensor_names = set(tensors)
 
     config_dtype = config.get("dtype") or config.get("torch_dtype")
     if config_dtype is None:
@@ -317,6 +384,8 @@ def inspect_checkpoint(ckpt_dir: str | os.PathLike, *, name: str) -> dict[str, A
         "tie_word_embeddings": bool(tie),
         "parameter_count": n_params,
         "weight_files": [p.relative_to(ckpt_dir).as_posix() for p in files],
+        "tensors": dict(sorted(tensors.items())),
+        "tokenizer": tokenizer_fingerprint(ckpt_dir),
     }
 
 
@@ -396,7 +465,18 @@ def checkpoints_sha256(*manifest_paths: str | os.PathLike) -> dict[str, str]:
 
 
 def check_compatible(expert: dict[str, Any], base: dict[str, Any], *, name: str) -> None:
-    """Check that an expert has the base's architecture, so the two can be merged tensor by tensor.
+    """Check that an expert has the base's architecture and tensors, so the two can be merged tensor by tensor.
+
+    First the config fields of ``COMPATIBILITY_FIELDS`` (architecture, sizes, vocabulary size, tied embeddings),
+    then every tensor's name, shape and dtype (:func:`tensor_differences`): a missing or extra tensor (an
+    ``lm_head.weight`` present in one but not the other is a different choice of tied embeddings) or another
+    shape is refused. Floating-point dtypes may differ (a bf16 expert of an fp32 base): mergekit casts every
+    tensor to the merge's dtype, so this is logged as a warning, not refused; a floating-point tensor against an
+    integer one (a quantized checkpoint) is refused.
+
+    A base manifest written before tensors were recorded (no ``tensors`` key) is compared on its config fields
+    only, with a warning; :func:`simmerge.catalog.build` reads the base's headers again instead, so this happens
+    only to callers passing such a manifest themselves.
 
     Parameters
     ----------
@@ -408,19 +488,247 @@ def check_compatible(expert: dict[str, Any], base: dict[str, Any], *, name: str)
     Raises
     ------
     PreflightError
-        Naming the expert, every field that differs with both values, and the fix.
+        Naming the expert, every field that differs with both values, and the fix; or naming the expert, how many
+        tensors differ, the first few (name: expert vs base) and the fix.
     """
     base_name = base.get("name", "the base")
+    fix = (
+        f"Every expert must share the base's architecture; remove {name!r} from catalog.experts or point it at a "
+        f"checkpoint fine-tuned from {base_name!r}."
+    )
     diffs = [
         f"{field} is {expert.get(field)!r} but the base {base_name!r} has {base.get(field)!r}"
         for field in COMPATIBILITY_FIELDS
-        if expert.get(field) != base.get(field)
+        if field in base and expert.get(field) != base.get(field)
     ]
     if diffs:
-        raise PreflightError(
-            f"checkpoint {name!r}: {'; '.join(diffs)}. Every expert must share the base's architecture; "
-            f"remove {name!r} from catalog.experts or point it at a checkpoint fine-tuned from {base_name!r}."
+        raise PreflightError(f"checkpoint {name!r}: {'; '.join(diffs)}. {fix}")
+    if "tensors" not in base or "tensors" not in expert:
+        logger.warning(
+            "checkpoint %r: the manifest of %r records no tensors (written before they were recorded): only its "
+            "config fields were compared; delete that manifest to rebuild it and compare every tensor",
+            name,
+            base_name if "tensors" not in base else name,
         )
+        return
+    problems, n_checked = tensor_differences(expert["tensors"], base["tensors"], other="the base")
+    if problems:
+        raise PreflightError(
+            f"checkpoint {name!r}: {len(problems)} of {n_checked} tensors differ from the base {base_name!r}: "
+            f"{_first(problems)}. {fix}"
+        )
+    casts = Counter(
+        (base["tensors"][t][0], info[0]) for t, info in expert["tensors"].items() if info[0] != base["tensors"][t][0]
+    )
+    if casts:
+        logger.warning(
+            "checkpoint %r: %d tensors have another floating-point dtype than the base %r (%s); mergekit casts "
+            "them to the merge's dtype",
+            name,
+            sum(casts.values()),
+            base_name,
+            ", ".join(f"{n} {e} vs {b}" for (b, e), n in sorted(casts.items())),
+        )
+
+
+def _first(problems: list[str], n: int = 5) -> str:
+    more = f"; ... and {len(problems) - n} more" if len(problems) > n else ""
+    return "; ".join(problems[:n]) + more
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype.startswith(("float", "bfloat"))
+
+
+def tensor_differences(
+    tensors: dict[str, list], reference: dict[str, list], *, other: str, dtypes: bool = True
+) -> tuple[list[str], int]:
+    """Compare two ``name → [dtype, shape]`` maps: missing and extra tensors, other shapes, float vs non-float.
+
+    Parameters
+    ----------
+    tensors, reference : dict
+        The checkpoint's tensors and those it must match (the base's, or those its ``config.json`` implies).
+    other : str
+        How messages name the reference (``"the base"``, ``"config.json"``).
+    dtypes : bool
+        Also refuse a floating-point tensor whose reference is not floating point (or the reverse).
+
+    Returns
+    -------
+    problems : list of str
+        One phrase per differing tensor, in sorted name order: ``"<name>: shape [a, b] vs [c, d] in <other>"``,
+        ``"<name>: missing (<other> has [c, d])"``, ``"<name>: not in <other> ([a, b])"``, or the dtypes.
+    n_checked : int
+        How many tensor names the two maps hold together.
+    """
+    problems = []
+    names = sorted(set(tensors) | set(reference))
+    for tensor in names:
+        if tensor not in tensors:
+            problems.append(f"{tensor}: missing ({other} has {reference[tensor][1]})")
+        elif tensor not in reference:
+            problems.append(f"{tensor}: not in {other} ({tensors[tensor][1]})")
+        elif list(tensors[tensor][1]) != list(reference[tensor][1]):
+            problems.append(f"{tensor}: shape {tensors[tensor][1]} vs {reference[tensor][1]} in {other}")
+        elif dtypes and _is_float(tensors[tensor][0]) != _is_float(reference[tensor][0]):
+            problems.append(f"{tensor}: dtype {tensors[tensor][0]} vs {reference[tensor][0]} in {other}")
+    return problems, len(names)
+
+
+def check_tokenizer(
+    expert: dict[str, Any],
+    base: dict[str, Any],
+    *,
+    name: str,
+    expert_dir: str | os.PathLike | None = None,
+    base_dir: str | os.PathLike | None = None,
+) -> None:
+    """Refuse an expert whose tokenizer is not the base's: the same tokens under the same ids.
+
+    A merge runs with one tokenizer, so an expert that maps ids to other tokens (a community fine-tune that
+    swapped or added tokens, even at the same vocabulary size) would be merged row by row with the wrong
+    embeddings. The vocabularies are compared as token → id pairs, not as files, so a re-saved tokenizer passes.
+    Two sentencepiece-only tokenizers are compared by their ``tokenizer.model`` digest; a sentencepiece-only
+    tokenizer against a JSON one cannot be compared without loading it, and passes with a warning.
+
+    Parameters
+    ----------
+    expert, base : dict
+        Manifests or :func:`inspect_checkpoint` results.
+    name : str
+        Catalog entry of the expert.
+    expert_dir, base_dir : path-like, optional
+        The checkpoints' directories: when both are given, the message names the first differing tokens.
+
+    Raises
+    ------
+    PreflightError
+        Naming the expert, both vocabulary sizes, the first differing token ids with both tokens, and the fix.
+    """
+    base_name = base.get("name", "the base")
+    if "tokenizer" not in base:
+        logger.warning(
+            "checkpoint %r: the manifest of %r records no tokenizer (written before it was recorded): tokenizers "
+            "not compared; delete that manifest to rebuild it",
+            name,
+            base_name,
+        )
+        return
+    mine, theirs = expert.get("tokenizer"), base["tokenizer"]
+    if mine == theirs:
+        return
+    if mine and theirs and mine["file"] != theirs["file"] and "tokenizer.model" in (mine["file"], theirs["file"]):
+        logger.warning(
+            "checkpoint %r: tokenizer %s cannot be compared with the base's %s without loading them; not checked",
+            name,
+            mine["file"],
+            theirs["file"],
+        )
+        return
+
+    def size(fingerprint: dict | None) -> str:
+        if fingerprint is None:
+            return "no tokenizer files"
+        return f"{fingerprint['vocab_size']} tokens" if fingerprint["vocab_size"] is not None else fingerprint["file"]
+
+    detail = ""
+    if expert_dir is not None and base_dir is not None:
+        detail = _vocabulary_differences(expert_dir, base_dir)
+    raise PreflightError(
+        f"checkpoint {name!r}: tokenizer differs from the base {base_name!r}: {size(mine)} vs {size(theirs)} in "
+        f"the base{detail}. A merge uses one tokenizer, so every expert must map the same tokens to the same ids; "
+        f"remove {name!r} from catalog.experts or point it at a checkpoint that kept the base's tokenizer."
+    )
+
+
+def _vocabulary_differences(expert_dir: str | os.PathLike, base_dir: str | os.PathLike, n: int = 3) -> str:
+    found = [read_vocabulary(expert_dir), read_vocabulary(base_dir)]
+    if any(f is None or f[1] is None for f in found):
+        return ""
+    mine, theirs = ({i: t for t, i in f[1].items()} for f in found)
+    differing = [i for i in sorted(set(mine) | set(theirs)) if mine.get(i) != theirs.get(i)]
+    if not differing:
+        return ""
+    shown = ", ".join(f"id {i} is {mine.get(i)!r} vs {theirs.get(i)!r}" for i in differing[:n])
+    return f"; {len(differing)} ids differ, first {shown}"
+
+
+def check_config_matches_tensors(
+    ckpt_dir: str | os.PathLike, facts: dict[str, Any], *, name: str, trust_remote_code: bool = False
+) -> None:
+    """Check that a checkpoint's weights are the model its ``config.json`` describes.
+
+    The model of the config is instantiated on PyTorch's ``meta`` device (no memory, no weights: seconds even for
+    7B) and its state dict's names and shapes are compared with the safetensors headers (:func:`tensor_differences`,
+    shapes only: transformers casts dtypes on load). Tied weights missing from the files are expected; tensors the
+    model does not use are logged, as transformers ignores them. This catches a ``config.json`` copied beside
+    another model's weights, which otherwise loads with a shape error much later or silently re-initialises
+    missing layers. A config that transformers cannot instantiate is logged and not checked.
+
+    Parameters
+    ----------
+    ckpt_dir : path-like
+        Checkpoint directory.
+    facts : dict
+        Its :func:`inspect_checkpoint` result (``tensors``, ``tie_word_embeddings``).
+    name : str
+        Catalog entry, used in error messages.
+    trust_remote_code : bool
+        The entry's ``source.trust_remote_code`` (a custom architecture is only instantiated when trusted).
+
+    Raises
+    ------
+    PreflightError
+        Naming the checkpoint, how many tensors differ from the config's model, the first few, and the fix.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    ckpt_dir = Path(ckpt_dir)
+    try:
+        config = AutoConfig.from_pretrained(ckpt_dir, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001 - any failure here only means the check cannot run
+        logger.warning(
+            "checkpoint %r: config.json not compared with the weights (%s: %s)", name, type(err).__name__, err
+        )
+        return
+    expected = {key: ["", list(value.shape)] for key, value in model.state_dict().items()}
+    present = facts["tensors"]
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    if not set(expected) & set(present) and prefix != ".":
+        # a checkpoint saved from the bare base model has no "model." prefix, which transformers accepts
+        expected = {key.removeprefix(prefix): value for key, value in expected.items()}
+    tied = _tied_keys(model) if getattr(config, "tie_word_embeddings", False) else set()
+    for key in tied:
+        if key not in present:
+            expected.pop(key, None)
+    problems, _ = tensor_differences(present, expected, other="config.json", dtypes=False)
+    unused = [p for p in problems if ": not in config.json" in p]
+    problems = [p for p in problems if ": not in config.json" not in p]
+    if unused:
+        logger.warning(
+            "checkpoint %r: %d tensors the model of config.json does not use: %s", name, len(unused), _first(unused)
+        )
+    if problems:
+        raise _fail(
+            name,
+            ckpt_dir,
+            "config.json vs weights",
+            f"{len(problems)} of {len(expected)} tensors of the model config.json describes "
+            f"({type(model).__name__}) differ from the weights: {_first(problems)}",
+            "config.json and the weights come from different models; put the weights' own config.json beside "
+            "them, or rebuild or re-fetch the checkpoint",
+        )
+    logger.info("checkpoint %r: the %d tensors match config.json (%s)", name, len(expected), type(model).__name__)
+
+
+def _tied_keys(model: Any) -> set[str]:
+    keys = getattr(model, "_tied_weights_keys", None) or []
+    keys = set(keys.keys() if isinstance(keys, dict) else keys)
+    return keys | {k for k in model.state_dict() if k.endswith("lm_head.weight")}
 
 
 @functools.cache
