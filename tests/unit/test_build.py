@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,94 @@ def test_trusted_custom_code_base_is_published_with_its_permission(tmp_path):
     source = {"kind": "local", "path": str(custom), "trust_remote_code": True}
     local_checkpoint("custom", source, manifest_path, base_manifest=None)
     assert trusts_remote_code(manifest_path)
+
+
+def test_base_whose_config_describes_another_model_is_refused_before_its_manifest(tmp_path):
+    # the tester's case: config.json copied from the base, tensors of a smaller model
+    small, big = tmp_path / "small", tmp_path / "big"
+    build_tiny_checkpoint(small, seed=11, hidden_size=32, num_layers=1, num_heads=4)
+    build_tiny_checkpoint(big, seed=11, hidden_size=64, num_layers=2, num_heads=4)
+    shutil.copy(big / "config.json", small / "config.json")
+    manifest_path = tmp_path / "results" / "base" / "manifest.json"
+    with pytest.raises(PreflightError) as info:
+        local_checkpoint("base", {"kind": "local", "path": str(small)}, manifest_path, base_manifest=None)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint 'base' ({small}): config.json vs weights: ")
+    assert "tensors of the model config.json describes (LlamaForCausalLM) differ from the weights" in message
+    assert "model.embed_tokens.weight: shape [259, 32] vs [259, 64] in config.json" in message
+    assert "model.layers.0.input_layernorm.weight: shape [32] vs [64] in config.json" in message
+    assert "21 of 21 tensors" in message and "; ... and 16 more." in message  # 9 of layer 1 missing
+    assert "put the weights' own config.json beside them" in message
+    assert not manifest_path.exists()
+
+
+def test_base_with_a_nan_weight_is_refused_naming_the_tensor(tmp_path):
+    broken = tmp_path / "broken"
+    build_tiny_checkpoint(broken, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    tensors = load_file(broken / "model.safetensors")
+    tensors["model.norm.weight"][3] = float("nan")
+    save_file(tensors, broken / "model.safetensors", metadata={"format": "pt"})
+    manifest_path = tmp_path / "results" / "base" / "manifest.json"
+    with pytest.raises(PreflightError) as info:
+        local_checkpoint("base", {"kind": "local", "path": str(broken)}, manifest_path, base_manifest=None)
+    assert str(info.value).startswith(
+        f"checkpoint 'base' ({broken / 'model.safetensors'}): tensor 'model.norm.weight': holds 1 non-finite "
+        "values (1 NaN, 0 Inf). the checkpoint is broken"
+    )
+    assert not manifest_path.exists()
+
+
+def test_expert_with_an_extra_tensor_is_refused_naming_it(base, tmp_path):
+    extra = tmp_path / "extra"
+    build_tiny_checkpoint(extra, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    tensors = load_file(extra / "model.safetensors")
+    tensors["model.adapter.weight"] = torch.zeros(4, 32)
+    save_file(tensors, extra / "model.safetensors", metadata={"format": "pt"})
+    manifest_path = tmp_path / "results" / "extra" / "manifest.json"
+    with pytest.raises(PreflightError) as info:
+        local_checkpoint("extra", {"kind": "local", "path": str(extra)}, manifest_path, base_manifest=str(base))
+    assert str(info.value) == (
+        f"checkpoint 'extra': 1 of {len(tensors)} tensors differ from the base 'base': model.adapter.weight: not in "
+        "the base ([4, 32]). Every expert must share the base's architecture; remove 'extra' from "
+        "catalog.experts or point it at a checkpoint fine-tuned from 'base'."
+    )
+    assert not manifest_path.exists()
+
+
+def test_expert_with_a_swapped_token_is_refused_naming_the_ids(base, tmp_path):
+    swapped = tmp_path / "swapped"
+    build_tiny_checkpoint(swapped, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    tokenizer = json.loads((swapped / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = tokenizer["model"]["vocab"]
+    vocab["a"], vocab["b"] = vocab["b"], vocab["a"]  # same size, two tokens trade ids
+    (swapped / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    manifest_path = tmp_path / "results" / "swapped" / "manifest.json"
+    with pytest.raises(PreflightError) as info:
+        local_checkpoint("swapped", {"kind": "local", "path": str(swapped)}, manifest_path, base_manifest=str(base))
+    a, b = vocab["b"], vocab["a"]  # the base's ids of 'a' and 'b'
+    assert str(info.value) == (
+        "checkpoint 'swapped': tokenizer differs from the base 'base': 259 tokens vs 259 tokens in the base; "
+        f"2 ids differ, first id {a} is 'b' vs 'a', id {b} is 'a' vs 'b'. A merge uses one tokenizer, so every "
+        "expert must map the same tokens to the same ids; remove 'swapped' from catalog.experts or point it at a "
+        "checkpoint that kept the base's tokenizer."
+    )
+    assert not manifest_path.exists()
+
+
+def test_an_old_base_manifest_is_completed_from_the_base_directory(base, tmp_path, caplog):
+    old = read_json(base)
+    for key in ("tensors", "tokenizer"):
+        del old[key]
+    old_path = tmp_path / "old" / "manifest.json"
+    old_path.parent.mkdir()
+    old_path.write_text(json.dumps(old))
+    old["source"] = {**old["source"], "kind": "local", "path": str(base.parent)}
+    old_path.write_text(json.dumps(old))
+    extra = tmp_path / "extra"
+    build_tiny_checkpoint(extra, seed=11, hidden_size=32, num_layers=2, num_heads=4)
+    tensors = load_file(extra / "model.safetensors")
+    tensors["model.adapter.weight"] = torch.zeros(4, 32)
+    save_file(tensors, extra / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level("INFO"), pytest.raises(PreflightError, match="model.adapter.weight: not in the base"):
+        local_checkpoint("extra", {"kind": "local", "path": str(extra)}, tmp_path / "m.json", base_manifest=old_path)
+    assert "the manifest of the base 'base' predates tensors and tokenizers" in caplog.text

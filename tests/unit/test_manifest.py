@@ -15,11 +15,15 @@ from tiny_llm import CUSTOM_AUTO_MAP, add_custom_code
 from simmerge.catalog.manifest import (
     PreflightError,
     check_compatible,
+    check_config_matches_tensors,
     check_finite,
     check_remote_code,
+    check_tokenizer,
     checkpoints_sha256,
     inspect_checkpoint,
     read_safetensors_header,
+    read_vocabulary,
+    tokenizer_fingerprint,
     write_manifest,
 )
 from simmerge.catalog.toy import build_tiny_checkpoint
@@ -334,3 +338,120 @@ def test_unknown_model_type_alone_needs_custom_code(ckpt):
     (ckpt / "config.json").write_text(json.dumps(config))
     with pytest.raises(PreflightError, match="model_type 'brand_new_arch' is not a transformers model type"):
         check_remote_code(ckpt, name="x", trust_remote_code=False)
+
+
+def _facts(ckpt, name):
+    return inspect_checkpoint(ckpt, name=name)
+
+
+def _edit_tensors(ckpt, edit):
+    weights = ckpt / "model.safetensors"
+    tensors = load_file(weights)
+    edit(tensors)
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
+FIX = (
+    "Every expert must share the base's architecture; remove 'x' from catalog.experts or point it at a checkpoint "
+    "fine-tuned from 'base'."
+)
+
+
+def test_a_shape_mismatch_in_one_tensor_is_named(base_dir, ckpt):
+    _edit_tensors(ckpt, lambda t: t.update({"model.layers.1.mlp.up_proj.weight": torch.zeros(128, 64)}))
+    with pytest.raises(PreflightError) as info:
+        check_compatible(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+    assert str(info.value) == (
+        "checkpoint 'x': 1 of 21 tensors differ from the base 'base': model.layers.1.mlp.up_proj.weight: shape "
+        f"[128, 64] vs [256, 64] in the base. {FIX}"
+    )
+    # the same checkpoint on its own: its config.json describes other shapes than its weights
+    with pytest.raises(PreflightError, match=re.escape("1 of 21 tensors of the model config.json describes")):
+        check_config_matches_tensors(ckpt, _facts(ckpt, "x"), name="x")
+
+
+def test_a_missing_tensor_is_named(base_dir, ckpt):
+    _edit_tensors(ckpt, lambda t: t.pop("model.layers.0.self_attn.k_proj.weight"))
+    with pytest.raises(PreflightError) as info:
+        check_compatible(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+    assert str(info.value) == (
+        "checkpoint 'x': 1 of 21 tensors differ from the base 'base': model.layers.0.self_attn.k_proj.weight: "
+        f"missing (the base has [64, 64]). {FIX}"
+    )
+
+
+def test_a_float_dtype_may_differ_with_a_warning_an_integer_one_may_not(base_dir, ckpt, caplog):
+    _edit_tensors(ckpt, lambda t: t.update({k: v.to(torch.bfloat16) for k, v in t.items()}))
+    with caplog.at_level("WARNING"):
+        check_compatible(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+    assert "21 tensors have another floating-point dtype than the base 'base' (21 bfloat16 vs float32)" in caplog.text
+    _edit_tensors(ckpt, lambda t: t.update({"model.norm.weight": torch.zeros(64, dtype=torch.int8)}))
+    with pytest.raises(PreflightError, match=re.escape("model.norm.weight: dtype int8 vs float32 in the base")):
+        check_compatible(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+
+
+def test_tied_embeddings_must_match_the_base(base_dir, ckpt):
+    _edit_tensors(ckpt, lambda t: t.pop("lm_head.weight"))
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    config["tie_word_embeddings"] = True
+    (ckpt / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(PreflightError) as info:
+        check_compatible(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+    assert str(info.value) == f"checkpoint 'x': tie_word_embeddings is True but the base 'base' has False. {FIX}"
+    check_config_matches_tensors(ckpt, _facts(ckpt, "x"), name="x")  # consistent on its own: tied, no lm_head
+
+
+def test_an_old_base_manifest_without_tensors_is_compared_on_its_fields(base_dir, ckpt, caplog):
+    _edit_tensors(ckpt, lambda t: t.pop("model.norm.weight"))
+    old = {k: v for k, v in _facts(base_dir, "base").items() if k not in ("tensors", "tokenizer")}
+    with caplog.at_level("WARNING"):
+        check_compatible(_facts(ckpt, "x"), old, name="x")
+        check_tokenizer(_facts(ckpt, "x"), old, name="x")
+    assert "the manifest of 'base' records no tensors" in caplog.text
+    assert "the manifest of 'base' records no tokenizer" in caplog.text
+
+
+def test_matching_checkpoints_pass_every_check(base_dir, tmp_path):
+    build_tiny_checkpoint(tmp_path / "expert", seed=1)
+    expert, base = _facts(tmp_path / "expert", "expert"), _facts(base_dir, "base")
+    check_config_matches_tensors(tmp_path / "expert", expert, name="expert")
+    check_compatible(expert, base, name="expert")
+    check_tokenizer(expert, base, name="expert", expert_dir=tmp_path / "expert", base_dir=base_dir)
+    assert expert["tokenizer"] == base["tokenizer"]
+
+
+def test_the_tokenizer_fingerprint_is_the_vocabulary_not_the_file(ckpt):
+    before = tokenizer_fingerprint(ckpt)
+    tokenizer = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
+    (ckpt / "tokenizer.json").write_text(json.dumps(tokenizer, indent=4, sort_keys=True), encoding="utf-8")
+    assert tokenizer_fingerprint(ckpt) == before
+    vocab = {**tokenizer["model"]["vocab"], **{t["content"]: t["id"] for t in tokenizer["added_tokens"]}}
+    assert read_vocabulary(ckpt) == ("tokenizer.json", vocab)
+    # a slow tokenizer's vocab.json gives the same digest; a sentencepiece model is digested as a file
+    (ckpt / "tokenizer.json").unlink()
+    (ckpt / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    assert tokenizer_fingerprint(ckpt) == {**before, "file": "vocab.json"}
+    (ckpt / "vocab.json").unlink()
+    (ckpt / "tokenizer.model").write_bytes(b"\x0a\x03abc")
+    assert tokenizer_fingerprint(ckpt) == {
+        "file": "tokenizer.model",
+        "vocab_size": None,
+        "sha256": sha256_file(ckpt / "tokenizer.model"),
+    }
+    (ckpt / "tokenizer.model").unlink()
+    assert tokenizer_fingerprint(ckpt) is None
+
+
+def test_an_expert_without_a_tokenizer_is_refused(base_dir, ckpt):
+    (ckpt / "tokenizer.json").unlink()
+    with pytest.raises(PreflightError) as info:
+        check_tokenizer(_facts(ckpt, "x"), _facts(base_dir, "base"), name="x")
+    assert str(info.value).startswith(
+        "checkpoint 'x': tokenizer differs from the base 'base': no tokenizer files vs 259 tokens in the base. "
+    )
+
+
+def test_manifest_size_grows_by_the_tensor_list_only(ckpt):
+    manifest = write_manifest(ckpt, name="n2w_fr", source={"kind": "toy"})
+    # about 70 bytes a tensor: ~20 KB for SmolLM2-135M's 272 tensors
+    assert len(json.dumps(manifest["tensors"], indent=2)) < 21 * 120
