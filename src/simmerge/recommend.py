@@ -14,10 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from simmerge.catalog.build import checkpoint_dir
-from simmerge.catalog.manifest import check_compatible, check_finite, check_remote_code, inspect_checkpoint
+from simmerge.catalog.build import checkpoint_dir, preflight
 from simmerge.core.config import ConfigError
-from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.evaluate.predictor import load_predictor
 from simmerge.features.definitions import feature_names
@@ -45,7 +43,8 @@ def resolve_member(spec: str, catalog: Catalog, layout: RunLayout) -> Member:
     ConfigError
         If ``spec`` is neither an expert of the catalog nor a directory with a ``config.json``.
     PreflightError
-        If a directory does not match the base (architecture, sizes, vocab, safetensors, finite weights).
+        If a directory fails the catalog's pre-flight (:func:`simmerge.catalog.build.preflight`): its config.json vs
+        its weights, the base's architecture, tensors and tokenizer, safetensors, custom code, finite weights.
     """
 
     if spec in catalog.expert_names:
@@ -64,11 +63,13 @@ def resolve_member(spec: str, catalog: Catalog, layout: RunLayout) -> Member:
             "directory with a config.json"
         )
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", directory.name).strip("-.") or "checkpoint"
-    base_manifest = read_json(layout.checkpoint_manifest(catalog.base.name))
-    check_compatible(inspect_checkpoint(directory, name=name), base_manifest, name=name)
-    check_finite(directory, name=name)
-    # A directory outside the catalog has no entry that could allow its own modelling code.
-    check_remote_code(directory, name=name, trust_remote_code=False)
+    # The catalog's own pre-flight; a directory outside the catalog has no entry that could allow its own code.
+    preflight(
+        directory,
+        name=name,
+        source={"trust_remote_code": False},
+        base_manifest=str(layout.checkpoint_manifest(catalog.base.name)),
+    )
     summary = layout.recommend_summary(name)
     if not summary.is_file():
         config = catalog.config

@@ -31,7 +31,7 @@ from simmerge.core.io import atomic_dir, read_json
 log = logging.getLogger(__name__)
 
 
-def _preflight(ckpt_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> None:
+def preflight(ckpt_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> None:
     """The checks every checkpoint passes before its manifest is written, so nothing downstream loads a bad one.
 
     Every entry, the base included: a readable layout (config, safetensors headers), no custom modelling code
@@ -63,7 +63,7 @@ def _preflight(ckpt_dir: Path, *, name: str, source: dict, base_manifest: str | 
 
 def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | None) -> dict:
     """Run the pre-flight checks on a freshly built checkpoint, then write its manifest."""
-    _preflight(build_dir, name=name, source=source, base_manifest=base_manifest)
+    preflight(build_dir, name=name, source=source, base_manifest=base_manifest)
     return write_manifest(build_dir, name=name, source=source)
 
 
@@ -153,7 +153,7 @@ def local_checkpoint(
     and its sha256 list lets a later run notice that the directory changed.
     """
     path = resolve_path(source["path"], workdir)
-    _preflight(path, name=name, source=source, base_manifest=base_manifest)
+    preflight(path, name=name, source=source, base_manifest=base_manifest)
     return write_manifest(path, name=name, source={**source, "path": str(path)}, path=manifest_path)
 
 
