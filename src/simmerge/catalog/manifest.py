@@ -1,9 +1,10 @@
 """Checkpoint manifests and the pre-flight checks run before any merge.
 
 A manifest (``<checkpoint>/manifest.json``) records where a checkpoint came from and what it is: its source,
-a sha256 per file, and the architecture facts read from ``config.json`` and the safetensors headers. The
-pre-flight functions read the same facts without loading the model and fail early, with a message naming
-the catalog entry, the path, the field and the fix, instead of failing deep inside mergekit or lm-eval.
+a sha256 per file, the architecture facts read from ``config.json`` and the safetensors headers (every tensor's
+name, dtype and shape) and a fingerprint of its tokenizer's vocabulary. The pre-flight functions read the same facts
+without loading the weights and fail early, with a message naming the catalog entry, the path, the field and the
+fix, instead of failing deep inside mergekit or lm-eval.
 """
 
 from __future__ import annotations
