@@ -105,7 +105,9 @@ TASK_SPLITS = ("train", "eval", "probe")
 def get_preflight_input(wildcards):
     return {
         "manifests": [manifest_path(name) for name in CHECKED_FIRST],
-        "tasks": [LAYOUT.task_data(task, split) for task in TASKS for split in TASK_SPLITS],
+        "tasks": [
+            LAYOUT.task_data(task, split) for task in TASKS for split in TASK_SPLITS
+        ],
     }
 
 
