@@ -32,6 +32,7 @@ include: "rules/report.smk"
 # each would otherwise wait in the queue and for the executor's status checks far longer than it runs.
 localrules:
     skill_data,
+    preflight,
     expert_scores_table,
     probe_features,
     pair_features,

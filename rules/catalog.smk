@@ -1,5 +1,6 @@
-# Catalog stage: task data, one checkpoint per catalog entry (one rule per source kind), expert scores (one job
-# per checkpoint and task, so that a new task re-scores no checkpoint on the old ones).
+# Catalog stage: task data, one checkpoint per catalog entry (one rule per source kind), the pre-flight gate that
+# every costly job waits for (rules/common.smk, "pre-flight gate"), expert scores (one job per checkpoint and task,
+# so that a new task re-scores no checkpoint on the old ones).
 
 
 rule skill_data:
@@ -94,6 +95,23 @@ rule local_checkpoint:
         "../workflow_scripts/local_checkpoint.py"
 
 
+rule preflight:
+    input:
+        unpack(get_preflight_input),
+    output:
+        LAYOUT.preflight,
+    log:
+        LAYOUT.log("preflight", "all"),
+    benchmark:
+        LAYOUT.benchmark("preflight", "all")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        unchecked=CHECKED_AFTER_FINETUNE,
+    script:
+        "../workflow_scripts/preflight.py"
+
+
 rule finetune_expert:
     input:
         unpack(get_finetune_expert_input),
@@ -119,6 +137,7 @@ rule expert_scores:
         manifest=get_checkpoint_manifest,
         tasks=get_expert_scores_yamls,
         eval=LAYOUT.task_data("{task}", "eval"),
+        preflight=preflight_gate(),
     output:
         LAYOUT.expert_scores("{model}", "{task}"),
     log:

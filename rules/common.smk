@@ -85,6 +85,37 @@ def manifest_path(name):
     return ancient(path) if CATALOG.get(name).source.kind == "hf" else path
 
 
+# ---- pre-flight gate ------------------------------------------------------------------------------------------
+#
+# Checks that can reject the run come before any costly job. Every checkpoint whose source exists before the run
+# (hf, gguf, local, tiny) is built and pre-flight checked by its catalog rule in seconds to minutes; rule
+# `preflight` waits for all of them and for every task's data, and every scoring, training, probing and merging
+# rule takes its record as input, so a bad catalog fails before the first of those jobs starts (with
+# --keep-going too: nothing costly is ready while the gate is missing). Fine-tuned experts are the exception:
+# their weights exist only after their fine-tune, whose own pre-flight checks them at its end.
+#
+# The gate is read through ancient(): when a checkpoint or task is added, the gate re-runs (its input set
+# changed) but its newer record re-runs no existing job; the new entry's jobs wait for it as before.
+
+CHECKED_FIRST = [name for name in MODELS if CATALOG.get(name).source.kind != "finetune"]
+CHECKED_AFTER_FINETUNE = CATALOG.names_by_source("finetune")
+TASK_SPLITS = ("train", "eval", "probe")
+
+
+def get_preflight_input(wildcards):
+    return {
+        "manifests": [manifest_path(name) for name in CHECKED_FIRST],
+        "tasks": [
+            LAYOUT.task_data(task, split) for task in TASKS for split in TASK_SPLITS
+        ],
+    }
+
+
+def preflight_gate():
+    """The input that makes a costly job wait for every cheap check (see the top of this section)."""
+    return ancient(LAYOUT.preflight)
+
+
 def get_skill_data_params(wildcards):
     return {"seed": RUN.seed, **RUN.tasks[wildcards.task].model_dump()}
 
@@ -123,6 +154,7 @@ def get_finetune_expert_input(wildcards):
         "parent": manifest_path(CATALOG.parent_of(name)),
         "base": manifest_path(BASE),
         "train": train_files(CATALOG.get(name).tasks),
+        "preflight": preflight_gate(),
     }
 
 
@@ -211,6 +243,7 @@ def get_merge_score_input(wildcards):
         "b_scores": expert_score_files(b, tasks),
         "tasks": task_yamls(tasks),
         "eval": [LAYOUT.task_data(task, "eval") for task in tasks],
+        "preflight": preflight_gate(),
     }
 
 
@@ -351,6 +384,7 @@ def get_multiway_plan_input(wildcards):
             for path in expert_score_files(name, MULTIWAY_SETS[wildcards.mwset].tasks)
         ],
         "probes": [LAYOUT.task_data(task, "probe") for task in TASKS],
+        "preflight": preflight_gate(),
     }
 
 
@@ -407,6 +441,7 @@ def get_multiway_node_input(wildcards):
             )
             for name in node["inputs"]
         ],
+        "preflight": preflight_gate(),
     }
 
 
@@ -438,6 +473,7 @@ def get_multiway_score_input(wildcards):
         ],
         "tasks": task_yamls(chosen.tasks),
         "eval": [LAYOUT.task_data(task, "eval") for task in chosen.tasks],
+        "preflight": preflight_gate(),
     }
 
 
@@ -521,6 +557,7 @@ def get_job_benchmarks(wildcards):
             name: benchmarks_of(name, model=CATALOG.names_by_source(kind))
             for kind, name in CHECKPOINT_RULES.items()
         },
+        "preflight": benchmarks_of("preflight"),
         "expert_scores": benchmarks_of("expert_scores", model=MODELS, task=TASKS),
         "expert_scores_table": benchmarks_of("expert_scores_table"),
         "probe_pass": benchmarks_of("probe_pass", model=MODELS, task=TASKS),

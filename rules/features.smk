@@ -7,6 +7,7 @@ rule probe_pass:
     input:
         manifest=get_checkpoint_manifest,
         probes=LAYOUT.task_data("{task}", "probe"),
+        preflight=preflight_gate(),
     output:
         LAYOUT.probe_part("{model}", "{task}"),
     log:
@@ -27,6 +28,7 @@ rule weight_sketch:
     input:
         manifest=get_checkpoint_manifest,
         base=get_base_manifest,
+        preflight=preflight_gate(),
     output:
         LAYOUT.weight_sketch("{model}"),
     log:

@@ -29,6 +29,8 @@ def test_smoke_dry_run_job_counts(workflow_dir):
     assert counts == {
         "skill_data": n_tasks,
         "tiny_checkpoint": 1,
+        # the gate every costly job waits for: the tiny base and the task data checked (rules/common.smk)
+        "preflight": 1,
         "finetune_expert": n_experts,
         "expert_scores": (n_experts + 1) * n_tasks,
         "expert_scores_table": 1,
@@ -72,6 +74,7 @@ def test_default_dry_run_job_counts(workflow_dir):
     assert counts == {
         "skill_data": n_tasks,
         "convert_gguf": 1,
+        "preflight": 1,
         "finetune_expert": n_experts,
         "expert_scores": (n_experts + 1) * n_tasks,
         "expert_scores_table": 1,
@@ -164,6 +167,34 @@ def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_d
     }
 
 
+def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jobs(workflow_dir, tmp_path):
+    """A checkpoint checked before the costly jobs (here `local`) joins the gate's inputs: the gate re-runs, and
+    every costly job reads it through ancient(), so only the new expert's own jobs and the aggregates follow."""
+    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+    config = load_config("smoke.yaml")
+    n_experts = len(config["catalog"]["experts"])
+    (tmp_path / "mine").mkdir()
+    config["catalog"]["experts"].append(
+        {"name": "mine", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(tmp_path / "mine")}}
+    )
+    n_tasks = len(config["tasks"])
+    path = write_config(workflow_dir, "plus_local.yaml", config)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "local_checkpoint": 1,
+        "preflight": 1,
+        "probe_pass": n_tasks,
+        "weight_sketch": 1,
+        "probe_features": 1,
+        "pair_features": 2 * n_experts,
+        "expert_scores": n_tasks,
+        "expert_scores_table": 1,
+        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
+        - n_merges(config["merges"]["operators"], n_experts),
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
 def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir):
     smoke = load_config("smoke.yaml")
     pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
@@ -176,8 +207,11 @@ def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(work
     # checkpoint is re-trained, no existing probe pass or score and no merge re-runs (no expert has the task
     # as its home task). Re-gathered: each model summary and pair's feature table (seconds each, they now hold
     # the new task) and what reads the labels.
+    # The pre-flight gate re-runs for the new task's data; every costly job reads it through ancient(), so its
+    # newer record re-runs none of the existing ones.
     assert dry_run_counts(workflow_dir, "--configfile", path) == {
         "skill_data": 1,
+        "preflight": 1,
         "probe_pass": n_models,
         "expert_scores": n_models,
         "probe_features": n_models,
@@ -315,7 +349,7 @@ def test_runtime_settings_rerun_nothing(workflow_dir, tmp_path):
 
 
 # What each partial target builds: its stage and what the stage needs, nothing after it (the report is `all`'s).
-CATALOG_JOBS = {"skill_data", "tiny_checkpoint", "finetune_expert"}
+CATALOG_JOBS = {"skill_data", "tiny_checkpoint", "preflight", "finetune_expert"}
 FEATURE_JOBS = CATALOG_JOBS | {"probe_pass", "weight_sketch", "probe_features", "pair_features"}
 LABEL_JOBS = FEATURE_JOBS | {"expert_scores", "merge_score", "labels"}
 TARGET_JOBS = {
@@ -372,6 +406,7 @@ DECLARED = {
         rule: (lambda L, w: [L.checkpoint_manifest(w["model"])], lambda L, w, rule=rule: (rule, w["model"]))
         for rule in CHECKPOINT_RULES
     },
+    "preflight": (lambda L, w: [L.preflight], aggregate("preflight")),
     "expert_scores": (
         lambda L, w: [L.expert_scores(w["model"], w["task"])],
         lambda L, w: ("expert_scores", w["model"], w["task"]),

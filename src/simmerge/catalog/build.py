@@ -26,7 +26,7 @@ from simmerge.catalog.manifest import (
 )
 from simmerge.catalog.toy import build_tiny_checkpoint
 from simmerge.core.config import resolve_path
-from simmerge.core.io import atomic_dir, read_json
+from simmerge.core.io import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,37 @@ def _publish(build_dir: Path, *, name: str, source: dict, base_manifest: str | N
     """Run the pre-flight checks on a freshly built checkpoint, then write its manifest."""
     preflight(build_dir, name=name, source=source, base_manifest=base_manifest)
     return write_manifest(build_dir, name=name, source=source)
+
+
+def preflight_passed(
+    manifests: Sequence[str | Path], task_files: Sequence[str | Path], out_path: str | Path, *, unchecked: Sequence[str]
+) -> dict:
+    """The gate before the costly jobs: every checkpoint built from a source that exists before the run has
+    passed its pre-flight (its manifest exists) and every task's data is there and not empty.
+
+    Expert scoring, fine-tuning, probe passes and merges all take this record as input, so none of them starts
+    while a cheap check can still reject the run. ``unchecked`` names the fine-tuned experts: their pre-flight
+    runs at the end of their own fine-tune, the only way to get their weights.
+
+    Raises
+    ------
+    PreflightError
+        A task data file is empty (the fix: regenerate it with ``snakemake --forcerun skill_data``).
+    """
+    for path in map(Path, task_files):
+        if path.stat().st_size == 0:
+            raise PreflightError(
+                f"task {path.parent.name}: {path} is empty; "
+                "regenerate it: snakemake --forcerun skill_data (tasks.<task>.n_* set the sizes)"
+            )
+    sources = {manifest["name"]: manifest["source"] for manifest in map(read_json, manifests)}
+    record = {
+        "checkpoints": {name: source.get("kind") for name, source in sources.items()},
+        "tasks": sorted({Path(path).parent.name for path in task_files}),
+        "checked_after_their_fine_tune": list(unchecked),
+    }
+    write_json(record, out_path)
+    return record
 
 
 def trusts_remote_code(manifest_path: str | Path) -> bool:

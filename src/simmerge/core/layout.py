@@ -80,6 +80,12 @@ class RunLayout:
         """``checkpoints/<name>/manifest.json``: the checkpoint rules' declared output."""
         return self.checkpoint_dir(name) / MANIFEST_NAME
 
+    @property
+    def preflight(self) -> Path:
+        """``checkpoints/preflight.json`` (rule ``preflight``): the checkpoints and tasks checked before any
+        scoring, training or merging job; every such job waits for it."""
+        return self.root / "checkpoints" / "preflight.json"
+
     def expert_scores(self, name: str, task: str) -> Path:
         """``scores/experts/<name>/<task>.json``: lm-eval score of a checkpoint on one task (``expert_scores``)."""
         return self.root / "scores" / "experts" / name / f"{task}.json"
