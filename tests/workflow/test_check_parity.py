@@ -150,7 +150,7 @@ def test_a_configfile_with_a_yaml_syntax_error_is_snakemakes_message_and_check_n
         "error: config file bad.yaml is not valid YAML: expected the node content, but found '<stream end>' "
         "(line 3, column 1)"
     )
-    assert "Config file is not valid JSON or YAML" in result.stderr, result.stderr
+    assert "Config file is not valid JSON or YAML" in result.stdout + result.stderr, result.stdout
 
 
 def test_a_missing_configfile_is_snakemakes_traceback_and_one_line_in_check(workflow_dir, capsys, monkeypatch):
@@ -159,4 +159,5 @@ def test_a_missing_configfile_is_snakemakes_traceback_and_one_line_in_check(work
     result = run_snakemake(workflow_dir, "--dry-run", "--configfile", "nope.yaml", check=False)
     assert code == 2 and result.returncode != 0
     assert error_line(check_err) == "error: config file nope.yaml not found; give the path of an existing YAML file"
-    assert "FileNotFoundError: [Errno 2] No such file or directory: 'nope.yaml'" in result.stderr, result.stderr
+    output = result.stdout + result.stderr
+    assert "FileNotFoundError: [Errno 2] No such file or directory: 'nope.yaml'" in output, output
