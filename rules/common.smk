@@ -8,8 +8,7 @@
 # (`threads:`, --set-threads, profiles). Changing one of them never re-runs a job.
 
 import json
-
-from snakemake.utils import validate
+from pathlib import Path
 
 import simmerge.core.config
 import simmerge.core.layout
@@ -18,13 +17,29 @@ import simmerge.merges.operators
 import simmerge.merges.tasks
 import simmerge.run
 
-# The pydantic models check first: inside a checkpoint source (a oneOf of kinds) they name the exact field and
-# value, where the JSON schema can only say that no kind matched. The schema check stays as the contract.
-CATALOG = simmerge.run.load(
-    config, workdir=workflow.basedir, where="the workflow config"
-)
-# Defaults come from the pydantic models (simmerge.core.config); filling them in here would mix oneOf branches.
-validate(config, schema="../config/schema/config.schema.yaml", set_default=False)
+
+def config_name():
+    """The config file(s) this run reads, named as given (relative to the working directory), as `simmerge check`
+    names its argument; Snakemake keeps a --configfile as an absolute path."""
+    files = [Path(f) for f in workflow.overwrite_configfiles or [DEFAULT_CONFIG]]
+    return " + ".join(
+        str(f.relative_to(Path.cwd()) if f.is_relative_to(Path.cwd()) else f)
+        for f in files
+    )
+
+
+# Every parse-time check is simmerge.run.check, which `simmerge check CONFIG` runs too, so the two accept and
+# refuse the same configs with the same `error:` message. The pydantic models check first: inside a checkpoint
+# source (a oneOf of kinds) they name the exact field and value, where the JSON schema
+# (config/schema/config.schema.yaml, the contract, checked next) can only say that no kind matched; then the
+# task YAMLs, so a malformed one fails here, before any checkpoint is built, not when the first expert is scored.
+# Defaults come from the pydantic models; the schema check fills none in (that would mix oneOf branches).
+TASK_DIR = simmerge.run.TASK_DIR
+with simmerge.core.config.exit_on_config_error():
+    CHECKED = simmerge.run.check(
+        config, workdir=workflow.basedir, where=config_name(), task_dir=TASK_DIR
+    )
+CATALOG = CHECKED.catalog
 RUN = CATALOG.config
 MODELS = CATALOG.names
 EXPERTS = CATALOG.expert_names
@@ -190,12 +205,7 @@ def get_home_tasks(wildcards):
     return {entry.name: list(entry.tasks) for entry in CATALOG.entries}
 
 
-TASK_DIR = "config/tasks"
-# A malformed task YAML fails here, before any checkpoint is built, not when the first expert is scored.
-TASK_FILES = {
-    task: simmerge.merges.tasks.task_definition_files(TASK_DIR, [task])
-    for task in TASKS
-}
+TASK_FILES = CHECKED.task_files
 
 
 # ---- features stage -------------------------------------------------------------------------------------------

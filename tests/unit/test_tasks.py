@@ -8,7 +8,16 @@ import pytest
 import yaml
 from tiny_tasks import write_task_data, write_task_dir
 
-from simmerge.merges.tasks import TaskYamlError, check_task_yamls, dump_task_yaml, load_task_yaml, materialize_tasks
+from simmerge.core.config import ConfigError
+from simmerge.merges.tasks import (
+    TaskYamlError,
+    _Tagged,
+    check_task_yaml,
+    check_task_yamls,
+    dump_task_yaml,
+    load_task_yaml,
+    materialize_tasks,
+)
 
 
 @pytest.fixture
@@ -103,3 +112,17 @@ def test_task_yaml_round_trip_keeps_function_tag(tmp_path):
     node = yaml.compose((tmp_path / "u.yaml").read_text())
     tags = {key.value: value.tag for key, value in node.value}
     assert tags["process_docs"] == "!function"
+
+
+def test_a_function_module_that_does_not_parse_or_a_non_utf8_yaml_is_a_task_yaml_error(task_dir):
+    assert issubclass(TaskYamlError, ConfigError)  # `simmerge` reports it as a config mistake, exit code 2
+    yaml_path = task_dir / "simmerge_words.yaml"
+    cfg = load_task_yaml(yaml_path)
+    (task_dir / "broken.py").write_text("def f(:\n", encoding="utf-8")
+    cfg["process_docs"] = _Tagged("broken.f", "!function")
+    dump_task_yaml(cfg, yaml_path)
+    with pytest.raises(TaskYamlError, match=r"!function broken.f: .*broken.py is not valid Python: .* \(line 1\)"):
+        check_task_yaml(yaml_path)
+    yaml_path.write_bytes(b"task: caf\xe9\n")
+    with pytest.raises(TaskYamlError, match=r"is not UTF-8 text \(invalid continuation byte at byte 9\)"):
+        load_task_yaml(yaml_path)

@@ -6,9 +6,12 @@ is generated from these models by ``simmerge schema``; a test keeps the committe
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -446,6 +449,58 @@ def format_validation_error(error: ValidationError, where: str) -> str:
             fix = f"; {SLUG_FIX}"
         lines.append(f"  - {field}: {item['msg']}{shown}{fix}")
     return "\n".join(lines)
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML parse error as one line: what is wrong and where (1-based line and column)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(error).replace("\n", " ")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a config file (YAML or JSON) as Snakemake would, with one-line errors naming the file.
+
+    Snakemake's own reader says only "Config file is not valid JSON or YAML" for a syntax error, and a
+    ``--configfile`` that does not exist gives a traceback; this reader names the file, line and column.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or unreadable, is not valid YAML, or does not hold a mapping of config keys.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; give the path of an existing YAML file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; give the path of a YAML file in it") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(error)}") from None
+    if not isinstance(raw, dict):
+        held = "nothing" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"config file {path} holds {held}, not a mapping of config keys (run_name, tasks, ...)")
+    return raw
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """Turn a :class:`ConfigError` raised in the block into an exit with its message alone: ``error: ...``.
+
+    For the workflow's parse-time checks: Snakemake prints an exception raised while it parses the Snakefile with
+    the frames it passed through, which only hide the message; ``simmerge check`` prints the same ``error:`` line.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def parse_config(raw: dict[str, Any], where: str = "the config") -> RunConfig:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from simmerge.core.config import ConfigError, yaml_problem
+
 TASK_PREFIX = "simmerge_"
 
 
@@ -59,19 +61,14 @@ def _represent_tagged(dumper: yaml.SafeDumper, value: _Tagged) -> yaml.Node:
 _TaskDumper.add_representer(_Tagged, _represent_tagged)
 
 
-class TaskYamlError(ValueError):
-    """A task YAML lm-eval cannot use; the message names the file, the problem and the fix."""
+class TaskYamlError(ConfigError):
+    """A task YAML lm-eval cannot use; the message names the file, the problem and the fix.
+
+    A :class:`ConfigError`: the task YAMLs are part of the run's configuration, and ``simmerge`` reports both
+    the same way (one message, exit code 2)."""
 
 
 _TASK_YAML_FIX = "fix the file (config/tasks/README.md describes the fields) or restore it with git"
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML parse error as one line: what is wrong and where (1-based line and column)."""
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
-        mark = err.problem_mark
-        return f"{err.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(err).replace("\n", " ")
 
 
 def load_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -93,13 +90,16 @@ def load_task_yaml(path: str | os.PathLike) -> dict[str, Any]:
         If the file is not valid YAML (the message gives the line and column), uses a tag the safe loader
         refuses (``!!python/...``), or does not hold a mapping.
     """
-    with open(path, encoding="utf-8") as handle:
-        try:
-            cfg = yaml.load(handle, Loader=_TaskLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as err:
-            raise TaskYamlError(
-                f"task YAML {path}: is not valid YAML: {_yaml_problem(err)}. {_TASK_YAML_FIX}"
-            ) from None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise TaskYamlError(
+            f"task YAML {path}: is not UTF-8 text ({err.reason} at byte {err.start}). {_TASK_YAML_FIX}"
+        ) from None
+    try:
+        cfg = yaml.load(text, Loader=_TaskLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise TaskYamlError(f"task YAML {path}: is not valid YAML: {yaml_problem(err)}. {_TASK_YAML_FIX}") from None
     if not isinstance(cfg, dict):
         raise TaskYamlError(
             f"task YAML {path}: holds a {type(cfg).__name__}, not a mapping of lm-eval fields. {_TASK_YAML_FIX}"
@@ -119,7 +119,7 @@ def resolved_task_cfg(path: Path) -> dict[str, Any]:
     includes = cfg.pop("include", None)
     merged: dict[str, Any] = {}
     for include in includes if isinstance(includes, list) else [includes] if includes else []:
-        if not (path.parent / include).is_file():
+        if not isinstance(include, str) or not (path.parent / include).is_file():
             raise TaskYamlError(
                 f"task YAML {path}: include {include!r} names no file in {path.parent}. {_TASK_YAML_FIX}"
             )
@@ -153,7 +153,11 @@ def _function_problems(cfg: Mapping[str, Any], folder: Path) -> list[str]:
         if not source.is_file():
             problems.append(f"!function {value} needs {source}, which does not exist")
             continue
-        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        try:
+            tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        except SyntaxError as err:
+            problems.append(f"!function {value}: {source} is not valid Python: {err.msg} (line {err.lineno})")
+            continue
         if not any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body):
             problems.append(f"!function {value}: {source} defines no function {function!r}")
     return problems
