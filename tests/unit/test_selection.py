@@ -320,3 +320,14 @@ def test_undefined_bootstrap_draws_are_counted_not_dropped():
     assert 50 < summary["gap_closure_nan_draws"] < 150  # about a quarter of the draws hold a|c twice
     assert math.isfinite(summary["gap_closure_lo"])
     assert summary["spearman_nan_draws"] == 0
+
+
+def test_win_tie_loss_count_expert_pairs_not_pair_task_units():
+    # a|b wins on all three tasks, a|c ties (same scores): two pairs, however many tasks each is scored on
+    rows = label_rows(
+        {"a|b": {"linear": 0.9, "ties": 0.5}, "a|c": {"linear": 0.6, "ties": 0.6}}, tasks=("t1", "t2", "t3")
+    )
+    units = evaluate_units(candidate_table(predicted(rows), per_task=True), "ties")
+    assert list(units["vs_best_fixed"]) == ["win"] * 3 + ["tie"] * 3
+    summary = summarise(units, n_boot=50)
+    assert (summary["win"], summary["tie"], summary["loss"]) == (1, 1, 0)

@@ -145,7 +145,7 @@ def compare(
         summary["best_fixed_hindsight_policy"] = hindsight
         summary["fixed_operators"] = _means(fixed_operator_scores(all_candidates), operators)
         summary["fixed_policies"] = _means(policies, list(policies.columns))
-    summary.update(summarise(units, n_boot=n_boot, seed=seed))
+    summary.update(summarise(units, n_boot=n_boot, seed=seed, z=z))
     summary["families"] = _family_table(family_units, units, z=z)
     candidates = pd.concat(candidate_tables, ignore_index=True) if candidate_tables else pd.DataFrame()
     importances = _mean_importances(importance_tables)

@@ -368,7 +368,7 @@ SUMMARY_KEYS = (
 )
 
 
-def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, z: float = 1.0) -> dict[str, float]:
     """Means over units with 95% intervals from a bootstrap that resamples clusters (expert pairs), and the
     derived metrics.
 
@@ -377,15 +377,13 @@ def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict
     SimMerge's operators in the baseline's order rule − best fixed, ``order_gain`` = SimMerge − that (the two add
     up to ``difference``). ``gap_closure`` = (SimMerge − best fixed) ÷ (oracle − best fixed) on the means; NaN when
     the oracle does not beat the best fixed policy (nothing to close). Bootstrap draws where a statistic is
-    undefined are counted (``*_nan_draws``) and left out of its interval. Win/tie/loss count units.
+    undefined are counted (``*_nan_draws``) and left out of its interval. Win/tie/loss count expert pairs: a pair
+    scored on several tasks is decided on its mean difference against its mean standard error (tie band ``z``).
     """
     if units.empty:
         return {key: (0.0 if key in {"units", "clusters"} else math.nan) for key in SUMMARY_KEYS}
-    values = {
-        name: units[name].to_numpy(float) for name in (*METHODS, "regret", "difference", "spearman") if name in units
-    }
-    values.update({name: units[name].to_numpy(float) for name in ("top1", "top1_tied", "top1_chance")})
-    values["top1_tied_chance"] = units["top1_tied_chance"].to_numpy(float)
+    per_unit = (*METHODS, "regret", "difference", "spearman", "top1", "top1_tied", "top1_chance", "top1_tied_chance")
+    values = {name: units[name].to_numpy(float) for name in per_unit}
     values["operator_gain"] = (units["operator_only"] - units["best_fixed"]).to_numpy(float)
     values["order_gain"] = (units["simmerge"] - units["operator_only"]).to_numpy(float)
     hindsight = units["best_fixed_hindsight"] if "best_fixed_hindsight" in units else pd.Series(np.nan, units.index)
@@ -406,8 +404,10 @@ def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict
     )
     out["gap_closure_lo"], out["gap_closure_hi"], nan_draws = stats.percentile_interval(closure)
     out["gap_closure_nan_draws"] = float(nan_draws)
+    pairs = units.groupby("pair", sort=False)[["difference", "difference_se"]].mean()
+    versus = [_versus(d, se, z) for d, se in zip(pairs["difference"], pairs["difference_se"], strict=True)]
     for outcome in ("win", "tie", "loss"):
-        out[outcome] = float((units["vs_best_fixed"] == outcome).sum())
+        out[outcome] = float(versus.count(outcome))
     return out
 
 

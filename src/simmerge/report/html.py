@@ -177,7 +177,7 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "top-1 within noise (chance)": _with_chance(s, "top1_tied"),
                 "regret": _with_ci(s, "regret"),
                 "Spearman": _with_ci(s, "spearman") + _nan_draws(s, "spearman"),
-                "win/tie/loss vs best fixed": (
+                "win/tie/loss over pairs vs best fixed": (
                     f"{s['win']:.0f}/{s['tie']:.0f}/{s['loss']:.0f}" if s.get("units") else "–"
                 ),
             }
