@@ -12,12 +12,38 @@ rule skill_data:
         LAYOUT.log("skill_data", "{task}"),
     benchmark:
         LAYOUT.benchmark("skill_data", "{task}")
+    wildcard_constraints:
+        task=alternation(BUILTIN_TASKS),
     conda:
         "../envs/simmerge.yaml"
     params:
         spec=get_skill_data_params,
     script:
         "../workflow_scripts/skill_data.py"
+
+
+# An lm-eval task (registry or the user's YAML): the scored documents by index, probes and training rows drawn
+# from it, and task.json, what scoring jobs rebuild the task from (simmerge.catalog.harness).
+rule task_data:
+    input:
+        unpack(get_task_data_input),
+    output:
+        train=LAYOUT.task_data("{task}", "train"),
+        eval=LAYOUT.task_data("{task}", "eval"),
+        probe=LAYOUT.task_data("{task}", "probe"),
+        record=LAYOUT.task_record("{task}"),
+    log:
+        LAYOUT.log("task_data", "{task}"),
+    benchmark:
+        LAYOUT.benchmark("task_data", "{task}")
+    wildcard_constraints:
+        task=alternation(HARNESS_TASKS),
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        task=get_task_data_params,
+    script:
+        "../workflow_scripts/task_data.py"
 
 
 rule convert_gguf:

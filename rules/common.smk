@@ -131,8 +131,29 @@ def preflight_gate():
     return ancient(LAYOUT.preflight)
 
 
+BUILTIN_TASKS = CATALOG.tasks_of_kind("builtin")
+HARNESS_TASKS = CATALOG.tasks_of_kind("lmeval", "yaml")
+
+
 def get_skill_data_params(wildcards):
-    return {"seed": RUN.seed, **RUN.tasks[wildcards.task].model_dump()}
+    return {"seed": RUN.seed, **RUN.tasks[wildcards.task].model_dump(exclude={"kind"})}
+
+
+def get_task_data_input(wildcards):
+    """The user's task files (a yaml task), and the base when its chat template renders the prompts."""
+    inputs = {"definition": [str(path) for path in TASK_FILES[wildcards.task]]}
+    if RUN.tasks[wildcards.task].apply_chat_template:
+        inputs["base"] = manifest_path(BASE)
+    return inputs
+
+
+def get_task_data_params(wildcards):
+    task = wildcards.task
+    return {
+        "seed": RUN.seed,
+        "spec": RUN.tasks[task].model_dump(mode="json"),
+        "trained_by": CATALOG.trained_on(task),
+    }
 
 
 def get_source_params(wildcards):
@@ -562,7 +583,8 @@ def get_job_benchmarks(wildcards):
     firsts, seconds = zip(*PAIRS) if PAIRS else ((), ())
     ops, merge_a, merge_b = zip(*MERGE_JOBS) if MERGE_JOBS else ((), (), ())
     jobs = {
-        "skill_data": benchmarks_of("skill_data", task=TASKS),
+        "skill_data": benchmarks_of("skill_data", task=BUILTIN_TASKS),
+        "task_data": benchmarks_of("task_data", task=HARNESS_TASKS),
         **{
             name: benchmarks_of(name, model=CATALOG.names_by_source(kind))
             for kind, name in CHECKPOINT_RULES.items()

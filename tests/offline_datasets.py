@@ -383,13 +383,21 @@ def word_length_rows(split: str, n: int, seed: int = 0) -> list[dict]:
     return [{"word": word, "length": str(len(word))} for word in words]
 
 
-def write_user_task(folder: Path, n_test: int = 6, n_train: int = 4, seed: int = 0, task: str = "word_lengths") -> Path:
+def write_user_task(
+    folder: Path,
+    n_test: int = 6,
+    n_train: int = 4,
+    seed: int = 0,
+    task: str = "word_lengths",
+    relative_to: Path | None = None,
+) -> Path:
     """Write a self-contained lm-eval task folder: ``<task>.yaml``, ``utils.py``, ``train.jsonl``, ``test.jsonl``.
 
     The YAML loads the JSONL files with ``dataset_path: json`` and *absolute* ``dataset_kwargs.data_files`` (lm-eval
     hands relative ones to datasets, which resolves them against the working directory), is ``generate_until`` with
     ``training_split``/``test_split``, and scores with a ``!function utils.length_match`` metric (reported under the
-    function's name, ``length_match``) besides lm-eval's ``exact_match``.
+    function's name, ``length_match``) besides lm-eval's ``exact_match``. With ``relative_to`` the paths are written
+    relative to that folder instead (a committed copy; a SimMerge config's ``dataset_kwargs`` then resolves them).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -398,9 +406,25 @@ def write_user_task(folder: Path, n_test: int = 6, n_train: int = 4, seed: int =
         paths[split] = folder / f"{split}.jsonl"
         rows = word_length_rows(split, n, seed)
         paths[split].write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    yaml_text = WORD_LENGTHS_YAML.format(
-        task=task, train=json.dumps(str(paths["train"].resolve())), test=json.dumps(str(paths["test"].resolve()))
-    )
+    shown = {
+        split: str(path.resolve().relative_to(Path(relative_to).resolve()) if relative_to else path.resolve())
+        for split, path in paths.items()
+    }
+    yaml_text = WORD_LENGTHS_YAML.format(task=task, train=json.dumps(shown["train"]), test=json.dumps(shown["test"]))
     (folder / f"{task}.yaml").write_text(yaml_text, encoding="utf-8")
     (folder / "utils.py").write_text(WORD_LENGTHS_UTILS, encoding="utf-8")
     return folder
+
+
+def write_smoke_data(root: Path, repo_root: Path) -> None:
+    """The offline data of ``config/smoke.yaml``'s lm-eval tasks, committed under ``config/smoke_data``:
+    ``ai2_arc/`` (a copy of ``allenai/ai2_arc``'s layout for the registry task ``arc_easy``) and ``word_lengths/`` (a
+    user task folder, its data paths relative to the repository root). ``python tests/offline_datasets.py`` rewrites
+    them; a test checks that the committed files are what this writes."""
+    write_ai2_arc(Path(root) / "ai2_arc", n_train=120, n_validation=12, n_test=40, seed=0, n_challenge=(4, 2, 4))
+    write_user_task(Path(root) / "word_lengths", n_test=40, n_train=120, seed=0, relative_to=repo_root)
+
+
+if __name__ == "__main__":
+    REPO = Path(__file__).resolve().parent.parent
+    write_smoke_data(REPO / "config" / "smoke_data", REPO)

@@ -1,5 +1,4 @@
 # rule expert_scores: lm-eval score of one checkpoint on one task.
-from pathlib import Path
 
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.catalog.manifest import checkpoints_sha256
@@ -7,11 +6,12 @@ from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
 from simmerge.merges.scoring import score_checkpoint
+from simmerge.run import TASK_DIR
 
 with log_to(snakemake.log[0]):
     scores = score_checkpoint(
         checkpoint_dir(snakemake.input.manifest),
-        Path(snakemake.input.tasks[0]).parent,
+        TASK_DIR,
         {snakemake.wildcards.task: snakemake.input.eval},
         batch_size=runtime_settings(snakemake.config).batch_size,
         threads=snakemake.threads,

@@ -1,5 +1,4 @@
 # rule merge_score: one operator on one pair: mergekit merge, lm-eval scores, normalised by the better parent.
-from pathlib import Path
 
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import write_json, write_text
@@ -8,6 +7,7 @@ from simmerge.core.runtime import runtime_settings
 from simmerge.merges.merging import merge_score
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import read_scores
+from simmerge.run import TASK_DIR
 
 with log_to(snakemake.log[0]):
     merge = snakemake.params.merge
@@ -21,7 +21,7 @@ with log_to(snakemake.log[0]):
             read_scores(snakemake.input.a_scores)[snakemake.wildcards.a],
             read_scores(snakemake.input.b_scores)[snakemake.wildcards.b],
         ),
-        task_dir=Path(snakemake.input.tasks[0]).parent,
+        task_dir=TASK_DIR,
         data_files=dict(zip(merge["tasks"], snakemake.input.eval, strict=True)),
         seeds=merge["seeds"],
         threads=snakemake.threads,

@@ -1,11 +1,11 @@
 # rule multiway_score: lm-eval scores of one merged node on its set's target tasks, normalised by the best candidate.
-from pathlib import Path
 
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
 from simmerge.multiway.execution import read_expert_scores, score_node
 from simmerge.multiway.planning import reference_scores
+from simmerge.run import TASK_DIR
 
 with log_to(snakemake.log[0]):
     tasks = snakemake.params.tasks
@@ -14,7 +14,7 @@ with log_to(snakemake.log[0]):
         snakemake.input.merged,
         read_json(snakemake.input.record),
         reference_scores(expert_scores, list(expert_scores), tasks),
-        task_dir=Path(snakemake.input.tasks[0]).parent,
+        task_dir=TASK_DIR,
         data_files=dict(zip(tasks, snakemake.input.eval, strict=True)),
         batch_size=runtime_settings(snakemake.config).batch_size,
         threads=snakemake.threads,

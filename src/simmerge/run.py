@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from simmerge.catalog import harness
 from simmerge.core.config import (
     REPLICATE_SEED_STRIDE,
     CheckpointSpec,
@@ -90,6 +91,19 @@ class Catalog:
     @property
     def tasks(self) -> list[str]:
         return list(self.config.tasks)
+
+    def tasks_of_kind(self, *kinds: str) -> list[str]:
+        """The tasks of these kinds (``builtin``, ``lmeval``, ``yaml``), in config order."""
+        return [name for name, spec in self.config.tasks.items() if spec.kind in kinds]
+
+    def trained_on(self, task: str) -> list[str]:
+        """Catalog entries whose weights are trained on the task: finetune sources and a pre-trained tiny model."""
+        return [
+            entry.name
+            for entry in self.entries
+            if task in entry.tasks
+            and (entry.source.kind == "finetune" or (entry.source.kind == "tiny" and entry.source.pretrain))
+        ]
 
     def get(self, name: str) -> CheckpointSpec:
         for entry in self.entries:
@@ -263,12 +277,19 @@ def check(
     catalog = load(raw, workdir=workdir, where=where)
     _check_schema(raw, where)
     try:
-        files = {task: task_definition_files(task_dir, [task]) for task in catalog.tasks}
+        files = {task: task_definition_files(task_dir, [task]) for task in catalog.tasks_of_kind("builtin")}
     except ConfigError:
         raise  # a task YAML's own problem; the message names the file
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"{error} (in {where}, tasks)") from None
-    return CheckedRun(catalog=catalog, task_files=files)
+    problems = []
+    for task in catalog.tasks_of_kind("lmeval", "yaml"):
+        spec = catalog.config.tasks[task]
+        problems += harness.task_problems(task, spec, catalog.workdir)
+        files[task] = harness.definition_files(spec, catalog.workdir)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return CheckedRun(catalog=catalog, task_files={task: files[task] for task in catalog.tasks})
 
 
 def check_file(path: str | Path, workdir: str | Path = ".", task_dir: str | Path = TASK_DIR) -> CheckedRun:

@@ -21,7 +21,7 @@ from offline_datasets import (
 )
 from tiny_llm import make_tiny_checkpoint
 
-from simmerge.merges.scoring import offline_hub
+from simmerge.core.runtime import offline_hub
 
 # torch's thread count changes float results in the last bits; these tests compare runs
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

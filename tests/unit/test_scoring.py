@@ -11,7 +11,8 @@ import pytest
 from tiny_llm import make_tiny_checkpoint
 from tiny_tasks import write_task_data, write_task_dir
 
-from simmerge.merges.scoring import normalise_scores, offline_hub, parse_task_result, read_scores, score_checkpoint
+from simmerge.core.runtime import offline_hub
+from simmerge.merges.scoring import normalise_scores, parse_task_result, read_scores, score_checkpoint
 from simmerge.merges.tasks import TaskYamlError
 
 # torch's thread count changes float results in the last bits; these tests compare runs

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -33,12 +33,90 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TaskSpec(Frozen):
-    """Split sizes of one built-in skill; the task name is the skill name."""
+class BuiltinTaskSpec(Frozen):
+    """One built-in generated skill (the task name is the skill name) and its split sizes."""
 
+    kind: Literal["builtin"] = Field("builtin", description="A built-in skill generated here (the default kind).")
     n_train: int = Field(900, ge=1, description="Training items (fine-tuning experts).")
     n_eval: int = Field(150, ge=1, description="Evaluation items scored by lm-eval.")
     n_probe: int = Field(32, ge=1, description="Unlabelled probe prompts for similarity features.")
+
+
+class HarnessTaskSpec(Frozen):
+    """An lm-eval task scored by lm-eval's own definition: how many items, with which prompt settings."""
+
+    task: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The lm-eval task or group name; default: this entry's name.",
+    )
+    num_fewshot: int | None = Field(None, ge=0, description="Few-shot examples; default: the task's own setting.")
+    apply_chat_template: bool = Field(False, description="Wrap prompts in the tokenizer's chat template.")
+    fewshot_as_multiturn: bool = Field(
+        False, description="Few-shot examples as chat turns (needs apply_chat_template)."
+    )
+    n_eval: int | None = Field(
+        150,
+        ge=1,
+        description="Test documents scored per task (a seeded subset, by index); null: every test document.",
+    )
+    n_probe: int = Field(32, ge=1, description="Unlabelled probe prompts, from documents that are never scored.")
+    n_train: int = Field(900, ge=1, description="Training documents a finetune source uses (seeded subset).")
+    metric: str | None = Field(
+        None,
+        description="The metric labels are built from ('acc', 'exact_match,flexible-extract'); default: the "
+        "task's first metric and filter, as lm-eval lists them.",
+    )
+    dataset_path: str | None = Field(
+        None,
+        description="A local copy of the task's dataset (a folder laid out as the hub repository); relative "
+        "paths are taken from the workflow directory. Default: the task's own dataset_path, through the "
+        "Hugging Face cache.",
+    )
+    dataset_kwargs: dict[str, Any] | None = Field(
+        None,
+        description="Replaces the task's dataset_kwargs (e.g. data_files; relative file paths are taken from "
+        "the workflow directory).",
+    )
+
+    @model_validator(mode="after")
+    def _multiturn_needs_chat(self) -> HarnessTaskSpec:
+        if self.fewshot_as_multiturn and not self.apply_chat_template:
+            raise ValueError("fewshot_as_multiturn needs apply_chat_template: true")
+        return self
+
+
+class LmevalTaskSpec(HarnessTaskSpec):
+    kind: Literal["lmeval"] = Field(description="A task or group of lm-eval's own registry, by name.")
+
+
+class YamlTaskSpec(HarnessTaskSpec):
+    kind: Literal["yaml"] = Field(description="A task from the user's own lm-eval task YAML file or folder.")
+    path: str = Field(
+        description="The task YAML or the folder of task YAMLs (lm-eval's include_path) with its !function "
+        "helpers; relative paths are taken from the workflow directory."
+    )
+
+
+def _task_kind(value: Any) -> str:
+    """The ``kind`` of a task entry; an entry without one is a built-in skill (configs written before kinds)."""
+    kind = value.get("kind", "builtin") if isinstance(value, dict) else getattr(value, "kind", "builtin")
+    return kind if kind in TASK_KINDS else "builtin"
+
+
+TASK_KINDS = ("builtin", "lmeval", "yaml")
+
+TaskSpec = Annotated[
+    Annotated[BuiltinTaskSpec, Tag("builtin")]
+    | Annotated[LmevalTaskSpec, Tag("lmeval")]
+    | Annotated[YamlTaskSpec, Tag("yaml")],
+    Discriminator(_task_kind),
+]
+
+
+def parse_task_spec(raw: dict[str, Any]) -> BuiltinTaskSpec | LmevalTaskSpec | YamlTaskSpec:
+    """One ``tasks`` entry, validated (as a job's params hand it over)."""
+    return TypeAdapter(TaskSpec).validate_python(raw)
 
 
 class TrainSpec(Frozen):
@@ -412,7 +490,11 @@ class RunConfig(Frozen):
 
     run_name: Slug = Field(description="Outputs go to results/<run_name>/.")
     seed: int = Field(0, description="Master seed; every other seed defaults to it.")
-    tasks: dict[Slug, TaskSpec] = Field(min_length=1, description="Built-in skills to generate and score.")
+    tasks: dict[Slug, TaskSpec] = Field(
+        min_length=1,
+        description="The tasks: built-in skills (kind builtin, the default), lm-eval registry tasks (lmeval) or "
+        "the user's own task YAMLs (yaml).",
+    )
     catalog: CatalogSpec
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     merges: MergeSpec = Field(default_factory=MergeSpec)

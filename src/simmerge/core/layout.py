@@ -69,8 +69,13 @@ class RunLayout:
     # ---- catalog stage --------------------------------------------------------------------------------------
 
     def task_data(self, task: str, split: str) -> Path:
-        """``data/<task>/<split>.jsonl``: a skill's ``train``, ``eval`` or ``probe`` split (rule ``skill_data``)."""
+        """``data/<task>/<split>.jsonl``: a task's ``train``, ``eval`` or ``probe`` split (rule ``skill_data`` for a
+        built-in skill, ``task_data`` for an lm-eval task)."""
         return self.root / "data" / task / f"{split}.jsonl"
+
+    def task_record(self, task: str) -> Path:
+        """``data/<task>/task.json``: how an lm-eval task is rebuilt and which documents are scored (``task_data``)."""
+        return self.root / "data" / task / "task.json"
 
     def checkpoint_dir(self, name: str) -> Path:
         """``checkpoints/<name>/``: a checkpoint built, fetched or recorded by the run."""

@@ -1,4 +1,4 @@
-"""Settings that change how a job runs but never what it writes, read outside the rules' ``params``.
+"""How jobs run, never what they write: settings read outside the rules' ``params``, and the offline hub.
 
 Snakemake re-runs a job whose ``params`` changed. A setting that only moves memory or scratch space
 (``scoring.batch_size``, ``merges.scratch_dir``) therefore stays out of every rule's params
@@ -9,7 +9,9 @@ setting; they come from Snakemake's ``threads`` (``--set-threads``, profiles), n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,3 +56,36 @@ def runtime_settings(config: RunConfig | Mapping[str, Any]) -> RuntimeSettings:
 
 
 __all__ = ["RUNTIME_KEYS", "RuntimeSettings", "runtime_settings"]
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Make huggingface_hub, datasets and transformers treat the hub as unreachable inside the block.
+
+    Both libraries copy ``HF_HUB_OFFLINE`` into module constants at import, so setting the environment is not
+    enough once they are imported; the constants are patched too and restored afterwards.
+    """
+    # deferred: datasets, huggingface_hub and lm-eval are slow to import; only scoring needs them
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved_env = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    patched = [
+        (huggingface_hub.constants, "HF_HUB_OFFLINE"),
+        (datasets.config, "HF_HUB_OFFLINE"),
+        (datasets.config, "HF_DATASETS_OFFLINE"),
+    ]
+    saved_attrs = [(module, attr, getattr(module, attr)) for module, attr in patched if hasattr(module, attr)]
+    os.environ.update({key: "1" for key in saved_env})
+    for module, attr, _ in saved_attrs:
+        setattr(module, attr, True)
+    try:
+        yield
+    finally:
+        for module, attr, value in saved_attrs:
+            setattr(module, attr, value)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -33,8 +33,9 @@ from simmerge.catalog.manifest import check_finite, check_remote_code, checkpoin
 from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import atomic_dir, scratch_directory
 from simmerge.core.provenance import provenance
+from simmerge.core.runtime import offline_hub
 from simmerge.merges.operators import Operator
-from simmerge.merges.scoring import normalise_scores, offline_hub, score_checkpoint
+from simmerge.merges.scoring import normalise_scores, score_checkpoint
 
 log = logging.getLogger(__name__)
 

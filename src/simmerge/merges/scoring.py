@@ -7,21 +7,22 @@ materialises.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from simmerge.catalog.harness import read_task_record, task_manager, task_request
 from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import provenance
+from simmerge.core.runtime import offline_hub
 from simmerge.merges.tasks import (
     PRIMARY_METRIC,
     materialize_tasks,
@@ -36,39 +37,6 @@ log = logging.getLogger(__name__)
 SEED = 0
 
 
-@contextlib.contextmanager
-def offline_hub() -> Iterator[None]:
-    """Make huggingface_hub, datasets and transformers treat the hub as unreachable inside the block.
-
-    Both libraries copy ``HF_HUB_OFFLINE`` into module constants at import, so setting the environment is not
-    enough once they are imported; the constants are patched too and restored afterwards.
-    """
-    # deferred: datasets, huggingface_hub and lm-eval are slow to import; only scoring needs them
-    import datasets.config
-    import huggingface_hub.constants
-
-    saved_env = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    patched = [
-        (huggingface_hub.constants, "HF_HUB_OFFLINE"),
-        (datasets.config, "HF_HUB_OFFLINE"),
-        (datasets.config, "HF_DATASETS_OFFLINE"),
-    ]
-    saved_attrs = [(module, attr, getattr(module, attr)) for module, attr in patched if hasattr(module, attr)]
-    os.environ.update({key: "1" for key in saved_env})
-    for module, attr, _ in saved_attrs:
-        setattr(module, attr, True)
-    try:
-        yield
-    finally:
-        for module, attr, value in saved_attrs:
-            setattr(module, attr, value)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _number(value: Any) -> float | None:
     """A finite float, or None for NaN, infinities and lm-eval's ``"N/A"``."""
     try:
@@ -79,7 +47,11 @@ def _number(value: Any) -> float | None:
 
 
 def parse_task_result(
-    task: str, results: Mapping[str, Any], *, yaml_cfg: Mapping[str, Any] | None = None
+    task: str,
+    results: Mapping[str, Any],
+    *,
+    yaml_cfg: Mapping[str, Any] | None = None,
+    primary: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Turn one task's entry of lm-eval's results into the SimMerge scores record.
 
@@ -91,6 +63,9 @@ def parse_task_result(
         The dict returned by ``lm_eval.simple_evaluate``.
     yaml_cfg : mapping, optional
         The task's resolved YAML, used when lm-eval does not report a version or output type.
+    primary : (str, str), optional
+        The (metric, filter) the score is; default: the output type's primary metric, first filter. A group's
+        entry is its aggregate over the scored items of its members, as lm-eval computes it.
 
     Returns
     -------
@@ -114,27 +89,36 @@ def parse_task_result(
         stderr[out_key] = _number(raw.get(f"{metric}_stderr,{filter_name}"))
         filters[out_key] = filter_name
 
-    config = results.get("configs", {}).get(task, {})
-    output_type = config.get("output_type") or (yaml_cfg or {}).get("output_type")
-    primary = PRIMARY_METRIC.get(output_type)
-    if primary is None or primary not in metrics:
-        raise ValueError(
-            f"task {task}: cannot pick a primary metric (output_type {output_type!r}, "
-            f"metrics {sorted(metrics)}); SimMerge expects exact_match for generate_until and acc for "
-            "multiple_choice"
-        )
+    configs = results.get("configs", {})
+    members = [task] if task in configs else sorted(results.get("group_subtasks", {}).get(task, []))
+    output_types = {configs.get(member, {}).get("output_type") for member in members} - {None}
+    output_type = output_types.pop() if len(output_types) == 1 else (yaml_cfg or {}).get("output_type")
+    if primary is not None:
+        metric, filter_name = primary
+        key = next((k for k, f in filters.items() if k.split(",")[0] == metric and f == filter_name), None)
+        if key is None:
+            raise ValueError(f"task {task}: lm-eval reported no {metric},{filter_name} (metrics {sorted(metrics)})")
+    else:
+        key = PRIMARY_METRIC.get(output_type)
+        if key is None or key not in metrics:
+            raise ValueError(
+                f"task {task}: cannot pick a primary metric (output_type {output_type!r}, "
+                f"metrics {sorted(metrics)}); SimMerge expects exact_match for generate_until and acc for "
+                "multiple_choice"
+            )
     version = results.get("versions", {}).get(task)
     if version is None:
         version = ((yaml_cfg or {}).get("metadata") or {}).get("version")
-    n_samples = results.get("n-samples", {}).get(task, {})
+    n_samples = results.get("n-samples", {})
+    counts = [n_samples.get(member, {}).get("effective") for member in members]
     return {
         "metrics": metrics,
         "stderr": stderr,
         "filters": filters,
         "output_type": output_type,
-        "primary_metric": primary,
-        "score": metrics[primary],
-        "n": n_samples.get("effective"),
+        "primary_metric": key,
+        "score": metrics[key],
+        "n": sum(counts) if counts and None not in counts else None,
         "version": version,
     }
 
@@ -201,14 +185,16 @@ def score_checkpoint(
     set_threads(threads)
     torch_device = resolve_device(device)
 
+    harness = {task: read_task_record(Path(path).parent) for task, path in data_files.items()}
+    builtin = {task: path for task, path in data_files.items() if harness[task] is None}
     with offline_hub(), tempfile.TemporaryDirectory(prefix="simmerge-tasks-") as scratch:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
 
         include = Path(scratch) / "tasks"
-        tasks = materialize_tasks(task_dir, data_files, include, cache_dir=Path(scratch) / "datasets")
-        declared = task_files(include)
+        tasks = materialize_tasks(task_dir, builtin, include, cache_dir=Path(scratch) / "datasets") if builtin else []
+        declared = task_files(include) if builtin else {}
         yaml_cfgs = {task: resolved_task_cfg(declared[task]) for task in tasks}
 
         loading = time.perf_counter()
@@ -220,25 +206,27 @@ def score_checkpoint(
             trust_remote_code=trust_remote_code,
         )
         load_seconds = time.perf_counter() - loading
-        manager = TaskManager(include_path=str(include), include_defaults=False)
-        results = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=tasks,
-            task_manager=manager,
-            limit=limit,
-            use_cache=None,
-            log_samples=False,
-            gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
-            random_seed=SEED,
-            numpy_random_seed=SEED,
-            torch_random_seed=SEED,
-            fewshot_random_seed=SEED,
-        )
-        del lm
-    if results is None:
-        raise RuntimeError("lm-eval returned no results")
-
-    scores = {skill_name(task): parse_task_result(task, results, yaml_cfg=yaml_cfgs[task]) for task in tasks}
+        settings = {
+            "model": lm,
+            "limit": limit,
+            "use_cache": None,
+            "log_samples": False,
+            "gen_kwargs": {"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
+            "random_seed": SEED,
+            "numpy_random_seed": SEED,
+            "torch_random_seed": SEED,
+            "fewshot_random_seed": SEED,
+        }
+        scores = {}
+        if tasks:
+            manager = TaskManager(include_path=str(include), include_defaults=False)
+            results = _evaluated(lm_eval.simple_evaluate(tasks=tasks, task_manager=manager, **settings))
+            scores = {skill_name(task): parse_task_result(task, results, yaml_cfg=yaml_cfgs[task]) for task in tasks}
+        for task, record in harness.items():
+            if record is not None:
+                scores[task] = score_harness_task(record, settings)
+        scores = {task: scores[task] for task in data_files}
+        del lm, settings
     wall_seconds = time.perf_counter() - started
     log.info(
         "scored %s in %.1fs: %s",
@@ -256,6 +244,38 @@ def score_checkpoint(
         "device": str(torch_device),
         "provenance": provenance(),
     }
+
+
+def _evaluated(results: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if results is None:
+        raise RuntimeError("lm-eval returned no results")
+    return results
+
+
+def score_harness_task(record: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Score one harness task (its ``task.json``, :mod:`simmerge.catalog.harness`) on its drawn documents.
+
+    One ``simple_evaluate`` call per task, since few-shot and chat settings are per call; the documents are
+    selected by index through ``samples`` (``settings['limit']``, for tests, then keeps the first of them).
+    """
+    # deferred: lm-eval is slow to import
+    import lm_eval
+
+    samples = {name: indices for name, indices in record["samples"].items() if indices}
+    if settings.get("limit") is not None:
+        samples = {name: indices[: settings["limit"]] for name, indices in samples.items()}
+    results = _evaluated(
+        lm_eval.simple_evaluate(
+            tasks=[task_request(record)],
+            task_manager=task_manager(record),
+            samples=samples,
+            num_fewshot=record["num_fewshot"],
+            apply_chat_template=record["apply_chat_template"],
+            fewshot_as_multiturn=record["fewshot_as_multiturn"],
+            **{**settings, "limit": None},
+        )
+    )
+    return parse_task_result(record["task"], results, primary=(record["metric"], record["filter"]))
 
 
 def _lm_eval_version() -> str:
