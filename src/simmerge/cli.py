@@ -58,7 +58,15 @@ def cmd_check(args: argparse.Namespace) -> None:
     print(f"{args.config}: run {catalog.config.run_name!r}, base {catalog.base.name!r}")
     for entry in catalog.entries:
         print(f"  {entry.name:<20} {entry.source.kind:<9} tasks={','.join(entry.tasks) or '-'}")
-    print(f"  tasks: {', '.join(catalog.tasks)}")
+    print(f"  tasks: {', '.join(_described(name, spec) for name, spec in catalog.config.tasks.items())}")
+
+
+def _described(name: str, spec: Any) -> str:
+    """A task as `simmerge check` lists it: its name, and for an lm-eval task where it comes from."""
+    if spec.kind == "builtin":
+        return name
+    origin = f"lm-eval {spec.task or name}" if spec.kind == "lmeval" else f"yaml {spec.path}"
+    return f"{name} ({origin})"
 
 
 def cmd_skill_data(args: argparse.Namespace) -> None:

@@ -25,9 +25,13 @@ def test_smoke_dry_run_job_counts(workflow_dir):
     counts = dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml")
     smoke = load_config("smoke.yaml")
     n_tasks = len(smoke["tasks"])
+    n_lm_eval_tasks = sum(spec.get("kind", "builtin") != "builtin" for spec in smoke["tasks"].values())
     n_experts = len(smoke["catalog"]["experts"])
+    assert n_lm_eval_tasks == 2
     assert counts == {
-        "skill_data": n_tasks,
+        "skill_data": n_tasks - n_lm_eval_tasks,
+        # an lm-eval task's documents are drawn by lm-eval (registry arc_easy, the user's word_lengths)
+        "task_data": n_lm_eval_tasks,
         "tiny_checkpoint": 1,
         # the gate every costly job waits for: the tiny base and the task data checked (rules/common.smk)
         "preflight": 1,
@@ -198,11 +202,23 @@ def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jo
     }
 
 
-def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir):
+NEW_TASKS = {
+    "skill_data": ("element_symbol", {"n_train": 20, "n_eval": 12, "n_probe": 6}),
+    "task_data": (
+        "arc_challenge",
+        {"kind": "lmeval", "dataset_path": "config/smoke_data/ai2_arc", "n_eval": 4, "n_probe": 2},
+    ),
+}
+
+
+@pytest.mark.parametrize("data_rule", list(NEW_TASKS))
+def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir, data_rule):
+    """A built-in skill or an lm-eval registry task: the same jobs, only the rule drawing its data differs."""
     smoke = load_config("smoke.yaml")
     pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = copy.deepcopy(smoke)
-    config["tasks"]["element_symbol"] = {"n_train": 20, "n_eval": 12, "n_probe": 6}
+    name, spec = NEW_TASKS[data_rule]
+    config["tasks"][name] = spec
     path = write_config(workflow_dir, "plus_task.yaml", config)
     n_models = len(smoke["catalog"]["experts"]) + 1
     n_experts = n_models - 1
@@ -213,7 +229,7 @@ def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(work
     # The pre-flight gate re-runs for the new task's data; every costly job reads it through ancient(), so its
     # newer record re-runs none of the existing ones.
     assert dry_run_counts(workflow_dir, "--configfile", path) == {
-        "skill_data": 1,
+        data_rule: 1,
         "preflight": 1,
         "probe_pass": n_models,
         "expert_scores": n_models,
@@ -298,7 +314,7 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
     smoke = load_config("smoke.yaml")
     pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     added = copy.deepcopy(smoke)
-    added["multiway"]["sets"].append({"name": "pair", "checkpoints": ["fr", "de"]})
+    added["multiway"]["sets"].append({"name": "pair", "checkpoints": ["fr", "arc"]})
     path = write_config(workflow_dir, "plus_set.yaml", added)
     # the new set is planned; the existing set's plan, recipes and summary stay; the table and the report stage
     # (report, results page) gather both
@@ -352,7 +368,7 @@ def test_runtime_settings_rerun_nothing(workflow_dir, tmp_path):
 
 
 # What each partial target builds: its stage and what the stage needs, nothing after it (the report is `all`'s).
-CATALOG_JOBS = {"skill_data", "tiny_checkpoint", "preflight", "finetune_expert"}
+CATALOG_JOBS = {"skill_data", "task_data", "tiny_checkpoint", "preflight", "finetune_expert"}
 FEATURE_JOBS = CATALOG_JOBS | {"probe_pass", "weight_sketch", "probe_features", "pair_features"}
 LABEL_JOBS = FEATURE_JOBS | {"expert_scores", "merge_score", "labels"}
 TARGET_JOBS = {
@@ -383,7 +399,7 @@ def every_rule_config(tmp_path: Path) -> dict:
     gguf.touch()
     config["catalog"]["experts"] += [
         {"name": "here", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(local)}},
-        {"name": "hub", "tasks": ["n2w_de"], "source": {"kind": "hf", "repo_id": "org/model", "revision": "0" * 40}},
+        {"name": "hub", "tasks": ["arc_easy"], "source": {"kind": "hf", "repo_id": "org/model", "revision": "0" * 40}},
         {"name": "quant", "tasks": ["rhyme_mc"], "source": {"kind": "gguf", "path": str(gguf)}},
     ]
     config["merges"]["keep_merged"] = True

@@ -29,7 +29,7 @@ import numpy as np
 
 from simmerge.core.config import FeatureSpec
 from simmerge.core.device import resolve_device, set_threads
-from simmerge.core.io import sha256_file
+from simmerge.core.io import read_jsonl, sha256_file
 from simmerge.core.provenance import provenance
 from simmerge.features.sketch import weight_sketch
 from simmerge.features.summary import FUNCTIONAL_KEYS, MB, RESERVED_TASKS, write_archive, write_summary
@@ -87,6 +87,19 @@ def read_probes(task: str, path: str | os.PathLike) -> list[str]:
     if not prompts:
         raise ValueError(f"task {task!r}: probe file {path} holds no probes; {regenerate}")
     return prompts
+
+
+def probe_source(path: str | os.PathLike) -> dict[str, Any]:
+    """Where a task's probes come from, for the summary's metadata: the split(s) of their documents, the document
+    ids and the sha256 of the prompts as the model reads them (rows written by rule ``skill_data`` or
+    ``task_data``; a built-in skill's probes are a generated ``probe`` split)."""
+    rows = read_jsonl(path)
+    prompts = "\x1e".join(row["prompt"] for row in rows)
+    return {
+        "splits": sorted({row.get("split", "probe") for row in rows}),
+        "documents": [row.get("id") for row in rows],
+        "prompt_sha256": hashlib.sha256(prompts.encode()).hexdigest(),
+    }
 
 
 def projection_matrix(purpose: str, width: int, dim: int, seed: int) -> np.ndarray:
@@ -444,6 +457,7 @@ def probe_pass(
     del model
     meta["projection_seed"] = int(projection_seed)
     meta["probe_sha256"] = probe_sha256
+    meta["probe_source"] = {task: probe_source(path) for task, path in probe_files.items()}
     meta["provenance"] = {task: provenance() for task in probe_sha256}
     log.info("probe pass of %s: %d batches in %.1fs", ckpt_dir.name, n_batches, time.perf_counter() - started)
     return arrays, meta

@@ -207,7 +207,7 @@ def assemble_summary(
     """
     if not task_parts:
         raise ValueError(f"{name}: no task part to assemble")
-    pass_meta: dict[str, Any] = {field: {} for field in (*_PER_TASK_PASS_FIELDS, "provenance")}
+    pass_meta: dict[str, Any] = {field: {} for field in (*_PER_TASK_PASS_FIELDS, "provenance", "probe_source")}
     arrays: dict[str, np.ndarray] = {}
     first: tuple[Path, dict[str, Any]] | None = None
     for task, path in task_parts.items():
@@ -228,6 +228,7 @@ def assemble_summary(
             pass_meta[field][task] = meta[field][task]
         # parts written before provenance was recorded have none: None marks them unknown
         pass_meta["provenance"][task] = meta.get("provenance", {}).get(task)
+        pass_meta["probe_source"][task] = meta.get("probe_source", {}).get(task)
         arrays.update(part)
     sketch_meta, sketch = read_archive(sketch_path, what="weight sketch", rule="weight_sketch")
     return write_summary(
