@@ -37,9 +37,11 @@ include: "rules/report.smk"
 
 
 # Gathers and tables of a few seconds run in the Snakemake process itself (`localrules`), not as cluster jobs:
-# each would otherwise wait in the queue and for the executor's status checks far longer than it runs.
+# each would otherwise wait in the queue and for the executor's status checks far longer than it runs. That includes
+# drawing an lm-eval task's documents (task_data), which reads the dataset where the Hugging Face caches are filled.
 localrules:
     skill_data,
+    task_data,
     preflight,
     expert_scores_table,
     probe_features,

@@ -348,3 +348,19 @@ def test_user_task_folder_loads_and_reports_its_function_metric(tmp_path, tiny_l
     assert all({"length_match", "exact_match"} <= set(sample["metrics"]) for sample in logged)
     context, gen_kwargs = logged[0]["arguments"][0]
     assert context.count("How many letters") == 2 and gen_kwargs["max_gen_toks"] == 6  # one shot; the YAML's kwargs
+
+
+def test_the_committed_smoke_data_are_what_the_generator_writes(tmp_path):
+    """config/smoke_data (the smoke run's arc_easy copy and user task) is regenerated, never edited by hand."""
+    from offline_datasets import write_smoke_data
+
+    def files_under(root: Path) -> list[Path]:
+        # a scoring job importing the task's utils.py may leave a __pycache__ beside it
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+    committed = Path(__file__).resolve().parents[2] / "config" / "smoke_data"
+    fresh = tmp_path / "config" / "smoke_data"
+    write_smoke_data(fresh, tmp_path)
+    assert files_under(committed) == files_under(fresh)
+    for name in files_under(committed):
+        assert (committed / name).read_bytes() == (fresh / name).read_bytes(), name

@@ -31,7 +31,7 @@ SMOKE = load_config("smoke.yaml")
 # merge grid (mergekit + lm-eval) and the labels table.
 TARGET = ("all_labels", "--configfile", "config/smoke.yaml")
 # The gathers and tables of TARGET that the Snakefile runs in Snakemake's own process (its `localrules`).
-LOCAL_RULES = {"skill_data", "preflight", "probe_features", "pair_features", "labels", "operator_ranking"}
+LOCAL_RULES = {"skill_data", "task_data", "preflight", "probe_features", "pair_features", "labels", "operator_ranking"}
 # Hard limit on the SLURM run, which shares the cores with the local smoke run (measured: 10 min 19 s beside it, 15
 # min for both); past it Snakemake is killed with SIGKILL.
 RUN_TIMEOUT_S = 1800
