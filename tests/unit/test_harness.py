@@ -139,6 +139,30 @@ def test_gsm8k_keeps_its_filters_and_its_cot_answers(gsm8k_copy, tiny, tmp_path)
     assert gsm8k["primary_metric"] == "exact_match,flexible-extract"
 
 
+def test_the_recorded_prompts_are_the_contexts_lm_eval_scores_few_shot_included(gsm8k_copy, tiny, tmp_path):
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    spec = LmevalTaskSpec(kind="lmeval", dataset_path=str(gsm8k_copy), num_fewshot=2, n_eval=4, n_probe=1)
+    record = write_harness_task_data("gsm8k", spec, tmp_path, seed=5)
+    lm = HFLM(pretrained=str(tiny), batch_size=4, dtype="float32", device="cpu")
+    tasks, _ = load_tasks(record)
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=list(tasks.values()),
+        samples=record["samples"],
+        num_fewshot=2,
+        log_samples=True,
+        gen_kwargs={"max_gen_toks": 2},
+        fewshot_random_seed=record["fewshot_seed"],
+    )
+    # lm-eval logs each document once per filter
+    logged = [sample for sample in results["samples"]["gsm8k"] if sample["filter"] == "strict-match"]
+    scored = [sample["arguments"][0][0] for sample in logged]
+    recorded = [row["prompt"] for row in read_jsonl(tmp_path / "eval.jsonl")]
+    assert scored == recorded and all(prompt.count("Question:") == 3 for prompt in recorded)
+
+
 def test_a_user_task_folder_scores_on_its_function_metric(tmp_path, tiny):
     folder = write_user_task(tmp_path / "mine", n_test=10, n_train=6)
     spec = YamlTaskSpec(kind="yaml", path=str(folder), metric="length_match", n_eval=5, n_probe=2)

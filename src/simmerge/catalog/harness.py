@@ -368,7 +368,9 @@ def write_harness_task_data(
     """Draw a harness task's documents and write its ``train``/``eval``/``probe`` JSONL and ``task.json``.
 
     Scored documents are a seeded subset of each leaf task's evaluation split (its test split, else its
-    validation split). Probe prompts come from documents that are never scored: the training split, else the
+    validation split); their prompts in ``eval.jsonl`` are the contexts lm-eval scores, few-shot examples included
+    (scoring seeds lm-eval's few-shot sampler with the same ``fewshot_seed`` and draws for the same documents in the
+    same order). Probe prompts come from documents that are never scored: the training split, else the
     validation split when it is not the one scored, else a seeded hold-out of the evaluation split that scoring
     excludes. Every prompt is built by lm-eval (``fewshot_context``) with the task's few-shot and chat settings.
 
@@ -488,7 +490,7 @@ def write_harness_task_data(
         "group": group is not None,
         "samples": samples,
         "tasks": documents,
-        "seed": seed,
+        "fewshot_seed": seed,
         "lm_eval_version": version("lm_eval"),
     }
     write_json(record, out_dir / "task.json")

@@ -272,7 +272,7 @@ def score_harness_task(record: Mapping[str, Any], settings: Mapping[str, Any]) -
             num_fewshot=record["num_fewshot"],
             apply_chat_template=record["apply_chat_template"],
             fewshot_as_multiturn=record["fewshot_as_multiturn"],
-            **{**settings, "limit": None},
+            **{**settings, "limit": None, "fewshot_random_seed": record["fewshot_seed"]},
         )
     )
     return parse_task_result(record["task"], results, primary=(record["metric"], record["filter"]))
