@@ -19,7 +19,7 @@ from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetc
 from simmerge.catalog.hub import CheckpointSourceError
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
-from simmerge.core.config import ConfigError, json_schema, read_config_file
+from simmerge.core.config import BuiltinTaskSpec, ConfigError, HarnessTaskSpec, json_schema, read_config_file
 from simmerge.core.io import write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
@@ -61,7 +61,7 @@ def cmd_check(args: argparse.Namespace) -> None:
     print(f"  tasks: {', '.join(_described(name, spec) for name, spec in catalog.config.tasks.items())}")
 
 
-def _described(name: str, spec: Any) -> str:
+def _described(name: str, spec: BuiltinTaskSpec | HarnessTaskSpec) -> str:
     """A task as `simmerge check` lists it: its name, and for an lm-eval task where it comes from."""
     if spec.kind == "builtin":
         return name
