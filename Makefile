@@ -34,8 +34,8 @@ smoke: $(BIN)/simmerge  ## the CI-sized catalog (tiny model)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
 
 lint: $(BIN)/simmerge
-	$(BIN)/ruff check src tests workflow_scripts
-	$(BIN)/ruff format --check src tests workflow_scripts
+	$(BIN)/ruff check src tests workflow_scripts benchmarks
+	$(BIN)/ruff format --check src tests workflow_scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakemake --lint --configfile config/smoke.yaml

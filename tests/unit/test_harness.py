@@ -110,6 +110,16 @@ def test_scoring_selects_exactly_the_drawn_documents(arc_copy, tiny, tmp_path):
     assert arc["score"] == pytest.approx(expected)
 
 
+def test_two_local_copies_named_alike_never_read_each_others_data(tmp_path):
+    """datasets keys a local folder's prepared data by name and card, not path: each job prepares its own."""
+    small = write_ai2_arc(tmp_path / "one" / "ai2_arc", n_train=4, n_validation=2, n_test=5)
+    large = write_ai2_arc(tmp_path / "two" / "ai2_arc", n_train=6, n_validation=2, n_test=9, seed=1)
+    first = write_harness_task_data("arc_easy", arc_spec(small, n_eval=None), tmp_path / "a", seed=0)
+    second = write_harness_task_data("arc_easy", arc_spec(large, n_eval=None), tmp_path / "b", seed=0)
+    assert first["tasks"]["arc_easy"]["eval_documents"] == 5
+    assert second["tasks"]["arc_easy"]["eval_documents"] == 9
+
+
 def test_arc_easy_unchanged_reads_a_prepared_datasets_cache_offline(arc_copy, tmp_path, monkeypatch):
     """Without dataset_path the registry task reads allenai/ai2_arc from the Hugging Face datasets cache, offline:
     what a cluster's compute node has after a login node ran load_dataset once."""

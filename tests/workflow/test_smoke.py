@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -31,8 +32,12 @@ def results(root: Path) -> Path:
     return root / "results" / SMOKE["run_name"]
 
 
+BUILTIN_TASKS = {task: spec for task, spec in SMOKE["tasks"].items() if spec.get("kind", "builtin") == "builtin"}
+LM_EVAL_TASKS = {task: spec for task, spec in SMOKE["tasks"].items() if task not in BUILTIN_TASKS}
+
+
 def test_data_splits_exist_and_are_disjoint(smoke_run):
-    for task, sizes in SMOKE["tasks"].items():
+    for task, sizes in BUILTIN_TASKS.items():
         splits = {
             split: read_jsonl(results(smoke_run) / "data" / task / f"{split}.jsonl")
             for split in ("train", "eval", "probe")
@@ -45,6 +50,35 @@ def test_data_splits_exist_and_are_disjoint(smoke_run):
         entities = [{row["entity"] for row in rows} for rows in splits.values()]
         assert not (entities[0] & entities[1] or entities[0] & entities[2] or entities[1] & entities[2])
         assert all("answer" not in row for row in splits["probe"])
+
+
+def test_lm_eval_tasks_are_scored_on_exactly_their_drawn_documents_and_probed_on_others(smoke_run):
+    from simmerge.features.summary import load_summary
+
+    assert set(LM_EVAL_TASKS) == {"arc_easy", "word_lengths"}
+    summary = load_summary(results(smoke_run) / "features" / "models" / f"{MODELS[0]}.npz")
+    for task, spec in LM_EVAL_TASKS.items():
+        folder = results(smoke_run) / "data" / task
+        record = read_json(folder / "task.json")
+        rows = {split: read_jsonl(folder / f"{split}.jsonl") for split in ("train", "eval", "probe")}
+        assert [len(rows[split]) for split in ("train", "eval", "probe")] == [
+            spec["n_train"],
+            spec["n_eval"],
+            spec["n_probe"],
+        ]
+        assert [row["doc_index"] for row in rows["eval"]] == record["samples"][record["task"]]
+        # both tasks have a training split: probes come from it, never from the scored test split
+        assert {row["split"] for row in rows["probe"]} == {"train"}
+        assert summary.meta["probe_source"][task]["documents"] == [row["id"] for row in rows["probe"]]
+        for name in MODELS:
+            scores = read_json(results(smoke_run) / "scores" / "experts" / name / f"{task}.json")["tasks"][task]
+            assert scores["n"] == spec["n_eval"]
+    # the registry task's first metric; the user task's own !function metric, listed first in its YAML
+    assert read_json(results(smoke_run) / "data" / "arc_easy" / "task.json")["metric"] == "acc"
+    assert read_json(results(smoke_run) / "data" / "word_lengths" / "task.json")["metric"] == "length_match"
+    # the expert fine-tuned on the registry task trained on its training split's rows
+    arc = read_json(results(smoke_run) / "checkpoints" / "arc" / "manifest.json")
+    assert "arc_easy" in json.dumps(arc["source"])
 
 
 def test_every_checkpoint_has_a_manifest_matching_its_files(smoke_run):
@@ -91,7 +125,7 @@ def test_every_checkpoint_has_a_summary_and_every_ordered_pair_a_feature_row_per
 
 
 def test_every_job_left_a_log_and_a_benchmark(smoke_run):
-    rules = ("skill_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table")
+    rules = ("skill_data", "task_data", "tiny_checkpoint", "finetune_expert", "expert_scores", "expert_scores_table")
     for rule in (*rules, "probe_pass", "weight_sketch", "probe_features", "pair_features"):
         assert list((results(smoke_run) / "logs" / rule).iterdir()), rule
         for tsv in (results(smoke_run) / "benchmarks" / rule).rglob("*.tsv"):

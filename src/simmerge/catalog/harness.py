@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import tempfile
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -249,21 +250,27 @@ def task_manager(scoring: Mapping[str, Any]) -> Any:
     return TaskManager(include_path=scoring["include_path"], include_defaults=False)
 
 
-def task_request(scoring: Mapping[str, Any]) -> str | dict[str, Any]:
+def task_request(scoring: Mapping[str, Any], datasets_cache: str | Path | None = None) -> str | dict[str, Any]:
     """The task as lm-eval is asked for it: its name, or with data overrides its whole config with them on top.
 
     lm-eval 0.4.13 builds a dict spec ``{"task": name, ...}`` as a new inline task rather than merging it into the
-    task of that name, so the task's YAML (its ``include`` chain resolved) is merged here.
+    task of that name, so the task's YAML (its ``include`` chain resolved) is merged here. With data overrides, the
+    ``datasets`` Arrow cache goes to ``datasets_cache``: datasets 5.2 keys a local folder's prepared data by its
+    name and its card's ``configs``, not by its path or content, so two local copies named alike (``ai2_arc``) would
+    otherwise read each other's data from the shared user cache.
     """
     if not scoring["overrides"]:
         return scoring["task"]
     # deferred: lm-eval is slow to import
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    return {**load_yaml(Path(scoring["yaml"]), resolve_func=True, recursive=True), **scoring["overrides"]}
+    config = {**load_yaml(Path(scoring["yaml"]), resolve_func=True, recursive=True), **scoring["overrides"]}
+    if datasets_cache is not None:
+        config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {}), "cache_dir": str(datasets_cache)}
+    return config
 
 
-def load_tasks(scoring: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+def load_tasks(scoring: Mapping[str, Any], datasets_cache: str | Path | None = None) -> tuple[dict[str, Any], Any]:
     """Build the leaf tasks (and the group, if the name is one) of a :func:`scoring_spec` with lm-eval.
 
     Returns
@@ -271,7 +278,7 @@ def load_tasks(scoring: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     tuple
         (leaf task name → lm-eval ``Task``, the ``Group`` or None).
     """
-    loaded = task_manager(scoring).load([task_request(scoring)])
+    loaded = task_manager(scoring).load([task_request(scoring, datasets_cache)])
     group = loaded.get("groups", {}).get(scoring["task"])
     return dict(sorted(loaded["tasks"].items())), group
 
@@ -402,8 +409,22 @@ def write_harness_task_data(
         Naming the task and field: metric (see :func:`choose_metric`), no training split for an entry that trains
         on it, no chat template.
     """
+    with tempfile.TemporaryDirectory(prefix="simmerge-datasets-") as datasets_cache:
+        return _write_task_data(key, spec, Path(out_dir), seed, workdir, trained_by, tokenizer_dir, datasets_cache)
+
+
+def _write_task_data(
+    key: str,
+    spec: HarnessTaskSpec,
+    out_dir: Path,
+    seed: int,
+    workdir: str | Path,
+    trained_by: Sequence[str],
+    tokenizer_dir: str | Path | None,
+    datasets_cache: str,
+) -> dict[str, Any]:
     scoring = scoring_spec(key, spec, workdir)
-    tasks, group = load_tasks(scoring)
+    tasks, group = load_tasks(scoring, datasets_cache)
     metric, filter_name = choose_metric(key, spec, tasks)
     chat = _chat_template(key, spec, tokenizer_dir)
     rng = random.Random(f"{seed}:{key}")
@@ -479,7 +500,6 @@ def write_harness_task_data(
         }
     if not any(samples.values()):
         raise ConfigError(f"tasks.{key}: lm-eval task {scoring['task']} has no document left to score")
-    out_dir = Path(out_dir)
     for split, split_rows in rows.items():
         write_jsonl(split_rows, out_dir / f"{split}.jsonl")
     record = {

@@ -224,7 +224,7 @@ def score_checkpoint(
             scores = {skill_name(task): parse_task_result(task, results, yaml_cfg=yaml_cfgs[task]) for task in tasks}
         for task, record in harness.items():
             if record is not None:
-                scores[task] = score_harness_task(record, settings)
+                scores[task] = score_harness_task(record, settings, Path(scratch) / "datasets")
         scores = {task: scores[task] for task in data_files}
         del lm, settings
     wall_seconds = time.perf_counter() - started
@@ -252,11 +252,14 @@ def _evaluated(results: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return results
 
 
-def score_harness_task(record: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+def score_harness_task(
+    record: Mapping[str, Any], settings: Mapping[str, Any], datasets_cache: str | os.PathLike
+) -> dict[str, Any]:
     """Score one harness task (its ``task.json``, :mod:`simmerge.catalog.harness`) on its drawn documents.
 
     One ``simple_evaluate`` call per task, since few-shot and chat settings are per call; the documents are
-    selected by index through ``samples`` (``settings['limit']``, for tests, then keeps the first of them).
+    selected by index through ``samples`` (``settings['limit']``, for tests, then keeps the first of them). A local
+    copy of the dataset is prepared in ``datasets_cache`` (:func:`simmerge.catalog.harness.task_request`).
     """
     # deferred: lm-eval is slow to import
     import lm_eval
@@ -266,7 +269,7 @@ def score_harness_task(record: Mapping[str, Any], settings: Mapping[str, Any]) -
         samples = {name: indices[: settings["limit"]] for name, indices in samples.items()}
     results = _evaluated(
         lm_eval.simple_evaluate(
-            tasks=[task_request(record)],
+            tasks=[task_request(record, datasets_cache)],
             task_manager=task_manager(record),
             samples=samples,
             num_fewshot=record["num_fewshot"],
