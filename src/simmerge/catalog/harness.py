@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Any
 
 from simmerge.core.config import ConfigError, HarnessTaskSpec, YamlTaskSpec, resolve_path
 from simmerge.core.io import write_json, write_jsonl
+from simmerge.core.task_yaml import load_task_yaml
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,13 @@ def _cache_dir() -> Path:
 
 
 def _lm_eval_tasks_dir() -> Path:
-    # deferred: importing lm_eval costs seconds; the workflow imports this module at parse time
-    import lm_eval.tasks
-
-    return Path(lm_eval.tasks.__file__).parent
+    """lm-eval's task folder, found without importing lm_eval (seconds, at every parse of the workflow)."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "lm-eval is not installed: an lmeval task needs it (pip install -c envs/constraints.txt -e .)"
+        )
+    return Path(spec.submodule_search_locations[0]) / "tasks"
 
 
 def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
@@ -120,14 +125,25 @@ def task_name_of(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> 
     if isinstance(spec, YamlTaskSpec):
         path = resolve_path(spec.path, workdir)
         if path.is_file():
-            # deferred: reading a task YAML the way lm-eval does needs lm_eval
-            from lm_eval.tasks._yaml_loader import load_yaml
-
-            declared = load_yaml(path, resolve_func=False, recursive=True)
-            name = declared.get("task") or declared.get("group")
-            if isinstance(name, str):
-                return name
+            declared = load_task_yaml(path)
+            for name in (declared.get("task"), declared.get("group")):  # a group file's `task` is its member list
+                if isinstance(name, str):
+                    return name
     return key
+
+
+def declared_names(path: Path) -> list[str]:
+    """The task, group and tag names the YAMLs of a user's task file or folder declare, read without lm-eval (whose
+    import costs seconds at every parse of the workflow) and without running their ``!function`` code."""
+    files = [path] if path.is_file() else sorted(path.rglob("*.yaml"))
+    names: set[str] = set()
+    for file in files:
+        declared = load_task_yaml(file)
+        for key in ("group", "task", "tag"):
+            value = declared.get(key)
+            values = value if isinstance(value, list) and key == "tag" else [value]
+            names.update(item for item in values if isinstance(item, str))
+    return sorted(names)
 
 
 def _entries_of(spec: HarnessTaskSpec, workdir: str | Path) -> dict[str, dict[str, Any]]:
@@ -163,18 +179,23 @@ def task_problems(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") ->
         if not path.exists():
             return [f"{where}.path: {path} does not exist; give the task YAML or the folder of task YAMLs"]
     name = task_name_of(key, spec, workdir)
-    entries = _entries_of(spec, workdir)
     problems = []
-    if name not in entries:
+    if isinstance(spec, YamlTaskSpec):
+        known = declared_names(resolve_path(spec.path, workdir))
+        kind = None  # a user's group is checked when its task is loaded (rule task_data)
+    else:
+        registry = registry_index()
+        known, kind = sorted(registry), registry.get(name, {}).get("kind")
+    if name not in known:
         where_known = f"in {spec.path}" if isinstance(spec, YamlTaskSpec) else "in lm-eval's registry"
-        close = closest_names(name, sorted(entries))
+        close = closest_names(name, known)
         hint = f"; closest: {', '.join(close)}" if close else ""
         field = "task" if spec.task is not None or isinstance(spec, YamlTaskSpec) else "name"
         problems.append(f"{where}: no task or group {name!r} {where_known} (the entry's {field}){hint}")
-    elif entries[name]["kind"] in ("group", "tag") and (spec.dataset_path or spec.dataset_kwargs):
+    elif kind in ("group", "tag") and (spec.dataset_path or spec.dataset_kwargs):
         problems.append(
-            f"{where}: {name!r} is a {entries[name]['kind']} of several datasets; dataset_path and "
-            "dataset_kwargs apply to one task: put its members' data in the Hugging Face cache instead"
+            f"{where}: {name!r} is a {kind} of several datasets; dataset_path and dataset_kwargs apply to one "
+            "task: put its members' data in the Hugging Face cache instead"
         )
     if (
         spec.dataset_path is not None
