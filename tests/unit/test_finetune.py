@@ -80,6 +80,14 @@ def test_encode_example_boundary_is_exact(tokenizer):
     assert tokenizer.decode(example.input_ids, skip_special_tokens=True) == "3 in words: three\n"
 
 
+def test_encode_example_uses_the_tasks_target_delimiter(tokenizer):
+    """An lm-eval task whose prompt ends where its answer starts (target_delimiter "") trains on that text."""
+    example, _ = encode_example(tokenizer, "Q: 3 =", "three", delimiter="")
+    assert tokenizer.decode(example.input_ids, skip_special_tokens=True) == "Q: 3 =three\n"
+    answer_ids = tokenizer("three\n", add_special_tokens=False)["input_ids"]
+    assert list(example.labels[-len(answer_ids) :]) == answer_ids
+
+
 def test_encode_example_loss_on_all_and_truncation(tokenizer):
     example, truncated = encode_example(tokenizer, "3 in words:", "three", loss_on="all", max_length=5)
     assert truncated

@@ -46,13 +46,23 @@ class Example:
     labels: tuple[int, ...]
 
 
-def completion_text(answer: str) -> str:
-    """Return the completion the model learns after a prompt: ``" " + answer + "\\n"``."""
-    return f" {answer}\n"
+def completion_text(answer: str, delimiter: str = " ") -> str:
+    """Return the completion the model learns after a prompt: ``delimiter + answer + "\\n"``.
+
+    The delimiter is the one lm-eval puts between context and continuation (a task's ``target_delimiter``, " " by
+    default), so the model learns the text it is scored on.
+    """
+    return f"{delimiter}{answer}\n"
 
 
 def encode_example(
-    tokenizer: Any, prompt: str, answer: str, *, max_length: int = 64, loss_on: LossOn = "answer"
+    tokenizer: Any,
+    prompt: str,
+    answer: str,
+    *,
+    max_length: int = 64,
+    loss_on: LossOn = "answer",
+    delimiter: str = " ",
 ) -> tuple[Example, bool]:
     """Tokenise one prompt → answer pair.
 
@@ -70,6 +80,8 @@ def encode_example(
         Sequences longer than this are cut from the right.
     loss_on : {"answer", "all"}
         ``"answer"``: labels are ``-100`` on the prompt; ``"all"``: every token is a label (plain LM loss).
+    delimiter : str
+        What separates prompt and answer (:func:`completion_text`).
 
     Returns
     -------
@@ -79,7 +91,7 @@ def encode_example(
         Whether the sequence was cut to ``max_length``.
     """
     prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-    answer_ids = list(tokenizer(completion_text(answer), add_special_tokens=False)["input_ids"])
+    answer_ids = list(tokenizer(completion_text(answer, delimiter), add_special_tokens=False)["input_ids"])
     input_ids = prompt_ids + answer_ids
     if loss_on == "answer":
         labels = [IGNORE_INDEX] * len(prompt_ids) + answer_ids
@@ -179,7 +191,12 @@ def load_examples(
             if "prompt" not in row or "answer" not in row:
                 raise ValueError(f"{path} row {line} needs 'prompt' and 'answer' fields, has {sorted(row)}")
             example, truncated = encode_example(
-                tokenizer, row["prompt"], str(row["answer"]), max_length=max_length, loss_on=loss_on
+                tokenizer,
+                row["prompt"],
+                str(row["answer"]),
+                max_length=max_length,
+                loss_on=loss_on,
+                delimiter=row.get("target_delimiter", " "),
             )
             examples.append(example)
             n_truncated += truncated

@@ -507,6 +507,7 @@ def _write_task_data(
                         "doc_index": i,
                         "prompt": _prompt(task, doc, 0, scoring, chat),
                         "answer": _answer(task, doc),
+                        "target_delimiter": task.config.target_delimiter,
                     }
                 )
         documents[name] = {
