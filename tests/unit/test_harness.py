@@ -199,6 +199,48 @@ def test_a_group_is_scored_as_lm_eval_aggregates_its_members(tmp_path, tiny):
     assert scores["tasks"]["lengths"]["n"] == 8
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_chat_template_prompts_are_rendered_by_the_base_tokenizer_as_lm_eval_scores_them(arc_copy, tmp_path):
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    chat = make_tiny_checkpoint(tmp_path / "chat")
+    tokenizer = AutoTokenizer.from_pretrained(chat)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(chat)
+    spec = arc_spec(arc_copy, apply_chat_template=True, n_eval=3)
+    record = write_harness_task_data("arc_easy", spec, tmp_path / "data", seed=0, tokenizer_dir=chat)
+    recorded = [row["prompt"] for row in read_jsonl(tmp_path / "data" / "eval.jsonl")]
+    assert all(prompt.startswith("<|user|>Question: ") and prompt.endswith("<|assistant|>") for prompt in recorded)
+
+    lm = HFLM(pretrained=str(chat), batch_size=4, dtype="float32", device="cpu")
+    tasks, _ = load_tasks(record)
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=list(tasks.values()), samples=record["samples"], apply_chat_template=True, log_samples=True
+    )
+    scored = [sample["arguments"][0][0] for sample in results["samples"]["arc_easy"]]
+    assert scored == recorded
+
+
+def test_without_a_chat_template_apply_chat_template_is_refused(arc_copy, tiny, tmp_path):
+    with pytest.raises(ConfigError) as error:
+        write_harness_task_data(
+            "arc_easy", arc_spec(arc_copy, apply_chat_template=True), tmp_path, tokenizer_dir=tiny, seed=0
+        )
+    assert "tasks.arc_easy.apply_chat_template: the base checkpoint's tokenizer has no chat template" in one_line(error)
+
+
+def test_a_registry_group_is_rebuilt_from_the_folders_of_its_members():
+    record = scoring_spec("mmlu", LmevalTaskSpec(kind="lmeval"))
+    assert record["task"] == "mmlu" and any(folder.endswith("tasks/mmlu/default") for folder in record["include_path"])
+
+
 def one_line(error: pytest.ExceptionInfo) -> str:
     message = str(error.value)
     assert "\n" not in message, message
