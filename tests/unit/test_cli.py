@@ -34,7 +34,7 @@ def test_check_lists_where_each_task_comes_from(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert main(["check", "config/smoke.yaml"]) == 0
     assert (
-        "tasks: n2w_fr, rhyme_mc, arc_easy (lm-eval arc_easy), word_lengths (yaml config/smoke_data/word_lengths)"
+        "tasks: n2w_fr, arc_easy (lm-eval arc_easy), word_lengths (yaml config/smoke_data/word_lengths)"
         in capsys.readouterr().out
     )
 

@@ -400,7 +400,7 @@ def every_rule_config(tmp_path: Path) -> dict:
     config["catalog"]["experts"] += [
         {"name": "here", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(local)}},
         {"name": "hub", "tasks": ["arc_easy"], "source": {"kind": "hf", "repo_id": "org/model", "revision": "0" * 40}},
-        {"name": "quant", "tasks": ["rhyme_mc"], "source": {"kind": "gguf", "path": str(gguf)}},
+        {"name": "quant", "tasks": ["arc_easy"], "source": {"kind": "gguf", "path": str(gguf)}},
     ]
     config["merges"]["keep_merged"] = True
     config["multiway"]["keep_merged"] = True

@@ -44,7 +44,7 @@ def catalog_with_a_bad_expert(tmp_path: Path) -> dict:
     broken = nan_expert(tmp_path / "broken", base)
     config["catalog"]["experts"] = [
         good,
-        {"name": "broken", "tasks": ["rhyme_mc"], "source": {"kind": "local", "path": str(broken)}},
+        {"name": "broken", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(broken)}},
     ]
     config["multiway"]["sets"] = []
     return config

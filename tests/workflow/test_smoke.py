@@ -289,7 +289,7 @@ def test_predictor_and_comparison(smoke_run):
     assert set(summary.index) == {"checkpoint", "task_seen_pairs", "cold_start"}
     for column in ("simmerge", "best_fixed", "oracle", "random", "gap_closure", "top1", "top1_tied", "regret"):
         assert column in summary.columns
-    # the task protocols have no unit here: only rhyme_mc gives the tiny experts a non-zero parent score
+    # a task protocol may have no unit: the tiny experts score 0 on most generative tasks, which leaves a task no label
     assert summary.loc["checkpoint", "units"] > 0
     tested = summary[summary["units"] > 0]
     assert (tested["oracle"] >= tested["simmerge"] - 1e-12).all()
