@@ -6,7 +6,6 @@ every score comes from lm-eval on a tiny model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -238,7 +237,7 @@ def test_without_a_chat_template_apply_chat_template_is_refused(arc_copy, tiny, 
 
 def test_a_registry_group_is_rebuilt_from_the_folders_of_its_members():
     record = scoring_spec("mmlu", LmevalTaskSpec(kind="lmeval"))
-    assert record["task"] == "mmlu" and any(folder.endswith("tasks/mmlu/default") for folder in record["include_path"])
+    assert record["task"] == "mmlu" and "lm_eval:mmlu/default" in record["include_path"]
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -303,9 +302,13 @@ def test_choose_metric_defaults_to_the_first_metric_and_filter(arc_copy):
     assert choose_metric("arc_easy", arc_spec(arc_copy, metric="acc_norm"), tasks) == ("acc_norm", "none")
 
 
-def test_the_task_record_holds_absolute_paths_only(arc_copy, tmp_path, monkeypatch):
-    monkeypatch.chdir(arc_copy.parent)
+def test_the_task_record_names_paths_wherever_the_workflow_and_lm_eval_are_installed(arc_copy, tmp_path):
+    """Paths under the workflow directory are stored relative to it, lm-eval's own folders relative to its install:
+    a run's data folder is the same bytes in another checkout (the SLURM test compares two)."""
     spec = LmevalTaskSpec(kind="lmeval", dataset_path=arc_copy.name, n_eval=2, n_probe=1)
-    record = write_harness_task_data("arc_easy", spec, tmp_path, seed=0, workdir=arc_copy.parent)
-    assert record["overrides"]["dataset_path"] == str(arc_copy)
-    assert json.loads((tmp_path / "task.json").read_text())["include_path"][0].endswith("tasks/arc")
+    records = [
+        write_harness_task_data("arc_easy", spec, tmp_path / f"out{i}", seed=0, workdir=arc_copy.parent) for i in (1, 2)
+    ]
+    assert records[0]["overrides"]["dataset_path"] == "ai2_arc"
+    assert records[0]["include_path"] == ["lm_eval:arc"] and records[0]["yaml"] == "lm_eval:arc/arc_easy.yaml"
+    assert (tmp_path / "out1" / "task.json").read_bytes() == (tmp_path / "out2" / "task.json").read_bytes()

@@ -223,38 +223,65 @@ def definition_files(spec: HarnessTaskSpec, workdir: str | Path = ".") -> list[P
     )
 
 
-def _absolute_files(value: Any, workdir: str | Path) -> Any:
-    """``data_files`` with relative paths taken from the workflow directory (lm-eval would take the job's cwd)."""
+# How a record names a folder of lm-eval's own task YAMLs: relative to lm-eval's installed task folder.
+LM_EVAL_TASKS = "lm_eval:"
+
+
+def _portable(path: str | Path, workdir: str | Path) -> str:
+    """A path as a task record stores it: under lm-eval's task folder ``lm_eval:<rel>``, under the workflow directory
+    relative to it, else absolute; so the record (and the run's data folder) is the same wherever the workflow and
+    lm-eval are installed."""
+    path = Path(path).resolve()
+    for root, prefix in ((_lm_eval_tasks_dir().resolve(), LM_EVAL_TASKS), (Path(workdir).resolve(), "")):
+        if path.is_relative_to(root):
+            return prefix + str(path.relative_to(root))
+    return str(path)
+
+
+def local_path(stored: str, workdir: str | Path = ".") -> Path:
+    """The path a record's :func:`_portable` entry names on this machine (relative ones from the workflow
+    directory, every job's working directory)."""
+    if stored.startswith(LM_EVAL_TASKS):
+        return _lm_eval_tasks_dir() / stored.removeprefix(LM_EVAL_TASKS)
+    return resolve_path(stored, workdir)
+
+
+def _map_files(value: Any, convert: Any) -> Any:
+    """``data_files`` (a path, a list of paths or split → paths) with ``convert`` applied to every path."""
     if isinstance(value, str):
-        return str(resolve_path(value, workdir))
+        return convert(value)
     if isinstance(value, list):
-        return [_absolute_files(item, workdir) for item in value]
+        return [_map_files(item, convert) for item in value]
     if isinstance(value, dict):
-        return {split: _absolute_files(item, workdir) for split, item in value.items()}
+        return {split: _map_files(item, convert) for split, item in value.items()}
     return value
 
 
 def scoring_spec(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> dict[str, Any]:
-    """What a scoring job needs to rebuild the task: lm-eval name, include folders and overrides, settings.
+    """What a scoring job needs to rebuild the task: lm-eval name, YAML folders and overrides, settings.
 
-    Absolute paths throughout, so the record does not depend on the job's working directory.
+    Paths are stored by :func:`_portable`: taken from the workflow directory, named so that they do not depend on
+    where the workflow or lm-eval is installed.
     """
     name = task_name_of(key, spec, workdir)
     entries = _entries_of(spec, workdir)
     overrides: dict[str, Any] = {}
     if spec.dataset_path is not None:
         local = spec.dataset_path not in FILE_BUILDERS
-        overrides["dataset_path"] = str(resolve_path(spec.dataset_path, workdir)) if local else spec.dataset_path
+        path = _portable(resolve_path(spec.dataset_path, workdir), workdir) if local else spec.dataset_path
+        overrides["dataset_path"] = path
     if spec.dataset_kwargs is not None:
         kwargs = dict(spec.dataset_kwargs)
         if "data_files" in kwargs:
-            kwargs["data_files"] = _absolute_files(kwargs["data_files"], workdir)
+            kwargs["data_files"] = _map_files(
+                kwargs["data_files"], lambda file: _portable(resolve_path(file, workdir), workdir)
+            )
         overrides["dataset_kwargs"] = kwargs
     return {
         "kind": spec.kind,
         "task": name,
-        "yaml": entries[name]["yaml"],
-        "include_path": sorted(_folders(name, entries)),
+        "yaml": _portable(entries[name]["yaml"], workdir),
+        "include_path": sorted(_portable(folder, workdir) for folder in _folders(name, entries)),
         "overrides": overrides,
         "num_fewshot": spec.num_fewshot,
         "apply_chat_template": spec.apply_chat_template,
@@ -262,16 +289,20 @@ def scoring_spec(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> 
     }
 
 
-def task_manager(scoring: Mapping[str, Any]) -> Any:
+def task_manager(scoring: Mapping[str, Any], workdir: str | Path = ".") -> Any:
     """An lm-eval ``TaskManager`` over the folders that define the task only: indexing lm-eval's whole registry
     would cost every scoring job ~15 s."""
     # deferred: lm-eval and datasets are slow to import
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=scoring["include_path"], include_defaults=False)
+    return TaskManager(
+        include_path=[str(local_path(folder, workdir)) for folder in scoring["include_path"]], include_defaults=False
+    )
 
 
-def task_request(scoring: Mapping[str, Any], datasets_cache: str | Path | None = None) -> str | dict[str, Any]:
+def task_request(
+    scoring: Mapping[str, Any], datasets_cache: str | Path | None = None, workdir: str | Path = "."
+) -> str | dict[str, Any]:
     """The task as lm-eval is asked for it: its name, or with data overrides its whole config with them on top.
 
     lm-eval 0.4.13 builds a dict spec ``{"task": name, ...}`` as a new inline task rather than merging it into the
@@ -285,13 +316,21 @@ def task_request(scoring: Mapping[str, Any], datasets_cache: str | Path | None =
     # deferred: lm-eval is slow to import
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    config = {**load_yaml(Path(scoring["yaml"]), resolve_func=True, recursive=True), **scoring["overrides"]}
+    overrides = dict(scoring["overrides"])
+    if "dataset_path" in overrides and overrides["dataset_path"] not in FILE_BUILDERS:
+        overrides["dataset_path"] = str(local_path(overrides["dataset_path"], workdir))
+    if "data_files" in overrides.get("dataset_kwargs", {}):
+        files = _map_files(overrides["dataset_kwargs"]["data_files"], lambda file: str(local_path(file, workdir)))
+        overrides["dataset_kwargs"] = {**overrides["dataset_kwargs"], "data_files": files}
+    config = {**load_yaml(local_path(scoring["yaml"], workdir), resolve_func=True, recursive=True), **overrides}
     if datasets_cache is not None:
         config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {}), "cache_dir": str(datasets_cache)}
     return config
 
 
-def load_tasks(scoring: Mapping[str, Any], datasets_cache: str | Path | None = None) -> tuple[dict[str, Any], Any]:
+def load_tasks(
+    scoring: Mapping[str, Any], datasets_cache: str | Path | None = None, workdir: str | Path = "."
+) -> tuple[dict[str, Any], Any]:
     """Build the leaf tasks (and the group, if the name is one) of a :func:`scoring_spec` with lm-eval.
 
     Returns
@@ -299,7 +338,7 @@ def load_tasks(scoring: Mapping[str, Any], datasets_cache: str | Path | None = N
     tuple
         (leaf task name → lm-eval ``Task``, the ``Group`` or None).
     """
-    loaded = task_manager(scoring).load([task_request(scoring, datasets_cache)])
+    loaded = task_manager(scoring, workdir).load([task_request(scoring, datasets_cache, workdir)])
     group = loaded.get("groups", {}).get(scoring["task"])
     return dict(sorted(loaded["tasks"].items())), group
 
@@ -445,7 +484,7 @@ def _write_task_data(
     datasets_cache: str,
 ) -> dict[str, Any]:
     scoring = scoring_spec(key, spec, workdir)
-    tasks, group = load_tasks(scoring, datasets_cache)
+    tasks, group = load_tasks(scoring, datasets_cache, workdir)
     metric, filter_name = choose_metric(key, spec, tasks)
     chat = _chat_template(key, spec, tokenizer_dir)
     rng = random.Random(f"{seed}:{key}")
