@@ -97,7 +97,8 @@ def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
 def registry_index() -> dict[str, dict[str, Any]]:
     """lm-eval's registry (tasks, groups, tags) as name → ``{"kind", "yaml", "children"}``, cached per install."""
     tasks_dir = _lm_eval_tasks_dir()
-    key = hashlib.sha256(f"{version('lm_eval')}:{tasks_dir}".encode()).hexdigest()[:16]
+    # a reinstall or an added task folder (an editable lm-eval) changes the folder's mtime, and so the key
+    key = hashlib.sha256(f"{tasks_dir}:{tasks_dir.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     cache = _cache_dir() / f"lm_eval-index-{version('lm_eval')}-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
