@@ -25,7 +25,7 @@ from simmerge.recommend import Member, predict_pair, recommendation_yaml, resolv
 from simmerge.run import load
 
 # Predicted normalised score per operator; slerp_t30 (order-sensitive) depends on which expert is the anchor.
-SCORES = {"linear": 0.5, "ties_d50": 0.7, "slerp_t30": {"fr": 0.6, "de": 0.9}}
+SCORES = {"linear": 0.5, "ties_d50": 0.7, "slerp_t30": {"fr": 0.6, "arc": 0.9}}
 
 
 class KnownScores(SimMergePredictor):
@@ -70,12 +70,12 @@ def publish(run, name):
 
 @pytest.fixture
 def run(tmp_path, catalog):
-    """results/smoke with the base and the experts fr and de built and summarised."""
+    """results/smoke with the base and the experts fr and arc built and summarised."""
     run = tmp_path / "results" / "smoke"
     synth = Synth(tasks=catalog.tasks)
     models = run / "features" / "models"
     models.mkdir(parents=True)
-    for name, seed, scale in (("tiny", 0, 0.0), ("fr", 1, 0.5), ("de", 2, 0.8)):
+    for name, seed, scale in (("tiny", 0, 0.0), ("fr", 1, 0.5), ("arc", 2, 0.8)):
         publish(run, name)
         synth.model(models, name, seed=seed, scale=scale)
     return run
@@ -95,47 +95,48 @@ def predictor(monkeypatch):
 
 
 def test_candidates_are_ranked_by_the_predicted_score(run, catalog, predictor, tmp_path):
-    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
-    ranked = predict_pair(fr, de, catalog, RunLayout(run), ["n2w_fr", "n2w_de"])
+    fr, arc = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "arc"))
+    ranked = predict_pair(fr, arc, catalog, RunLayout(run), ["n2w_fr", "arc_easy"])
     assert list(zip(ranked["operator"], ranked["anchor"], strict=True)) == [
-        ("slerp_t30", "de"),
+        ("slerp_t30", "arc"),
         ("ties_d50", ""),
         ("slerp_t30", "fr"),
         ("linear", ""),
     ]
     assert ranked["predicted"].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.5])
-    assert ranked["uncertainty"].tolist() == pytest.approx([0.06] * 4)  # the mean over the two tasks
+    # the mean over the two tasks of 0.01 x the task name's length (6 for n2w_fr, 8 for arc_easy)
+    assert ranked["uncertainty"].tolist() == pytest.approx([0.07] * 4)
     # the predictor was the run's, checked against this run's features and operators
     (load,) = predictor.loads
     assert load["feature_columns"] == feature_names() and load["operators"] == list(catalog.operators)
     # it saw both orders of the pair with every operator, on the requested tasks only, with the pair's features
     (rows,) = predictor.rows
     assert len(rows) == 2 * 3 * 2
-    assert set(zip(rows["a"], rows["b"], strict=True)) == {("fr", "de"), ("de", "fr")}
-    assert set(rows["task"]) == {"n2w_fr", "n2w_de"}
+    assert set(zip(rows["a"], rows["b"], strict=True)) == {("fr", "arc"), ("arc", "fr")}
+    assert set(rows["task"]) == {"n2w_fr", "arc_easy"}
     assert set(feature_names()) <= set(rows.columns) and rows[feature_names("functional")].notna().all().all()
 
 
 def test_the_recommendation_is_the_best_candidates_mergekit_yaml_with_its_anchor_first(run, catalog, predictor):
-    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
-    best = predict_pair(fr, de, catalog, RunLayout(run), ["n2w_fr"]).iloc[0].to_dict()
-    text = recommendation_yaml(best, fr, de, catalog, RunLayout(run))
+    fr, arc = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "arc"))
+    best = predict_pair(fr, arc, catalog, RunLayout(run), ["n2w_fr"]).iloc[0].to_dict()
+    text = recommendation_yaml(best, fr, arc, catalog, RunLayout(run))
     header, *_ = text.splitlines()
-    assert header == "# simmerge recommend: slerp_t30 with de as anchor, predicted normalised score 0.900 ± 0.060"
+    assert header == "# simmerge recommend: slerp_t30 with arc as anchor, predicted normalised score 0.900 ± 0.060"
     config = yaml.safe_load(text)
     assert config["merge_method"] == "slerp" and config["parameters"] == {"t": 0.3}
-    assert [model["model"] for model in config["models"]] == [str(de.checkpoint), str(fr.checkpoint)]
-    assert config["base_model"] == str(de.checkpoint)
+    assert [model["model"] for model in config["models"]] == [str(arc.checkpoint), str(fr.checkpoint)]
+    assert config["base_model"] == str(arc.checkpoint)
 
 
 def test_a_symmetric_recommendation_uses_the_run_base_and_names_no_anchor(run, catalog, predictor):
-    fr, de = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "de"))
+    fr, arc = (resolve_member(name, catalog, RunLayout(run)) for name in ("fr", "arc"))
     best = {"operator": "ties_d50", "anchor": "", "predicted": 0.7, "uncertainty": 0.02}
-    text = recommendation_yaml(best, fr, de, catalog, RunLayout(run))
+    text = recommendation_yaml(best, fr, arc, catalog, RunLayout(run))
     assert text.splitlines()[0] == "# simmerge recommend: ties_d50, predicted normalised score 0.700 ± 0.020"
     config = yaml.safe_load(text)
     assert config["base_model"] == str((run / "checkpoints" / "tiny").resolve())
-    assert {model["model"] for model in config["models"]} == {str(fr.checkpoint), str(de.checkpoint)}
+    assert {model["model"] for model in config["models"]} == {str(fr.checkpoint), str(arc.checkpoint)}
 
 
 def test_a_catalog_expert_resolves_to_the_runs_checkpoint_and_summary(run, catalog):
@@ -144,7 +145,7 @@ def test_a_catalog_expert_resolves_to_the_runs_checkpoint_and_summary(run, catal
 
 
 def test_an_expert_that_is_not_built_or_a_path_that_is_no_checkpoint_is_refused(run, catalog, tmp_path):
-    with pytest.raises(ConfigError, match=r"'rhyme' is in the catalog but not built in .*: missing .*manifest.json"):
-        resolve_member("rhyme", catalog, RunLayout(run))
-    with pytest.raises(ConfigError, match=r"neither an expert of the catalog \(fr, de, rhyme\) nor a checkpoint"):
+    with pytest.raises(ConfigError, match=r"'words' is in the catalog but not built in .*: missing .*manifest.json"):
+        resolve_member("words", catalog, RunLayout(run))
+    with pytest.raises(ConfigError, match=r"neither an expert of the catalog \(fr, arc, words\) nor a checkpoint"):
         resolve_member(str(tmp_path / "nowhere"), catalog, RunLayout(run))

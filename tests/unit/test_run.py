@@ -59,7 +59,7 @@ def test_unknown_parent_and_cycle(smoke):
     smoke["catalog"]["experts"][0]["source"]["parent"] = "ghost"
     expect_config_error(smoke, "checkpoint 'fr'", "source.parent 'ghost' is not a catalog entry")
     cyclic = read_config("smoke.yaml")
-    cyclic["catalog"]["experts"][0]["source"]["parent"] = "de"
+    cyclic["catalog"]["experts"][0]["source"]["parent"] = "arc"
     cyclic["catalog"]["experts"][1]["source"]["parent"] = "fr"
     expect_config_error(cyclic, "forms a cycle")
 
@@ -73,12 +73,12 @@ def test_seeds_default_to_the_run_seed(smoke):
 
 
 def test_a_replicate_shifts_every_experts_seed_and_nothing_else(smoke):
-    smoke["catalog"]["experts"][1]["source"]["train"].pop("seed")  # de takes the run seed
+    smoke["catalog"]["experts"][1]["source"]["train"].pop("seed")  # arc takes the run seed
     original = load(copy.deepcopy(smoke), workdir=REPO)
     smoke["catalog"]["replicate"] = 2
     replicate = load(smoke, workdir=REPO)
     shift = 2 * REPLICATE_SEED_STRIDE
-    assert [replicate.seed_of(name) for name in ("fr", "de", "rhyme")] == [1 + shift, smoke["seed"] + shift, 3 + shift]
+    assert [replicate.seed_of(name) for name in ("fr", "arc", "words")] == [1 + shift, smoke["seed"] + shift, 3 + shift]
     assert replicate.seed_of("tiny") == original.seed_of("tiny") == smoke["seed"]  # the same base
     assert replicate.merge_seeds == original.merge_seeds
     assert replicate.predictor_seed == original.predictor_seed
@@ -100,9 +100,9 @@ def test_a_part_with_its_own_seed_keeps_it_and_the_others_take_the_run_seed(smok
 def test_multiway_sets_resolve_their_defaults(smoke):
     catalog = load(smoke, workdir=REPO)
     trio = catalog.multiway_sets["trio"]
-    assert trio.checkpoints == ("fr", "de", "rhyme")
+    assert trio.checkpoints == ("fr", "arc", "words")
     assert trio.max_size == 3
-    assert trio.tasks == ("n2w_fr", "n2w_de", "rhyme_mc")  # the candidates' home tasks, in task order
+    assert trio.tasks == ("n2w_fr", "arc_easy", "word_lengths")  # the candidates' home tasks, in task order
     assert catalog.multiway_seed == smoke["seed"]
 
 
@@ -111,16 +111,16 @@ def test_multiway_sets_resolve_their_defaults(smoke):
     [
         ({"sets": [{"name": "s", "checkpoints": ["fr", "ghost"]}]}, ["multiway set 's'", "['ghost']", "not experts"]),
         ({"sets": [{"name": "s", "checkpoints": ["fr", "fr"]}]}, ["multiway set 's'", "lists an expert twice"]),
-        ({"sets": [{"name": "s", "checkpoints": ["fr", "de"], "max_size": 3}]}, ["max_size 3 is more than its 2"]),
-        ({"sets": [{"name": "s", "checkpoints": ["fr", "de"], "tasks": ["n2w_xx"]}]}, ["tasks ['n2w_xx']"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "arc"], "max_size": 3}]}, ["max_size 3 is more than its 2"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "arc"], "tasks": ["n2w_xx"]}]}, ["tasks ['n2w_xx']"]),
         (
-            {"sets": [{"name": "s", "checkpoints": ["fr", "de"]}, {"name": "s", "checkpoints": ["fr", "rhyme"]}]},
+            {"sets": [{"name": "s", "checkpoints": ["fr", "arc"]}, {"name": "s", "checkpoints": ["fr", "words"]}]},
             ["the name 's' is used twice"],
         ),
         ({"all_at_once": ["ties_d99"]}, ["multiway.all_at_once: 'ties_d99' is not an operator"]),
         ({"all_at_once": ["slerp_t30"]}, ["'slerp_t30' is order-sensitive", "only symmetric"]),
         ({"oracle_operators": ["nope"]}, ["multiway.oracle_operators: 'nope'"]),
-        ({"sets": [{"name": "s", "checkpoints": ["fr", "de", "rhyme", "fr", "de", "rhyme"]}]}, ["multiway.sets.0"]),
+        ({"sets": [{"name": "s", "checkpoints": ["fr", "arc", "words", "fr", "arc", "words"]}]}, ["multiway.sets.0"]),
     ],
 )
 def test_bad_multiway_config_names_the_set_and_field(smoke, change, expected):
@@ -137,24 +137,24 @@ def test_bad_bandit_arrival_names_the_entry(smoke):
 
 def test_catalog_views_follow_the_config_order(smoke):
     catalog = load(smoke, workdir=REPO)
-    assert catalog.names == ["tiny", "fr", "de", "rhyme"] and catalog.expert_names == ["fr", "de", "rhyme"]
+    assert catalog.names == ["tiny", "fr", "arc", "words"] and catalog.expert_names == ["fr", "arc", "words"]
     assert catalog.ordered_pairs == [
-        ("fr", "de"),
-        ("fr", "rhyme"),
-        ("de", "fr"),
-        ("de", "rhyme"),
-        ("rhyme", "fr"),
-        ("rhyme", "de"),
+        ("fr", "arc"),
+        ("fr", "words"),
+        ("arc", "fr"),
+        ("arc", "words"),
+        ("words", "fr"),
+        ("words", "arc"),
     ]
     assert list(catalog.operators) == ["linear", "ties_d50", "slerp_t30"]
-    with pytest.raises(KeyError, match="no checkpoint named 'ghost' in the catalog; known: tiny, fr, de, rhyme"):
+    with pytest.raises(KeyError, match="no checkpoint named 'ghost' in the catalog; known: tiny, fr, arc, words"):
         catalog.get("ghost")
 
 
 def test_a_merge_is_scored_on_its_parents_home_tasks_in_task_order_or_on_all(smoke):
-    assert load(smoke, workdir=REPO).merge_tasks("rhyme", "fr") == ["n2w_fr", "rhyme_mc"]
+    assert load(smoke, workdir=REPO).merge_tasks("words", "fr") == ["n2w_fr", "word_lengths"]
     smoke["merges"]["tasks"] = "all"
-    assert load(smoke, workdir=REPO).merge_tasks("rhyme", "fr") == ["n2w_fr", "n2w_de", "rhyme_mc"]
+    assert load(smoke, workdir=REPO).merge_tasks("words", "fr") == ["n2w_fr", "arc_easy", "word_lengths"]
 
 
 def test_repeated_merges_count_their_seeds_up_from_the_merge_seed(smoke):
@@ -195,7 +195,14 @@ def test_an_unknown_expert_in_a_hold_out_group_is_named(smoke):
 def test_check_runs_the_schema_and_the_task_yamls_after_load(smoke, tmp_path):
     checked = check(smoke, workdir=REPO, where="smoke.yaml", task_dir=REPO / "config" / "tasks")
     assert set(checked.task_files) == set(checked.catalog.tasks)
-    assert all(files for files in checked.task_files.values())
+    # a built-in skill's YAML and templates, the user task's folder; lm-eval's own registry task has none
+    files = {task: [str(file) for file in found] for task, found in checked.task_files.items()}
+    assert str(REPO / "config" / "tasks" / "simmerge_n2w_fr.yaml") in files["n2w_fr"]
+    assert files["word_lengths"] == [
+        "config/smoke_data/word_lengths/utils.py",
+        "config/smoke_data/word_lengths/word_lengths.yaml",
+    ]
+    assert files["arc_easy"] == []
     # pydantic's lax mode reads "10" as 10; the committed schema (the contract) does not
     lax = copy.deepcopy(smoke)
     lax["catalog"]["experts"][0]["source"]["train"]["steps"] = "10"

@@ -278,7 +278,7 @@ def test_keep_merged_declares_the_merged_checkpoints_as_outputs(workflow_dir):
     ]
     merges = dry_run_counts(workflow_dir, "all_labels", "--configfile", path)["merge_score"]
     assert len(kept) == merges
-    assert "results/smoke/merges/de__fr/linear.merged" in kept
+    assert "results/smoke/merges/arc__fr/linear.merged" in kept
 
 
 def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_dir):
@@ -420,6 +420,13 @@ DECLARED = {
     "skill_data": (
         lambda L, w: [L.task_data(w["task"], split) for split in ("train", "eval", "probe")],
         lambda L, w: ("skill_data", w["task"]),
+    ),
+    "task_data": (
+        lambda L, w: [
+            *(L.task_data(w["task"], split) for split in ("train", "eval", "probe")),
+            L.task_record(w["task"]),
+        ],
+        lambda L, w: ("task_data", w["task"]),
     ),
     **{
         rule: (lambda L, w: [L.checkpoint_manifest(w["model"])], lambda L, w, rule=rule: (rule, w["model"]))

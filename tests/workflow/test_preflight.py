@@ -61,7 +61,7 @@ def test_a_bad_expert_fails_before_any_costly_job_starts(workflow_dir, tmp_path)
     layout = RunLayout.of_run(config["run_name"])
     # the jobs Snakemake started: the cheap ones only (the task data, the base, the bad expert's check)
     started = set(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
-    assert started == {"skill_data", "tiny_checkpoint", "local_checkpoint"}, output
+    assert started == {"skill_data", "task_data", "tiny_checkpoint", "local_checkpoint"}, output
     finished = {p.name for p in (workflow_dir / layout.root / "benchmarks").iterdir()}
     assert finished == {"skill_data", "tiny_checkpoint"} and not finished & COSTLY
     assert not (workflow_dir / layout.preflight).exists()

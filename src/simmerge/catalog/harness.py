@@ -212,13 +212,18 @@ def task_problems(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") ->
 
 def definition_files(spec: HarnessTaskSpec, workdir: str | Path = ".") -> list[Path]:
     """The user's files that define a ``yaml`` task (every YAML and Python file of its folder); none for a
-    registry task, which lm-eval's installed version defines."""
+    registry task, which lm-eval's installed version defines.
+
+    Relative to the workflow directory when they are inside it: Snakemake re-runs a job whose set of input paths
+    changed, so absolute paths would re-run the task's whole chain when the workflow folder moves.
+    """
     if not isinstance(spec, YamlTaskSpec):
         return []
     path = resolve_path(spec.path, workdir)
     folder = path if path.is_dir() else path.parent
+    root = Path(workdir).resolve()
     return sorted(
-        file
+        file.relative_to(root) if file.is_relative_to(root) else file
         for file in folder.rglob("*")
         if file.suffix in (".yaml", ".yml", ".py") and "__pycache__" not in file.parts and file.is_file()
     )

@@ -100,8 +100,7 @@ class YamlTaskSpec(HarnessTaskSpec):
 
 def _task_kind(value: Any) -> str:
     """The ``kind`` of a task entry; an entry without one is a built-in skill (configs written before kinds)."""
-    kind = value.get("kind", "builtin") if isinstance(value, dict) else getattr(value, "kind", "builtin")
-    return kind if kind in TASK_KINDS else "builtin"
+    return value.get("kind", "builtin") if isinstance(value, dict) else getattr(value, "kind", "builtin")
 
 
 TASK_KINDS = ("builtin", "lmeval", "yaml")
@@ -523,7 +522,10 @@ def format_validation_error(error: ValidationError, where: str) -> str:
     """One line per problem: the dotted field path, what is wrong, the offending value, and for a name the fix."""
     lines = [f"invalid configuration in {where}:"]
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = list(item["loc"])
+        if len(loc) > 2 and loc[0] == "tasks" and loc[2] in TASK_KINDS:
+            del loc[2]  # the kind pydantic matched the entry to: the entry's own field path says more
+        field = ".".join(str(part) for part in loc) or "(top level)"
         value = item.get("input")
         shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
         fix = ""
