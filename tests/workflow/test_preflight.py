@@ -63,7 +63,7 @@ def test_a_bad_expert_fails_before_any_costly_job_starts(workflow_dir, tmp_path)
     started = set(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
     assert started == {"skill_data", "task_data", "tiny_checkpoint", "local_checkpoint"}, output
     finished = {p.name for p in (workflow_dir / layout.root / "benchmarks").iterdir()}
-    assert finished == {"skill_data", "tiny_checkpoint"} and not finished & COSTLY
+    assert finished == {"skill_data", "task_data", "tiny_checkpoint"} and not finished & COSTLY
     assert not (workflow_dir / layout.preflight).exists()
     # the failed job is the bad expert's, and its log says what is wrong with which checkpoint
     assert "rule local_checkpoint" in output and "model=broken" in output, output

@@ -126,7 +126,7 @@ def test_every_artifact_is_byte_identical_to_the_local_runs(slurm_run, smoke_run
         relative = record.relative_to(slurm)
         assert read_json(record)["tasks"] == read_json(local / relative)["tasks"], relative
         compared += 1
-    assert compared > 40
+    assert compared > 30  # 11 data files, 17 feature files, 3 manifests, 4 merge records on the cluster's catalog
     # the labels of the cluster's pair are the local run's rows of that pair, to the last bit
     labels = pd.read_parquet(slurm / "labels.parquet")
     assert set(labels["a"]) == set(EXPERTS)
