@@ -10,6 +10,7 @@
 import json
 from pathlib import Path
 
+import simmerge.catalog.harness
 import simmerge.catalog.lock
 import simmerge.core.config
 import simmerge.core.layout
@@ -156,6 +157,22 @@ def get_task_data_params(wildcards):
         "seed": RUN.seed,
         "spec": RUN.tasks[task].model_dump(mode="json"),
         "trained_by": CATALOG.trained_on(task),
+    }
+
+
+def get_prefetch_params(wildcards):
+    """What `snakemake prefetch` puts into the Hugging Face caches: every hf checkpoint at its commit, every lm-eval
+    task that reads its dataset through the cache (not a local dataset_path)."""
+    return {
+        "checkpoints": {
+            name: {**CATALOG.get(name).source.model_dump(), "revision": CHECKED.commits[name]}
+            for name in CATALOG.names_by_source("hf")
+        },
+        "tasks": {
+            task: simmerge.catalog.harness.scoring_spec(task, RUN.tasks[task], workflow.basedir)
+            for task in HARNESS_TASKS
+            if RUN.tasks[task].dataset_path is None
+        },
     }
 
 
