@@ -40,6 +40,7 @@ include: "rules/report.smk"
 # each would otherwise wait in the queue and for the executor's status checks far longer than it runs. That includes
 # drawing an lm-eval task's documents (task_data), which reads the dataset where the Hugging Face caches are filled.
 localrules:
+    prefetch,
     skill_data,
     task_data,
     preflight,

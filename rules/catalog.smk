@@ -46,6 +46,21 @@ rule task_data:
         "../workflow_scripts/task_data.py"
 
 
+# Not part of `all`: run it where the Hub is reachable (a login node, a workstation) before the workflow, whose
+# jobs all read the Hub and the datasets offline. Cached files are not downloaded again.
+rule prefetch:
+    output:
+        LAYOUT.prefetch_record,
+    log:
+        LAYOUT.log("prefetch", "all"),
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        downloads=get_prefetch_params,
+    script:
+        "../workflow_scripts/prefetch.py"
+
+
 rule convert_gguf:
     output:
         LAYOUT.checkpoint_manifest("{model}"),

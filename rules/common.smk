@@ -10,6 +10,8 @@
 import json
 from pathlib import Path
 
+import simmerge.catalog.harness
+import simmerge.catalog.lock
 import simmerge.core.config
 import simmerge.core.layout
 import simmerge.core.runtime
@@ -35,9 +37,17 @@ def config_name():
 # task YAMLs, so a malformed one fails here, before any checkpoint is built, not when the first expert is scored.
 # Defaults come from the pydantic models; the schema check fills none in (that would mix oneOf branches).
 TASK_DIR = simmerge.run.TASK_DIR
+# hf branches and tags are fetched at the commits of the lock file beside the (last) config file: `simmerge lock`
+LOCK_FILE = simmerge.catalog.lock.lock_file_of(
+    (workflow.overwrite_configfiles or [DEFAULT_CONFIG])[-1]
+)
 with simmerge.core.config.exit_on_config_error():
     CHECKED = simmerge.run.check(
-        config, workdir=workflow.basedir, where=config_name(), task_dir=TASK_DIR
+        config,
+        workdir=workflow.basedir,
+        where=config_name(),
+        task_dir=TASK_DIR,
+        lock_file=LOCK_FILE,
     )
 CATALOG = CHECKED.catalog
 RUN = CATALOG.config
@@ -94,12 +104,6 @@ def get_final_targets():
 # ---- catalog stage --------------------------------------------------------------------------------------------
 
 
-def manifest_path(name):
-    """The manifest of a checkpoint; downloaded ones are ancient so a re-download does not cascade."""
-    path = LAYOUT.checkpoint_manifest(name)
-    return ancient(path) if CATALOG.get(name).source.kind == "hf" else path
-
-
 # ---- pre-flight gate ------------------------------------------------------------------------------------------
 #
 # Checks that can reject the run come before any costly job. Every checkpoint whose source exists before the run
@@ -119,7 +123,7 @@ TASK_SPLITS = ("train", "eval", "probe")
 
 def get_preflight_input(wildcards):
     return {
-        "manifests": [manifest_path(name) for name in CHECKED_FIRST],
+        "manifests": [LAYOUT.checkpoint_manifest(name) for name in CHECKED_FIRST],
         "tasks": [
             LAYOUT.task_data(task, split) for task in TASKS for split in TASK_SPLITS
         ],
@@ -143,7 +147,7 @@ def get_task_data_input(wildcards):
     """The user's task files (a yaml task), and the base when its chat template renders the prompts."""
     inputs = {"definition": [str(path) for path in TASK_FILES[wildcards.task]]}
     if RUN.tasks[wildcards.task].apply_chat_template:
-        inputs["base"] = manifest_path(BASE)
+        inputs["base"] = LAYOUT.checkpoint_manifest(BASE)
     return inputs
 
 
@@ -156,17 +160,38 @@ def get_task_data_params(wildcards):
     }
 
 
+def get_prefetch_params(wildcards):
+    """What `snakemake prefetch` puts into the Hugging Face caches: every hf checkpoint at its commit, every lm-eval
+    task that reads its dataset through the cache (not a local dataset_path)."""
+    return {
+        "checkpoints": {
+            name: {**CATALOG.get(name).source.model_dump(), "revision": CHECKED.commits[name]}
+            for name in CATALOG.names_by_source("hf")
+        },
+        "tasks": {
+            task: simmerge.catalog.harness.scoring_spec(task, RUN.tasks[task], workflow.basedir)
+            for task in HARNESS_TASKS
+            if RUN.tasks[task].dataset_path is None
+        },
+    }
+
+
 def get_source_params(wildcards):
-    return CATALOG.get(wildcards.model).source.model_dump()
+    """The entry's source; an hf branch or tag as the commit it is locked to, so that moving the lock re-fetches
+    the checkpoint and re-runs what is built from it, and nothing else."""
+    source = CATALOG.get(wildcards.model).source.model_dump()
+    if wildcards.model in CHECKED.commits:
+        source["revision"] = CHECKED.commits[wildcards.model]
+    return source
 
 
 def get_base_manifest(wildcards):
-    return manifest_path(BASE)
+    return LAYOUT.checkpoint_manifest(BASE)
 
 
 def get_checkpoint_input(wildcards):
     """The base manifest (pre-flight reference) for every expert; nothing for the base itself."""
-    return {} if wildcards.model == BASE else {"base": manifest_path(BASE)}
+    return {} if wildcards.model == BASE else {"base": LAYOUT.checkpoint_manifest(BASE)}
 
 
 def get_tiny_checkpoint_input(wildcards):
@@ -187,8 +212,8 @@ def train_files(tasks):
 def get_finetune_expert_input(wildcards):
     name = wildcards.model
     return {
-        "parent": manifest_path(CATALOG.parent_of(name)),
-        "base": manifest_path(BASE),
+        "parent": LAYOUT.checkpoint_manifest(CATALOG.parent_of(name)),
+        "base": LAYOUT.checkpoint_manifest(BASE),
         "train": train_files(CATALOG.get(name).tasks),
         "preflight": preflight_gate(),
     }
@@ -215,7 +240,7 @@ def task_yamls(tasks):
 
 
 def get_checkpoint_manifest(wildcards):
-    return manifest_path(wildcards.model)
+    return LAYOUT.checkpoint_manifest(wildcards.model)
 
 
 def get_expert_scores_yamls(wildcards):
@@ -267,9 +292,9 @@ def get_merge_score_input(wildcards):
     a, b = wildcards.a, wildcards.b
     tasks = CATALOG.merge_tasks(a, b)
     return {
-        "a": manifest_path(a),
-        "b": manifest_path(b),
-        "base": manifest_path(BASE),
+        "a": LAYOUT.checkpoint_manifest(a),
+        "b": LAYOUT.checkpoint_manifest(b),
+        "base": LAYOUT.checkpoint_manifest(BASE),
         "a_scores": expert_score_files(a, tasks),
         "b_scores": expert_score_files(b, tasks),
         "tasks": task_yamls(tasks),
@@ -332,7 +357,7 @@ def get_provenance_records():
     """The records besides the merge records whose provenance the report checks: every checkpoint's manifest,
     expert scores and model summary, all of them products of `all` already."""
     return [
-        *(manifest_path(name) for name in MODELS),
+        *(LAYOUT.checkpoint_manifest(name) for name in MODELS),
         *(LAYOUT.expert_scores(name, task) for name in MODELS for task in TASKS),
         *(LAYOUT.model_summary(name) for name in MODELS),
     ]
@@ -407,7 +432,7 @@ def get_multiway_plan_input(wildcards):
     candidates = MULTIWAY_SETS[wildcards.mwset].checkpoints
     return {
         "predictor": LAYOUT.predictor_model,
-        "checkpoints": [manifest_path(name) for name in (BASE, *candidates)],
+        "checkpoints": [LAYOUT.checkpoint_manifest(name) for name in (BASE, *candidates)],
         "summaries": [LAYOUT.model_summary(name) for name in (BASE, *candidates)],
         "scores": [
             path
@@ -463,10 +488,10 @@ def get_multiway_node_input(wildcards):
     """The node's inputs: expert checkpoints (manifests) or the merged nodes it is built from."""
     node = multiway_recipes(wildcards.mwset)["nodes"][wildcards.node]
     return {
-        "base": manifest_path(BASE),
+        "base": LAYOUT.checkpoint_manifest(BASE),
         "inputs": [
             (
-                manifest_path(name)
+                LAYOUT.checkpoint_manifest(name)
                 if name in EXPERTS
                 else LAYOUT.multiway_node(wildcards.mwset, name)
             )

@@ -17,9 +17,17 @@ import yaml
 
 from simmerge.catalog.build import checkpoint_dir, convert_gguf_checkpoint, fetch_hf_checkpoint, tiny_checkpoint
 from simmerge.catalog.hub import CheckpointSourceError
+from simmerge.catalog.lock import lock_catalog, lock_file_of, write_lock
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
-from simmerge.core.config import BuiltinTaskSpec, ConfigError, HarnessTaskSpec, json_schema, read_config_file
+from simmerge.core.config import (
+    BuiltinTaskSpec,
+    ConfigError,
+    HarnessTaskSpec,
+    json_schema,
+    parse_config,
+    read_config_file,
+)
 from simmerge.core.io import write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
@@ -59,6 +67,16 @@ def cmd_check(args: argparse.Namespace) -> None:
     for entry in catalog.entries:
         print(f"  {entry.name:<20} {entry.source.kind:<9} tasks={','.join(entry.tasks) or '-'}")
     print(f"  tasks: {', '.join(_described(name, spec) for name, spec in catalog.config.tasks.items())}")
+
+
+def cmd_lock(args: argparse.Namespace) -> None:
+    config = parse_config(read_config_file(args.config), where=args.config)
+    lock = lock_catalog(config)
+    path = lock_file_of(args.config)
+    write_lock(lock, path, args.config)
+    for name, entry in lock["checkpoints"].items():
+        print(f"  {name:20} {entry['repo_id']}@{entry['revision']} -> {entry['commit']} ({entry['resolved_from']})")
+    print(f"{path}: {len(lock['checkpoints'])} revision(s) locked")
 
 
 def _described(name: str, spec: BuiltinTaskSpec | HarnessTaskSpec) -> str:
@@ -297,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="e.g. config/config.yaml")
     p.add_argument("--tasks-dir", default=TASK_DIR, help="folder of the task YAMLs (default: %(default)s)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "lock",
+        help="lock every hf branch or tag of a config to the commit it points at, in the lock file beside it "
+        "(my.yaml -> my.lock.yaml); the workflow fetches those commits",
+    )
+    p.add_argument("config", help="e.g. my-catalog.yaml")
+    p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("features", help="print the similarity features of an ordered pair of a finished run")
     p.add_argument("a", help="first checkpoint of the ordered pair (the merge anchor)")

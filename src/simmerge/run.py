@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from simmerge.catalog import harness
+from simmerge.catalog.lock import lock_file_of, locked_commits
 from simmerge.core.config import (
     REPLICATE_SEED_STRIDE,
     CheckpointSpec,
@@ -243,10 +244,15 @@ class CheckedRun:
 
     catalog: Catalog
     task_files: dict[str, list[Path]]
+    commits: dict[str, str] = field(default_factory=dict)
 
 
 def check(
-    raw: dict[str, Any], workdir: str | Path = ".", where: str = "the config", task_dir: str | Path = TASK_DIR
+    raw: dict[str, Any],
+    workdir: str | Path = ".",
+    where: str = "the config",
+    task_dir: str | Path = TASK_DIR,
+    lock_file: str | Path | None = None,
 ) -> CheckedRun:
     """Every check the workflow runs when Snakemake parses it; ``simmerge check`` runs this same function.
 
@@ -264,6 +270,9 @@ def check(
         How to name the config in messages (its file name).
     task_dir : str or Path
         Folder of the task YAMLs, as named in messages.
+    lock_file : str or Path, optional
+        The config's lock file (:func:`simmerge.catalog.lock.lock_file_of`), which locks ``hf`` branches and tags
+        to commits; a missing file locks nothing.
 
     Returns
     -------
@@ -289,12 +298,16 @@ def check(
         files[task] = harness.definition_files(spec, catalog.workdir)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    return CheckedRun(catalog=catalog, task_files={task: files[task] for task in catalog.tasks})
+    commits = locked_commits(catalog.config, lock_file, where)
+    return CheckedRun(catalog=catalog, task_files={task: files[task] for task in catalog.tasks}, commits=commits)
 
 
 def check_file(path: str | Path, workdir: str | Path = ".", task_dir: str | Path = TASK_DIR) -> CheckedRun:
-    """:func:`check` on a config file, read with :func:`read_config_file` (messages name its line and column)."""
-    return check(read_config_file(path), workdir=workdir, where=str(path), task_dir=task_dir)
+    """:func:`check` on a config file, read with :func:`read_config_file` (messages name its line and column), with
+    the lock file beside it."""
+    return check(
+        read_config_file(path), workdir=workdir, where=str(path), task_dir=task_dir, lock_file=lock_file_of(path)
+    )
 
 
 def _check_schema(raw: dict[str, Any], where: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from shipped_configs import REPO, expect_config_error, read_config
 
-from simmerge.core.config import SLUG_FIX, ConfigError, json_schema, read_config_file
+from simmerge.core.config import SLUG_FIX, ConfigError, json_schema, parse_config, read_config_file
 
 
 @pytest.fixture
@@ -68,9 +68,12 @@ def test_unknown_source_kind(smoke):
     expect_config_error(smoke, "catalog.experts.0.source", "'torrent'")
 
 
-def test_hf_revision_must_be_a_commit(smoke):
+def test_hf_revision_is_a_commit_branch_or_tag_name(smoke):
+    # a branch or tag parses; the workflow then needs its lock (tests/unit/test_lock.py)
     smoke["catalog"]["experts"][0]["source"] = {"kind": "hf", "repo_id": "org/model", "revision": "main"}
-    expect_config_error(smoke, "catalog.experts.0.source.hf.revision", "'main'")
+    assert parse_config(smoke).catalog.experts[0].source.revision == "main"
+    smoke["catalog"]["experts"][0]["source"]["revision"] = "main branch"
+    expect_config_error(smoke, "catalog.experts.0.source.hf.revision", "'main branch'")
 
 
 def test_gguf_source_needs_a_location(smoke):

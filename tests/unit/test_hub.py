@@ -173,7 +173,7 @@ def test_unknown_revision_or_repo_offline_is_a_clear_error(offline, cache, tmp_p
         "and the Hub cannot be reached (offline mode or no network): "
     )
     assert re.search(state, message), message
-    assert "run the fetch once with network access" in message
+    assert "snakemake prefetch --configfile CONFIG" in message
     assert "HF_HOME" in message
     assert not out.exists()
 
@@ -225,3 +225,23 @@ def test_repository_code_is_fetched_only_for_a_trusted_entry(offline, tmp_path, 
     manifest = fetch_hf_checkpoint("coder", source, tmp_path / "ckpt", base_manifest=None)
     assert ("modeling_x.py" in manifest["files"]) is trusted
     assert (tmp_path / "ckpt" / "modeling_x.py").is_file() is trusted
+
+
+def test_prefetch_of_a_cached_commit_downloads_nothing(offline, cache):
+    from simmerge.catalog.hub import prefetch_checkpoint
+
+    record = prefetch_checkpoint(REPO_ID, COMMIT, cache_dir=cache)
+    assert record["downloaded"] is False and Path(record["snapshot"]).name == COMMIT
+
+
+def test_prefetch_of_a_missing_commit_offline_says_where_to_run_it(offline, cache):
+    from simmerge.catalog.hub import prefetch_checkpoint
+
+    with pytest.raises(CheckpointSourceError, match="not in the hub cache, and the download failed") as error:
+        prefetch_checkpoint(REPO_ID, "2" * 40, cache_dir=cache)
+    assert "run the prefetch where the Hub is reachable" in str(error.value)
+
+
+def test_an_offline_fetch_of_an_uncached_revision_names_the_prefetch(offline, cache, tmp_path):
+    with pytest.raises(CheckpointSourceError, match=r"snakemake prefetch --configfile CONFIG"):
+        fetch_checkpoint(REPO_ID, "2" * 40, tmp_path / "out", cache_dir=cache)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from snakemake_runner import (
     ANCHORED,
     aggregates,
@@ -161,6 +162,39 @@ def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_d
         # and the costly jobs read it through ancient(), so nothing else follows from it
         "preflight": 1,
         "finetune_expert": 1,
+        "probe_pass": n_tasks,
+        "weight_sketch": 1,
+        "probe_features": 1,
+        "pair_features": 2 * n_experts,
+        "expert_scores": n_tasks,
+        "expert_scores_table": 1,
+        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
+        - n_merges(config["merges"]["operators"], n_experts),
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
+def write_lock(workflow_dir: Path, name: str, commit: str) -> None:
+    entry = {"repo_id": "org/model", "revision": "main", "commit": commit, "resolved_from": "hub", "locked_at": "-"}
+    lock = {"version": 1, "checkpoints": {"hub": entry}}
+    (workflow_dir / "config" / name).write_text(yaml.safe_dump(lock), encoding="utf-8")
+
+
+def test_moving_a_lock_refetches_that_checkpoint_and_reruns_only_what_is_built_from_it(workflow_dir):
+    config = load_config("smoke.yaml")
+    hub = {"name": "hub", "tasks": ["n2w_fr"], "source": {"kind": "hf", "repo_id": "org/model", "revision": "main"}}
+    config["catalog"]["experts"].append(hub)
+    path = write_config(workflow_dir, "hub.yaml", config)
+    write_lock(workflow_dir, "hub.lock.yaml", "a" * 40)
+    pretend_complete(workflow_dir, "--configfile", path)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    write_lock(workflow_dir, "hub.lock.yaml", "b" * 40)  # `simmerge lock` found main moved
+    n_experts = len(config["catalog"]["experts"]) - 1
+    n_tasks = len(config["tasks"])
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "fetch_checkpoint": 1,
+        "preflight": 1,
         "probe_pass": n_tasks,
         "weight_sketch": 1,
         "probe_features": 1,

@@ -29,6 +29,7 @@ from typing import Any
 
 from simmerge.core.config import ConfigError, HarnessTaskSpec, YamlTaskSpec, resolve_path
 from simmerge.core.io import write_json, write_jsonl
+from simmerge.core.runtime import offline_hub
 from simmerge.core.task_yaml import load_task_yaml
 
 log = logging.getLogger(__name__)
@@ -347,6 +348,27 @@ def load_tasks(
     loaded = task_manager(scoring, workdir).load([task_request(scoring, datasets_cache, workdir)])
     group = loaded.get("groups", {}).get(scoring["task"])
     return dict(sorted(loaded["tasks"].items())), group
+
+
+def prefetch_task(scoring: Mapping[str, Any]) -> dict[str, Any]:
+    """Put an lm-eval task's datasets into the Hugging Face datasets cache, where every job reads them offline.
+
+    Loading the task once with the hub reachable leaves its prepared Arrow files in the cache; a task already there
+    (it loads with the hub unreachable) or over a local copy of its data costs no request.
+
+    Returns
+    -------
+    dict
+        ``task`` and ``downloaded`` (False: it loaded offline).
+    """
+    try:
+        with offline_hub():
+            load_tasks(scoring)
+        return {"task": scoring["task"], "downloaded": False}
+    except OSError:  # datasets' offline refusal is a ConnectionError; a missing cache entry a FileNotFoundError
+        log.info("downloading the datasets of lm-eval task %s into the datasets cache", scoring["task"])
+    load_tasks(scoring)
+    return {"task": scoring["task"], "downloaded": True}
 
 
 # ---- metrics --------------------------------------------------------------------------------------------------

@@ -119,8 +119,9 @@ def fetch_checkpoint(
 
     where = f"repository {repo_id!r} at revision {revision!r}"
     remedy = (
-        "Check the repo id and revision on the Hub, then run the fetch once with network access, or set "
-        "HF_HOME (or cache_dir) to a Hugging Face cache that already holds this revision."
+        "Check the repo id and revision on the Hub, then fill the cache where the Hub is reachable (`snakemake "
+        "prefetch --configfile CONFIG`, e.g. on a login node), or set HF_HOME (or cache_dir) to a Hugging Face cache "
+        "that already holds this revision."
     )
     pinned = is_commit_sha(revision)
     if not pinned:
@@ -248,3 +249,56 @@ def _cache_state(
         return f"the cached snapshot of commit {commit} is incomplete or unreadable"
     missing = sorted(name for name in listed if _matches(name, patterns) and not (snapshots / commit / name).is_file())
     return f"the cached snapshot of commit {commit} is incomplete (missing: {', '.join(missing) or 'unknown'})"
+
+
+def prefetch_checkpoint(
+    repo_id: str,
+    commit: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    allow_patterns: tuple[str, ...] | list[str] = DEFAULT_PATTERNS,
+) -> dict[str, Any]:
+    """Put a model repository's files at a commit into the Hugging Face hub cache, downloading only what is missing.
+
+    The cache is read first with the hub unreachable: a revision already there costs no request at all. The
+    files are the ones :func:`fetch_checkpoint` later copies (same patterns, pickles and code left out).
+
+    Returns
+    -------
+    dict
+        ``repo_id``, ``commit``, ``downloaded`` (False: everything was in the cache) and ``snapshot`` (its folder).
+
+    Raises
+    ------
+    CheckpointSourceError
+        If the files are not cached and the Hub cannot be reached or refuses them.
+    """
+    # deferred: huggingface_hub is slow to import and only a download needs it
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    ignore_patterns = [p for p in (*PICKLE_PATTERNS, *REMOTE_CODE_PATTERNS) if p not in allow_patterns]
+    options = {
+        "revision": commit,
+        "allow_patterns": list(allow_patterns),
+        "ignore_patterns": ignore_patterns,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+    }
+    try:
+        return {
+            "repo_id": repo_id,
+            "commit": commit,
+            "downloaded": False,
+            "snapshot": snapshot_download(repo_id, local_files_only=True, **options),
+        }
+    except LocalEntryNotFoundError:
+        pass
+    logger.info("downloading %s at %s into the hub cache", repo_id, commit)
+    try:
+        snapshot = snapshot_download(repo_id, **options)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+        raise CheckpointSourceError(
+            f"repository {repo_id!r} at {commit}: not in the hub cache, and the download failed ({err}); run the "
+            "prefetch where the Hub is reachable"
+        ) from None
+    return {"repo_id": repo_id, "commit": commit, "downloaded": True, "snapshot": snapshot}

@@ -134,8 +134,9 @@ class HFSource(Frozen):
     kind: Literal["hf"] = Field(description="Download a Hugging Face repo at a pinned revision.")
     repo_id: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hub repository id, 'org/name'.")
     revision: str = Field(
-        pattern=r"^[0-9a-f]{40}$",
-        description="The 40-hex commit sha to pin (a branch or tag would make runs irreproducible).",
+        pattern=r"^[^\s]+$",
+        description="A 40-hex commit sha, or a branch or tag that `simmerge lock CONFIG` locks to the commit it points "
+        "at (the lock file beside the config); the workflow fetches commits only.",
     )
     trust_remote_code: bool = Field(False, description="Allow the repo's own modelling code (off by default).")
 

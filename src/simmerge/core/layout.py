@@ -86,6 +86,12 @@ class RunLayout:
         return self.checkpoint_dir(name) / MANIFEST_NAME
 
     @property
+    def prefetch_record(self) -> Path:
+        """``checkpoints/prefetch.json`` (rule ``prefetch``): what was put into the Hugging Face caches, and whether
+        it was downloaded or already there."""
+        return self.root / "checkpoints" / "prefetch.json"
+
+    @property
     def preflight(self) -> Path:
         """``checkpoints/preflight.json`` (rule ``preflight``): the checkpoints and tasks checked before any
         scoring, training or merging job; every such job waits for it."""
