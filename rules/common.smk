@@ -42,9 +42,10 @@ LOCK_FILE = simmerge.catalog.lock.lock_file_of(
     (workflow.overwrite_configfiles or [DEFAULT_CONFIG])[-1]
 )
 with simmerge.core.config.exit_on_config_error():
+    # the workflow directory is passed by position: a line starting with `workdir` is a Snakemake keyword
     CHECKED = simmerge.run.check(
         config,
-        workdir=workflow.basedir,
+        workflow.basedir,
         where=config_name(),
         task_dir=TASK_DIR,
         lock_file=LOCK_FILE,

@@ -24,12 +24,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def test_prefetch_with_the_caches_laid_downloads_nothing_and_the_fetch_reads_the_cache_offline(workflow_dir, tmp_path):
     config = load_config("smoke.yaml")
     base = config["catalog"]["base"]["source"]
-    model = build_tiny_checkpoint(
-        tmp_path / "hub_model",
-        seed=5,
-        hidden_size=base["hidden_size"],
-        num_layers=base["num_layers"],
-        num_heads=base["num_heads"],
+    model = tmp_path / "hub_model"
+    build_tiny_checkpoint(
+        model, seed=5, hidden_size=base["hidden_size"], num_layers=base["num_layers"], num_heads=base["num_heads"]
     )
     cache = tmp_path / "hub"
     add_to_cache(cache, "org/hub-expert", COMMIT, {p.name: p.read_bytes() for p in model.iterdir()}, refs=("main",))
