@@ -166,11 +166,16 @@ def get_prefetch_params(wildcards):
     task that reads its dataset through the cache (not a local dataset_path)."""
     return {
         "checkpoints": {
-            name: {**CATALOG.get(name).source.model_dump(), "revision": CHECKED.commits[name]}
+            name: {
+                **CATALOG.get(name).source.model_dump(),
+                "revision": CHECKED.commits[name],
+            }
             for name in CATALOG.names_by_source("hf")
         },
         "tasks": {
-            task: simmerge.catalog.harness.scoring_spec(task, RUN.tasks[task], workflow.basedir)
+            task: simmerge.catalog.harness.scoring_spec(
+                task, RUN.tasks[task], workflow.basedir
+            )
             for task in HARNESS_TASKS
             if RUN.tasks[task].dataset_path is None
         },
@@ -433,7 +438,9 @@ def get_multiway_plan_input(wildcards):
     candidates = MULTIWAY_SETS[wildcards.mwset].checkpoints
     return {
         "predictor": LAYOUT.predictor_model,
-        "checkpoints": [LAYOUT.checkpoint_manifest(name) for name in (BASE, *candidates)],
+        "checkpoints": [
+            LAYOUT.checkpoint_manifest(name) for name in (BASE, *candidates)
+        ],
         "summaries": [LAYOUT.model_summary(name) for name in (BASE, *candidates)],
         "scores": [
             path

@@ -21,20 +21,9 @@ from simmerge.catalog.harness import (
 )
 from simmerge.core.config import ConfigError, LmevalTaskSpec, YamlTaskSpec
 from simmerge.core.io import read_jsonl
-from simmerge.core.runtime import offline_hub
 from simmerge.merges.scoring import score_checkpoint
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No hub; datasets' Arrow cache in the test's folder."""
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_datasets_cache")
-    with offline_hub():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "hub_and_datasets_offline")
 
 
 @pytest.fixture(scope="module")

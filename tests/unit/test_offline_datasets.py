@@ -21,10 +21,8 @@ from offline_datasets import (
 )
 from tiny_llm import make_tiny_checkpoint
 
-from simmerge.core.runtime import offline_hub
-
 # torch's thread count changes float results in the last bits; these tests compare runs
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "hub_and_datasets_offline")
 
 SEED = 1234
 
@@ -33,16 +31,6 @@ def lm_eval_tasks_dir(name: str) -> str:
     import lm_eval.tasks
 
     return str(Path(lm_eval.tasks.__file__).parent / name)
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No hub, and datasets' Arrow cache in the test's folder rather than ~/.cache (read per call, not at import)."""
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_datasets_cache")
-    with offline_hub():
-        yield
 
 
 @pytest.fixture(scope="module")

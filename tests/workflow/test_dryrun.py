@@ -150,29 +150,34 @@ def with_extra_expert(config: dict) -> dict:
     return config
 
 
+def one_experts_jobs(config: dict, checkpoint_rule: str) -> dict[str, int]:
+    """The jobs of the last expert of ``config`` when every other job is done: its checkpoint, the gate (rewritten in
+    seconds; the costly jobs read it through ancient(), so nothing else follows from it), its probe passes, sketch,
+    summary and scores, its pair features and merges with each other expert, and the aggregates."""
+    n_others = len(config["catalog"]["experts"]) - 1
+    n_tasks = len(config["tasks"])
+    operators = config["merges"]["operators"]
+    return {
+        checkpoint_rule: 1,
+        "preflight": 1,
+        "probe_pass": n_tasks,
+        "weight_sketch": 1,
+        "probe_features": 1,
+        "pair_features": 2 * n_others,
+        "expert_scores": n_tasks,
+        "expert_scores_table": 1,
+        "merge_score": n_merges(operators, n_others + 1) - n_merges(operators, n_others),
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
 def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_dir):
     assert pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml") > 0
     assert dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml") == {}
     config = with_extra_expert(load_config("smoke.yaml"))
-    n_experts = len(config["catalog"]["experts"]) - 1
-    n_tasks = len(config["tasks"])
     path = write_config(workflow_dir, "plus_one.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
-        # the gate's record lists the fine-tuned experts it leaves to their fine-tune: it is rewritten (seconds),
-        # and the costly jobs read it through ancient(), so nothing else follows from it
-        "preflight": 1,
-        "finetune_expert": 1,
-        "probe_pass": n_tasks,
-        "weight_sketch": 1,
-        "probe_features": 1,
-        "pair_features": 2 * n_experts,
-        "expert_scores": n_tasks,
-        "expert_scores_table": 1,
-        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
-        - n_merges(config["merges"]["operators"], n_experts),
-        **AGGREGATES,
-        "all": 1,
-    }
+    assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "finetune_expert")
 
 
 def write_lock(workflow_dir: Path, name: str, commit: str) -> None:
@@ -188,24 +193,7 @@ def test_moving_a_lock_refetches_that_checkpoint_and_reruns_only_what_is_built_f
     path = write_config(workflow_dir, "hub.yaml", config)
     write_lock(workflow_dir, "hub.lock.yaml", "a" * 40)
     pretend_complete(workflow_dir, "--configfile", path)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
-    write_lock(workflow_dir, "hub.lock.yaml", "b" * 40)  # `simmerge lock` found main moved
-    n_experts = len(config["catalog"]["experts"]) - 1
-    n_tasks = len(config["tasks"])
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
-        "fetch_checkpoint": 1,
-        "preflight": 1,
-        "probe_pass": n_tasks,
-        "weight_sketch": 1,
-        "probe_features": 1,
-        "pair_features": 2 * n_experts,
-        "expert_scores": n_tasks,
-        "expert_scores_table": 1,
-        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
-        - n_merges(config["merges"]["operators"], n_experts),
-        **AGGREGATES,
-        "all": 1,
-    }
+    assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "fetch_checkpoint")
 
 
 def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jobs(workflow_dir, tmp_path):
@@ -213,27 +201,12 @@ def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jo
     every costly job reads it through ancient(), so only the new expert's own jobs and the aggregates follow."""
     pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = load_config("smoke.yaml")
-    n_experts = len(config["catalog"]["experts"])
     (tmp_path / "mine").mkdir()
     config["catalog"]["experts"].append(
         {"name": "mine", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(tmp_path / "mine")}}
     )
-    n_tasks = len(config["tasks"])
     path = write_config(workflow_dir, "plus_local.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
-        "local_checkpoint": 1,
-        "preflight": 1,
-        "probe_pass": n_tasks,
-        "weight_sketch": 1,
-        "probe_features": 1,
-        "pair_features": 2 * n_experts,
-        "expert_scores": n_tasks,
-        "expert_scores_table": 1,
-        "merge_score": n_merges(config["merges"]["operators"], n_experts + 1)
-        - n_merges(config["merges"]["operators"], n_experts),
-        **AGGREGATES,
-        "all": 1,
-    }
+    assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "local_checkpoint")
 
 
 NEW_TASKS = {
