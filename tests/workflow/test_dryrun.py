@@ -193,6 +193,8 @@ def test_moving_a_lock_refetches_that_checkpoint_and_reruns_only_what_is_built_f
     path = write_config(workflow_dir, "hub.yaml", config)
     write_lock(workflow_dir, "hub.lock.yaml", "a" * 40)
     pretend_complete(workflow_dir, "--configfile", path)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    write_lock(workflow_dir, "hub.lock.yaml", "b" * 40)  # `simmerge lock` found main moved
     assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "fetch_checkpoint")
 
 
