@@ -15,6 +15,7 @@ YAML lm-eval ships (~15 s), so it is built once per lm-eval installation and kep
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -95,8 +96,11 @@ def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
     return entries
 
 
+@functools.cache
 def registry_index() -> dict[str, dict[str, Any]]:
-    """lm-eval's registry (tasks, groups, tags) as name → ``{"kind", "yaml", "children"}``, cached per install."""
+    """lm-eval's registry (tasks, groups, tags) as name → ``{"kind", "yaml", "children"}``, cached per install.
+
+    Read once per process: a parse of the workflow checks every lm-eval task against it (~0.08 s a read)."""
     tasks_dir = _lm_eval_tasks_dir()
     # a reinstall or an added task folder (an editable lm-eval) changes the folder's mtime, and so the key
     key = hashlib.sha256(f"{tasks_dir}:{tasks_dir.stat().st_mtime_ns}".encode()).hexdigest()[:16]
