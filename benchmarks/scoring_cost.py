@@ -77,6 +77,7 @@ def main() -> None:
         for task, (kind, what, eval_file) in task_data(scratch).items():
             started = time.perf_counter()
             record = score_checkpoint(base, REPO / "config" / "tasks", {task: eval_file}, threads=args.threads)
+            record.pop("items")
             wall = time.perf_counter() - started
             scored = record["tasks"][task]
             evaluate = wall - record["load_seconds"]

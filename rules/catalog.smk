@@ -180,7 +180,8 @@ rule expert_scores:
         eval=LAYOUT.task_data("{task}", "eval"),
         preflight=preflight_gate(),
     output:
-        LAYOUT.expert_scores("{model}", "{task}"),
+        record=LAYOUT.expert_scores("{model}", "{task}"),
+        items=LAYOUT.expert_items("{model}", "{task}"),
     log:
         LAYOUT.log("expert_scores", "{model}", "{task}"),
     benchmark:

@@ -323,9 +323,10 @@ def get_merge_score_params(wildcards):
 
 
 def get_merge_score_output():
-    """The record and its mergekit YAML; the merged checkpoint too when the config keeps merges."""
+    """The record, its per-item outcomes and mergekit YAML; the merged checkpoint too when the config keeps merges."""
     outputs = {
         "record": LAYOUT.merge_record("{a}", "{b}", "{op}"),
+        "items": LAYOUT.merge_items("{a}", "{b}", "{op}"),
         "config": LAYOUT.merge_config("{a}", "{b}", "{op}"),
     }
     if RUN.merges.keep_merged:

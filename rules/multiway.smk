@@ -67,7 +67,8 @@ rule multiway_score:
     input:
         unpack(get_multiway_score_input),
     output:
-        LAYOUT.multiway_node_scores("{mwset}", "{node}"),
+        record=LAYOUT.multiway_node_scores("{mwset}", "{node}"),
+        items=LAYOUT.multiway_node_items("{mwset}", "{node}"),
     log:
         LAYOUT.log("multiway_score", "{mwset}", "{node}"),
     benchmark:

@@ -5,6 +5,7 @@ from simmerge.catalog.manifest import checkpoints_sha256
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
+from simmerge.merges.items import write_items
 from simmerge.merges.scoring import score_checkpoint
 from simmerge.run import TASK_DIR
 
@@ -18,9 +19,10 @@ with log_to(snakemake.log[0]):
         trust_remote_code=trusts_remote_code(snakemake.input.manifest),
         **snakemake.params.scoring,
     )
+    write_items(scores.pop("items")[snakemake.wildcards.task], snakemake.output.items)
     # the weights scored, by digest: a score of a checkpoint rebuilt since is found by the report
     cited = checkpoints_sha256(snakemake.input.manifest)
     write_json(
         {**scores, "checkpoint": read_json(snakemake.input.manifest)["name"], "checkpoints_sha256": cited},
-        snakemake.output[0],
+        snakemake.output.record,
     )

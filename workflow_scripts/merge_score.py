@@ -4,6 +4,7 @@ from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import write_json, write_text
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
+from simmerge.merges.items import write_items
 from simmerge.merges.merging import merge_score
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import read_scores
@@ -34,5 +35,6 @@ with log_to(snakemake.log[0]):
         manifests=(snakemake.input.a, snakemake.input.b, snakemake.input.base),
         **snakemake.params.scoring,
     )
+    write_items(record.pop("items"), snakemake.output.items)
     write_text(record["config_yaml"], snakemake.output.config)
     write_json({**record, "a": snakemake.wildcards.a, "b": snakemake.wildcards.b}, snakemake.output.record)

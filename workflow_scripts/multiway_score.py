@@ -3,6 +3,7 @@
 from simmerge.core.io import read_json, write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
+from simmerge.merges.items import write_items
 from simmerge.multiway.execution import read_expert_scores, score_node
 from simmerge.multiway.planning import reference_scores
 from simmerge.run import TASK_DIR
@@ -20,4 +21,5 @@ with log_to(snakemake.log[0]):
         threads=snakemake.threads,
         **snakemake.params.scoring,
     )
-    write_json(record, snakemake.output[0])
+    write_items(record.pop("items"), snakemake.output.items)
+    write_json(record, snakemake.output.record)

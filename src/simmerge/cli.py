@@ -33,8 +33,10 @@ from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.costs import cost_summary, merge_costs
 from simmerge.features.pairs import pair_features
+from simmerge.merges.items import join_items, write_items
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import read_scores, score_checkpoint
+from simmerge.merges.tasks import EXACT_MATCH_MODES
 from simmerge.run import TASK_DIR, check_file, load
 
 
@@ -153,7 +155,11 @@ def cmd_score(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         limit=args.limit,
         threads=args.threads,
+        exact_match=args.exact_match,
     )
+    items = scores.pop("items")
+    if args.items:
+        write_items(join_items(items), args.items)
     print(json.dumps(scores, indent=2))
 
 
@@ -430,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--limit", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument("--exact-match", choices=EXACT_MATCH_MODES, default="one_pass")
+    p.add_argument("--items", metavar="PARQUET", help="write the per-item outcomes of every task here")
     p.set_defaults(func=cmd_score)
     return parser
 

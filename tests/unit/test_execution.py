@@ -11,6 +11,7 @@ import json
 import pytest
 
 import simmerge.merges.merging
+from simmerge.merges.items import join_items
 from simmerge.merges.merging import FAILED_MERGE_SCORE
 from simmerge.merges.operators import default_operators
 from simmerge.multiway.execution import merge_node, read_expert_scores, score_node
@@ -62,6 +63,7 @@ def test_a_failed_node_scores_the_failed_merge_score_on_every_task_without_lm_ev
     monkeypatch.setattr(simmerge.merges.merging, "score_checkpoint", refuse)
     failed = {"expression": "ties_d50(a, b)", "status": "failed", "error": "input merge failed"}
     record = score_node(tmp_path, failed, {"t1": 0.5, "t2": 0.8}, task_dir=tmp_path, data_files={})
+    assert record.pop("items").empty
     assert record == {
         "expression": "ties_d50(a, b)",
         "status": "failed",
@@ -69,6 +71,7 @@ def test_a_failed_node_scores_the_failed_merge_score_on_every_task_without_lm_ev
         "tasks": {t: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for t in ("t1", "t2")},
         "target_score": FAILED_MERGE_SCORE,
         "eval_seconds": 0.0,
+        "exact_match": "one_pass",
     }
 
 
@@ -82,6 +85,7 @@ def test_a_node_is_normalised_by_the_best_candidates_score_on_each_target_task(t
             for task, score in {"t1": 0.4, "t2": 0.6, "t3": 0.9}.items()
         }
         return {
+            "items": {task: join_items({}) for task in tasks},
             "tasks": tasks,
             "wall_seconds": 12.34567,
             "load_seconds": 1.5,

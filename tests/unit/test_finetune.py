@@ -169,17 +169,41 @@ def test_finetune_errors_name_the_problem(tiny, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_finetune_then_exact_match_rises(tiny, tmp_path):
-    from simmerge.merges.scoring import score_checkpoint
-
-    tasks = tmp_path / "tasks"
+@pytest.fixture(scope="module")
+def numbers_expert(tiny, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The tiny model fine-tuned on number words: (expert, task folder, data file)."""
+    folder = tmp_path_factory.mktemp("numbers")
+    tasks = folder / "tasks"
     tasks.mkdir()
     (tasks / "_generate_template_yaml").write_text(GENERATE_TEMPLATE)
     (tasks / "simmerge_numbers.yaml").write_text("task: simmerge_numbers\ninclude: _generate_template_yaml\n")
-    train = write_rows(tmp_path / "train.jsonl", number_rows())
+    train = write_rows(folder / "train.jsonl", number_rows())
+    finetune(tiny, [train], folder / "expert", steps=100, batch_size=8, lr=1e-2, warmup_steps=5, seed=0)
+    return folder / "expert", tasks, train
 
-    before = score_checkpoint(tiny, tasks, {"numbers": train}, batch_size=8, device="cpu")
-    finetune(tiny, [train], tmp_path / "expert", steps=100, batch_size=8, lr=1e-2, warmup_steps=5, seed=0)
-    after = score_checkpoint(tmp_path / "expert", tasks, {"numbers": train}, batch_size=8, device="cpu")
+
+def test_finetune_then_exact_match_rises(tiny, numbers_expert):
+    from simmerge.merges.scoring import score_checkpoint
+
+    expert, tasks, train = numbers_expert
+    before = score_checkpoint(tiny, tasks, {"numbers": train}, batch_size=8, device="cpu", exact_match="generate")
+    after = score_checkpoint(expert, tasks, {"numbers": train}, batch_size=8, device="cpu", exact_match="generate")
     assert before["tasks"]["numbers"]["score"] == 0.0
     assert after["tasks"]["numbers"]["score"] >= 0.75
+
+
+def test_one_pass_exact_match_equals_generation_item_by_item(tiny, numbers_expert):
+    from simmerge.merges.scoring import score_checkpoint
+
+    expert, tasks, train = numbers_expert
+    for model in (tiny, expert):
+        scored = {
+            mode: score_checkpoint(model, tasks, {"numbers": train}, batch_size=8, device="cpu", exact_match=mode)
+            for mode in ("one_pass", "generate")
+        }
+        one_pass, generated = (scored[mode]["items"]["numbers"] for mode in ("one_pass", "generate"))
+        assert one_pass["item_id"].tolist() == generated["item_id"].tolist()
+        assert one_pass["prompt_hash"].tolist() == generated["prompt_hash"].tolist()  # the same prompts
+        assert one_pass["score"].tolist() == generated["score"].tolist()
+        assert scored["one_pass"]["tasks"]["numbers"]["score"] == scored["generate"]["tasks"]["numbers"]["score"]
+    assert one_pass["score"].mean() >= 0.75  # the expert's items: most of them right, so agreement means something

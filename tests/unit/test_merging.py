@@ -484,6 +484,7 @@ def test_score_merge_gives_a_failed_merge_the_failure_score_on_every_task_withou
     scored = score_merge(
         tmp_path / "none", failed, [{"t1": 0.5}], ["t1", "t2"], task_dir=tmp_path / "tasks", data_files={}
     )
+    assert scored.pop("items").empty
     assert scored == {
         "eval_seconds": 0.0,
         "load_seconds": 0.0,

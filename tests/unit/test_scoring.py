@@ -7,10 +7,13 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from tiny_llm import make_tiny_checkpoint
 from tiny_tasks import write_task_data, write_task_dir
 
+from simmerge.core.io import read_jsonl
 from simmerge.core.runtime import offline_hub
 from simmerge.merges.scoring import normalise_scores, parse_task_result, read_scores, score_checkpoint
 from simmerge.merges.tasks import TaskYamlError
@@ -75,15 +78,20 @@ def test_malformed_task_yaml_fails_before_the_model_is_loaded_naming_the_file(
 
 
 def test_score_checkpoint_structure_and_determinism(tiny, task_dir, data_files):
-    first = score_checkpoint(tiny, task_dir, data_files, batch_size=4, limit=4, device="cpu", name="tiny")
-    second = score_checkpoint(tiny, task_dir, data_files, batch_size=4, limit=4, device="cpu", name="tiny")
+    options = {"batch_size": 4, "limit": 4, "device": "cpu", "name": "tiny", "exact_match": "generate"}
+    first = score_checkpoint(tiny, task_dir, data_files, **options)
+    second = score_checkpoint(tiny, task_dir, data_files, **options)
 
     assert first["tasks"] == second["tasks"]
+    items = first.pop("items")
+    for task, table in items.items():
+        pd.testing.assert_frame_equal(table, second["items"][task])
     assert first["checkpoint"] == "tiny"
     assert first["limit"] == 4
+    assert first["exact_match"] == "generate"
     assert first["lm_eval_version"].startswith("0.4")
     assert first["wall_seconds"] > 0
-    assert set(first["tasks"]) == {"words", "pick"}
+    assert set(first["tasks"]) == set(items) == {"words", "pick"}
 
     words, pick = first["tasks"]["words"], first["tasks"]["pick"]
     assert words["primary_metric"] == "exact_match" and words["output_type"] == "generate_until"
@@ -97,6 +105,35 @@ def test_score_checkpoint_structure_and_determinism(tiny, task_dir, data_files):
         assert 0.0 <= record["score"] <= 1.0
         assert set(record["stderr"]) == set(record["metrics"])
     json.dumps(first, allow_nan=False)
+
+
+def test_per_item_outcomes_are_the_scored_items_and_average_to_the_record(tiny, task_dir, data_files):
+    scores = score_checkpoint(tiny, task_dir, data_files, batch_size=4, device="cpu", exact_match="generate")
+    ids = {task: [row["id"] for row in read_jsonl(path)] for task, path in data_files.items()}
+    for task, table in scores["items"].items():
+        record = scores["tasks"][task]
+        assert table["item_id"].tolist() == ids[task] and table["doc_id"].tolist() == list(range(len(ids[task])))
+        assert table["score"].mean() == pytest.approx(record["score"])
+        for metric, value in record["metrics"].items():
+            assert table[metric].mean() == pytest.approx(value)
+    words, pick = scores["items"]["words"], scores["items"]["pick"]
+    # generation: the output is kept, no pass over the gold answer; multiple choice: the gold choice's probability
+    assert words["output"].map(type).eq(str).all() and words["likelihood"].isna().all()
+    assert pick["output"].isna().all() and pick["likelihood"].between(0, 1).all()
+    assert (pick["gold_loglik"] < 0).all()
+
+
+def test_one_pass_scores_generative_tasks_by_a_loglikelihood_request(tiny, task_dir, data_files):
+    scores = score_checkpoint(tiny, task_dir, data_files, batch_size=4, device="cpu")
+    words = scores["tasks"]["words"]
+    assert scores["exact_match"] == "one_pass"
+    assert words["output_type"] == "loglikelihood" and words["primary_metric"] == "exact_match"
+    items = scores["items"]["words"]
+    assert items["score"].mean() == pytest.approx(words["score"])
+    # the per-token probability of " answer\n": exp(gold log-likelihood / its token count)
+    assert (items["gold_tokens"] >= 2).all()
+    assert items["likelihood"].to_numpy() == pytest.approx(np.exp(items["gold_loglik"] / items["gold_tokens"]))
+    assert (task_dir / "simmerge_one_pass.py").exists() is False  # materialised in scratch, never in the task folder
 
 
 def test_score_checkpoint_missing_checkpoint(tmp_path, task_dir, data_files):

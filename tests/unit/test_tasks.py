@@ -17,6 +17,7 @@ from simmerge.merges.tasks import (
     dump_task_yaml,
     load_task_yaml,
     materialize_tasks,
+    resolved_task_cfg,
 )
 
 
@@ -30,6 +31,36 @@ def data_files(tmp_path) -> dict[str, Path]:
     return write_task_data(tmp_path)
 
 
+def test_one_pass_materialises_a_loglikelihood_request_of_answer_and_stop(task_dir, data_files, tmp_path):
+    out = tmp_path / "materialised"
+    materialize_tasks(task_dir, data_files, out)
+    words, pick = (resolved_task_cfg(out / f"simmerge_{name}.yaml") for name in ("words", "pick"))
+    assert words["output_type"] == "loglikelihood"
+    # the exact text greedy decoding must produce: delimiter, answer, stop (lm-eval keeps the trailing newline)
+    assert words["doc_to_target"] == " {{answer}}\n"
+    assert words["process_results"] == "simmerge_one_pass.one_pass_exact_match"
+    assert [m["metric"] for m in words["metric_list"]] == ["exact_match", "gold_loglik"]
+    assert (out / "simmerge_one_pass.py").is_file()
+    assert pick["output_type"] == "multiple_choice"  # multiple choice is one pass already
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("generation_kwargs:\n  until: ['\\n', '.']\n  do_sample: false\n", "not one string"),
+        ("generation_kwargs:\n  until: ['\\n']\n  do_sample: true\n", "it samples"),
+    ],
+)
+def test_one_pass_refuses_a_task_that_does_not_decode_greedily_to_one_stop(
+    override, problem, task_dir, data_files, tmp_path
+):
+    (task_dir / "simmerge_words.yaml").write_text(f"task: simmerge_words\ninclude: _generate_template_yaml\n{override}")
+    with pytest.raises(TaskYamlError, match=problem) as info:
+        materialize_tasks(task_dir, data_files, tmp_path / "out")
+    assert str(task_dir / "simmerge_words.yaml") in str(info.value)
+    assert "scoring.exact_match: generate" in str(info.value)
+
+
 def test_materialize_tasks_writes_absolute_paths(task_dir, data_files, tmp_path, monkeypatch):
     (task_dir / "simmerge_other.yaml").write_text("task: simmerge_other\ninclude: _generate_template_yaml\n")
     (task_dir / "utils.py").write_text("def process_docs(ds):\n    return ds\n")
@@ -41,7 +72,7 @@ def test_materialize_tasks_writes_absolute_paths(task_dir, data_files, tmp_path,
     relative = {"words": Path("words.jsonl"), "pick": Path("pick.jsonl")}
     out = tmp_path / "materialised"
 
-    names = materialize_tasks(task_dir, relative, out)
+    names = materialize_tasks(task_dir, relative, out, exact_match="generate")
 
     assert names == ["simmerge_words", "simmerge_pick"]
     assert {p.name for p in out.iterdir()} == {p.name for p in task_dir.iterdir()}

@@ -228,6 +228,11 @@ class CatalogSpec(Frozen):
 class ScoringSpec(Frozen):
     batch_size: int = Field(16, ge=1, description="lm-eval batch size.")
     limit: int | None = Field(None, ge=1, description="Score only the first N eval items (null: all).")
+    exact_match: Literal["one_pass", "generate"] = Field(
+        "one_pass",
+        description="How exact match of a built-in generative skill is decided: one_pass (one teacher-forced pass "
+        "over prompt + answer + stop; correct when every token is the argmax) or generate (greedy decoding).",
+    )
 
 
 class FeatureSpec(Frozen):

@@ -101,6 +101,10 @@ class RunLayout:
         """``scores/experts/<name>/<task>.json``: lm-eval score of a checkpoint on one task (``expert_scores``)."""
         return self.root / "scores" / "experts" / name / f"{task}.json"
 
+    def expert_items(self, name: str, task: str) -> Path:
+        """``scores/experts/<name>/<task>.items.parquet``: the per-item outcomes behind that score."""
+        return self.root / "scores" / "experts" / name / f"{task}.items.parquet"
+
     @property
     def expert_scores_csv(self) -> Path:
         """``scores/experts.csv``: checkpoint × task table of primary scores (``expert_scores_table``)."""
@@ -138,6 +142,10 @@ class RunLayout:
     def merge_record(self, a: str, b: str, op: str) -> Path:
         """``merges/<a>__<b>/<op>.json``: the record of one operator on one ordered pair (rule ``merge_score``)."""
         return self.root / "merges" / self.pair(a, b) / f"{op}.json"
+
+    def merge_items(self, a: str, b: str, op: str) -> Path:
+        """``merges/<a>__<b>/<op>.items.parquet``: the per-item outcomes of every seed of that merge."""
+        return self.root / "merges" / self.pair(a, b) / f"{op}.items.parquet"
 
     def merge_config(self, a: str, b: str, op: str) -> Path:
         """``merges/<a>__<b>/<op>.mergekit.yml``: the exact mergekit YAML of that merge."""
@@ -239,6 +247,10 @@ class RunLayout:
         """``multiway/<set>/scores/<node>.json``: lm-eval scores of a node (rule ``multiway_score``)."""
         return self.root / "multiway" / mwset / "scores" / f"{node}.json"
 
+    def multiway_node_items(self, mwset: str, node: str) -> Path:
+        """``multiway/<set>/scores/<node>.items.parquet``: the per-item outcomes behind a node's scores."""
+        return self.root / "multiway" / mwset / "scores" / f"{node}.items.parquet"
+
     def multiway_set_summary(self, mwset: str) -> Path:
         """``multiway/<set>/summary.csv``: the plan against every baseline (rule ``multiway_summary``)."""
         return self.root / "multiway" / mwset / "summary.csv"
@@ -264,6 +276,10 @@ class RunLayout:
     def bandit_ledger(self) -> Path:
         """``bandit/ledger.sqlite``: the rounds of ``simmerge bandit --live``."""
         return self.root / "bandit" / "ledger.sqlite"
+
+    def bandit_round_items(self, index: int | str) -> Path:
+        """``bandit/rounds/<index>.items.parquet``: the per-item outcomes of one live round's merge."""
+        return self.root / "bandit" / "rounds" / f"{index}.items.parquet"
 
     @property
     def report(self) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from simmerge.catalog.manifest import check_finite, check_remote_code, checkpoints_sha256
@@ -34,6 +35,7 @@ from simmerge.core.device import resolve_device, set_threads
 from simmerge.core.io import atomic_dir, scratch_directory
 from simmerge.core.provenance import provenance
 from simmerge.core.runtime import offline_hub
+from simmerge.merges.items import join_items
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import normalise_scores, score_checkpoint
 
@@ -378,6 +380,7 @@ def score_merge(
     limit: int | None = None,
     device: str = "auto",
     threads: int | None = None,
+    exact_match: str = "one_pass",
 ) -> dict[str, Any]:
     """Score a merge with lm-eval and divide each task's metric by the better parent's; a failed merge scores 0.
 
@@ -396,19 +399,22 @@ def score_merge(
         Task → score of each parent, as :func:`simmerge.merges.scoring.normalise_scores` takes them.
     tasks : sequence of str
         The tasks recorded and averaged, each one in ``data_files``.
-    task_dir, data_files, batch_size, limit, device, threads
+    task_dir, data_files, batch_size, limit, device, threads, exact_match
         As :func:`simmerge.merges.scoring.score_checkpoint`.
 
     Returns
     -------
     dict
-        ``eval_seconds`` and ``load_seconds`` (lm-eval's wall time and its model load; 0 for a failed merge),
+        ``items`` (the per-item outcomes of every task in one DataFrame, :mod:`simmerge.merges.items`; empty for a
+        failed merge), ``eval_seconds`` and ``load_seconds`` (lm-eval's wall time and its model load; 0 for a
+        failed merge),
         ``tasks`` (task → ``metric``, ``stderr`` and ``normalised``; for a scored merge also ``primary_metric``,
         ``n`` and ``version``), ``score`` (mean normalised score over the tasks with a defined ratio; None when
         no task has one) and, for a scored merge, ``lm_eval_version`` and ``device``.
     """
     if merge_record["status"] != "ok":
         return {
+            "items": join_items({}),
             "eval_seconds": 0.0,
             "load_seconds": 0.0,
             "tasks": {task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in tasks},
@@ -423,6 +429,7 @@ def score_merge(
         device=device,
         threads=threads,
         trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
+        exact_match=exact_match,
     )
     metrics = {task: scores["tasks"][task]["score"] for task in tasks}
     normalised = normalise_scores(metrics, parents)
@@ -439,6 +446,7 @@ def score_merge(
         }
     defined = [value for value in normalised.values() if value is not None]
     return {
+        "items": join_items({task: scores["items"][task] for task in tasks}),
         "eval_seconds": round(scores["wall_seconds"], 3),
         "load_seconds": round(scores["load_seconds"], 3),
         "tasks": per_task,
@@ -466,6 +474,7 @@ def merge_score(
     keep_dir: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
     manifests: Sequence[str | os.PathLike] = (),
+    exact_match: str = "one_pass",
 ) -> dict[str, Any]:
     """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
 
@@ -488,7 +497,7 @@ def merge_score(
     seeds : sequence of int
         ``random_seed`` of each repetition of a randomised operator; a deterministic operator uses only the
         first (which it ignores).
-    batch_size, limit, device, threads
+    batch_size, limit, device, threads, exact_match
         As :func:`simmerge.merges.scoring.score_checkpoint`.
     scratch_dir : path, optional
         Where merged checkpoints live while they are scored (default: :func:`default_scratch_dir`).
@@ -502,7 +511,9 @@ def merge_score(
     Returns
     -------
     dict
-        The record of :func:`merge_pair` for the first seed (``seed`` becomes ``seeds``, the list used), plus
+        ``items``: the per-item outcomes of every run (a DataFrame with a ``seed`` column; the caller writes it
+        beside the record and pops it). The record of :func:`merge_pair` for the first seed (``seed`` becomes
+        ``seeds``, the list used), plus
         ``runs`` (per seed: ``seed``, ``status``, ``error``, ``wall_seconds``, ``eval_seconds``, ``score`` and
         per-task ``metric``/``stderr``/``normalised``), ``tasks`` (task → ``metric`` and ``normalised`` averaged
         over the runs, ``stderr`` (item-sampling error, mean over the runs), ``seed_sd`` (spread over seeds),
@@ -530,7 +541,7 @@ def merge_score(
     if scratch_dir is None:
         scratch_dir = default_scratch_dir(min_free_bytes=2 * _checkpoint_bytes(a_dir))
     first: dict[str, Any] = {}
-    runs = []
+    runs, items = [], []
     for index, seed in enumerate(seeds):
         with scratch_directory("simmerge-merge-", scratch_dir) as scratch:
             merged = Path(scratch) / "merged"
@@ -556,7 +567,9 @@ def merge_score(
                 limit=limit,
                 device=device,
                 threads=threads,
+                exact_match=exact_match,
             )
+            items.append(scored.pop("items").assign(seed=seed if operator.randomised else None))
             # the merge record already says where the merge ran; a run adds what its scoring measured
             run = {
                 **{key: record[key] for key in ("seed", "status", "error", "wall_seconds")},
@@ -585,7 +598,8 @@ def merge_score(
     summary["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     summary["checkpoints_sha256"] = cited
     summary["provenance"] = provenance()
-    return summary
+    summary["exact_match"] = exact_match
+    return {"items": pd.concat(items, ignore_index=True), **summary}
 
 
 def _aggregate(runs: list[dict[str, Any]], tasks: list[str], parents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import provenance
 from simmerge.core.runtime import offline_hub
+from simmerge.merges.items import item_table
 from simmerge.merges.tasks import (
-    PRIMARY_METRIC,
+    SCORED_PRIMARY_METRIC,
     materialize_tasks,
     resolved_task_cfg,
     skill_name,
@@ -99,7 +100,7 @@ def parse_task_result(
         if key is None:
             raise ValueError(f"task {task}: lm-eval reported no {metric},{filter_name} (metrics {sorted(metrics)})")
     else:
-        key = PRIMARY_METRIC.get(output_type)
+        key = SCORED_PRIMARY_METRIC.get(output_type)
         if key is None or key not in metrics:
             raise ValueError(
                 f"task {task}: cannot pick a primary metric (output_type {output_type!r}, "
@@ -135,12 +136,14 @@ def score_checkpoint(
     max_gen_toks: int | None = None,
     name: str | None = None,
     trust_remote_code: bool = False,
+    exact_match: str = "one_pass",
 ) -> dict[str, Any]:
     """Score one checkpoint on some skills with lm-eval, in-process and offline.
 
     Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` in fp32 over the tasks of :func:`materialize_tasks`, with
-    no response cache (a cache shared between checkpoints would hand one model's answers to another), no
-    logged samples, and every seed fixed at 0, so the same checkpoint and data give the same scores.
+    no response cache (a cache shared between checkpoints would hand one model's answers to another) and every
+    seed fixed at 0, so the same checkpoint and data give the same scores. lm-eval's logged samples become the
+    per-item outcomes (:func:`simmerge.merges.items.item_table`).
 
     Parameters
     ----------
@@ -164,12 +167,17 @@ def score_checkpoint(
         Name recorded as ``checkpoint``; defaults to the folder name of ``ckpt_dir``.
     trust_remote_code : bool
         Let transformers run modelling code shipped with the checkpoint (its catalog entry's setting).
+    exact_match : str
+        How built-in generative skills decide exact match: ``"one_pass"`` or ``"generate"``
+        (:data:`simmerge.merges.tasks.EXACT_MATCH_MODES`).
 
     Returns
     -------
     dict
-        JSON-able: ``checkpoint``, ``tasks`` (skill → record of :func:`parse_task_result`: ``metrics``,
-        ``stderr``, ``filters``, ``output_type``, ``primary_metric``, ``score``, ``n``, ``version``),
+        ``items``: task → its per-item outcomes (a DataFrame, not JSON: the caller writes it as Parquet and
+        pops it), then JSON-able: ``checkpoint``, ``exact_match``, ``tasks`` (skill → record of
+        :func:`parse_task_result`: ``metrics``, ``stderr``, ``filters``, ``output_type``, ``primary_metric``,
+        ``score``, ``n``, ``version``),
         ``lm_eval_version``, ``wall_seconds``, ``load_seconds`` (building the ``HFLM``: model and tokenizer
         load), ``limit``, ``device``, ``provenance`` (:func:`simmerge.core.provenance.provenance`).
 
@@ -193,7 +201,11 @@ def score_checkpoint(
         from lm_eval.tasks import TaskManager
 
         include = Path(scratch) / "tasks"
-        tasks = materialize_tasks(task_dir, builtin, include, cache_dir=Path(scratch) / "datasets") if builtin else []
+        tasks = (
+            materialize_tasks(task_dir, builtin, include, cache_dir=Path(scratch) / "datasets", exact_match=exact_match)
+            if builtin
+            else []
+        )
         declared = task_files(include) if builtin else {}
         yaml_cfgs = {task: resolved_task_cfg(declared[task]) for task in tasks}
 
@@ -210,22 +222,26 @@ def score_checkpoint(
             "model": lm,
             "limit": limit,
             "use_cache": None,
-            "log_samples": False,
+            "log_samples": True,
             "gen_kwargs": {"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
             "random_seed": SEED,
             "numpy_random_seed": SEED,
             "torch_random_seed": SEED,
             "fewshot_random_seed": SEED,
         }
-        scores = {}
+        scores, items = {}, {}
         if tasks:
             manager = TaskManager(include_path=str(include), include_defaults=False)
             results = _evaluated(lm_eval.simple_evaluate(tasks=tasks, task_manager=manager, **settings))
-            scores = {skill_name(task): parse_task_result(task, results, yaml_cfg=yaml_cfgs[task]) for task in tasks}
+            for task in tasks:
+                skill = skill_name(task)
+                scores[skill] = parse_task_result(task, results, yaml_cfg=yaml_cfgs[task])
+                items[skill] = task_items(skill, [task], results, scores[skill], lm)
         for task, record in harness.items():
             if record is not None:
-                scores[task] = score_harness_task(record, settings, Path(scratch) / "datasets")
+                scores[task], items[task] = score_harness_task(task, record, settings, Path(scratch) / "datasets")
         scores = {task: scores[task] for task in data_files}
+        items = {task: items[task] for task in data_files}
         del lm, settings
     wall_seconds = time.perf_counter() - started
     log.info(
@@ -235,7 +251,9 @@ def score_checkpoint(
         ", ".join(f"{skill} {rec['primary_metric']}={rec['score']}" for skill, rec in scores.items()),
     )
     return {
+        "items": items,
         "checkpoint": name or ckpt_dir.name,
+        "exact_match": exact_match,
         "tasks": scores,
         "lm_eval_version": _lm_eval_version(),
         "wall_seconds": wall_seconds,
@@ -252,14 +270,36 @@ def _evaluated(results: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return results
 
 
+def task_items(task: str, leaves: Sequence[str], results: Mapping[str, Any], record: Mapping[str, Any], lm: Any) -> Any:
+    """The per-item outcomes of one task of an lm-eval run (:func:`simmerge.merges.items.item_table`).
+
+    ``leaves`` are the lm-eval tasks whose samples make up ``task`` (its own name, or a group's members); the
+    metric columns are keyed as ``record`` (:func:`parse_task_result`) keys them.
+    """
+    logged = results.get("samples") or {}
+    leaves = [leaf for leaf in leaves if leaf in logged]
+    metric_keys = {f"{key.split(',')[0]},{filter_name}": key for key, filter_name in record["filters"].items()}
+    return item_table(
+        task,
+        {leaf: logged[leaf] for leaf in leaves},
+        {leaf: results["configs"][leaf]["output_type"] for leaf in leaves},
+        metric_keys=metric_keys,
+        primary=record["primary_metric"],
+        primary_filter=record["filters"][record["primary_metric"]],
+        # lm-eval splits context and continuation this way before scoring them
+        continuation_tokens=lambda context, continuation: len(lm._encode_pair(context, continuation)[1]),
+    )
+
+
 def score_harness_task(
-    record: Mapping[str, Any], settings: Mapping[str, Any], datasets_cache: str | os.PathLike
-) -> dict[str, Any]:
+    name: str, record: Mapping[str, Any], settings: Mapping[str, Any], datasets_cache: str | os.PathLike
+) -> tuple[dict[str, Any], Any]:
     """Score one harness task (its ``task.json``, :mod:`simmerge.catalog.harness`) on its drawn documents.
 
     One ``simple_evaluate`` call per task, since few-shot and chat settings are per call; the documents are
     selected by index through ``samples`` (``settings['limit']``, for tests, then keeps the first of them). A local
     copy of the dataset is prepared in ``datasets_cache`` (:func:`simmerge.catalog.harness.task_request`).
+    Returns the task's score record and its per-item outcomes, under the config entry's ``name``.
     """
     # deferred: lm-eval is slow to import
     import lm_eval
@@ -278,7 +318,9 @@ def score_harness_task(
             **{**settings, "limit": None, "fewshot_random_seed": record["fewshot_seed"]},
         )
     )
-    return parse_task_result(record["task"], results, primary=(record["metric"], record["filter"]))
+    scored = parse_task_result(record["task"], results, primary=(record["metric"], record["filter"]))
+    leaves = [record["task"], *results.get("group_subtasks", {}).get(record["task"], [])]
+    return scored, task_items(name, leaves, results, scored, settings["model"])
 
 
 def _lm_eval_version() -> str:

@@ -15,11 +15,66 @@ from pathlib import Path
 from typing import Any
 
 from simmerge.core.task_yaml import TASK_YAML_FIX, TaskYamlError, _Tagged, dump_task_yaml, load_task_yaml
+from simmerge.merges import one_pass
 
 TASK_PREFIX = "simmerge_"
 
 
 PRIMARY_METRIC = {"generate_until": "exact_match", "multiple_choice": "acc"}
+# What lm-eval runs: a generative skill scored by one-pass exact match is a loglikelihood task (:func:`one_pass_cfg`).
+SCORED_PRIMARY_METRIC = {**PRIMARY_METRIC, "loglikelihood": "exact_match"}
+
+# How exact match of a generative built-in skill is decided (``scoring.exact_match``): ``one_pass`` — one
+# teacher-forced pass over prompt + gold answer + stop sequence, correct when every token is the argmax
+# (:func:`one_pass_cfg`); ``generate`` — greedy decoding, as the skill's YAML says.
+EXACT_MATCH_MODES = ("one_pass", "generate")
+# The module lm-eval loads one-pass results from, written beside the materialised YAMLs.
+ONE_PASS_MODULE = "simmerge_one_pass"
+
+
+def one_pass_cfg(cfg: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The overrides that turn a greedy ``generate_until`` skill into one-pass exact match.
+
+    The request becomes a loglikelihood request of ``target_delimiter + doc_to_target + stop`` — the exact text
+    greedy decoding has to produce before it stops — scored by :func:`simmerge.merges.one_pass.one_pass_exact_match`
+    (copied beside the YAML as ``simmerge_one_pass.py``; lm-eval's
+    ``is_greedy``: every continuation token is the argmax), so one forward pass replaces a decoding loop and
+    gives the gold answer's log-likelihood too. It equals generation exact match except where decoding reaches
+    the same text through other tokens, or differs only in case (generation's ``exact_match`` ignores case,
+    this does not): agreement is measured, not assumed (``benchmarks/one_pass_agreement.py``).
+
+    Raises
+    ------
+    TaskYamlError
+        If the skill does not decode greedily to a single stop string with a template target; the message
+        names the file and says to score it with ``scoring.exact_match: generate``.
+    """
+    generation = cfg.get("generation_kwargs") or {}
+    until = generation.get("until")
+    target, delimiter = cfg.get("doc_to_target"), cfg.get("target_delimiter", " ")
+    problems = []
+    if generation.get("do_sample"):
+        problems.append("it samples (do_sample: true)")
+    if not (isinstance(until, list) and len(until) == 1 and isinstance(until[0], str) and until[0]):
+        problems.append(f"its stop sequence is {until!r}, not one string")
+    if not isinstance(target, str) or isinstance(target, _Tagged) or not isinstance(delimiter, str):
+        problems.append("its doc_to_target is not a template string")
+    if problems:
+        raise TaskYamlError(
+            f"task YAML {path}: one-pass exact match needs greedy decoding to one stop string, but "
+            f"{' and '.join(problems)}; set scoring.exact_match: generate in the config to score it by generation"
+        )
+    return {
+        "output_type": "loglikelihood",
+        "doc_to_target": f"{delimiter}{target}{until[0]}",
+        "process_results": _Tagged(f"{ONE_PASS_MODULE}.one_pass_exact_match", "!function"),
+        "metric_list": [
+            {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "gold_loglik", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "filter_list": [{"name": "none", "filter": [{"function": "take_first"}]}],
+        "generation_kwargs": None,
+    }
 
 
 def resolved_task_cfg(path: Path) -> dict[str, Any]:
@@ -222,6 +277,7 @@ def materialize_tasks(
     out_dir: str | os.PathLike,
     *,
     cache_dir: str | os.PathLike | None = None,
+    exact_match: str = "one_pass",
 ) -> list[str]:
     """Copy the task YAMLs and point each requested task at its local JSONL.
 
@@ -240,6 +296,8 @@ def materialize_tasks(
     cache_dir : path, optional
         If given, also set ``dataset_kwargs.cache_dir`` so the ``datasets`` Arrow cache of these files lives
         there instead of the shared user cache.
+    exact_match : str
+        ``"one_pass"``: generative skills get the overrides of :func:`one_pass_cfg`; ``"generate"``: they decode.
 
     Returns
     -------
@@ -257,6 +315,8 @@ def materialize_tasks(
     out_dir = Path(out_dir)
     if not data_files:
         raise ValueError("data_files is empty: no task to score")
+    if exact_match not in EXACT_MATCH_MODES:
+        raise ValueError(f"exact_match is {exact_match!r}; it is one of {', '.join(EXACT_MATCH_MODES)}")
     # Checked on the committed files, so that messages name them rather than the scratch copies.
     check_task_yamls(task_dir, list(data_files))
     shutil.copytree(task_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -275,6 +335,12 @@ def materialize_tasks(
         if cache_dir is not None:
             kwargs["cache_dir"] = str(Path(cache_dir).resolve())
         cfg["dataset_kwargs"] = kwargs
+        if exact_match == "one_pass":
+            resolved = resolved_task_cfg(yaml_path)
+            if resolved.get("output_type") == "generate_until":
+                cfg.update(one_pass_cfg(resolved, Path(task_dir) / yaml_path.relative_to(out_dir)))
+                # lm-eval loads a !function from a file beside the YAML
+                shutil.copyfile(Path(one_pass.__file__), yaml_path.parent / f"{ONE_PASS_MODULE}.py")
         dump_task_yaml(cfg, yaml_path)
         names.append(name)
     return names

@@ -228,11 +228,13 @@ def score_node(
     limit: int | None = None,
     device: str = "auto",
     threads: int | None = None,
+    exact_match: str = "one_pass",
 ) -> dict[str, Any]:
     """Score a merged node on the set's target tasks; normalise each task by the best candidate expert.
 
     :func:`simmerge.merges.merging.score_merge` with the best candidate expert as the one reference: a failed
-    merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels.
+    merge scores :data:`simmerge.merges.merging.FAILED_MERGE_SCORE` on every task, as in the 2-way labels. The
+    record's ``items`` are the per-item outcomes (a DataFrame the caller writes beside the record and pops).
     """
     scored = score_merge(
         node_dir,
@@ -245,8 +247,13 @@ def score_node(
         limit=limit,
         device=device,
         threads=threads,
+        exact_match=exact_match,
     )
-    record: dict[str, Any] = {"expression": merge_record["expression"], "status": merge_record["status"]}
+    record: dict[str, Any] = {
+        "items": scored["items"],
+        "expression": merge_record["expression"],
+        "status": merge_record["status"],
+    }
     if merge_record["status"] != "ok":
         record["error"] = merge_record.get("error")
     record.update(
@@ -257,5 +264,6 @@ def score_node(
         },
         target_score=scored["score"],
         **{key: scored[key] for key in ("eval_seconds", "lm_eval_version", "device") if key in scored},
+        exact_match=exact_match,
     )
     return record

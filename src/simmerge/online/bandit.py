@@ -35,6 +35,7 @@ from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.predictor import TARGET, SimMergePredictor
 from simmerge.evaluate.stats import best_fixed_operator
 from simmerge.features.definitions import feature_names
+from simmerge.merges.items import write_items
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import read_checkpoint_scores
 from simmerge.run import load
@@ -463,7 +464,10 @@ def run_live(
                 limit=catalog.config.scoring.limit,
                 threads=threads,
                 scratch_dir=runtime.scratch_dir,
+                exact_match=catalog.config.scoring.exact_match,
             )
+            # written before the round is marked done, so a finished round always has its items
+            write_items(record.pop("items"), layout.bandit_round_items(index))
             reward = record["tasks"][task]["normalised"]
             reward = None if reward is None or math.isnan(reward) else float(reward)
             ledger.finish(index, reward, {**record, "a": a, "b": b})
