@@ -285,6 +285,22 @@ def get_merge_targets():
     return [LAYOUT.merge_record(a, b, op) for op, a, b in MERGE_JOBS]
 
 
+def get_merge_item_targets():
+    return [LAYOUT.merge_items(a, b, op) for op, a, b in MERGE_JOBS]
+
+
+def get_label_parent_items():
+    """Both parents' per-item outcomes on every task their pair is merged on (they normalise the likelihood)."""
+    return sorted(
+        {
+            str(LAYOUT.expert_items(name, task))
+            for a, b in PAIRS
+            for task in CATALOG.merge_tasks(a, b)
+            for name in (a, b)
+        }
+    )
+
+
 def get_labels_targets():
     return [LAYOUT.labels_parquet, LAYOUT.ranking_summary]
 

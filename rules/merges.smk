@@ -27,8 +27,11 @@ rule labels:
     input:
         features=get_feature_targets(),
         merges=get_merge_targets(),
+        merge_items=get_merge_item_targets(),
+        parent_items=get_label_parent_items(),
     output:
         parquet=LAYOUT.labels_parquet,
+        items=LAYOUT.label_items,
         csv=report(LAYOUT.labels_csv, caption="../report/labels.rst", category="Labels"),
     log:
         LAYOUT.log("labels", "all"),
@@ -45,6 +48,7 @@ rule labels:
 rule operator_ranking:
     input:
         labels=LAYOUT.labels_parquet,
+        items=LAYOUT.label_items,
     output:
         best=LAYOUT.ranking_best_per_pair,
         wins=LAYOUT.ranking_operator_wins,

@@ -4,6 +4,9 @@ from simmerge.core.logs import log_to
 from simmerge.evaluate.labels import labels_table
 
 with log_to(snakemake.log[0]):
-    table = labels_table(snakemake.input.features, snakemake.input.merges, snakemake.params.grid)
+    table, items = labels_table(
+        snakemake.input.features, snakemake.input.merges, snakemake.params.grid, snakemake.input.parent_items
+    )
+    write_table(items, snakemake.output.items)
     write_table(table, snakemake.output.parquet)
     write_table(table, snakemake.output.csv)

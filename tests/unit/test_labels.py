@@ -80,7 +80,7 @@ def run(tmp_path):
 
 
 def test_one_row_per_grid_entry_and_scored_task_in_grid_order(run):
-    table = labels_table(*run)
+    table = labels_table(*run)[0]
     assert list(table.columns) == [*LABEL_COLUMNS, "f_pair", "f_const"]
     keys = list(zip(table["a"], table["b"], table["operator"], table["task"], strict=True))
     assert keys == [
@@ -95,7 +95,7 @@ def test_one_row_per_grid_entry_and_scored_task_in_grid_order(run):
 
 
 def test_a_symmetric_merge_serves_both_orders_with_the_parents_in_the_labelled_order(run):
-    table = labels_table(*run).set_index(["a", "b", "operator", "task"])
+    table = labels_table(*run)[0].set_index(["a", "b", "operator", "task"])
     ab, ba = table.loc[("a", "b", "linear", "t1")], table.loc[("b", "a", "linear", "t1")]
     assert (ab["merged_a"], ab["merged_b"]) == (ba["merged_a"], ba["merged_b"]) == ("a", "b")
     assert ab["metric"] == ba["metric"] == 0.6 and ab["normalised"] == ba["normalised"] == 0.75
@@ -108,7 +108,7 @@ def test_a_symmetric_merge_serves_both_orders_with_the_parents_in_the_labelled_o
 
 
 def test_an_order_sensitive_merge_has_a_record_per_order_and_counts_its_seeds(run):
-    table = labels_table(*run).set_index(["a", "b", "operator", "task"])
+    table = labels_table(*run)[0].set_index(["a", "b", "operator", "task"])
     ab, ba = table.loc[("a", "b", "slerp", "t2")], table.loc[("b", "a", "slerp", "t2")]
     assert (ba["merged_a"], ba["merged_b"]) == ("b", "a")
     assert (ab["normalised"], ba["normalised"]) == (0.9, 0.1)
@@ -121,7 +121,7 @@ def test_scores_are_floats_even_when_a_failed_merge_has_none(tmp_path):
     features = [write_features(tmp_path, "a", "b")]
     failed = {"t1": scored(None, 0.0, [0.8, 0.4], stderr=None)}
     merges = [write_record(tmp_path, "a", "b", "ties", tasks=failed, status="failed")]
-    table = labels_table(features, merges, [{"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}])
+    table = labels_table(features, merges, [{"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}])[0]
     row = table.iloc[0]
     assert row["status"] == "failed" and row["normalised"] == 0.0
     assert math.isnan(row["metric"]) and math.isnan(row["stderr"]) and math.isnan(row["seed_sd"])
@@ -130,17 +130,17 @@ def test_scores_are_floats_even_when_a_failed_merge_has_none(tmp_path):
 
 
 def test_the_same_inputs_give_the_same_table(run):
-    pd.testing.assert_frame_equal(labels_table(*run), labels_table(*run), check_exact=True)
+    pd.testing.assert_frame_equal(labels_table(*run)[0], labels_table(*run)[0], check_exact=True)
 
 
 def test_provenance_does_not_reach_the_labels_so_they_stay_byte_identical(run, tmp_path):
     """Records of another commit, CPU and parent weights give the same labels file, byte for byte."""
     features, merges, grid = run
-    write_table(labels_table(features, merges, grid), tmp_path / "before.parquet")
+    write_table(labels_table(features, merges, grid)[0], tmp_path / "before.parquet")
     for number, path in enumerate(merges):
         elsewhere = {**provenance(), "commit": str(number) * 40, "cpu": f"CPU {number}", "cpu_flags": ["avx512f"]}
         write_json({**read_json(path), "provenance": elsewhere, "checkpoints_sha256": {"a": str(number)}}, path)
-    table = labels_table(features, merges, grid)
+    table = labels_table(features, merges, grid)[0]
     assert not [column for column in table if "provenance" in column or "sha256" in column]
     write_table(table, tmp_path / "after.parquet")
     assert (tmp_path / "after.parquet").read_bytes() == (tmp_path / "before.parquet").read_bytes()
@@ -156,3 +156,64 @@ def test_a_missing_record_or_feature_row_is_named(run, tmp_path):
     only_t1.mkdir()
     with pytest.raises(KeyError, match=r"pair features of \(a, b\) have no row for task 't2'"):
         labels_table([write_features(only_t1, "a", "b", tasks=("t1",))], merges, grid[:1])
+
+
+def write_items(path, scores, likelihoods, *, task, seeds=None):
+    """A per-item outcomes file with the given item scores (one run, or one block per seed)."""
+    blocks = seeds or [None]
+    rows = [
+        {"seed": seed, "task": task, "subtask": task, "doc_id": i, "score": s, "likelihood": lk}
+        for seed, (run_scores, run_likelihoods) in zip(blocks, zip(scores, likelihoods, strict=True), strict=True)
+        for i, (s, lk) in enumerate(zip(run_scores, run_likelihoods, strict=True))
+    ]
+    write_table(pd.DataFrame(rows), path)
+    return path
+
+
+def test_label_items_average_to_the_label_and_normalise_the_likelihood_by_the_better_parent(tmp_path):
+    features = [write_features(tmp_path, "a", "b", tasks=("t1",)), write_features(tmp_path, "b", "a", tasks=("t1",))]
+    # two seeds on 4 items: metric 0.5 and 0.25, parents 0.5 / 1.0 -> normalised (0.5 + 0.25) / 2
+    record = write_record(tmp_path, "a", "b", "dare", tasks={"t1": scored(0.375, 0.375, [0.5, 1.0])}, seeds=[1, 2])
+    data = read_json(record)
+    data["runs"] = [{"seed": 1, "status": "ok"}, {"seed": 2, "status": "ok"}]
+    write_json(data, record)
+    write_items(
+        tmp_path / "a__b" / "dare.items.parquet",
+        [[1, 1, 0, 0], [1, 0, 0, 0]],
+        [[0.4, 0.4, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2]],
+        task="t1",
+        seeds=[1, 2],
+    )
+    experts = []
+    for name, score, likelihood in (("a", [1, 0, 1, 0], 0.2), ("b", [1, 1, 1, 1], 0.5)):
+        (tmp_path / name).mkdir()
+        experts.append(write_items(tmp_path / name / "t1.items.parquet", [score], [[likelihood] * 4], task="t1"))
+    grid = [
+        {"a": "a", "b": "b", "operator": "dare", "merged": ["a", "b"]},
+        {"a": "b", "b": "a", "operator": "dare", "merged": ["a", "b"]},
+    ]
+    table, items = labels_table(features, [record], grid, experts)
+    row = table.set_index(["a", "b"]).loc[("a", "b")]
+    assert row["normalised"] == pytest.approx(0.375)
+    assert row["likelihood"] == pytest.approx(0.25)  # mean over seeds of the merge's mean continuous score
+    assert (row["likelihood_parent_a"], row["likelihood_parent_b"]) == pytest.approx((0.2, 0.5))
+    assert row["likelihood_normalised"] == pytest.approx(0.25 / 0.5)
+    ab = items[(items["a"] == "a") & (items["b"] == "b")]
+    assert ab["value"].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])  # per item: mean over seeds / 1.0
+    assert ab["value"].mean() == pytest.approx(row["normalised"])
+    assert ab["likelihood"].mean() == pytest.approx(row["likelihood_normalised"])
+    assert len(items) == 8  # both orders of the symmetric record
+
+
+def test_a_failed_merge_scores_the_failure_score_on_every_parent_item(tmp_path):
+    features = [write_features(tmp_path, "a", "b", tasks=("t1",))]
+    record = write_record(tmp_path, "a", "b", "ties", tasks={"t1": scored(None, 0.0, [0.5, 1.0])}, status="failed")
+    write_items(tmp_path / "a__b" / "ties.items.parquet", [[]], [[]], task="t1")
+    experts = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        experts.append(write_items(tmp_path / name / "t1.items.parquet", [[1, 0, 1]], [[0.3] * 3], task="t1"))
+    _, items = labels_table(
+        features, [record], [{"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}], experts
+    )
+    assert items["value"].tolist() == [0.0, 0.0, 0.0] and items["likelihood"].tolist() == [0.0, 0.0, 0.0]

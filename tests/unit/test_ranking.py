@@ -65,6 +65,7 @@ def test_pair_scores_has_one_row_per_pair_and_operator():
         "status": "ok",
         "merge_score": 0.9,
         "merge_score_stderr": 0.01,
+        "seed_variance": 0.0,
     }
 
 
@@ -150,3 +151,67 @@ def test_summary_blocks_are_the_markdown_paragraphs_and_tables_in_order():
         "| operator | best on | share | within noise of best | share |",
         "|---|---:|---:|---:|---:|",
     ]
+
+
+def item_labels(values_by_operator, pair=("x", "y")):
+    """Labels and label items of one pair from per-item values on one task (binary outcomes, 100 items)."""
+    rows, items = [], []
+    for operator, values in values_by_operator.items():
+        values = pd.Series(values, dtype=float)
+        stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
+        rows.append(
+            {
+                "a": pair[0],
+                "b": pair[1],
+                "task": "t1",
+                "operator": operator,
+                "status": "ok",
+                "merge_score": values.mean(),
+                "merge_score_stderr": stderr,
+            }
+        )
+        items.append(
+            pd.DataFrame(
+                {
+                    "a": pair[0],
+                    "b": pair[1],
+                    "task": "t1",
+                    "operator": operator,
+                    "subtask": "t1",
+                    "doc_id": range(len(values)),
+                    "value": values,
+                }
+            )
+        )
+    return pd.DataFrame(rows), pd.concat(items, ignore_index=True)
+
+
+def test_two_operators_that_differ_on_few_items_separate_only_when_paired():
+    base = [1.0] * 50 + [0.0] * 50
+    better = base.copy()
+    for i in range(50, 56):  # six more items right, nothing lost: a 0.06 gap
+        better[i] = 1.0
+    table, items = item_labels({"better": better, "base": base})
+    unpaired = best_per_pair(pair_scores(table), z=1.0).iloc[0]
+    paired = best_per_pair(pair_scores(table), items, z=1.0).iloc[0]
+    # unpaired SE ≈ sqrt(0.050² + 0.050²) = 0.071 > 0.06: tied; paired SE sqrt(0.06 · 0.94 / 99) = 0.024: separated
+    assert unpaired["tied"] == "better;base" and not unpaired["paired"]
+    assert paired["tied"] == "better" and paired["paired"] and paired["n_tied_unpaired"] == 2
+    assert paired["gap_z"] == pytest.approx(0.06 / math.sqrt(pd.Series([1] * 6 + [0] * 94).var() / 100))
+    assert paired["gap_z_unpaired"] == pytest.approx(unpaired["gap_z"])
+    assert 0.8 < paired["correlation"] < 1
+
+
+def test_identical_merges_are_tied_exactly_under_the_paired_rule():
+    same = [1.0, 0.0] * 50
+    table, items = item_labels({"one": same, "other": same})
+    row = best_per_pair(pair_scores(table), items, z=0.0).iloc[0]
+    assert row["tied"] == "one;other" and math.isnan(row["gap"])
+
+
+def test_the_summary_reports_paired_against_unpaired_separation():
+    base = [1.0] * 50 + [0.0] * 50
+    table, items = item_labels({"better": [1.0] * 56 + [0.0] * 44, "base": base})
+    best = best_per_pair(pair_scores(table), items, z=1.0)
+    text = summary_markdown(best, operator_wins(best, ["better", "base"]), z=1.0)
+    assert "on 1 (paired) vs 0 (unpaired) of 1 pairs" in text

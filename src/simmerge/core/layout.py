@@ -161,6 +161,11 @@ class RunLayout:
         return self.root / "labels.parquet"
 
     @property
+    def label_items(self) -> Path:
+        """``label_items.parquet``: the per-item normalised outcomes behind every label row (rule ``labels``)."""
+        return self.root / "label_items.parquet"
+
+    @property
     def labels_csv(self) -> Path:
         """``labels.csv``: the same table as CSV."""
         return self.root / "labels.csv"

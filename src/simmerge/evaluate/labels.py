@@ -1,14 +1,28 @@
-"""The labels table: what SimMerge learns from — pair features joined with the merged score of each operator."""
+"""The labels table: what SimMerge learns from — pair features joined with the merged score of each operator — and
+the per-item outcomes behind each label, for paired comparisons (:mod:`simmerge.evaluate.paired`).
+
+Two targets come from the same forward passes: ``normalised`` (the task metric over the better parent's) and
+``likelihood_normalised`` (the mean per-item continuous score, :func:`simmerge.merges.items.gold_likelihood`, over
+the better parent's; missing where the task's requests give none, e.g. generation).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simmerge.core.io import read_json
+from simmerge.merges.items import items_path, read_items
+from simmerge.merges.merging import FAILED_MERGE_SCORE
+
+# The label targets a predictor can learn (``labels.target``): column of the labels table and of the label items.
+TARGETS = {"metric": "normalised", "likelihood": "likelihood_normalised"}
+ITEM_TARGETS = {"metric": "value", "likelihood": "likelihood"}
 
 LABEL_COLUMNS = [
     "a",
@@ -30,17 +44,27 @@ LABEL_COLUMNS = [
     "merge_score",
     "merge_score_stderr",
     "n_seeds",
+    "likelihood",
+    "likelihood_parent_a",
+    "likelihood_parent_b",
+    "likelihood_normalised",
 ]
 # Columns that are numbers even when every value is missing (a failed merge has no metric).
-NUMERIC_LABEL_COLUMNS = LABEL_COLUMNS[LABEL_COLUMNS.index("metric") : LABEL_COLUMNS.index("n_seeds")]
+NUMERIC_LABEL_COLUMNS = [
+    *LABEL_COLUMNS[LABEL_COLUMNS.index("metric") : LABEL_COLUMNS.index("n_seeds")],
+    *LABEL_COLUMNS[LABEL_COLUMNS.index("likelihood") :],
+]
+LABEL_ITEM_COLUMNS = ["a", "b", "task", "operator", "subtask", "doc_id", "value", "likelihood"]
 
 
 def labels_table(
     feature_files: Sequence[str | os.PathLike],
     merge_files: Sequence[str | os.PathLike],
     grid: Sequence[Mapping[str, Any]],
-) -> pd.DataFrame:
-    """One row per (ordered pair a, b; task; operator): the pair's features on the task and the merge's score.
+    expert_item_files: Sequence[str | os.PathLike] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per (ordered pair a, b; task; operator): the pair's features on the task and the merge's score; and
+    the per-item outcomes behind every row.
 
     Parameters
     ----------
@@ -51,13 +75,21 @@ def labels_table(
     grid : sequence of mapping
         ``{"a", "b", "operator", "merged": [a', b']}`` per (ordered pair, operator), in the order the rows should
         follow; ``merged`` names the record that serves the pair (the canonical pair for a symmetric operator).
+    expert_item_files : sequence of path
+        ``scores/experts/<name>/<task>.items.parquet`` of both parents of every pair on each task it is merged
+        on: the parents' continuous scores normalise ``likelihood``, and their items are the items of a failed
+        merge. Without them (labels of records from before per-item outcomes) every item column is empty.
 
     Returns
     -------
-    pandas.DataFrame
-        :data:`LABEL_COLUMNS` then every feature column, rows in grid order and the record's task order. Only
-        the tasks a merge was scored on appear; run-dependent values (wall time, memory) are left out, so the
-        same config gives byte-identical labels.
+    (pandas.DataFrame, pandas.DataFrame)
+        The labels: :data:`LABEL_COLUMNS` then every feature column, rows in grid order and the record's task
+        order. Only the tasks a merge was scored on appear; run-dependent values (wall time, memory) are left
+        out, so the same config gives byte-identical labels. The label items (:data:`LABEL_ITEM_COLUMNS`): per
+        label row and scored item, ``value`` (the item's primary metric over the better parent's task metric,
+        averaged over seeds, a failed run counting :data:`~simmerge.merges.merging.FAILED_MERGE_SCORE`) and
+        ``likelihood`` (the item's continuous score over the better parent's mean, likewise); the mean of
+        ``value`` over a row's items is its ``normalised``.
 
     Raises
     ------
@@ -69,10 +101,18 @@ def labels_table(
         table = pd.read_parquet(path)
         features[(table["a"].iloc[0], table["b"].iloc[0])] = table.set_index("task")
     records: dict[tuple[str, str, str], dict] = {}
+    merge_items: dict[tuple[str, str, str], pd.DataFrame] = {}
     for path in merge_files:
         record = read_json(path)
-        records[(record["a"], record["b"], record["operator"])] = record
-    rows = []
+        key = (record["a"], record["b"], record["operator"])
+        records[key] = record
+        if expert_item_files:
+            merge_items[key] = read_items(items_path(path))
+    parent_items = {}
+    for path in expert_item_files:
+        table = read_items(path)
+        parent_items[(path_checkpoint(path), table["task"].iloc[0] if len(table) else None)] = table
+    rows, item_rows = [], []
     for entry in grid:
         a, b, operator = entry["a"], entry["b"], entry["operator"]
         merged_a, merged_b = entry["merged"]
@@ -109,10 +149,69 @@ def labels_table(
                 "merge_score_stderr": record.get("score_stderr"),
                 "n_seeds": len(record.get("seeds") or [None]),
             }
+            if expert_item_files:
+                items, likelihoods = _label_items(record, merge_items[key], task, parent_items, (a, b))
+                row.update(likelihoods)
+                item_rows.append(items.assign(a=a, b=b, task=task, operator=operator))
             row.update(pair_features.loc[task].drop(["a", "b"]).to_dict())
             rows.append(row)
     table = pd.DataFrame(rows)
     feature_columns = [c for c in table.columns if c not in LABEL_COLUMNS]
     for column in NUMERIC_LABEL_COLUMNS:
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
-    return table[LABEL_COLUMNS + feature_columns]
+        table[column] = pd.to_numeric(table.get(column), errors="coerce").astype("float64")
+    items = pd.concat(item_rows, ignore_index=True) if item_rows else pd.DataFrame(columns=LABEL_ITEM_COLUMNS)
+    return table[LABEL_COLUMNS + feature_columns], items[LABEL_ITEM_COLUMNS].reset_index(drop=True)
+
+
+def path_checkpoint(path: str | os.PathLike) -> str:
+    """The checkpoint an expert items file belongs to: ``scores/experts/<name>/<task>.items.parquet`` → name."""
+    return os.path.basename(os.path.dirname(os.fspath(path)))
+
+
+def _label_items(
+    record: Mapping[str, Any],
+    runs_items: pd.DataFrame,
+    task: str,
+    parent_items: Mapping[tuple[str, str], pd.DataFrame],
+    pair: tuple[str, str],
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-item normalised outcomes of one (merge record, task), and its likelihood label columns."""
+    parents = {name: parent_items.get((name, task)) for name in pair}
+    missing = [name for name, table in parents.items() if table is None]
+    if missing:
+        raise KeyError(f"no per-item outcomes of {', '.join(missing)} on task {task!r} (expert items)")
+    keys = parents[pair[0]][["subtask", "doc_id"]]
+    parent_likelihood = {name: float(table["likelihood"].mean()) for name, table in parents.items()}
+    best_likelihood = max((v for v in parent_likelihood.values() if not math.isnan(v)), default=math.nan)
+    best_metric = max((p for p in record["tasks"][task].get("parent_scores") or [] if p is not None), default=None)
+    task_items = runs_items[runs_items["task"] == task] if len(runs_items) else runs_items
+    seeds = [run.get("seed") for run in record.get("runs", [{"seed": None, "status": record["status"]}])]
+    statuses = [run.get("status") for run in record.get("runs", [{"status": record["status"]}])]
+    values, likelihoods = [], []
+    for seed, status in zip(seeds, statuses, strict=True):
+        if status != "ok":
+            values.append(np.full(len(keys), FAILED_MERGE_SCORE))
+            likelihoods.append(np.full(len(keys), FAILED_MERGE_SCORE))
+            continue
+        run = task_items if seed is None else task_items[task_items["seed"] == seed]
+        run = keys.merge(run, on=["subtask", "doc_id"], how="left", validate="1:1")
+        if run["score"].isna().any():
+            raise KeyError(f"the merge of {record['operator']} on {pair} (seed {seed}) lacks items of task {task!r}")
+        values.append(run["score"].to_numpy() / best_metric if best_metric else np.full(len(keys), np.nan))
+        likelihoods.append(
+            run["likelihood"].to_numpy() / best_likelihood if best_likelihood else np.full(len(keys), np.nan)
+        )
+    items = keys.assign(value=np.mean(values, axis=0), likelihood=np.mean(likelihoods, axis=0))
+    mean_likelihood = float(items["likelihood"].mean()) if len(items) else math.nan
+    merged_likelihood = [
+        float(run_items["likelihood"].mean())
+        for seed, status in zip(seeds, statuses, strict=True)
+        if status == "ok"
+        for run_items in [task_items if seed is None else task_items[task_items["seed"] == seed]]
+    ]
+    return items, {
+        "likelihood": float(np.mean(merged_likelihood)) if merged_likelihood else math.nan,
+        "likelihood_parent_a": parent_likelihood[pair[0]],
+        "likelihood_parent_b": parent_likelihood[pair[1]],
+        "likelihood_normalised": mean_likelihood,
+    }

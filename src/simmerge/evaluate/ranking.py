@@ -2,8 +2,10 @@
 
 A label is a mean over 60–150 scored items (and over seeds for a randomised operator), so the best operator of
 a pair often beats the second by less than its standard error. :func:`best_per_pair` therefore reports, next to
-the strict best, the set of operators whose score is within ``z`` combined standard errors of the best one;
-top-1 accuracy and the oracle treat every member of that set as a correct choice.
+the strict best, the set of operators whose score is within ``z`` standard errors of the best one; top-1
+accuracy and the oracle treat every member of that set as a correct choice. With the per-item outcomes of the
+labels, the standard error is that of the paired difference on the same items (:mod:`simmerge.evaluate.paired`);
+the unpaired rule (the two scores' errors combined as if independent) is reported beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from simmerge.core.io import markdown_table
+from simmerge.evaluate.paired import paired_difference, seed_variance
 from simmerge.evaluate.stats import combined_stderr, within_noise
 
 PAIR_KEYS = ["a", "b"]
@@ -30,25 +33,43 @@ def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``a``, ``b``, ``operator``, ``status``, ``merge_score``, ``merge_score_stderr``, in the labels'
-        row order.
+        Columns ``a``, ``b``, ``operator``, ``status``, ``merge_score``, ``merge_score_stderr`` and
+        ``seed_variance`` (what a randomised operator's seed spread adds to the variance of its mean), in the
+        labels' row order.
     """
     columns = [*PAIR_KEYS, "operator", "status", "merge_score", "merge_score_stderr"]
-    return labels[columns].drop_duplicates([*PAIR_KEYS, "operator"]).reset_index(drop=True)
+    if {"seed_sd", "n_seeds", "parent_score_a", "parent_score_b"} <= set(labels.columns):
+        best_parent = labels[["parent_score_a", "parent_score_b"]].max(axis=1)
+        variance = [
+            seed_variance(sd, int(n), best) if pd.notna(sd) else 0.0
+            for sd, n, best in zip(labels["seed_sd"], labels["n_seeds"], best_parent, strict=True)
+        ]
+    else:  # labels without the seed columns: no seed term
+        variance = [0.0] * len(labels)
+    per_task = labels[[*PAIR_KEYS, "operator"]].assign(seed_variance=variance)
+    # a label averages T tasks: its seed variance is the tasks' over T²
+    grouped = per_task.groupby([*PAIR_KEYS, "operator"], sort=False)["seed_variance"]
+    seeds = (grouped.sum() / grouped.size() ** 2).rename("seed_variance").reset_index()
+    scores = labels[columns].drop_duplicates([*PAIR_KEYS, "operator"])
+    return scores.merge(seeds, on=[*PAIR_KEYS, "operator"], how="left").reset_index(drop=True)
 
 
-def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
+def best_per_pair(scores: pd.DataFrame, items: pd.DataFrame | None = None, *, z: float = 1.0) -> pd.DataFrame:
     """The best operator of each ordered pair, the operators tied with it within noise, and the spread.
 
-    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · sqrt(se*² + se_o²)``
-    (:func:`simmerge.evaluate.stats.within_noise`).
+    Operator ``o`` is tied with the best ``*`` when ``score* − score_o ≤ z · se`` (:func:`simmerge.evaluate.stats.
+    within_noise`), ``se`` the paired standard error of the difference on the same items when ``items`` are
+    given (plus both operators' seed variance), else the unpaired ``sqrt(se*² + se_o²)``.
 
     Parameters
     ----------
     scores : pandas.DataFrame
         :func:`pair_scores`.
+    items : pandas.DataFrame, optional
+        The label items (:func:`simmerge.evaluate.labels.labels_table`): per (a, b, task, operator) and item, the
+        normalised ``value``.
     z : float
-        Width of the tie band in combined standard errors.
+        Width of the tie band in standard errors.
 
     Returns
     -------
@@ -56,13 +77,17 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
         One row per ordered pair: ``a``, ``b``, ``best`` (highest score; exact ties broken by operator order in
         ``scores``), ``best_score``, ``exact_best`` (every operator with exactly the best score, ``;``-joined),
         ``tied`` (operators within noise of the best, best first), ``n_tied``, ``worst``, ``worst_score``,
-        ``spread`` (best − worst), ``gap`` (best − the best lower score; NaN with one distinct score) and
-        ``gap_z`` (the gap in combined standard errors of the two). Pairs without a defined score are left out.
+        ``spread`` (best − worst), ``gap`` (best − the best lower score; NaN with one distinct score),
+        ``gap_z`` (the gap in standard errors of the difference, paired when ``items`` are given),
+        ``gap_z_unpaired`` (in combined unpaired standard errors), ``correlation`` (item-level correlation of
+        the best and the runner-up; NaN without items), ``n_tied_unpaired`` (operators tied under the unpaired
+        rule) and ``paired`` (whether the items were used). Pairs without a defined score are left out.
     """
     if z < 0:
         raise ValueError(f"z must be non-negative, got {z}")
     rows = []
     order = {name: index for index, name in enumerate(dict.fromkeys(scores["operator"]))}
+    by_label = dict(tuple(items.groupby([*PAIR_KEYS, "operator"], sort=False))) if items is not None else {}
     for (a, b), group in scores.groupby(PAIR_KEYS, sort=False):
         group = group.dropna(subset=["merge_score"])
         if group.empty:
@@ -71,20 +96,34 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
             ["merge_score", "rank"], ascending=[False, True]
         )
         best = group.iloc[0]
-        tied = [
-            row.operator
-            for row in group.itertuples()
-            if within_noise(
-                best["merge_score"] - row.merge_score, best["merge_score_stderr"], row.merge_score_stderr, z=z
+        paired = items is not None and all((a, b, op) in by_label for op in group["operator"])
+
+        def versus_best(row, best=best, a=a, b=b, paired=paired) -> tuple[float, float, float]:
+            """(paired or unpaired SE, unpaired SE, correlation) of best − row."""
+            unpaired = combined_stderr(best["merge_score_stderr"], row["merge_score_stderr"])
+            if not paired:
+                return unpaired, unpaired, math.nan
+            extra = float(best.get("seed_variance", 0.0) or 0.0) + float(row.get("seed_variance", 0.0) or 0.0)
+            result = paired_difference(
+                by_label[(a, b, best["operator"])], by_label[(a, b, row["operator"])], extra_variance=extra
             )
+            return result.stderr, unpaired, result.correlation
+
+        errors = {row["operator"]: versus_best(row) for _, row in group.iterrows()}
+        difference = best["merge_score"] - group["merge_score"]
+        tied = [
+            op for op, d in zip(group["operator"], difference, strict=True) if within_noise(d, errors[op][0], None, z=z)
+        ]
+        tied_unpaired = [
+            op for op, d in zip(group["operator"], difference, strict=True) if within_noise(d, errors[op][1], None, z=z)
         ]
         exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
         runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
         if len(runner_up):
             gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
-            gap_se = combined_stderr(best["merge_score_stderr"], runner_up["merge_score_stderr"].iloc[0])
+            gap_se, gap_se_unpaired, correlation = errors[runner_up["operator"].iloc[0]]
         else:
-            gap, gap_se = math.nan, math.nan
+            gap, gap_se, gap_se_unpaired, correlation = math.nan, math.nan, math.nan, math.nan
         worst = group.iloc[-1]
         rows.append(
             {
@@ -99,10 +138,21 @@ def best_per_pair(scores: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
                 "worst_score": float(worst["merge_score"]),
                 "spread": float(best["merge_score"] - worst["merge_score"]),
                 "gap": gap,
-                "gap_z": gap / gap_se if gap_se > 0 else math.inf if gap > 0 else math.nan,
+                "gap_z": _z(gap, gap_se),
+                "gap_z_unpaired": _z(gap, gap_se_unpaired),
+                "correlation": correlation,
+                "n_tied_unpaired": len(tied_unpaired),
+                "paired": paired,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _z(gap: float, stderr: float) -> float:
+    """A gap in standard errors: inf for a gap without error, NaN without a gap."""
+    if math.isnan(gap):
+        return math.nan
+    return gap / stderr if stderr > 0 else math.inf if gap > 0 else math.nan
 
 
 def operator_wins(best: pd.DataFrame, operators: Sequence[str]) -> pd.DataFrame:
@@ -140,13 +190,14 @@ def operator_wins(best: pd.DataFrame, operators: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def eval_size_factor(best: pd.DataFrame, *, z: float = 1.0) -> float | None:
+def eval_size_factor(best: pd.DataFrame, *, z: float = 1.0, column: str = "gap_z") -> float | None:
     """How many times the current eval items the median pair needs for its best to clear ``z`` SEs over the next.
 
     Standard errors shrink as 1/√n, so a gap of ``g`` standard errors becomes ``z`` of them with
-    ``(z / g)²`` times the items. None when no pair has a runner-up.
+    ``(z / g)²`` times the items. None when no pair has a runner-up. ``column``: ``gap_z`` (the paired rule when
+    the ranking had items) or ``gap_z_unpaired``.
     """
-    gaps = best["gap_z"].replace(math.inf, math.nan).dropna()
+    gaps = best[column].replace(math.inf, math.nan).dropna()
     if gaps.empty:
         return None
     median = float(gaps.median())
@@ -203,7 +254,8 @@ def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[
         columns=["pair (a, b)", "best", "score", "worst", "score", "spread", "gap to 2nd", "tied within noise"],
     )
     blocks: list[str | pd.DataFrame] = [
-        f"Ordered pairs: {len(best)}. 'within noise': score within {z:g} combined standard error(s) of the best.",
+        f"Ordered pairs: {len(best)}. 'within noise': score within {z:g} standard error(s) of the difference "
+        "from the best" + (" (paired on the same items)." if len(best) and best["paired"].all() else " (unpaired)."),
         wins_cells,
         pair_cells,
     ]
@@ -213,14 +265,26 @@ def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[
             f"range {best['spread'].min():.3f}–{best['spread'].max():.3f}. "
             f"Operators tied with the best: median {best['n_tied'].median():g}."
         ]
+        paired = bool(best["paired"].all())
+        rule = "paired standard error(s) of the difference" if paired else "combined standard error(s)"
         resolution = eval_size_factor(best, z=z)
         if resolution is not None:
             separated = int((best["gap_z"] > z).sum())
             notes.append(
-                f"The best beats the runner-up by more than {z:g} combined standard error(s) on {separated} of "
+                f"The best beats the runner-up by more than {z:g} {rule} on {separated} of "
                 f"{len(best)} pairs (median gap {best['gap'].median():.3f} = {best['gap_z'].median():.2f} SE). "
                 f"Separating the median pair at that level needs about {resolution:.1f}× the current eval items "
                 "(standard errors shrink as 1/√n)."
+            )
+        if paired and resolution is not None:
+            unpaired = eval_size_factor(best, z=z, column="gap_z_unpaired")
+            notes.append(
+                "Paired against unpaired: the best separates from the runner-up on "
+                f"{int((best['gap_z'] > z).sum())} (paired) vs {int((best['gap_z_unpaired'] > z).sum())} (unpaired) "
+                f"of {len(best)} pairs; operators tied with the best, median {best['n_tied'].median():g} (paired) "
+                f"vs {best['n_tied_unpaired'].median():g} (unpaired); item-level correlation of the best and the "
+                f"runner-up, median {best['correlation'].median():.2f}; the median pair needs "
+                f"{resolution:.1f}× (paired) vs {unpaired:.1f}× (unpaired) the eval items to separate."
             )
         blocks.append("\n".join(notes))
     dominant = dominant_operator(wins)
