@@ -15,6 +15,7 @@ paired within a task and tasks are independent.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,25 +83,142 @@ def paired_difference(
         raise ValueError(f"the two labels cover different items ({len(x)} and {len(y)}, {len(joined)} shared)")
     if joined[[f"{value}_x", f"{value}_y"]].isna().any().any():
         raise ValueError(f"missing {value} in the per-item outcomes")
-    tasks = joined.groupby("task", sort=False)
-    n_tasks = tasks.ngroups
+    codes = pd.factorize(joined["task"])[0]
+    return difference_of(
+        joined[f"{value}_x"].to_numpy(float), joined[f"{value}_y"].to_numpy(float), codes, extra_variance
+    )
+
+
+def difference_of(xs: np.ndarray, ys: np.ndarray, tasks: np.ndarray, extra_variance: float = 0.0) -> PairedDifference:
+    """:class:`PairedDifference` of two aligned item vectors; ``tasks`` gives each item's task (integer codes).
+
+    The one computation behind every paired comparison: the label is the mean over tasks of the per-task item
+    means, items are paired within a task, tasks are independent.
+    """
+    n_tasks = len(np.unique(tasks))
     difference = paired = unpaired = 0.0
-    centred = []
-    for _, group in tasks:
-        xs, ys = group[f"{value}_x"].to_numpy(float), group[f"{value}_y"].to_numpy(float)
-        difference += float(np.mean(xs - ys)) / n_tasks
-        paired += _variance_of_mean(xs - ys) / n_tasks**2
-        unpaired += (_variance_of_mean(xs) + _variance_of_mean(ys)) / n_tasks**2
-        centred.append((xs - xs.mean(), ys - ys.mean()))
-    cx, cy = (np.concatenate(part) for part in zip(*centred, strict=True))
+    cx, cy = np.empty_like(xs), np.empty_like(ys)
+    for code in np.unique(tasks):
+        mask = tasks == code
+        tx, ty = xs[mask], ys[mask]
+        difference += float(np.mean(tx - ty)) / n_tasks
+        paired += _variance_of_mean(tx - ty) / n_tasks**2
+        unpaired += (_variance_of_mean(tx) + _variance_of_mean(ty)) / n_tasks**2
+        cx[mask], cy[mask] = tx - tx.mean(), ty - ty.mean()
     norm = math.sqrt(float(cx @ cx) * float(cy @ cy))
     return PairedDifference(
         difference=difference,
         stderr=math.sqrt(paired + extra_variance),
         unpaired_stderr=math.sqrt(unpaired + extra_variance),
         correlation=float(cx @ cy) / norm if norm > 0 else math.nan,
-        n=len(joined),
+        n=len(xs),
     )
+
+
+@dataclass
+class UnitItems:
+    """The per-item outcomes of every candidate of one decision unit, on the unit's items.
+
+    Attributes
+    ----------
+    tasks : ndarray of int
+        Each item's task code.
+    vectors : dict
+        ``(operator, anchor)`` → the candidate's item vector (``anchor`` empty for a symmetric operator).
+    seed_variance : dict
+        ``(operator, anchor)`` → the variance its seed spread adds to its score (0 for a deterministic one).
+    """
+
+    tasks: np.ndarray
+    vectors: dict[tuple[str, str], np.ndarray]
+    seed_variance: dict[tuple[str, str], float]
+
+    def score(self, vector: np.ndarray) -> float:
+        """The label a vector gives: mean over tasks of the per-task item means."""
+        return float(np.mean([vector[self.tasks == code].mean() for code in np.unique(self.tasks)]))
+
+    def difference(self, x: tuple[str, str], y: tuple[str, str]) -> PairedDifference:
+        """Paired difference of two candidates (with both seed variances)."""
+        extra = self.seed_variance.get(x, 0.0) + self.seed_variance.get(y, 0.0)
+        return difference_of(self.vectors[x], self.vectors[y], self.tasks, extra)
+
+
+def unit_items(
+    rows: pd.DataFrame, items: pd.DataFrame, units: Sequence[str], *, value: str = "value"
+) -> dict[str, UnitItems]:
+    """Every unit's :class:`UnitItems`, from label rows and the label items.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Label rows (``a``, ``b``, ``task``, ``operator``, ``order_sensitive``, ``seed_sd``, ``n_seeds``,
+        ``parent_score_a``, ``parent_score_b``).
+    items : pandas.DataFrame
+        The label items (:func:`simmerge.evaluate.labels.labels_table`).
+    units : sequence of str
+        The unit of each row (:func:`simmerge.evaluate.selection.units_of_rows`).
+    value : str
+        The item column of the target (``value`` or ``likelihood``).
+
+    Returns
+    -------
+    dict
+        Unit → its items. A symmetric operator's vector is that of either order (one merge); an order-sensitive
+        one has a vector per anchor. Tasks on which a candidate has no defined value (a parent scoring 0) are
+        left out of the unit, as they are left out of the label.
+    """
+    frame = rows.assign(unit=list(units))
+    frame["anchor"] = np.where(frame["order_sensitive"].astype(bool), frame["a"], "")
+    variance = label_seed_variance(frame)
+    by_row = items.set_index(["a", "b", "task", "operator"]).sort_index()
+    out: dict[str, UnitItems] = {}
+    for unit, group in frame.groupby("unit", sort=False):
+        parts: dict[tuple[str, str], list[pd.DataFrame]] = {}
+        for row in group.drop_duplicates(["task", "operator", "anchor"]).itertuples():
+            key = (row.a, row.b, row.task, row.operator)
+            if key not in by_row.index:
+                continue
+            parts.setdefault((row.operator, row.anchor), []).append(by_row.loc[[key]].reset_index())
+        if not parts:
+            continue
+        tables = {key: pd.concat(tables, ignore_index=True).sort_values(ITEM_KEY) for key, tables in parts.items()}
+        defined = set.intersection(*(set(table.loc[table[value].notna(), "task"]) for table in tables.values()))
+        vectors, task_codes = {}, None
+        for key, table in tables.items():
+            kept = table[table["task"].isin(defined)]
+            vectors[key] = kept[value].to_numpy(float)
+            if task_codes is None:
+                task_codes = pd.factorize(kept["task"], sort=True)[0]
+        lengths = {len(vector) for vector in vectors.values()}
+        if len(lengths) != 1 or not lengths.pop():
+            continue  # candidates on different items: not comparable item by item
+        unit_variance = variance[variance["unit"] == unit].set_index(["operator", "anchor"])["seed_variance"]
+        out[unit] = UnitItems(
+            tasks=task_codes,
+            vectors=vectors,
+            seed_variance={key: float(unit_variance.get(key, 0.0)) for key in vectors},
+        )
+    return out
+
+
+def label_seed_variance(rows: pd.DataFrame) -> pd.DataFrame:
+    """What each candidate's seed spread adds to the variance of its label, per unit.
+
+    Rows need ``unit``, ``operator``, ``anchor``, ``seed_sd``, ``n_seeds``, ``parent_score_a``/``_b``; a label
+    averaging ``T`` tasks gets the tasks' :func:`seed_variance` summed over ``T²`` (rows of both orders of a
+    symmetric merge count once). Without the seed columns every variance is 0.
+    """
+    keys = ["unit", "operator", "anchor"]
+    if not {"seed_sd", "n_seeds", "parent_score_a", "parent_score_b"} <= set(rows.columns):
+        return rows[keys].drop_duplicates().assign(seed_variance=0.0)
+    once = rows.drop_duplicates([*keys, "task"])
+    best = once[["parent_score_a", "parent_score_b"]].max(axis=1)
+    variance = [
+        seed_variance(sd, int(n), parent) if pd.notna(sd) else 0.0
+        for sd, n, parent in zip(once["seed_sd"], once["n_seeds"], best, strict=True)
+    ]
+    grouped = once[keys].assign(seed_variance=variance).groupby(keys, sort=False)["seed_variance"]
+    return (grouped.sum() / grouped.size() ** 2).rename("seed_variance").reset_index()
 
 
 @dataclass(frozen=True)
@@ -172,8 +290,12 @@ __all__ = [
     "ITEM_KEY",
     "McNemar",
     "PairedDifference",
+    "UnitItems",
+    "difference_of",
     "item_bootstrap_means",
+    "label_seed_variance",
     "mcnemar",
     "paired_difference",
     "seed_variance",
+    "unit_items",
 ]

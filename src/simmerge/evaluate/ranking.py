@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from simmerge.core.io import markdown_table
-from simmerge.evaluate.paired import paired_difference, seed_variance
+from simmerge.evaluate.paired import label_seed_variance, paired_difference
 from simmerge.evaluate.stats import combined_stderr, within_noise
 
 PAIR_KEYS = ["a", "b"]
@@ -38,18 +38,10 @@ def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
         labels' row order.
     """
     columns = [*PAIR_KEYS, "operator", "status", "merge_score", "merge_score_stderr"]
-    if {"seed_sd", "n_seeds", "parent_score_a", "parent_score_b"} <= set(labels.columns):
-        best_parent = labels[["parent_score_a", "parent_score_b"]].max(axis=1)
-        variance = [
-            seed_variance(sd, int(n), best) if pd.notna(sd) else 0.0
-            for sd, n, best in zip(labels["seed_sd"], labels["n_seeds"], best_parent, strict=True)
-        ]
-    else:  # labels without the seed columns: no seed term
-        variance = [0.0] * len(labels)
-    per_task = labels[[*PAIR_KEYS, "operator"]].assign(seed_variance=variance)
-    # a label averages T tasks: its seed variance is the tasks' over T²
-    grouped = per_task.groupby([*PAIR_KEYS, "operator"], sort=False)["seed_variance"]
-    seeds = (grouped.sum() / grouped.size() ** 2).rename("seed_variance").reset_index()
+    keyed = labels.assign(unit=labels["a"] + "|" + labels["b"], anchor="")
+    seeds = label_seed_variance(keyed).rename(columns={"unit": "pair"})
+    seeds[PAIR_KEYS] = seeds["pair"].str.split("|", n=1, expand=True)
+    seeds = seeds[[*PAIR_KEYS, "operator", "seed_variance"]]
     scores = labels[columns].drop_duplicates([*PAIR_KEYS, "operator"])
     return scores.merge(seeds, on=[*PAIR_KEYS, "operator"], how="left").reset_index(drop=True)
 
