@@ -181,7 +181,7 @@ rule expert_scores:
         preflight=preflight_gate(),
     output:
         record=LAYOUT.expert_scores("{model}", "{task}"),
-        items=LAYOUT.expert_items("{model}", "{task}"),
+        outcomes=LAYOUT.expert_items("{model}", "{task}"),
     log:
         LAYOUT.log("expert_scores", "{model}", "{task}"),
     benchmark:

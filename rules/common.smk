@@ -342,7 +342,7 @@ def get_merge_score_output():
     """The record, its per-item outcomes and mergekit YAML; the merged checkpoint too when the config keeps merges."""
     outputs = {
         "record": LAYOUT.merge_record("{a}", "{b}", "{op}"),
-        "items": LAYOUT.merge_items("{a}", "{b}", "{op}"),
+        "outcomes": LAYOUT.merge_items("{a}", "{b}", "{op}"),
         "config": LAYOUT.merge_config("{a}", "{b}", "{op}"),
     }
     if RUN.merges.keep_merged:
@@ -392,6 +392,7 @@ def get_predictor_params(wildcards):
         "seed": PREDICTOR_SEED,
         "operators": list(OPERATORS),
         "checkpoint_groups": CATALOG.holdout_groups,
+        "target": RUN.predictor.target,
     }
 
 

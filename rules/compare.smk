@@ -6,6 +6,7 @@
 rule compare:
     input:
         labels=LAYOUT.labels_parquet,
+        outcomes=LAYOUT.label_items,
     output:
         units=LAYOUT.comparison_units("{protocol}"),
         candidates=LAYOUT.comparison_candidates("{protocol}"),

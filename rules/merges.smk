@@ -31,7 +31,7 @@ rule labels:
         parent_items=get_label_parent_items(),
     output:
         parquet=LAYOUT.labels_parquet,
-        items=LAYOUT.label_items,
+        outcomes=LAYOUT.label_items,
         csv=report(LAYOUT.labels_csv, caption="../report/labels.rst", category="Labels"),
     log:
         LAYOUT.log("labels", "all"),
@@ -48,7 +48,7 @@ rule labels:
 rule operator_ranking:
     input:
         labels=LAYOUT.labels_parquet,
-        items=LAYOUT.label_items,
+        outcomes=LAYOUT.label_items,
     output:
         best=LAYOUT.ranking_best_per_pair,
         wins=LAYOUT.ranking_operator_wins,

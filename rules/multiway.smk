@@ -68,7 +68,7 @@ rule multiway_score:
         unpack(get_multiway_score_input),
     output:
         record=LAYOUT.multiway_node_scores("{mwset}", "{node}"),
-        items=LAYOUT.multiway_node_items("{mwset}", "{node}"),
+        outcomes=LAYOUT.multiway_node_items("{mwset}", "{node}"),
     log:
         LAYOUT.log("multiway_score", "{mwset}", "{node}"),
     benchmark:

@@ -4,6 +4,7 @@
 rule predictor:
     input:
         labels=LAYOUT.labels_parquet,
+        outcomes=LAYOUT.label_items,
     output:
         model=LAYOUT.predictor_model,
         cv=LAYOUT.predictor_cv,

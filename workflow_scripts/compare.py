@@ -19,6 +19,8 @@ with log_to(snakemake.log[0]):
         n_boot=spec["bootstrap"],
         checkpoint_groups=spec["checkpoint_groups"],
         importance_repeats=spec["importance_repeats"],
+        items=pd.read_parquet(snakemake.input.outcomes),
+        target=spec["target"],
     )
     write_table(units, snakemake.output.units)
     write_table(candidates, snakemake.output.candidates)

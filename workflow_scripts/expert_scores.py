@@ -19,7 +19,7 @@ with log_to(snakemake.log[0]):
         trust_remote_code=trusts_remote_code(snakemake.input.manifest),
         **snakemake.params.scoring,
     )
-    write_items(scores.pop("items")[snakemake.wildcards.task], snakemake.output.items)
+    write_items(scores.pop("items")[snakemake.wildcards.task], snakemake.output.outcomes)
     # the weights scored, by digest: a score of a checkpoint rebuilt since is found by the report
     cited = checkpoints_sha256(snakemake.input.manifest)
     write_json(

@@ -7,6 +7,6 @@ with log_to(snakemake.log[0]):
     table, items = labels_table(
         snakemake.input.features, snakemake.input.merges, snakemake.params.grid, snakemake.input.parent_items
     )
-    write_table(items, snakemake.output.items)
+    write_table(items, snakemake.output.outcomes)
     write_table(table, snakemake.output.parquet)
     write_table(table, snakemake.output.csv)

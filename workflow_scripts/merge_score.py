@@ -35,6 +35,6 @@ with log_to(snakemake.log[0]):
         manifests=(snakemake.input.a, snakemake.input.b, snakemake.input.base),
         **snakemake.params.scoring,
     )
-    write_items(record.pop("items"), snakemake.output.items)
+    write_items(record.pop("items"), snakemake.output.outcomes)
     write_text(record["config_yaml"], snakemake.output.config)
     write_json({**record, "a": snakemake.wildcards.a, "b": snakemake.wildcards.b}, snakemake.output.record)

@@ -21,5 +21,5 @@ with log_to(snakemake.log[0]):
         threads=snakemake.threads,
         **snakemake.params.scoring,
     )
-    write_items(record.pop("items"), snakemake.output.items)
+    write_items(record.pop("items"), snakemake.output.outcomes)
     write_json(record, snakemake.output.record)

@@ -8,7 +8,7 @@ from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores,
 with log_to(snakemake.log[0]):
     ranking = snakemake.params.ranking
     best = best_per_pair(
-        pair_scores(pd.read_parquet(snakemake.input.labels)), pd.read_parquet(snakemake.input.items), z=ranking["z"]
+        pair_scores(pd.read_parquet(snakemake.input.labels)), pd.read_parquet(snakemake.input.outcomes), z=ranking["z"]
     )
     wins = operator_wins(best, ranking["operators"])
     write_table(best, snakemake.output.best)

@@ -3,13 +3,17 @@ import pandas as pd
 
 from simmerge.core.io import write_json
 from simmerge.core.logs import log_to
+from simmerge.evaluate.labels import retarget
 from simmerge.evaluate.predictor import choose_family, fit_predictor, library_versions, save_predictor, training_rows
 from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.predictor
     features = feature_names()
-    rows = training_rows(pd.read_parquet(snakemake.input.labels))
+    labels, _ = retarget(
+        pd.read_parquet(snakemake.input.labels), pd.read_parquet(snakemake.input.outcomes), spec["target"]
+    )
+    rows = training_rows(labels)
     family, families = choose_family(
         rows,
         features,
@@ -24,6 +28,7 @@ with log_to(snakemake.log[0]):
         {
             "family": family,
             "protocol": "checkpoint",
+            "target": spec["target"],
             "checkpoint_groups": spec["checkpoint_groups"],
             "families": families.to_dict("records"),
             "rows": len(rows),

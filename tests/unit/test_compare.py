@@ -284,3 +284,63 @@ def test_a_test_fold_leaked_into_training_shows_as_a_gain_on_shuffled_labels(fam
     # the guard above would fail if the splits leaked: a high-capacity family memorises the leaked test rows
     summary = shuffled_comparison(family, leak=True, monkeypatch=monkeypatch)
     assert summary["difference_lo"] > 0.0 and summary["gap_closure"] > 0.5
+
+
+def label_items(table: pd.DataFrame, *, n_items: int = 40, shared: bool, scale: float = 0.3, seed: int = 0):
+    """Per-item outcomes whose mean is each row's label: the label plus zero-mean item noise, the same noise for
+    every operator of a pair and task (``shared``: items that all merges find hard) or drawn per row."""
+    rng = np.random.default_rng(seed)
+    noise_of: dict = {}
+    frames = []
+    for row in table.itertuples():
+        key = (*sorted((row.a, row.b)), row.task) if shared else (row.a, row.b, row.task, row.operator)
+        if key not in noise_of:
+            noise = rng.normal(0, scale, n_items)
+            noise_of[key] = noise - noise.mean()
+        values = row.normalised + noise_of[key]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "a": row.a,
+                    "b": row.b,
+                    "task": row.task,
+                    "operator": row.operator,
+                    "subtask": row.task,
+                    "doc_id": range(n_items),
+                    "value": values,
+                    "likelihood": values,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_items_shared_by_every_merge_separate_what_the_unpaired_errors_tie():
+    table = labels(3).assign(stderr=0.3, merge_score_stderr=0.3)  # wide unpaired errors
+    unpaired = run(table, "checkpoint")[3]
+    paired = run(table, "checkpoint", items=label_items(table, shared=True))[3]
+    assert unpaired["item_resampling"] == 0 and paired["item_resampling"] == 1
+    # the same differences, paired on items every merge of a pair finds equally hard, separate
+    assert paired["tie"] < unpaired["tie"] and paired["win"] + paired["loss"] > unpaired["win"] + unpaired["loss"]
+    assert paired["simmerge"] == pytest.approx(unpaired["simmerge"])  # the scores themselves do not change
+
+
+def test_resampling_items_as_well_as_pairs_widens_the_interval_when_items_are_noisy():
+    table = labels(4)
+    one_level = run(table, "checkpoint")[3]
+    two_level = run(table, "checkpoint", items=label_items(table, shared=False, scale=0.5))[3]
+    width = {name: s["difference_hi"] - s["difference_lo"] for name, s in (("one", one_level), ("two", two_level))}
+    assert width["two"] > width["one"]
+    assert two_level["difference"] == pytest.approx(one_level["difference"])
+
+
+def test_the_comparison_reports_both_targets_and_whether_their_choices_agree():
+    table = labels(5)
+    table["likelihood_normalised"] = table["normalised"]
+    units, _, _, summary, _ = run(table, "checkpoint", items=label_items(table, shared=True))
+    targets = summary["targets"]
+    assert summary["target"] == "metric" and set(targets) >= {"metric", "likelihood"}
+    # the same numbers under both targets: the same choices
+    assert targets["same_choice"] == 1.0 and targets["same_oracle"] == 1.0
+    assert targets["likelihood"]["simmerge"] == pytest.approx(targets["metric"]["simmerge"])
+    assert "items" not in units

@@ -421,6 +421,12 @@ class PredictorSpec(Frozen):
         True,
         description="Experts that share a home task are near-duplicates: the comparison holds them out together.",
     )
+    target: Literal["metric", "likelihood"] = Field(
+        "metric",
+        description="What SimMerge learns and is scored on: the task metric over the better parent's (metric), or "
+        "the gold answer's per-item probability over the better parent's (likelihood: multiple choice and one-pass "
+        "exact match). The comparison also reports the other target.",
+    )
 
 
 MAX_MULTIWAY = 5

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from simmerge.core.config import PREDICTOR_FAMILIES, PROTOCOL_TITLES, PROTOCOLS
+from simmerge.evaluate.labels import TARGETS, retarget
+from simmerge.evaluate.paired import unit_items
 from simmerge.evaluate.predictor import (
     OPERATOR,
     TARGET,
@@ -50,8 +52,10 @@ def compare(
     n_boot: int = 1000,
     checkpoint_groups: Mapping[str, str] | None = None,
     importance_repeats: int = 0,
+    items: pd.DataFrame | None = None,
+    target: str = "metric",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    """Run one evaluation protocol.
+    """Run one evaluation protocol, under the label target and — when the labels have it — under the other one.
 
     Parameters
     ----------
@@ -75,6 +79,12 @@ def compare(
         training fold together.
     importance_repeats : int
         Permutation repeats of the held-out feature importances (0: none).
+    items : pandas.DataFrame, optional
+        The label items: ties, SimMerge − best fixed and top-1 within noise are then decided on paired
+        differences over each unit's items, and the intervals resample pairs and items (two levels).
+    target : {"metric", "likelihood"}
+        What SimMerge learns and is scored on (:func:`simmerge.evaluate.labels.retarget`). The summary's
+        ``targets`` holds the headline numbers under both targets and how often the choices agree.
 
     Returns
     -------
@@ -89,9 +99,58 @@ def compare(
         next to the choice made by inner CV (nested); ``importances``: permutation importance (drop in R²) of each
         input on the held-out rows, averaged over folds (empty with ``importance_repeats=0``).
     """
+    options = {
+        "protocol": protocol,
+        "seed": seed,
+        "z": z,
+        "families": families,
+        "n_boot": n_boot,
+        "checkpoint_groups": checkpoint_groups,
+    }
+    targets = [
+        target,
+        *(
+            other
+            for other in TARGETS
+            if other != target and items is not None and labels.get(TARGETS[other], pd.Series()).notna().any()
+        ),
+    ]
+    runs = {}
+    for name in targets:
+        target_labels, target_items = retarget(labels, items, name) if items is not None else (labels, None)
+        runs[name] = _compare_target(
+            target_labels,
+            target_items,
+            feature_columns,
+            operators,
+            importance_repeats=importance_repeats if name == target else 0,
+            **options,
+        )
+    units, candidates, folds, summary, importances = runs[target]
+    summary["target"] = target
+    summary["targets"] = _across_targets(runs, target)
+    return units.drop(columns=["items"], errors="ignore"), candidates, folds, summary, importances
+
+
+def _compare_target(
+    labels: pd.DataFrame,
+    items: pd.DataFrame | None,
+    feature_columns: Sequence[str],
+    operators: Sequence[str],
+    *,
+    protocol: str,
+    seed: int,
+    z: float,
+    families: Sequence[str],
+    n_boot: int,
+    checkpoint_groups: Mapping[str, str] | None,
+    importance_repeats: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """:func:`compare` under one target (the labels already :func:`~simmerge.evaluate.labels.retarget`-ed)."""
     rows = training_rows(labels)
     splitter, groups = protocol_split(protocol, rows, checkpoint_groups)
     per_task = per_task_units(protocol)
+    by_unit = unit_items(rows, items, units_of_rows(rows, per_task=per_task)) if items is not None else None
     columns = [*feature_columns, OPERATOR]
     fold_units, candidate_tables, fold_rows, importance_tables = [], [], [], []
     family_units: dict[str, list[pd.DataFrame]] = {family: [] for family in families}
@@ -111,7 +170,9 @@ def compare(
             candidates = candidate_table(
                 test_rows.assign(predicted=model.predict(test_rows[columns])), per_task=per_task
             )
-            units = evaluate_units(candidates, anchors, best_fixed, z=z).assign(fold=held_out, family=candidate_family)
+            units = evaluate_units(candidates, anchors, best_fixed, z=z, items=by_unit).assign(
+                fold=held_out, family=candidate_family
+            )
             family_units[candidate_family].append(units)
             if candidate_family != family:
                 continue
@@ -150,6 +211,33 @@ def compare(
     candidates = pd.concat(candidate_tables, ignore_index=True) if candidate_tables else pd.DataFrame()
     importances = _mean_importances(importance_tables)
     return units, candidates, pd.DataFrame(fold_rows), summary, importances
+
+
+# What the summary's ``targets`` reports under each target.
+_TARGET_KEYS = ("simmerge", "best_fixed", "oracle", "difference", "difference_lo", "difference_hi", "gap_closure")
+_TARGET_KEYS += ("gap_closure_lo", "gap_closure_hi", "top1", "top1_tied", "top1_tied_chance", "win", "tie", "loss")
+
+
+def _across_targets(runs: Mapping[str, tuple], target: str) -> dict[str, Any]:
+    """The headline under each target, and whether the choices made under one hold under the other.
+
+    ``same_choice``: the share of units (tested under both) where SimMerge chose the same candidate;
+    ``same_oracle``: the same for the oracle's candidate; ``separated``: units whose SimMerge − best fixed is a
+    win or loss rather than a tie.
+    """
+    out: dict[str, Any] = {}
+    for name, (units, _, _, summary, _) in runs.items():
+        out[name] = {key: summary.get(key) for key in _TARGET_KEYS}
+        out[name]["separated"] = float((units["vs_best_fixed"].isin(["win", "loss"])).sum()) if len(units) else 0.0
+    if len(runs) == 2:
+        (other,) = (name for name in runs if name != target)
+        first, second = runs[target][0], runs[other][0]
+        if len(first) and len(second):
+            joined = first.merge(second, on="unit", suffixes=("", "_other"))
+            out["same_choice"] = float((joined["chosen"] == joined["chosen_other"]).mean())
+            out["same_oracle"] = float((joined["oracle_choice"] == joined["oracle_choice_other"]).mean())
+            out["units_compared"] = float(len(joined))
+    return out
 
 
 def _inner_family(

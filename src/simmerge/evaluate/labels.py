@@ -215,3 +215,34 @@ def _label_items(
         "likelihood_parent_b": parent_likelihood[pair[1]],
         "likelihood_normalised": mean_likelihood,
     }
+
+
+def retarget(labels: pd.DataFrame, items: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labels and label items with ``target`` in the columns every consumer reads.
+
+    ``metric`` returns them unchanged. ``likelihood`` puts ``likelihood_normalised`` in ``normalised`` and its
+    mean over a merge's tasks in ``merge_score`` (the tasks with a defined value), the items' ``likelihood`` in
+    ``value``, and leaves the standard errors empty (the continuous score has only per-item errors, which the
+    paired statistics take from the items); so the predictor, the ranking and the comparison run on it as they
+    are.
+
+    Raises
+    ------
+    ValueError
+        For an unknown target, or ``likelihood`` when no label has one (e.g. every task scored by generation).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown label target {target!r}; targets: {', '.join(TARGETS)}")
+    if target == "metric":
+        return labels, items
+    column = TARGETS[target]
+    if labels[column].notna().sum() == 0:
+        raise ValueError(
+            f"no label has a {target} target: its tasks give no likelihood (generation; use scoring.exact_match: "
+            "one_pass, or multiple choice)"
+        )
+    keys = ["a", "b", "operator"]
+    per_merge = labels.groupby(keys, sort=False)[column].mean().rename("merge_score")
+    out = labels.drop(columns=["merge_score"]).merge(per_merge, on=keys, how="left")[labels.columns]
+    out = out.assign(normalised=labels[column].to_numpy(), stderr=np.nan, merge_score_stderr=np.nan, seed_sd=np.nan)
+    return out, items.assign(value=items[ITEM_TARGETS[target]])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simmerge.evaluate import stats
+from simmerge.evaluate.paired import UnitItems, difference_of
 
 # How a fixed policy orders an order-sensitive merge (anchor = the model the merge keeps first):
 ORDER_RULES = {
@@ -212,8 +213,17 @@ def best_fixed_operator(candidates: pd.DataFrame) -> str:
     return stats.best_fixed_operator(fixed_operator_scores(candidates).mean(axis=0))
 
 
+# What the two-level bootstrap resamples items of, per unit: the scores of these choices on the unit's items.
+ITEM_SERIES = ("simmerge", "best_fixed", "operator_only", "oracle", "random")
+
+
 def evaluate_units(
-    candidates: pd.DataFrame, anchors: pd.DataFrame, best_fixed: Mapping[str, str] | str, *, z: float = 1.0
+    candidates: pd.DataFrame,
+    anchors: pd.DataFrame,
+    best_fixed: Mapping[str, str] | str,
+    *,
+    z: float = 1.0,
+    items: Mapping[str, UnitItems] | None = None,
 ) -> pd.DataFrame:
     """Per unit of one fold: SimMerge's choice against the best fixed policy, the oracle and random choice.
 
@@ -226,8 +236,13 @@ def evaluate_units(
     best_fixed : str or mapping
         The best fixed policy (:func:`best_policy` on the training folds), for every unit or per unit.
     z : float
-        Tie band: scores within ``z`` combined standard errors count as tied
+        Tie band: scores within ``z`` standard errors of their difference count as tied
         (:func:`simmerge.evaluate.stats.within_noise`).
+    items : mapping of str to UnitItems, optional
+        The per-item outcomes of each unit's candidates (:func:`simmerge.evaluate.paired.unit_items`). A unit
+        that has them is judged by paired standard errors of the differences on its items, and carries the item
+        vectors of its choices for the two-level bootstrap; a unit without them by the candidates' own standard
+        errors combined as if independent.
 
     Returns
     -------
@@ -239,7 +254,9 @@ def evaluate_units(
         (SimMerge − best fixed) and ``difference_se``, ``top1`` (the choice is the oracle's candidate),
         ``top1_tied`` (within noise of the oracle), ``top1_chance`` and ``top1_tied_chance`` (what a uniformly
         random candidate scores on those two), ``vs_best_fixed`` (``win`` / ``tie`` / ``loss``, ties within noise),
-        ``spearman`` (predicted vs actual over the unit's candidates), ``uncertainty`` and ``candidates``.
+        ``spearman`` (predicted vs actual over the unit's candidates), ``uncertainty``, ``candidates``,
+        ``paired`` (whether the unit's ties were decided on its items) and ``items`` (for a paired unit: its task
+        codes and the item vectors of :data:`ITEM_SERIES`; None otherwise — not for writing to a table).
     """
     fixed = fixed_operator_scores(candidates)
     policies = policy_scores(candidates, anchors)
@@ -250,15 +267,52 @@ def evaluate_units(
         oracle = group.loc[group["actual"].idxmax()]
         policy = best_fixed[unit] if isinstance(best_fixed, Mapping) else best_fixed
         fixed_score = float(policies.at[unit, policy]) if policy in policies.columns else math.nan
-        fixed_se = float(group.loc[group["operator"] == _operator_of(policy), "actual_stderr"].mean())
         chosen_rule = None if not chosen["anchor"] else (rule_of(policy) or "random")
         operator_only = policies.at[unit, policy_of(chosen["operator"], chosen_rule)]
         difference = float(chosen["actual"] - fixed_score)
-        difference_se = stats.combined_stderr(chosen["actual_stderr"], fixed_se)
-        tied_with_oracle = [
-            stats.within_noise(oracle["actual"] - actual, oracle["actual_stderr"], stderr, z=z)
-            for actual, stderr in zip(group["actual"], group["actual_stderr"], strict=True)
-        ]
+        unit_items = (items or {}).get(unit)
+        if unit_items is not None and all(key in unit_items.vectors for key in _keys(group)):
+            vector, variance = _policy_vector(unit_items, policy, anchors, unit)
+            chosen_key, oracle_key = _key(chosen), _key(oracle)
+            difference_se = difference_of(
+                unit_items.vectors[chosen_key],
+                vector,
+                unit_items.tasks,
+                unit_items.seed_variance[chosen_key] + variance,
+            ).stderr
+            oracle_se = {key: unit_items.difference(oracle_key, key).stderr for key in _keys(group)}
+            tied_with_oracle = [
+                stats.within_noise(oracle["actual"] - actual, oracle_se[key], None, z=z)
+                for actual, key in zip(group["actual"], _keys(group), strict=True)
+            ]
+            top1_tied = tied_with_oracle[int(chosen.name)]
+            series = {
+                "simmerge": unit_items.vectors[chosen_key],
+                "best_fixed": vector,
+                "operator_only": _policy_vector(unit_items, policy_of(chosen["operator"], chosen_rule), anchors, unit)[
+                    0
+                ],
+                "oracle": unit_items.vectors[oracle_key],
+                "random": np.mean(
+                    [
+                        np.mean([unit_items.vectors[key] for key in _keys(own)], axis=0)
+                        for _, own in group.groupby("operator", sort=False)
+                    ],
+                    axis=0,
+                ),
+            }
+            unit_series = {"tasks": unit_items.tasks, "series": np.stack([series[name] for name in ITEM_SERIES])}
+        else:
+            fixed_se = float(group.loc[group["operator"] == _operator_of(policy), "actual_stderr"].mean())
+            difference_se = stats.combined_stderr(chosen["actual_stderr"], fixed_se)
+            tied_with_oracle = [
+                stats.within_noise(oracle["actual"] - actual, oracle["actual_stderr"], stderr, z=z)
+                for actual, stderr in zip(group["actual"], group["actual_stderr"], strict=True)
+            ]
+            top1_tied = stats.within_noise(
+                oracle["actual"] - chosen["actual"], oracle["actual_stderr"], chosen["actual_stderr"], z=z
+            )
+            unit_series = None
         rows.append(
             {
                 "unit": unit,
@@ -275,11 +329,7 @@ def evaluate_units(
                 "difference": difference,
                 "difference_se": difference_se,
                 "top1": float(chosen["actual"] == oracle["actual"]),
-                "top1_tied": float(
-                    stats.within_noise(
-                        oracle["actual"] - chosen["actual"], oracle["actual_stderr"], chosen["actual_stderr"], z=z
-                    )
-                ),
+                "top1_tied": float(top1_tied),
                 "top1_chance": float((group["actual"] == oracle["actual"]).mean()),
                 "top1_tied_chance": float(np.mean(tied_with_oracle)),
                 "vs_best_fixed": _versus(difference, difference_se, z),
@@ -288,9 +338,34 @@ def evaluate_units(
                 else math.nan,
                 "uncertainty": float(chosen["uncertainty"]),
                 "candidates": len(group),
+                "paired": unit_series is not None,
+                "items": unit_series,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _key(candidate: pd.Series) -> tuple[str, str]:
+    return str(candidate["operator"]), str(candidate["anchor"])
+
+
+def _keys(group: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(str(o), str(a)) for o, a in zip(group["operator"], group["anchor"], strict=True)]
+
+
+def _policy_vector(items: UnitItems, policy: str, anchors: pd.DataFrame, unit: str) -> tuple[np.ndarray, float]:
+    """The item vector of a fixed policy in a unit, and its seed variance; a random order is both orders' mean."""
+    operator, rule = _operator_of(policy), rule_of(policy)
+    if rule is None:
+        return items.vectors[(operator, "")], items.seed_variance[(operator, "")]
+    anchor = anchors.at[unit, rule] if unit in anchors.index else ""
+    if anchor and (operator, anchor) in items.vectors:
+        return items.vectors[(operator, anchor)], items.seed_variance[(operator, anchor)]
+    both = [key for key in items.vectors if key[0] == operator]
+    return (
+        np.mean([items.vectors[key] for key in both], axis=0),
+        float(np.mean([items.seed_variance[key] for key in both])),
+    )
 
 
 # Per-unit numbers that are averaged over the folds that test a unit.
@@ -331,13 +406,23 @@ def combine_folds(fold_units: pd.DataFrame, *, z: float = 1.0) -> pd.DataFrame:
     for column in ("fold", "family", "chosen", "best_fixed_policy"):
         units[column] = grouped[column].agg(lambda values: "; ".join(dict.fromkeys(map(str, values))))
     units["folds"] = grouped.size()
+    units["paired"] = grouped["paired"].all() if "paired" in fold_units else False
+    units["items"] = grouped["items"].agg(_mean_series) if "items" in fold_units else None
     units["vs_best_fixed"] = [
         _versus(difference, se, z) for difference, se in zip(units["difference"], units["difference_se"], strict=True)
     ]
     order = ["fold", "family", "pair", "chosen", "simmerge", "best_fixed_policy", "best_fixed", "operator_only"]
     order += ["oracle_choice", "oracle", "random", "regret", "difference", "difference_se", "top1", "top1_tied"]
     order += ["top1_chance", "top1_tied_chance", "vs_best_fixed", "spearman", "uncertainty", "candidates", "folds"]
-    return units[order].reset_index()
+    return units[[*order, "paired", "items"]].reset_index()
+
+
+def _mean_series(values: pd.Series) -> dict | None:
+    """The item series of one unit over its folds (the same items): their mean; None if a fold has none."""
+    if any(value is None for value in values):
+        return None
+    values = list(values)
+    return {"tasks": values[0]["tasks"], "series": np.mean([value["series"] for value in values], axis=0)}
 
 
 METHODS = ("simmerge", "best_fixed", "oracle", "random")
@@ -362,6 +447,7 @@ SUMMARY_KEYS = (
     *(f"{name}{suffix}" for name in (*MEAN_METRICS, "gap_closure") for suffix in ("", "_lo", "_hi")),
     "gap_closure_nan_draws",
     "spearman_nan_draws",
+    "item_resampling",
     "win",
     "tie",
     "loss",
@@ -390,10 +476,22 @@ def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, z: floa
     values["best_fixed_hindsight"] = hindsight.to_numpy(float)
     values["hindsight_difference"] = (units["simmerge"] - hindsight).to_numpy(float)
     clusters = units["pair"].to_numpy(str)
+    resampled = _item_draws(units, n_boot=n_boot, seed=seed)
+    if resampled is not None:  # two levels: every draw also resamples each unit's items
+        for name, derived in {
+            **{name: resampled[name] for name in ("simmerge", "best_fixed", "oracle", "random")},
+            "regret": resampled["oracle"] - resampled["simmerge"],
+            "difference": resampled["simmerge"] - resampled["best_fixed"],
+            "operator_gain": resampled["operator_only"] - resampled["best_fixed"],
+            "order_gain": resampled["simmerge"] - resampled["operator_only"],
+        }.items():
+            values[name] = derived
     draws = stats.cluster_bootstrap(values, clusters, n_boot=n_boot, seed=seed)
     out: dict[str, float] = {"units": float(len(units)), "clusters": float(len(set(clusters)))}
+    out["item_resampling"] = float(resampled is not None)
     for name in MEAN_METRICS:
-        present = values[name][~np.isnan(values[name])]
+        point = values[name] if values[name].ndim == 1 else _point(units, name)
+        present = point[~np.isnan(point)]
         out[name] = float(present.mean()) if len(present) else math.nan
         out[f"{name}_lo"], out[f"{name}_hi"], nan_draws = stats.percentile_interval(draws[name])
         if name == "spearman":
@@ -409,6 +507,37 @@ def summarise(units: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, z: floa
     for outcome in ("win", "tie", "loss"):
         out[outcome] = float(versus.count(outcome))
     return out
+
+
+def _point(units: pd.DataFrame, name: str) -> np.ndarray:
+    """The per-unit value of a metric as measured (the two-level bootstrap only widens its interval)."""
+    derived = {
+        "operator_gain": units["operator_only"] - units["best_fixed"],
+        "order_gain": units["simmerge"] - units["operator_only"],
+    }
+    return (derived[name] if name in derived else units[name]).to_numpy(float)
+
+
+def _item_draws(units: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, np.ndarray] | None:
+    """Each unit's :data:`ITEM_SERIES` scores under ``n_boot`` resamples of its items: name → (n_boot, n_units).
+
+    Items are resampled within each task, the same draw for all of a unit's series (so differences stay paired);
+    the unit's score in a draw is the mean over tasks of the resampled task means. None unless every unit has
+    its items (then the comparison stays one-level, over clusters only).
+    """
+    if "items" not in units or units["items"].isna().any():
+        return None
+    rng = np.random.default_rng([seed, 1])
+    out = np.empty((len(ITEM_SERIES), n_boot, len(units)))
+    for column, entry in enumerate(units["items"]):
+        tasks, series = entry["tasks"], entry["series"]
+        per_task = []
+        for code in np.unique(tasks):
+            block = series[:, tasks == code]
+            draws = rng.integers(0, block.shape[1], size=(n_boot, block.shape[1]))
+            per_task.append(block[:, draws].mean(axis=2))  # (series, n_boot)
+        out[:, :, column] = np.mean(per_task, axis=0)
+    return {name: out[index] for index, name in enumerate(ITEM_SERIES)}
 
 
 def _gap_closure(simmerge: float, best_fixed: float, oracle: float) -> float:

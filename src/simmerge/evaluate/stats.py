@@ -74,19 +74,21 @@ def best_fixed_operator(mean_scores: pd.Series) -> str:
 
 
 def cluster_bootstrap(
-    values: Mapping[str, Sequence[float]], clusters: Sequence[str], *, n_boot: int, seed: int
+    values: Mapping[str, Sequence[float] | np.ndarray], clusters: Sequence[str], *, n_boot: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Bootstrap draws of the mean of each metric, resampling whole clusters of units with replacement.
 
     A draw's mean of a metric is the mean over the units of the drawn clusters (a cluster drawn twice counts
     twice) that have a value: NaN values are skipped, and a draw in which no unit has a value is NaN — the caller
     counts those draws rather than dropping them silently. With one unit per cluster this is the ordinary
-    bootstrap over units.
+    bootstrap over units. A metric given per draw and unit (shape ``(n_boot, n_units)``: each unit's value
+    re-estimated in each draw, e.g. on resampled items) is the second level of a two-level bootstrap: draw ``b``
+    averages the units' values of draw ``b``.
 
     Parameters
     ----------
-    values : mapping of str to sequence of float
-        Metric name → its value per unit (all of the same length as ``clusters``).
+    values : mapping of str to array
+        Metric name → its value per unit (length ``len(clusters)``) or per draw and unit.
     clusters : sequence of str
         Each unit's cluster.
     n_boot : int
@@ -107,15 +109,15 @@ def cluster_bootstrap(
     """
     names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
     draws = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
+    counts = np.stack([np.bincount(row, minlength=len(names)) for row in draws]) if n_boot else np.zeros((0, 0))
+    weights = counts[:, index].astype(float)  # (n_boot, n_units): how often each unit is in the draw
     out = {}
     for metric, unit_values in values.items():
-        array = np.asarray(unit_values, dtype=float)
+        array = np.broadcast_to(np.asarray(unit_values, dtype=float), weights.shape)
         present = ~np.isnan(array)
-        sums = np.bincount(index, weights=np.where(present, array, 0.0), minlength=len(names))
-        counts = np.bincount(index, weights=present.astype(float), minlength=len(names))
-        drawn_counts = counts[draws].sum(axis=1)
+        drawn = (weights * present).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[metric] = np.where(drawn_counts > 0, sums[draws].sum(axis=1) / drawn_counts, np.nan)
+            out[metric] = np.where(drawn > 0, (weights * np.where(present, array, 0.0)).sum(axis=1) / drawn, np.nan)
     return out
 
 
