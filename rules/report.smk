@@ -4,6 +4,7 @@
 rule report:
     input:
         labels=LAYOUT.labels_parquet,
+        outcomes=LAYOUT.label_items,
         experts=LAYOUT.expert_scores_csv,
         cv=LAYOUT.predictor_cv,
         summaries=expand(

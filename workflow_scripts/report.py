@@ -26,6 +26,7 @@ with log_to(snakemake.log[0]):
         expert_scores=pd.read_csv(snakemake.input.experts),
         operators=spec["operators"],
         labels=labels,
+        label_items=pd.read_parquet(snakemake.input.outcomes),
         tie_z=spec["tie_z"],
         summaries=[read_json(path) for path in snakemake.input.summaries],
         units=pd.read_csv(snakemake.input.units),

@@ -86,6 +86,7 @@ def report(**changes) -> str:
         "expert_scores": pd.DataFrame({"checkpoint": ["base", "x"], "home_tasks": ["", "t1"], "t1": [0.1, 0.5]}),
         "operators": OPERATORS,
         "labels": rows,
+        "label_items": None,
         "tie_z": 1.0,
         "summaries": [summary("checkpoint"), summary("task_seen_pairs", simmerge=0.731, gap_closure=math.nan)],
         "units": units,

@@ -186,6 +186,47 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     )
 
 
+def noise_note(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """How the comparison decided ties and drew its intervals (paired and two-level when the run has items)."""
+    if summaries and all(s.get("item_resampling") for s in summaries if s.get("units")):
+        return (
+            "Ties, SimMerge − best fixed and top-1 within noise are decided on paired differences over each unit's "
+            "items (the same items scored by both merges); the intervals resample expert pairs and, within each "
+            "unit, its items (two levels)."
+        )
+    return "The tie band uses unpaired standard errors (the labels have no per-item outcomes)."
+
+
+def target_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per protocol and label target (``summary["targets"]``): the headline under the task metric and
+    under the gold answer's likelihood, and how often SimMerge's and the oracle's choices are the same."""
+    rows = []
+    for s in summaries:
+        targets = s.get("targets") or {}
+        for name in ("metric", "likelihood"):
+            if name not in targets:
+                continue
+            t = targets[name]
+            rows.append(
+                {
+                    "protocol": PROTOCOL_TITLES.get(s["protocol"], s["protocol"]),
+                    "target": name + (" (headline)" if name == s.get("target") else ""),
+                    "SimMerge": _number(t.get("simmerge"), digits=3),
+                    "best fixed": _number(t.get("best_fixed"), digits=3),
+                    "SimMerge − best fixed": _with_ci(t, "difference"),
+                    "gap closure": _with_ci(t, "gap_closure"),
+                    "top-1 within noise (chance)": _with_chance(t, "top1_tied"),
+                    "pairs separated from best fixed": _number(t.get("separated"), digits=0),
+                    "same choice / same oracle": (
+                        f"{targets['same_choice']:.0%} / {targets['same_oracle']:.0%}"
+                        if "same_choice" in targets
+                        else "–"
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def gain_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per protocol: SimMerge's gain over the best fixed policy split into choosing the operator (in the
     policy's order rule) and choosing the order, and the best policy in hindsight (chosen on the test units)."""
@@ -239,6 +280,7 @@ def build_report(
     expert_scores: pd.DataFrame,
     operators: Sequence[Mapping[str, Any]],
     labels: pd.DataFrame,
+    label_items: pd.DataFrame | None,
     tie_z: float,
     summaries: Sequence[Mapping[str, Any]],
     units: pd.DataFrame,
@@ -255,7 +297,8 @@ def build_report(
     """The HTML text of the report (no external resources).
 
     ``expert_scores`` is ``scores/experts.csv`` (:func:`simmerge.merges.tables.expert_table`); the operator
-    ranking is recomputed from ``labels`` with the tie band ``tie_z``, as the ``operator_ranking`` rule does.
+    ranking is recomputed from ``labels`` and ``label_items`` (paired ties; None: unpaired) with the tie band
+    ``tie_z``, as the ``operator_ranking`` rule does.
     ``units`` and ``candidates`` are the leave-one-checkpoint-out tables of :func:`simmerge.evaluate.compare.compare`;
     ``summaries`` has one summary per protocol; ``costs`` is :func:`simmerge.evaluate.costs.decision_costs` and
     ``break_even`` :func:`simmerge.evaluate.costs.break_even`;
@@ -283,7 +326,7 @@ def build_report(
             for op in operators
         ]
     )
-    best = best_per_pair(pair_scores(labels), z=tie_z)
+    best = best_per_pair(pair_scores(labels), label_items, z=tie_z)
     ranking = [
         f"<p>{html.escape(block)}</p>" if isinstance(block, str) else _table_html(block)
         for block in summary_blocks(best, operator_wins(best, operator_names), z=tie_z)
@@ -314,9 +357,16 @@ def build_report(
         "on the better expert, or at random), chosen on the training folds. Gap closure = (SimMerge − best fixed) "
         "÷ (oracle − best fixed); the oracle is the best of several noisy scores, so it is biased upwards, regret "
         "too, and gap closure is conservative. Top-1 within noise counts a choice within the tie band of the "
-        "oracle as correct; its chance level is what a uniformly random candidate scores. The tie band uses "
-        "unpaired standard errors. Bootstrap draws where a ratio is undefined are counted, not dropped.</p>",
+        "oracle as correct; its chance level is what a uniformly random candidate scores. "
+        f"{html.escape(noise_note(summaries))} Bootstrap draws where a ratio is undefined are counted, not "
+        "dropped.</p>",
         _table_html(comparison_table(summaries)),
+        "<h3>Under both label targets</h3>",
+        "<p>The same comparison with the task metric and with the gold answer's per-item probability (multiple "
+        "choice: the gold choice among the choices; one-pass exact match: the per-token probability of answer and "
+        "stop), each over the better parent's; 'same choice': units where SimMerge picks the same candidate under "
+        "both.</p>",
+        _table_html(target_table(summaries)),
         _figure_html(gap_closure_plot(summaries), "gap closure"),
         "<h3>Where the gain comes from</h3>",
         _table_html(gain_table(summaries)),

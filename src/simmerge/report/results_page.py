@@ -32,7 +32,9 @@ from simmerge.report.html import (
     fixed_policy_table,
     gain_table,
     holdout_groups,
+    noise_note,
     pairs_total,
+    target_table,
 )
 from simmerge.report.provenance import provenance_summary, provenance_table, read_provenance, stale_table
 
@@ -194,9 +196,14 @@ def results_page(
         + "without labels) and the model family are chosen on the training folds only; SimMerge − best fixed is"
         + " paired within units. Gap closure = (SimMerge − best fixed) ÷ (oracle − best fixed); the oracle is "
         + "the best of several noisy scores (biased upwards), so regret is inflated and gap closure "
-        + "conservative. Top-1 chance levels (in brackets) are what a uniformly random candidate scores. The "
-        + "tie band uses unpaired standard errors.",
+        + "conservative. Top-1 chance levels (in brackets) are what a uniformly random candidate scores. "
+        + noise_note(compare),
         _markdown(comparison_table(compare)),
+        "Under both label targets — the task metric, and the gold answer's per-item probability (multiple "
+        "choice: the gold choice among the choices; one-pass exact match: the per-token probability of answer and "
+        "stop), each over the better parent's; 'same choice': units where SimMerge picks the same candidate "
+        "under both:",
+        _markdown(target_table(compare)),
         "Where the gain comes from (choosing the operator in the baseline's order rule, then the order), and the "
         "best fixed policy in hindsight (chosen on the test units themselves):",
         _markdown(gain_table(compare)),
