@@ -218,6 +218,7 @@ def results_page(
         sections += _multiway(pd.read_csv(multiway), cite(multiway))
     if bandit is not None:
         sections += _bandit(pd.read_csv(bandit), cite(bandit))
+    sections += _item_files(run)
     sections += _run_time(benchmarks, stages)
     return "\n\n".join(sections) + "\n"
 
@@ -358,6 +359,32 @@ def _bandit(table: pd.DataFrame, source: str) -> list[str]:
         source + " Cumulative regret at the last round (oracle reward − the policy's, summed) and mean reward of the "
         "chosen merges, over the replay's seeds.",
         _markdown(rows),
+    ]
+
+
+def _item_files(run: Path) -> list[str]:
+    """How much the per-item outcomes take on disk, by where they come from."""
+    kinds = {
+        "experts": "scores/experts/*/*.items.parquet",
+        "2-way merges": "merges/*/*.items.parquet",
+        "multi-way nodes": "multiway/*/scores/*.items.parquet",
+        "live bandit rounds": "bandit/rounds/*.items.parquet",
+        "label items": "label_items.parquet",
+    }
+    rows = []
+    for kind, pattern in kinds.items():
+        files = sorted(run.glob(pattern))
+        if files:
+            size = sum(path.stat().st_size for path in files)
+            rows.append({"outcomes of": kind, "files": len(files), "MB": size / 1e6})
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)
+    return [
+        "## Per-item outcomes on disk",
+        f"Source: the `*.items.parquet` files under {run.as_posix()}/ (one per score record, beside it). Total "
+        f"{table['MB'].sum():.1f} MB.",
+        _markdown(table, floatfmt=".2f"),
     ]
 
 
