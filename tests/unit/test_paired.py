@@ -49,6 +49,13 @@ def test_a_label_difference_averages_tasks_and_adds_their_variances():
     assert paired_difference(x, y, extra_variance=0.01).stderr ** 2 == pytest.approx(result.stderr**2 + 0.01)
 
 
+def test_a_task_without_values_is_left_out_as_the_label_leaves_it_out():
+    x = pd.concat([outcomes([1.0, 0.0], "t1"), outcomes([np.nan, np.nan], "t2")])
+    y = pd.concat([outcomes([0.0, 0.0], "t1"), outcomes([np.nan, np.nan], "t2")])
+    result = paired_difference(x, y)
+    assert result.difference == 0.5 and result.n == 2
+
+
 def test_labels_on_different_items_are_refused():
     with pytest.raises(ValueError, match="different items"):
         paired_difference(outcomes([1, 0, 1]), outcomes([1, 0]))

@@ -73,16 +73,21 @@ def paired_difference(
     extra_variance : float
         Variance added to both standard errors (the seed variance of randomised operators' labels).
 
+    A task on which either label has no value (its better parent scores 0, so the label leaves it out) is left
+    out here too.
+
     Raises
     ------
     ValueError
-        If the two do not cover the same items, or a value is missing.
+        If the two do not cover the same items, or no task has values in both.
     """
     joined = x[[*ITEM_KEY, value]].merge(y[[*ITEM_KEY, value]], on=ITEM_KEY, suffixes=("_x", "_y"), validate="1:1")
     if len(joined) != len(x) or len(joined) != len(y):
         raise ValueError(f"the two labels cover different items ({len(x)} and {len(y)}, {len(joined)} shared)")
-    if joined[[f"{value}_x", f"{value}_y"]].isna().any().any():
-        raise ValueError(f"missing {value} in the per-item outcomes")
+    undefined = joined.loc[joined[[f"{value}_x", f"{value}_y"]].isna().any(axis=1), "task"].unique()
+    joined = joined[~joined["task"].isin(undefined)]
+    if joined.empty:
+        raise ValueError(f"no task has {value} for both labels")
     codes = pd.factorize(joined["task"])[0]
     return difference_of(
         joined[f"{value}_x"].to_numpy(float), joined[f"{value}_y"].to_numpy(float), codes, extra_variance
