@@ -108,6 +108,33 @@ def test_every_checkpoint_is_scored_on_every_task(smoke_run):
     assert (results(smoke_run) / "scores" / "experts.md").read_text().startswith("| checkpoint |")
 
 
+def test_the_per_item_outcomes_are_the_scored_items_and_average_to_every_record(smoke_run):
+    run = results(smoke_run)
+    for name in MODELS:
+        for task, spec in SMOKE["tasks"].items():
+            record = read_json(run / "scores" / "experts" / name / f"{task}.json")["tasks"][task]
+            items = pd.read_parquet(run / "scores" / "experts" / name / f"{task}.items.parquet")
+            assert len(items) == spec["n_eval"] == items["doc_id"].nunique()
+            for metric, value in record["metrics"].items():
+                assert items[metric].mean() == pytest.approx(value), (name, task, metric)
+            if task in BUILTIN_TASKS:  # one-pass exact match and multiple choice both give a likelihood
+                assert items["likelihood"].between(0, 1).all()
+                assert items["item_id"].tolist() == [
+                    row["id"] for row in read_jsonl(run / "data" / task / "eval.jsonl")
+                ]
+    for path in sorted((run / "merges").glob("*/*.json")):
+        record = read_json(path)
+        items = pd.read_parquet(path.with_name(f"{path.stem}.items.parquet"))
+        for task, scored in record["tasks"].items():
+            task_items = items[items["task"] == task]
+            assert task_items["score"].mean() == pytest.approx(scored["metric"]), (path, task)
+    labels = pd.read_parquet(run / "labels.parquet")
+    label_items = pd.read_parquet(run / "label_items.parquet")
+    means = label_items.groupby(["a", "b", "task", "operator"])["value"].mean()
+    for row in labels.dropna(subset=["normalised"]).itertuples():
+        assert means[(row.a, row.b, row.task, row.operator)] == pytest.approx(row.normalised)
+
+
 def test_every_checkpoint_has_a_summary_and_every_ordered_pair_a_feature_row_per_task(smoke_run):
     from simmerge.features.definitions import feature_names
     from simmerge.features.summary import load_summary
