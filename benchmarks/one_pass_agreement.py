@@ -5,9 +5,9 @@ Every model is scored twice by :func:`simmerge.merges.scoring.score_checkpoint` 
 generative built-in skills: ``exact_match="generate"`` (lm-eval's generate_until, greedy, stop at the newline) and
 ``exact_match="one_pass"`` (one loglikelihood request of answer + newline, correct when every token is the
 argmax). The base and the experts are scored on every generative skill of the config; the merges — three
-operators on each unordered expert pair, merged with mergekit into a scratch folder — on ``n2w_fr`` and
-``n2w_de``. Writes docs/one-pass-agreement.md (agreement per model and overall, every disagreeing item, the
-seconds of each mode).
+operators on each unordered expert pair, merged with mergekit into a scratch folder — on the generative home tasks
+of the pair, or on the first generative skill when the pair has none. Writes docs/one-pass-agreement.md (agreement
+per model and overall, every disagreeing item, the seconds of each mode).
 
     .venv/bin/python benchmarks/one_pass_agreement.py [--run results/default] [--config config/config.yaml]
 """
@@ -34,7 +34,6 @@ from simmerge.run import TASK_DIR, load
 
 REPO = Path(__file__).resolve().parent.parent
 MERGE_OPERATORS = ("linear", "ta_w100", "nuslerp_w70")
-MERGE_TASKS = ("n2w_fr", "n2w_de")
 
 
 def cpu_model() -> str:
@@ -93,17 +92,20 @@ def main() -> None:
             if record["status"] != "ok":
                 raise RuntimeError(f"{operator}({a}, {b}) failed: {record['error']}")
             name = f"{operator}({a}, {b})"
-            joined, seconds = both_modes(merged, name, {t: data[t] for t in MERGE_TASKS}, args.threads)
+            homes = [task for task in catalog.merge_tasks(a, b) if task in skills] or skills[:1]
+            joined, seconds = both_modes(merged, name, {t: data[t] for t in homes}, args.threads)
         parts.append(joined.assign(kind="merge"))
         timing.append({"model": name, **seconds, "items": len(joined)})
         print(name, seconds, flush=True)
     items = pd.concat(parts, ignore_index=True)
     items["agree"] = items["score_generate"] == items["score_one_pass"]
     times = pd.DataFrame(timing)
-    write_page(items, times, args, time.perf_counter() - started)
+    write_page(items, times, args, time.perf_counter() - started, skills)
 
 
-def write_page(items: pd.DataFrame, times: pd.DataFrame, args: argparse.Namespace, wall: float) -> None:
+def write_page(
+    items: pd.DataFrame, times: pd.DataFrame, args: argparse.Namespace, wall: float, skills: list[str]
+) -> None:
     per_model = (
         items.groupby("model", sort=False)
         .agg(
@@ -150,7 +152,8 @@ def write_page(items: pd.DataFrame, times: pd.DataFrame, args: argparse.Namespac
         f"{times['generate'].sum() / times['one_pass'].sum():.1f}× faster.",
         "",
         "Experts and base: every generative skill of the config; merges (linear, ta_w100, nuslerp_w70 on each "
-        "unordered expert pair): n2w_fr and n2w_de. Generation decides exact match on the stripped output, "
+        f"unordered expert pair): the pair's generative home tasks, else {skills[0]}. Generation decides exact "
+        "match on the stripped output, "
         "ignoring case; one pass is case-sensitive and needs the newline to be the argmax after the answer.",
         "",
         markdown_table(table, ["l", "l", "r", "r", "r", "r", "r", "r"]),

@@ -591,6 +591,15 @@ def get_multiway_summary_input(wildcards):
             for name in chosen.checkpoints
             for path in expert_score_files(name, chosen.tasks)
         ],
+        "node_items": [
+            LAYOUT.multiway_node_items(wildcards.mwset, node)
+            for node in multiway_final_nodes(wildcards.mwset)
+        ],
+        "expert_items": [
+            LAYOUT.expert_items(name, task)
+            for name in chosen.checkpoints
+            for task in chosen.tasks
+        ],
     }
 
 

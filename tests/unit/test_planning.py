@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -200,3 +201,34 @@ def test_a_failed_node_scores_the_failure_score_on_every_target_task_without_sco
     assert record["target_score"] == FAILED_MERGE_SCORE and record["eval_seconds"] == 0.0
     assert {task: entry["normalised"] for task, entry in record["tasks"].items()} == {"ta": 0.0, "tb": 0.0}
     assert all(entry["metric"] is None for entry in record["tasks"].values())
+
+
+def test_a_set_summary_pairs_every_approach_with_simmerge_on_the_same_items():
+    from simmerge.multiway.planning import summarise_set
+
+    def node_items(scores):
+        return pd.DataFrame({"task": "t", "subtask": "t", "doc_id": range(len(scores)), "score": scores})
+
+    recipes = {
+        "nodes": {
+            "n1": {"inputs": ["a", "b"], "operator": {"name": "linear"}},
+            "n2": {"inputs": ["a", "b"], "operator": {"name": "ties"}},
+        },
+        "approaches": {"simmerge": ["n1"], "all:ties": ["n2"]},
+        "candidates": ["a", "b"],
+    }
+    scores = {"n1": {"target_score": 0.8, "status": "ok"}, "n2": {"target_score": 0.4, "status": "ok"}}
+    plan = {"materialised": [], "predicted_objective": 0.7, "uncertainty": 0.1}
+    items = {
+        "n1": node_items([0.5, 0.5, 0.5, 0.5]),  # 0.4 of reference 0.5 -> 0.8
+        "n2": node_items([0.5, 0.5, 0.0, 0.0]),
+        "a": node_items([0.5, 0.5, 0.5, 0.5]),
+        "b": node_items([0.0, 0.0, 0.0, 0.0]),
+    }
+    table = summarise_set(recipes, scores, plan, {"a": {"t": 0.5}, "b": {"t": 0.0}}, {"t": 0.5}, items)
+    by = table.set_index("approach")
+    assert by.loc["simmerge", "vs_simmerge"] == 0 and by.loc["simmerge", "vs_simmerge_se"] == 0
+    assert by.loc["all:ties", "vs_simmerge"] == pytest.approx(-0.5)
+    assert by.loc["all:ties", "vs_simmerge_se"] == pytest.approx(np.std([0, 0, 1, 1], ddof=1) / 2)
+    assert by.loc["best_expert", "vs_simmerge"] == pytest.approx(0.0)
+    assert "identity" not in table

@@ -31,6 +31,7 @@ from typing import Any, Union
 
 import pandas as pd
 
+from simmerge.evaluate.paired import paired_difference
 from simmerge.merges.operators import Operator
 
 log = logging.getLogger(__name__)
@@ -522,6 +523,7 @@ def summarise_set(
     plan: Mapping[str, Any],
     expert_scores: Mapping[str, Mapping[str, float]],
     reference: Mapping[str, float],
+    items: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """One row per approach: its chosen model, actual target score and what it spent.
 
@@ -542,6 +544,7 @@ def summarise_set(
         model = tree(identity)
         return {
             "approach": approach,
+            "identity": identity,
             "model": expression(model),
             "size": len(members(model)),
             "target_score": scores[identity]["target_score"],
@@ -580,6 +583,7 @@ def summarise_set(
     rows.append(
         {
             "approach": "best_expert",
+            "identity": expert,
             "model": expert,
             "size": 1,
             "target_score": target_score(expert_scores[expert], reference),
@@ -589,7 +593,24 @@ def summarise_set(
             "evaluations": 0,
         }
     )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if items is not None:
+        simmerge = recipes["approaches"][SIMMERGE][0]
+        keys = next(t for t in items.values() if len(t))[["task", "subtask", "doc_id"]]
+        normalised = {identity: _normalised_items(table, keys, reference) for identity, table in items.items()}
+        differences = [paired_difference(normalised[identity], normalised[simmerge]) for identity in table["identity"]]
+        table["vs_simmerge"] = [d.difference for d in differences]
+        table["vs_simmerge_se"] = [d.stderr for d in differences]
+    return table.drop(columns=["identity"])
+
+
+def _normalised_items(items: pd.DataFrame, keys: pd.DataFrame, reference: Mapping[str, float]) -> pd.DataFrame:
+    """Per-item scores over the reference score of their task (0 on every item of a node that has none)."""
+    keys = keys[keys["task"].isin(list(reference))]
+    if items.empty:
+        return keys.assign(value=0.0)
+    table = keys.merge(items[["task", "subtask", "doc_id", "score"]], on=["task", "subtask", "doc_id"], how="left")
+    return table.assign(value=table["score"] / table["task"].map(reference))[["task", "subtask", "doc_id", "value"]]
 
 
 __all__ = [
