@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simmerge.evaluate.paired import item_bootstrap_means, mcnemar, paired_difference, seed_variance
+from simmerge.evaluate.paired import (
+    item_bootstrap_means,
+    label_mcnemar,
+    mcnemar,
+    paired_difference,
+    seed_variance,
+)
 
 
 def outcomes(values, task="t1"):
@@ -79,3 +85,11 @@ def test_item_bootstrap_draws_the_same_items_for_every_model():
     assert (draws[:, 0] == draws[:, 1]).all()  # identical models: identical in every draw
     assert (draws[:, 0] >= draws[:, 2]).all()  # the third is never better on any resample of the items
     assert draws[:, 0].mean() == pytest.approx(0.5, abs=0.05)
+
+
+def test_mcnemar_of_labels_fits_only_single_task_binary_items():
+    x, y = outcomes([2.0, 2.0, 0.0, 0.0]), outcomes([0.0, 2.0, 0.0, 0.0])  # 0/1 over a parent scoring 0.5
+    assert label_mcnemar(x, y) == mcnemar([1, 1, 0, 0], [0, 1, 0, 0])
+    assert label_mcnemar(outcomes([0.5, 1.0, 0.0]), outcomes([0.5, 0.0, 0.0])) is None  # a mean over seeds
+    two_tasks = pd.concat([outcomes([1.0, 0.0], "t1"), outcomes([1.0, 0.0], "t2")])
+    assert label_mcnemar(two_tasks, two_tasks) is None

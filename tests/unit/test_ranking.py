@@ -200,6 +200,7 @@ def test_two_operators_that_differ_on_few_items_separate_only_when_paired():
     assert paired["gap_z"] == pytest.approx(0.06 / math.sqrt(pd.Series([1] * 6 + [0] * 94).var() / 100))
     assert paired["gap_z_unpaired"] == pytest.approx(unpaired["gap_z"])
     assert 0.8 < paired["correlation"] < 1
+    assert paired["mcnemar_p"] == pytest.approx(2 / 2**6)  # six discordant items, all one way
 
 
 def test_identical_merges_are_tied_exactly_under_the_paired_rule():

@@ -262,6 +262,19 @@ def mcnemar(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> McNemar:
     return McNemar(only_x=only_x, only_y=only_y, p_value=p_value)
 
 
+def label_mcnemar(x: pd.DataFrame, y: pd.DataFrame, *, value: str = "value") -> McNemar | None:
+    """McNemar's test of two labels where it fits: one task, both labels' items 0 or one common positive value (a
+    0/1 metric over the better parent's), matched on the item keys; None otherwise (several tasks, a continuous
+    or partly-averaged metric such as a randomised operator's mean over seeds)."""
+    if x["task"].nunique() != 1 or y["task"].nunique() != 1:
+        return None
+    joined = x[[*ITEM_KEY, value]].merge(y[[*ITEM_KEY, value]], on=ITEM_KEY, suffixes=("_x", "_y"), validate="1:1")
+    levels = set(np.unique(joined[[f"{value}_x", f"{value}_y"]].to_numpy(float))) - {0.0}
+    if len(joined) != len(x) or len(levels) > 1 or any(math.isnan(level) for level in levels):
+        return None
+    return mcnemar(joined[f"{value}_x"] > 0, joined[f"{value}_y"] > 0)
+
+
 def seed_variance(seed_sd: float | None, n_seeds: int, best_parent: float | None) -> float:
     """The variance a label's seed spread adds to its mean: ``(seed_sd / best_parent)² / n_seeds`` (0 without one)."""
     if seed_sd is None or not best_parent or n_seeds < 2 or math.isnan(seed_sd):
@@ -298,6 +311,7 @@ __all__ = [
     "UnitItems",
     "difference_of",
     "item_bootstrap_means",
+    "label_mcnemar",
     "label_seed_variance",
     "mcnemar",
     "paired_difference",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from simmerge.core.io import markdown_table
-from simmerge.evaluate.paired import label_seed_variance, paired_difference
+from simmerge.evaluate.paired import label_mcnemar, label_seed_variance, paired_difference
 from simmerge.evaluate.stats import combined_stderr, within_noise
 
 PAIR_KEYS = ["a", "b"]
@@ -73,7 +73,8 @@ def best_per_pair(scores: pd.DataFrame, items: pd.DataFrame | None = None, *, z:
         ``gap_z`` (the gap in standard errors of the difference, paired when ``items`` are given),
         ``gap_z_unpaired`` (in combined unpaired standard errors), ``correlation`` (item-level correlation of
         the best and the runner-up; NaN without items), ``n_tied_unpaired`` (operators tied under the unpaired
-        rule) and ``paired`` (whether the items were used). Pairs without a defined score are left out.
+        rule), ``mcnemar_p`` (McNemar's exact p of best vs runner-up where it fits: one task, 0/1 items; else NaN)
+        and ``paired`` (whether the items were used). Pairs without a defined score are left out.
     """
     if z < 0:
         raise ValueError(f"z must be non-negative, got {z}")
@@ -111,9 +112,15 @@ def best_per_pair(scores: pd.DataFrame, items: pd.DataFrame | None = None, *, z:
         ]
         exact = [row.operator for row in group.itertuples() if row.merge_score == best["merge_score"]]
         runner_up = group[group["merge_score"] < best["merge_score"]].head(1)
+        mcnemar_p = math.nan
         if len(runner_up):
             gap = float(best["merge_score"] - runner_up["merge_score"].iloc[0])
             gap_se, gap_se_unpaired, correlation = errors[runner_up["operator"].iloc[0]]
+            if paired:
+                test = label_mcnemar(
+                    by_label[(a, b, best["operator"])], by_label[(a, b, runner_up["operator"].iloc[0])]
+                )
+                mcnemar_p = test.p_value if test is not None else math.nan
         else:
             gap, gap_se, gap_se_unpaired, correlation = math.nan, math.nan, math.nan, math.nan
         worst = group.iloc[-1]
@@ -134,6 +141,7 @@ def best_per_pair(scores: pd.DataFrame, items: pd.DataFrame | None = None, *, z:
                 "gap_z_unpaired": _z(gap, gap_se_unpaired),
                 "correlation": correlation,
                 "n_tied_unpaired": len(tied_unpaired),
+                "mcnemar_p": mcnemar_p,
                 "paired": paired,
             }
         )
