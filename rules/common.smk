@@ -378,11 +378,18 @@ def get_report_targets():
 
 def get_provenance_records():
     """The records besides the merge records whose provenance the report checks: every checkpoint's manifest,
-    expert scores and model summary, all of them products of `all` already."""
+    expert scores and model summary, the pair features, the predictor's CV and the comparisons, all of them
+    products of `all` already."""
     return [
         *(LAYOUT.checkpoint_manifest(name) for name in MODELS),
         *(LAYOUT.expert_scores(name, task) for name in MODELS for task in TASKS),
         *(LAYOUT.model_summary(name) for name in MODELS),
+        *get_feature_targets(),
+        LAYOUT.predictor_cv,
+        *(
+            LAYOUT.comparison_summary(protocol)
+            for protocol in simmerge.core.config.PROTOCOLS
+        ),
     ]
 
 

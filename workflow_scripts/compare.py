@@ -3,6 +3,7 @@ import pandas as pd
 
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
+from simmerge.core.provenance import provenance
 from simmerge.evaluate.compare import compare
 from simmerge.features.definitions import feature_names
 
@@ -26,4 +27,4 @@ with log_to(snakemake.log[0]):
     write_table(candidates, snakemake.output.candidates)
     write_table(folds, snakemake.output.folds)
     write_table(importances, snakemake.output.importances)
-    write_json(summary, snakemake.output.summary)
+    write_json({**summary, "provenance": provenance()}, snakemake.output.summary)

@@ -3,6 +3,7 @@ import pandas as pd
 
 from simmerge.core.io import write_json
 from simmerge.core.logs import log_to
+from simmerge.core.provenance import provenance
 from simmerge.evaluate.labels import retarget
 from simmerge.evaluate.predictor import choose_family, fit_predictor, library_versions, save_predictor, training_rows
 from simmerge.features.definitions import feature_names
@@ -35,6 +36,7 @@ with log_to(snakemake.log[0]):
             "features": features,
             "operators": spec["operators"],
             "versions": library_versions(),
+            "provenance": provenance(),
         },
         snakemake.output.cv,
     )

@@ -16,8 +16,10 @@ from simmerge.core.io import (
     atomic_path,
     markdown_table,
     read_json,
+    read_table_record,
     scratch_directory,
     write_json,
+    write_table,
     write_text,
 )
 
@@ -95,3 +97,14 @@ def test_scratch_directories_of_killed_merges_are_removed(tmp_path):
 def test_a_pipe_inside_a_markdown_cell_is_escaped():
     text = markdown_table(pd.DataFrame({"pair": ["a|b"], "seconds": ["1.0"]}), ["left", "right"])
     assert text.splitlines()[2] == r"| a\|b | 1.0 |"
+
+
+def test_a_tables_record_lives_in_its_parquet_metadata_outside_the_data(tmp_path):
+    table = pd.DataFrame({"a": ["x", "y"], "value": [0.5, 1.0]})
+    write_table(table, tmp_path / "plain.parquet")
+    write_table(table, tmp_path / "with.parquet", record={"provenance": {"git_commit": "abc"}})
+    assert read_table_record(tmp_path / "with.parquet") == {"provenance": {"git_commit": "abc"}}
+    assert read_table_record(tmp_path / "plain.parquet") is None
+    read_back = pd.read_parquet(tmp_path / "with.parquet")
+    pd.testing.assert_frame_equal(read_back, pd.read_parquet(tmp_path / "plain.parquet"))
+    assert read_back.attrs == {}  # nothing of the record reaches a table built from it (the labels)

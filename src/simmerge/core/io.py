@@ -180,11 +180,34 @@ def markdown_table(table, align: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table, path: str | os.PathLike) -> None:
-    """Write a DataFrame as Parquet (by suffix ``.parquet``) or CSV, atomically and without the index."""
+# The Parquet schema metadata key of a table's record (e.g. its provenance), beside pandas' own metadata.
+RECORD_KEY = b"simmerge_record"
+
+
+def write_table(table, path: str | os.PathLike, *, record: dict[str, Any] | None = None) -> None:
+    """Write a DataFrame as Parquet (by suffix ``.parquet``) or CSV, atomically and without the index.
+
+    ``record`` (Parquet only): a JSON-able mapping stored in the file's schema metadata under :data:`RECORD_KEY`
+    (:func:`read_table_record`), outside the data: reading the table back gives the same DataFrame.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
+        if path.suffix != ".parquet":
+            table.to_csv(tmp, index=False)
+        elif record is None:
             table.to_parquet(tmp, index=False, engine="pyarrow")
         else:
-            table.to_csv(tmp, index=False)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            metadata = {**(arrow.schema.metadata or {}), RECORD_KEY: json.dumps(record, sort_keys=True).encode()}
+            pq.write_table(arrow.replace_schema_metadata(metadata), tmp)
+
+
+def read_table_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The record :func:`write_table` stored in a Parquet file's metadata, or None."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[RECORD_KEY]) if RECORD_KEY in metadata else None

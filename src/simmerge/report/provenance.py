@@ -14,13 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from simmerge.core.io import read_json
+from simmerge.core.io import read_json, read_table_record
 from simmerge.core.layout import MANIFEST_NAME
 from simmerge.core.provenance import ProvenanceCheck, mixed_provenance
 from simmerge.features.summary import read_meta
 
 
 def _record(path: Path) -> dict[str, Any]:
+    if path.suffix == ".parquet":
+        return read_table_record(path) or {"provenance": None}
     if path.suffix != ".npz":
         return read_json(path)
     meta = read_meta(path)
@@ -40,7 +42,8 @@ def read_provenance(run_dir: str | os.PathLike, paths: Sequence[str | os.PathLik
         under it (``checkpoints``, ``scores``, ``features``, ``merges``).
     paths : sequence of path
         Record files: ``manifest.json`` files (also the current manifests that cited weights are checked
-        against), JSON records with a ``provenance`` key, and ``features/models/<name>.npz`` summaries.
+        against), JSON records with a ``provenance`` key, ``features/models/<name>.npz`` summaries and Parquet
+        tables with a record in their metadata (pair features).
 
     Returns
     -------
