@@ -28,6 +28,7 @@ from simmerge.core.config import (
     parse_config,
     read_config_file,
 )
+from simmerge.core.device import DTYPES
 from simmerge.core.io import write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
@@ -156,6 +157,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         limit=args.limit,
         threads=args.threads,
         exact_match=args.exact_match,
+        dtype=args.dtype,
     )
     items = scores.pop("items")
     if args.items:
@@ -202,7 +204,10 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         scratch_dir=runtime.scratch_dir,
         keep_dir=args.keep,
         manifests=[needed[name] for name in (args.a, args.b, catalog.base.name)],
+        exact_match=catalog.config.scoring.exact_match,
+        dtype=catalog.config.scoring.dtype,
     )
+    record.pop("items")
     text = json.dumps({**record, "a": args.a, "b": args.b}, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
@@ -437,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument("--exact-match", choices=EXACT_MATCH_MODES, default="one_pass")
+    p.add_argument("--dtype", choices=DTYPES, default="auto")
     p.add_argument("--items", metavar="PARQUET", help="write the per-item outcomes of every task here")
     p.set_defaults(func=cmd_score)
     return parser

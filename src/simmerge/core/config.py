@@ -226,8 +226,15 @@ class CatalogSpec(Frozen):
 
 
 class ScoringSpec(Frozen):
-    batch_size: int = Field(16, ge=1, description="lm-eval batch size.")
+    batch_size: int | Literal["auto"] = Field(
+        16, description="lm-eval batch size, or auto (lm-eval finds the largest that fits: meant for a GPU)."
+    )
     limit: int | None = Field(None, ge=1, description="Score only the first N eval items (null: all).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weights dtype of scoring: auto is bfloat16 on CUDA and float32 on CPU; the dtype used is in "
+        "every score record.",
+    )
     exact_match: Literal["one_pass", "generate"] = Field(
         "one_pass",
         description="How exact match of a built-in generative skill is decided: one_pass (one teacher-forced pass "
@@ -255,6 +262,9 @@ class FeatureSpec(Frozen):
     top_fraction: float = Field(0.2, gt=0, lt=1, description="Top-magnitude fraction for mask/sign features.")
     batch_size: int = Field(16, ge=1, description="Probe prompts per forward pass.")
     max_length: int = Field(64, ge=4, description="Probe tokens kept (longer probes are cut).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype of the probe passes: auto is bfloat16 on CUDA and float32 on CPU."
+    )
 
 
 # Default operators of the built-in SmolLM2 catalog, as plain config entries (the merges.operators default;

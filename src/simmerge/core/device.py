@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+# Weight dtypes of scoring and probe passes; "auto": bfloat16 on CUDA, float32 on CPU (where bfloat16 is only faster
+# with AVX-512 BF16 / AMX, and moves scores: benchmarks/dtype_cpu.py measures it on the machine at hand).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -55,6 +58,26 @@ def resolve_device(requested: str = "auto") -> torch.device:
             )
         return device
     raise ValueError(f"unknown device {requested!r}; expected one of {', '.join(DEVICES)} or 'cuda:N'")
+
+
+def resolve_dtype(requested: str, device: torch.device | str) -> str:
+    """The dtype name a model is loaded in: ``requested``, or for ``"auto"`` bfloat16 on CUDA and float32 on CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` is not one of :data:`DTYPES`.
+
+    Examples
+    --------
+    >>> resolve_dtype("auto", "cpu"), resolve_dtype("auto", "cuda:0"), resolve_dtype("bfloat16", "cpu")
+    ('float32', 'bfloat16', 'bfloat16')
+    """
+    if requested not in DTYPES:
+        raise ValueError(f"unknown dtype {requested!r}; expected one of {', '.join(DTYPES)}")
+    if requested != "auto":
+        return requested
+    return "bfloat16" if str(device).startswith("cuda") else "float32"
 
 
 def set_threads(threads: int | None) -> None:

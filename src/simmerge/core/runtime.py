@@ -27,14 +27,14 @@ class RuntimeSettings:
 
     Attributes
     ----------
-    batch_size : int
+    batch_size : int or "auto"
         lm-eval batch size (``scoring.batch_size``): memory, not scores, depends on it.
     scratch_dir : str or None
         Where a merge lives while it is scored (``merges.scratch_dir``; None: ``/dev/shm`` when it has room,
         else the system temp dir).
     """
 
-    batch_size: int
+    batch_size: int | str
     scratch_dir: str | None
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from simmerge.core.config import FeatureSpec
-from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.device import resolve_device, resolve_dtype, set_threads
 from simmerge.core.io import read_jsonl, sha256_file
 from simmerge.core.provenance import provenance
 from simmerge.features.sketch import weight_sketch
@@ -278,6 +278,7 @@ def probe_pass(
     projection_seed: int,
     batch_size: int,
     max_length: int,
+    dtype: str = "auto",
     device: str = "auto",
     threads: int | None = None,
     trust_remote_code: bool = False,
@@ -286,7 +287,8 @@ def probe_pass(
 
     Each prompt is tokenised as lm-eval encodes a context (the tokenizer's special tokens, no chat template)
     and cut to ``max_length`` tokens. Probes go through the model in file order, ``batch_size`` at a time,
-    right-padded with an attention mask, in one fp32 forward pass per batch with eager attention (so that
+    right-padded with an attention mask, in one forward pass per batch (fp32 unless ``dtype`` says otherwise; the
+    stored arrays are float32 either way) with eager attention (so that
     attention probabilities are returned) under ``torch.inference_mode()``. Only non-padding positions are
     kept; with right padding and a causal mask, a probe's numbers do not depend on the probes it is batched
     with (up to floating-point reassociation).
@@ -309,6 +311,9 @@ def probe_pass(
         Probes per forward pass.
     max_length : int
         Probe tokens kept.
+    dtype : str
+        Weights dtype (:func:`simmerge.core.device.resolve_dtype`: ``"auto"`` is bfloat16 on CUDA, float32 on CPU);
+        recorded in ``meta["dtype"]``.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"`` (:func:`simmerge.core.device.resolve_device`).
     threads : int, optional
@@ -364,8 +369,12 @@ def probe_pass(
                 raise ValueError(f"task {task!r}: probe {number} of {probe_files[task]} encodes to no token")
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
 
+    weights_dtype = resolve_dtype(dtype, torch_device)
     model = AutoModelForCausalLM.from_pretrained(
-        ckpt_dir, dtype=torch.float32, attn_implementation="eager", trust_remote_code=trust_remote_code
+        ckpt_dir,
+        dtype=getattr(torch, weights_dtype),
+        attn_implementation="eager",
+        trust_remote_code=trust_remote_code,
     )
     model.to(torch_device).eval()
     config = model.config.get_text_config()
@@ -456,6 +465,7 @@ def probe_pass(
         )
     del model
     meta["projection_seed"] = int(projection_seed)
+    meta["dtype"] = weights_dtype
     meta["probe_sha256"] = probe_sha256
     meta["probe_source"] = {task: probe_source(path) for task, path in probe_files.items()}
     meta["provenance"] = {task: provenance() for task in probe_sha256}
@@ -479,6 +489,7 @@ def _pass_options(spec: Any) -> dict[str, Any]:
         "projection_dim": spec.projection_dim,
         "batch_size": spec.batch_size,
         "max_length": spec.max_length,
+        "dtype": spec.dtype,
     }
 
 

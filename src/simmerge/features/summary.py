@@ -170,7 +170,8 @@ def write_summary(
     return meta
 
 
-_SHARED_PASS_FIELDS = ("num_layers", "num_heads", "hidden_size", "vocab_size", "top_k", "projection_seed")
+# dtype: parts written before it was recorded were float32 passes (read as None, so they still agree)
+_SHARED_PASS_FIELDS = ("num_layers", "num_heads", "hidden_size", "vocab_size", "top_k", "projection_seed", "dtype")
 
 
 _PER_TASK_PASS_FIELDS = ("logprobs", "hidden", "attention", "probe_sha256")
@@ -203,7 +204,8 @@ def assemble_summary(
         If a part is missing.
     SummaryFormatError
         If a part holds another task than the one it is given for, or the parts disagree on the model's shape,
-        ``top_k`` or the projection seed (parts of different runs or settings); the message names both files.
+        ``top_k``, the projection seed or the dtype (parts of different runs or settings); the message names both
+        files.
     """
     if not task_parts:
         raise ValueError(f"{name}: no task part to assemble")
@@ -217,8 +219,8 @@ def assemble_summary(
             raise SummaryFormatError(f"{path}: is not the probe part of task {task!r} (it holds {held})")
         if first is None:
             first = (Path(path), meta)
-            pass_meta.update({field: meta[field] for field in _SHARED_PASS_FIELDS})
-        differing = [field for field in _SHARED_PASS_FIELDS if meta[field] != first[1][field]]
+            pass_meta.update({field: meta.get(field) for field in _SHARED_PASS_FIELDS})
+        differing = [field for field in _SHARED_PASS_FIELDS if meta.get(field) != first[1].get(field)]
         if differing:
             raise SummaryFormatError(
                 f"{path} and {first[0]} disagree on {', '.join(differing)}: the parts come from different "

@@ -381,6 +381,7 @@ def score_merge(
     device: str = "auto",
     threads: int | None = None,
     exact_match: str = "one_pass",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Score a merge with lm-eval and divide each task's metric by the better parent's; a failed merge scores 0.
 
@@ -399,7 +400,7 @@ def score_merge(
         Task → score of each parent, as :func:`simmerge.merges.scoring.normalise_scores` takes them.
     tasks : sequence of str
         The tasks recorded and averaged, each one in ``data_files``.
-    task_dir, data_files, batch_size, limit, device, threads, exact_match
+    task_dir, data_files, batch_size, limit, device, threads, exact_match, dtype
         As :func:`simmerge.merges.scoring.score_checkpoint`.
 
     Returns
@@ -430,6 +431,7 @@ def score_merge(
         threads=threads,
         trust_remote_code=bool(merge_record.get("trust_remote_code", False)),
         exact_match=exact_match,
+        dtype=dtype,
     )
     metrics = {task: scores["tasks"][task]["score"] for task in tasks}
     normalised = normalise_scores(metrics, parents)
@@ -453,6 +455,7 @@ def score_merge(
         "score": sum(defined) / len(defined) if defined else None,
         "lm_eval_version": scores["lm_eval_version"],
         "device": scores["device"],
+        "dtype": scores["dtype"],
     }
 
 
@@ -475,6 +478,7 @@ def merge_score(
     trust_remote_code: bool = False,
     manifests: Sequence[str | os.PathLike] = (),
     exact_match: str = "one_pass",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
 
@@ -497,7 +501,7 @@ def merge_score(
     seeds : sequence of int
         ``random_seed`` of each repetition of a randomised operator; a deterministic operator uses only the
         first (which it ignores).
-    batch_size, limit, device, threads, exact_match
+    batch_size, limit, device, threads, exact_match, dtype
         As :func:`simmerge.merges.scoring.score_checkpoint`.
     scratch_dir : path, optional
         Where merged checkpoints live while they are scored (default: :func:`default_scratch_dir`).
@@ -542,6 +546,7 @@ def merge_score(
         scratch_dir = default_scratch_dir(min_free_bytes=2 * _checkpoint_bytes(a_dir))
     first: dict[str, Any] = {}
     runs, items = [], []
+    scoring_dtype = None  # a failed merge is not scored
     for index, seed in enumerate(seeds):
         with scratch_directory("simmerge-merge-", scratch_dir) as scratch:
             merged = Path(scratch) / "merged"
@@ -568,13 +573,15 @@ def merge_score(
                 device=device,
                 threads=threads,
                 exact_match=exact_match,
+                dtype=dtype,
             )
             items.append(scored.pop("items").assign(seed=seed if operator.randomised else None))
             # the merge record already says where the merge ran; a run adds what its scoring measured
             run = {
                 **{key: record[key] for key in ("seed", "status", "error", "wall_seconds")},
-                **{key: value for key, value in scored.items() if key != "device"},
+                **{key: value for key, value in scored.items() if key not in ("device", "dtype")},
             }
+            scoring_dtype = scored.get("dtype", scoring_dtype)
             if index == 0 and keep_dir is not None and record["status"] == "ok":
                 try:
                     with atomic_dir(keep_dir) as kept:
@@ -599,6 +606,7 @@ def merge_score(
     summary["checkpoints_sha256"] = cited
     summary["provenance"] = provenance()
     summary["exact_match"] = exact_match
+    summary["dtype"] = scoring_dtype
     return {"items": pd.concat(items, ignore_index=True), **summary}
 
 

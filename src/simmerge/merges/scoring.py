@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from simmerge.catalog.harness import read_task_record, task_manager, task_request
-from simmerge.core.device import resolve_device, set_threads
+from simmerge.core.device import resolve_device, resolve_dtype, set_threads
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import provenance
@@ -137,13 +137,14 @@ def score_checkpoint(
     name: str | None = None,
     trust_remote_code: bool = False,
     exact_match: str = "one_pass",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Score one checkpoint on some skills with lm-eval, in-process and offline.
 
-    Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` in fp32 over the tasks of :func:`materialize_tasks`, with
-    no response cache (a cache shared between checkpoints would hand one model's answers to another) and every
-    seed fixed at 0, so the same checkpoint and data give the same scores. lm-eval's logged samples become the
-    per-item outcomes (:func:`simmerge.merges.items.item_table`).
+    Runs ``lm_eval.simple_evaluate`` on an ``HFLM`` (fp32 on CPU, see ``dtype``) over the tasks of
+    :func:`materialize_tasks`, with no response cache (a cache shared between checkpoints would hand one model's
+    answers to another) and every seed fixed at 0, so the same checkpoint and data give the same scores.
+    lm-eval's logged samples become the per-item outcomes (:func:`simmerge.merges.items.item_table`).
 
     Parameters
     ----------
@@ -170,12 +171,15 @@ def score_checkpoint(
     exact_match : str
         How built-in generative skills decide exact match: ``"one_pass"`` or ``"generate"``
         (:data:`simmerge.merges.tasks.EXACT_MATCH_MODES`).
+    dtype : str
+        Weights dtype (:func:`simmerge.core.device.resolve_dtype`: ``"auto"`` is bfloat16 on CUDA, float32 on
+        CPU); the one used is recorded as ``dtype``.
 
     Returns
     -------
     dict
         ``items``: task → its per-item outcomes (a DataFrame, not JSON: the caller writes it as Parquet and
-        pops it), then JSON-able: ``checkpoint``, ``exact_match``, ``tasks`` (skill → record of
+        pops it), then JSON-able: ``checkpoint``, ``exact_match``, ``dtype``, ``tasks`` (skill → record of
         :func:`parse_task_result`: ``metrics``, ``stderr``, ``filters``, ``output_type``, ``primary_metric``,
         ``score``, ``n``, ``version``),
         ``lm_eval_version``, ``wall_seconds``, ``load_seconds`` (building the ``HFLM``: model and tokenizer
@@ -192,6 +196,7 @@ def score_checkpoint(
         raise FileNotFoundError(f"checkpoint not found (no config.json): {ckpt_dir}")
     set_threads(threads)
     torch_device = resolve_device(device)
+    weights_dtype = resolve_dtype(dtype, torch_device)
 
     harness = {task: read_task_record(Path(path).parent) for task, path in data_files.items()}
     builtin = {task: path for task, path in data_files.items() if harness[task] is None}
@@ -213,7 +218,7 @@ def score_checkpoint(
         lm = HFLM(
             pretrained=str(ckpt_dir),
             batch_size=batch_size,
-            dtype="float32",
+            dtype=weights_dtype,
             device=str(torch_device),
             trust_remote_code=trust_remote_code,
         )
@@ -254,6 +259,7 @@ def score_checkpoint(
         "items": items,
         "checkpoint": name or ckpt_dir.name,
         "exact_match": exact_match,
+        "dtype": weights_dtype,
         "tasks": scores,
         "lm_eval_version": _lm_eval_version(),
         "wall_seconds": wall_seconds,

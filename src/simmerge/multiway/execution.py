@@ -229,6 +229,7 @@ def score_node(
     device: str = "auto",
     threads: int | None = None,
     exact_match: str = "one_pass",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Score a merged node on the set's target tasks; normalise each task by the best candidate expert.
 
@@ -248,6 +249,7 @@ def score_node(
         device=device,
         threads=threads,
         exact_match=exact_match,
+        dtype=dtype,
     )
     record: dict[str, Any] = {
         "items": scored["items"],
@@ -263,7 +265,7 @@ def score_node(
             for task, entry in scored["tasks"].items()
         },
         target_score=scored["score"],
-        **{key: scored[key] for key in ("eval_seconds", "lm_eval_version", "device") if key in scored},
+        **{key: scored[key] for key in ("eval_seconds", "lm_eval_version", "device", "dtype") if key in scored},
         exact_match=exact_match,
     )
     return record

@@ -465,6 +465,7 @@ def run_live(
                 threads=threads,
                 scratch_dir=runtime.scratch_dir,
                 exact_match=catalog.config.scoring.exact_match,
+                dtype=catalog.config.scoring.dtype,
             )
             # written before the round is marked done, so a finished round always has its items
             write_items(record.pop("items"), layout.bandit_round_items(index))
