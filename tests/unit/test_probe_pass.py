@@ -337,3 +337,15 @@ def test_bad_probe_files_fail_before_any_model_is_loaded(problem, ckpts, tmp_pat
         "regenerate it: snakemake --forcerun skill_data (tasks.beta.n_probe sets how many probes)"
     )
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_bfloat16_pass_records_its_dtype_and_keeps_float32_arrays_close_to_the_float32_pass(
+    ckpts, probe_files, small_pass
+):
+    arrays, meta = probe_pass(ckpts[0], probe_files, **SMALL, dtype="bfloat16")
+    assert meta["dtype"] == "bfloat16" and small_pass[1]["dtype"] == "float32"  # auto on CPU
+    for key, reference in small_pass[0].items():
+        assert arrays[key].dtype == reference.dtype
+        if key.endswith("topk_logp"):
+            # bfloat16 keeps ~3 significant digits: the same distribution up to that
+            np.testing.assert_allclose(np.exp(arrays[key]), np.exp(reference), atol=0.05)

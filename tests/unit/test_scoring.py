@@ -235,3 +235,13 @@ def test_read_scores_refuses_a_task_scored_twice_or_mixed_limits(tmp_path):
     limited = score_record(tmp_path, "x", "t2", 0.6, limit=4)
     with pytest.raises(ValueError, match="t2.json scores 'x' with limit 4.*rerun rule expert_scores"):
         read_scores([first, limited])
+
+
+def test_a_score_records_its_weights_dtype_and_bfloat16_scores_the_same_items(tiny, task_dir, data_files):
+    float32 = score_checkpoint(tiny, task_dir, data_files, batch_size=4, device="cpu")
+    bfloat16 = score_checkpoint(tiny, task_dir, data_files, batch_size=4, device="cpu", dtype="bfloat16")
+    assert float32["dtype"] == "float32" and bfloat16["dtype"] == "bfloat16"  # auto on CPU is float32
+    for task in data_files:
+        assert bfloat16["items"][task]["prompt_hash"].tolist() == float32["items"][task]["prompt_hash"].tolist()
+    with pytest.raises(ValueError, match="unknown dtype 'fp8'"):
+        score_checkpoint(tiny, task_dir, data_files, device="cpu", dtype="fp8")
