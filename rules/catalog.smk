@@ -72,6 +72,8 @@ rule convert_gguf:
         model=alternation(CATALOG.names_by_source("gguf")),
     conda:
         "../envs/simmerge.yaml"
+    resources:
+        **sized("convert_gguf"),
     params:
         source=get_source_params,
     script:
@@ -167,6 +169,8 @@ rule finetune_expert:
     conda:
         "../envs/simmerge.yaml"
     threads: 2
+    resources:
+        **sized("finetune_expert"),
     params:
         train=get_finetune_expert_params,
     script:
@@ -189,6 +193,8 @@ rule expert_scores:
     conda:
         "../envs/simmerge.yaml"
     threads: 2
+    resources:
+        **sized("expert_scores"),
     params:
         scoring=get_scoring_params,
     script:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import simmerge.catalog.harness
 import simmerge.catalog.lock
+import simmerge.catalog.sizing
 import simmerge.core.config
 import simmerge.core.layout
 import simmerge.core.runtime
@@ -228,6 +229,31 @@ def get_finetune_expert_input(wildcards):
 def get_finetune_expert_params(wildcards):
     source = CATALOG.get(wildcards.model).source
     return {**source.train.model_dump(), "seed": CATALOG.seed_of(wildcards.model)}
+
+
+def sized(rule):
+    """`mem_mb` and `disk_mb` of a rule's jobs from the size of the checkpoints they read
+    (simmerge.catalog.sizing): the job's input manifests and the base's, whose shape every checkpoint shares.
+    Snakemake evaluates them again when the job is ready, once the manifests exist."""
+
+    def resource(key):
+        def evaluate(wildcards, input):
+            manifests = [
+                str(path)
+                for path in input
+                if str(path).endswith(simmerge.core.layout.MANIFEST_NAME)
+            ]
+            manifests.append(str(LAYOUT.checkpoint_manifest(BASE)))
+            return simmerge.catalog.sizing.job_resources(rule, manifests)[key]
+
+        return evaluate
+
+    sizing = simmerge.catalog.sizing.RULE_SIZING[rule]
+    needs_disk = sizing.disk_models or sizing.disk_extra_gb
+    return {
+        "mem_mb": resource("mem_mb"),
+        **({"disk_mb": resource("disk_mb")} if needs_disk else {}),
+    }
 
 
 def get_scoring_params(wildcards):

@@ -17,6 +17,8 @@ rule probe_pass:
     conda:
         "../envs/simmerge.yaml"
     threads: 2
+    resources:
+        **sized("probe_pass"),
     params:
         features=get_probe_pass_params,
         seed=RUN.seed,
@@ -38,6 +40,8 @@ rule weight_sketch:
     conda:
         "../envs/simmerge.yaml"
     threads: 1
+    resources:
+        **sized("weight_sketch"),
     params:
         features=get_weight_sketch_params,
         seed=RUN.seed,

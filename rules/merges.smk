@@ -16,6 +16,8 @@ rule merge_score:
     # One thread per job, jobs side by side: mergekit's magnitude pruning (torch.argsort, TIES/DELLA/breadcrumbs)
     # runs on one core whatever the thread count. `--set-threads merge_score=N` overrides it.
     threads: 1
+    resources:
+        **sized("merge_score"),
     params:
         merge=get_merge_score_params,
         scoring=get_scoring_params,

@@ -17,6 +17,8 @@ rule multiway_plan:
     conda:
         "../envs/simmerge.yaml"
     threads: 2
+    resources:
+        **sized("multiway_plan"),
     params:
         plan=get_multiway_plan_params,
     script:
@@ -57,6 +59,8 @@ rule multiway_node:
     conda:
         "../envs/simmerge.yaml"
     threads: 1
+    resources:
+        **sized("multiway_node"),
     params:
         node=get_multiway_node_params,
     script:
@@ -76,6 +80,8 @@ rule multiway_score:
     conda:
         "../envs/simmerge.yaml"
     threads: 1
+    resources:
+        **sized("multiway_score"),
     params:
         tasks=get_multiway_tasks,
         scoring=get_scoring_params,

@@ -491,3 +491,30 @@ def test_score_merge_gives_a_failed_merge_the_failure_score_on_every_task_withou
         "tasks": {task: {"metric": None, "stderr": None, "normalised": FAILED_MERGE_SCORE} for task in ("t1", "t2")},
         "score": FAILED_MERGE_SCORE,
     }
+
+
+def test_a_scratch_folder_without_room_for_the_merge_is_refused_before_merging(tiny, tmp_path, monkeypatch):
+    import simmerge.merges.merging as merging
+
+    def no_merge(*args, **kwargs):
+        raise AssertionError("merged although the output cannot fit")
+
+    monkeypatch.setattr(merging, "merge_pair", no_merge)
+    monkeypatch.setattr(
+        merging.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 1000, 1000)
+    )
+    with pytest.raises(DiskFullError) as info:
+        merging.merge_score(
+            default_operators()["linear"],
+            tiny["a"],
+            tiny["b"],
+            tiny["base"],
+            parent_scores=({"tasks": {"t": {"score": 0.5}}},) * 2,
+            task_dir=tmp_path,
+            data_files={"t": tmp_path / "never_read.jsonl"},
+            seeds=[0],
+            scratch_dir=tmp_path,
+        )
+    message = str(info.value)
+    assert f"the scratch folder {tmp_path} has 0.0 MB free, but a merged checkpoint takes about" in message
+    assert "Nothing was merged. Set merges.scratch_dir" in message

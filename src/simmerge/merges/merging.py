@@ -20,6 +20,7 @@ import random
 import resource
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
@@ -327,6 +328,19 @@ def _disk_full(label: str, out: Path, base_dir: str | os.PathLike, err: BaseExce
     )
 
 
+def _check_scratch_room(scratch: Path, needed: int, label: str) -> None:
+    """Refuse a merge whose output cannot fit in the scratch folder, before anything is merged."""
+    free = shutil.disk_usage(scratch).free
+    if free < needed:
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"merge {label!r}: the scratch folder {scratch} has {_size(free)} free, but a merged checkpoint takes "
+            f"about {_size(needed)} (the size of the parents' weights). Nothing was merged. Set merges.scratch_dir "
+            "to a folder with room, or give the job a larger temporary folder (Snakemake's tmpdir resource; on "
+            "SLURM, the node's local disk requested by disk_mb).",
+        )
+
+
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
@@ -544,6 +558,7 @@ def merge_score(
     parents = [{task: record["tasks"][task]["score"] for task in tasks} for record in parent_scores]
     if scratch_dir is None:
         scratch_dir = default_scratch_dir(min_free_bytes=2 * _checkpoint_bytes(a_dir))
+    _check_scratch_room(Path(scratch_dir or tempfile.gettempdir()), _checkpoint_bytes(a_dir), operator.name)
     first: dict[str, Any] = {}
     runs, items = [], []
     scoring_dtype = None  # a failed merge is not scored
