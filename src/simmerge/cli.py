@@ -72,6 +72,15 @@ def cmd_check(args: argparse.Namespace) -> None:
     print(f"  tasks: {', '.join(_described(name, spec) for name, spec in catalog.config.tasks.items())}")
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    # deferred: the plan module reads benchmark tables with pandas
+    from simmerge.plan import dry_run_counts, plan_text
+
+    catalog = check_file(args.config, workdir=Path.cwd(), task_dir=args.tasks_dir).catalog
+    counts = dry_run_counts(args.config, args.target, workdir=Path.cwd())
+    print(plan_text(args.config, catalog, counts, reference=args.reference, cores=args.cores), end="")
+
+
 def cmd_lock(args: argparse.Namespace) -> None:
     config = parse_config(read_config_file(args.config), where=args.config)
     lock = lock_catalog(config)
@@ -433,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("plan", help="the jobs, merges and items of a config, and its cost, before anything runs")
+    p.add_argument("config")
+    p.add_argument("--target", default="all", help="the Snakemake target to plan (default: all)")
+    p.add_argument(
+        "--reference", metavar="RUN_DIR", help="a finished run on this machine whose benchmark files give the costs"
+    )
+    p.add_argument("--cores", type=int, default=2, help="cores the wall-time estimate assumes")
+    p.add_argument("--tasks-dir", default="config/tasks")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("score", help="lm-eval a checkpoint on skill tasks (rule expert_scores)")
     p.add_argument("checkpoint")

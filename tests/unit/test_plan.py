@@ -1,0 +1,65 @@
+"""Tests of simmerge.plan: the work a config holds and the cost estimate from a reference run's benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from simmerge.plan import estimate, parameter_count, plan_text, reference_seconds, run_work
+from simmerge.run import load
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def catalog(name: str):
+    return load(yaml.safe_load((REPO / "config" / name).read_text(encoding="utf-8")), workdir=REPO)
+
+
+def test_the_default_grid_holds_its_merges_seeds_and_items():
+    work = run_work(catalog("config.yaml"))
+    # 10 unordered pairs: 9 symmetric operators once, 2 order-sensitive ones in both orders -> 130 jobs;
+    # dare_ties, dare_linear and della merge with 3 seeds each: 130 + 10 * 3 * 2 = 190 merges, 19 per pair
+    assert (work.merge_jobs, work.merges) == (130, 190)
+    # fr|fr_hot is scored on n2w_fr alone, every other pair on its two home tasks of 150 items
+    assert work.merge_items == 19 * (150 + 9 * 300)
+    assert work.expert_items == 6 * (4 * 150 + 60 + 80)
+
+
+def test_the_estimate_scales_model_loading_rules_by_the_parameter_ratio():
+    reference = pd.Series({"merge_score": 30.0, "labels": 2.0})
+    table = estimate({"merge_score": 10, "labels": 1, "new_rule": 3}, reference, scale=50.0).set_index("rule")
+    assert table.loc["merge_score", "estimate_s"] == 10 * 30.0 * 50.0
+    assert table.loc["labels", "estimate_s"] == 2.0  # a table job does not grow with the model
+    assert pd.isna(table.loc["new_rule", "estimate_s"])
+
+
+def write_reference(root: Path, parameters: int) -> Path:
+    run = root / "results" / "ref"
+    (run / "checkpoints" / "base").mkdir(parents=True)
+    (run / "checkpoints" / "base" / "manifest.json").write_text(json.dumps({"parameter_count": parameters}))
+    for rule, seconds in {"merge_score": [20.0, 40.0], "labels": [2.0]}.items():
+        (run / "benchmarks" / rule).mkdir(parents=True)
+        for index, value in enumerate(seconds):
+            (run / "benchmarks" / rule / f"{index}.tsv").write_text(f"s\th:m:s\n{value}\t0:00:00\n")
+    return run
+
+
+def test_the_reference_runs_benchmarks_are_the_measured_costs(tmp_path):
+    run = write_reference(tmp_path, 1000)
+    assert reference_seconds(run).to_dict() == {"labels": 2.0, "merge_score": 30.0}
+    assert parameter_count(run) == 1000
+
+
+def test_the_plan_says_what_is_measured_and_what_extrapolated(tmp_path):
+    reference = write_reference(tmp_path, 134_515_008)
+    counts = {"merge_score": 130, "labels": 1}
+    text = plan_text("config/config.yaml", catalog("config.yaml"), counts, reference=reference, cores=2)
+    assert "130 merge jobs = 190 mergekit merges" in text
+    assert f"Measured: mean seconds per job of each rule in {reference}" in text
+    assert "same eval sizes per job as the reference" in text
+    assert f"Estimate: {(130 * 30.0 + 2.0) / 3600:.2f} CPU/GPU job-hours" in text
+    no_reference = plan_text("c.yaml", catalog("smoke.yaml"), {"merge_score": 12}, reference=None, cores=2)
+    assert "No estimate: give --reference" in no_reference
