@@ -157,6 +157,7 @@ def write_page(
         "ignoring case; one pass is case-sensitive and needs the newline to be the argmax after the answer.",
         "",
         markdown_table(table, ["l", "l", "r", "r", "r", "r", "r", "r"]),
+        "",
     ]
     if len(disagree):
         shown = disagree.head(50)
