@@ -88,7 +88,7 @@ def main() -> None:
                     "bf16": scored["bfloat16"]["tasks"][task]["score"],
                     "bf16 − fp32 (paired SE)": f"{difference.difference:+.3f} ({difference.stderr:.3f})",
                     "items agreeing": f"{(x['value'].to_numpy() == y['value'].to_numpy()).mean():.3f}",
-                    "likelihood |Δ| mean": float(np.nanmean(np.abs(x["likelihood"] - y["likelihood"]))),
+                    "likelihood mean abs Δ": float(np.nanmean(np.abs(x["likelihood"] - y["likelihood"]))),
                     "s fp32": scored["float32"]["wall_seconds"] - scored["float32"]["load_seconds"],
                     "s bf16": scored["bfloat16"]["wall_seconds"] - scored["bfloat16"]["load_seconds"],
                 }
@@ -114,7 +114,7 @@ def main() -> None:
                 "task": task,
                 "positions": int(top1.size),
                 "next-token top-1 agreeing": f"{top1.mean():.3f}",
-                "top-k probability |Δ| max": float(np.abs(reference - other).max()),
+                "top-k probability max abs Δ": float(np.abs(reference - other).max()),
                 "s fp32": seconds["float32"],
                 "s bf16": seconds["bfloat16"],
             }
