@@ -12,7 +12,6 @@ copies of tests/offline_datasets.py. Writes docs/scoring-cost.md.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -27,17 +26,11 @@ from simmerge.catalog.gguf import convert_gguf, find_packaged_file  # noqa: E402
 from simmerge.catalog.harness import write_harness_task_data  # noqa: E402
 from simmerge.catalog.skills import write_skill_data  # noqa: E402
 from simmerge.core.config import LmevalTaskSpec, YamlTaskSpec  # noqa: E402
+from simmerge.core.provenance import describe_machine  # noqa: E402
 from simmerge.core.runtime import offline_hub  # noqa: E402
 from simmerge.merges.scoring import score_checkpoint  # noqa: E402
 
 ITEMS = {"n2w_fr": 40, "rhyme_mc": 40, "arc_easy": 40, "gsm8k": 6, "word_lengths": 40}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def task_data(scratch: Path) -> dict[str, tuple[str, str, Path]]:
@@ -94,7 +87,7 @@ def main() -> None:
         f"in-process, batch size 16, {args.threads} torch threads). The lm-eval tasks read generated offline copies "
         "in their real layouts (tests/offline_datasets.py); their scores say nothing about SmolLM2.",
         "",
-        f"Machine: {cpu_model()}, {args.threads} threads. Command: `.venv/bin/python benchmarks/scoring_cost.py "
+        f"Machine: {describe_machine()}, {args.threads} threads. Command: `.venv/bin/python benchmarks/scoring_cost.py "
         f"--threads {args.threads}`.",
         "",
         "| task | kind | what lm-eval runs | items | job s | model load s | evaluation s | s / item | score |",

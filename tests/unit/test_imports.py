@@ -15,7 +15,20 @@ PACKAGE = REPO / "src" / "simmerge"
 # Each group may import its own modules and those of the groups before it. ``run`` (the validated config with the
 # operator registry) needs only core and merges, and the bandit's live loop uses it, so it comes right after merges;
 # ``recommend``, ``plan`` (cost before launch) and ``cli`` sit on top.
-ORDER = ["core", "catalog", "features", "merges", "run", "evaluate", "multiway", "online", "report", "recommend", "plan", "cli"]
+ORDER = [
+    "core",
+    "catalog",
+    "features",
+    "merges",
+    "run",
+    "evaluate",
+    "multiway",
+    "online",
+    "report",
+    "recommend",
+    "plan",
+    "cli",
+]
 
 # Libraries that take seconds to import: Snakemake imports rules/common.smk's modules whenever it parses the workflow.
 HEAVY = {"torch", "transformers", "mergekit", "lm_eval", "sklearn", "skops", "safetensors", "huggingface_hub"}

@@ -89,13 +89,20 @@ def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
     return model, sorted(flags & NUMERIC_CPU_FLAGS)
 
 
-def _cpu() -> tuple[str, list[str]]:
+def machine_cpu() -> tuple[str, list[str]]:
+    """This machine's CPU model and its :data:`NUMERIC_CPU_FLAGS` (what a benchmark page names its machine by)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:  # not Linux
         text = ""
     model, flags = parse_cpuinfo(text)
     return model or platform.processor() or platform.machine(), flags
+
+
+def describe_machine() -> str:
+    """This machine's CPU as a benchmark page names it: the model and its :data:`NUMERIC_CPU_FLAGS`."""
+    model, flags = machine_cpu()
+    return f"{model} (CPU flags: {', '.join(flags) or 'none of the vector extensions'})"
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -146,7 +153,7 @@ def _version(distribution: str) -> str | None:
 @functools.cache
 def _provenance() -> dict[str, Any]:
     commit, dirty = code_state(Path(simmerge.__file__).parent)
-    cpu, flags = _cpu()
+    cpu, flags = machine_cpu()
     return {
         "simmerge": _version("simmerge") or simmerge.__version__,
         "commit": commit,
