@@ -91,6 +91,7 @@ def test_a_node_is_normalised_by_the_best_candidates_score_on_each_target_task(t
             "load_seconds": 1.5,
             "lm_eval_version": "0.4.13",
             "device": "cpu",
+            "dtype": "float32",
         }
 
     monkeypatch.setattr(simmerge.merges.merging, "score_checkpoint", known_scores)

@@ -42,6 +42,10 @@ def test_the_largest_input_sets_the_size_and_a_missing_manifest_counts_zero(tmp_
     assert job_resources("probe_pass", [small, large]) == job_resources("probe_pass", [large])
     # before its inputs exist (a dry-run), a job asks for the rule's extra only; Snakemake asks again when ready
     assert job_resources("probe_pass", [tmp_path / "later" / "manifest.json"]) == {"mem_mb": 2000, "disk_mb": 0}
+    touched = tmp_path / "touched" / "manifest.json"  # `snakemake --touch` leaves an empty file
+    touched.parent.mkdir()
+    touched.touch()
+    assert job_resources("probe_pass", [touched]) == {"mem_mb": 2000, "disk_mb": 0}
 
 
 def test_every_sized_rule_is_a_rule_of_the_workflow():

@@ -443,7 +443,7 @@ DECLARED = {
     },
     "preflight": (lambda L, w: [L.preflight], aggregate("preflight")),
     "expert_scores": (
-        lambda L, w: [L.expert_scores(w["model"], w["task"])],
+        lambda L, w: [L.expert_scores(w["model"], w["task"]), L.expert_items(w["model"], w["task"])],
         lambda L, w: ("expert_scores", w["model"], w["task"]),
     ),
     "expert_scores_table": (lambda L, w: [L.expert_scores_csv, L.expert_scores_md], aggregate("expert_scores_table")),
@@ -460,12 +460,13 @@ DECLARED = {
     "merge_score": (
         lambda L, w: [
             L.merge_record(w["a"], w["b"], w["op"]),
+            L.merge_items(w["a"], w["b"], w["op"]),
             L.merge_config(w["a"], w["b"], w["op"]),
             L.merged_checkpoint(w["a"], w["b"], w["op"]),
         ],
         lambda L, w: ("merge_score", L.pair(w["a"], w["b"]), w["op"]),
     ),
-    "labels": (lambda L, w: [L.labels_parquet, L.labels_csv], aggregate("labels")),
+    "labels": (lambda L, w: [L.labels_parquet, L.label_items, L.labels_csv], aggregate("labels")),
     "operator_ranking": (
         lambda L, w: [L.ranking_best_per_pair, L.ranking_operator_wins, L.ranking_summary],
         aggregate("operator_ranking"),
@@ -502,7 +503,7 @@ DECLARED = {
         lambda L, w: ("multiway_node", w["mwset"], w["node"]),
     ),
     "multiway_score": (
-        lambda L, w: [L.multiway_node_scores(w["mwset"], w["node"])],
+        lambda L, w: [L.multiway_node_scores(w["mwset"], w["node"]), L.multiway_node_items(w["mwset"], w["node"])],
         lambda L, w: ("multiway_score", w["mwset"], w["node"]),
     ),
     "multiway_summary": (

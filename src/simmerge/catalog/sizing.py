@@ -63,17 +63,21 @@ RULE_SIZING = {
 
 
 def model_bytes(manifest: str | os.PathLike) -> int:
-    """``M``: the float32 size of a checkpoint, from its manifest's ``parameter_count``."""
-    record = json.loads(Path(manifest).read_text(encoding="utf-8"))
-    return int(record["parameter_count"]) * FLOAT32_BYTES
+    """``M``: the float32 size of a checkpoint, from its manifest's ``parameter_count``; 0 for a manifest that
+    does not exist yet or holds none (``snakemake --touch`` leaves empty files; the pre-flight checks manifests)."""
+    try:
+        record = json.loads(Path(manifest).read_text(encoding="utf-8"))
+        return int(record["parameter_count"]) * FLOAT32_BYTES
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def job_resources(rule: str, manifests: Sequence[str | os.PathLike]) -> dict[str, int]:
     """``mem_mb`` and ``disk_mb`` of one job of ``rule`` that reads the checkpoints of ``manifests``.
 
     ``M`` is the largest of them (a merge's parents share the base's shape); a manifest not written yet (a
-    dry-run, or the job's first evaluation before its inputs exist) counts 0, so the value is the rule's
-    extra alone until Snakemake evaluates it again for the ready job.
+    dry-run, or the job's first evaluation before its inputs exist) or without a parameter count counts 0, so
+    the value is the rule's extra alone until Snakemake evaluates it again for the ready job.
 
     Raises
     ------
@@ -89,7 +93,7 @@ def job_resources(rule: str, manifests: Sequence[str | os.PathLike]) -> dict[str
     {'mem_mb': 3077, 'disk_mb': 1539}
     """
     sizing = RULE_SIZING[rule]
-    size = max((model_bytes(path) for path in manifests if Path(path).is_file()), default=0)
+    size = max((model_bytes(path) for path in manifests), default=0)
 
     def megabytes(models: float, extra_gb: float) -> int:
         return math.ceil((models * size + extra_gb * GB) / 1e6)
