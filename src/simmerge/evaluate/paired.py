@@ -206,14 +206,14 @@ def unit_items(
     return out
 
 
-def label_seed_variance(rows: pd.DataFrame) -> pd.DataFrame:
+def label_seed_variance(rows: pd.DataFrame, keys: Sequence[str] = ("unit", "operator", "anchor")) -> pd.DataFrame:
     """What each candidate's seed spread adds to the variance of its label, per unit.
 
-    Rows need ``unit``, ``operator``, ``anchor``, ``seed_sd``, ``n_seeds``, ``parent_score_a``/``_b``; a label
-    averaging ``T`` tasks gets the tasks' :func:`seed_variance` summed over ``T²`` (rows of both orders of a
+    Rows need the ``keys`` that name a label (default: ``unit``, ``operator``, ``anchor``), ``seed_sd``,
+    ``n_seeds``, ``parent_score_a``/``_b``; a label averaging ``T`` tasks gets the tasks' :func:`seed_variance` summed over ``T²`` (rows of both orders of a
     symmetric merge count once). Without the seed columns every variance is 0.
     """
-    keys = ["unit", "operator", "anchor"]
+    keys = list(keys)
     if not {"seed_sd", "n_seeds", "parent_score_a", "parent_score_b"} <= set(rows.columns):
         return rows[keys].drop_duplicates().assign(seed_variance=0.0)
     once = rows.drop_duplicates([*keys, "task"])

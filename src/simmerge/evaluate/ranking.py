@@ -38,10 +38,7 @@ def pair_scores(labels: pd.DataFrame) -> pd.DataFrame:
         labels' row order.
     """
     columns = [*PAIR_KEYS, "operator", "status", "merge_score", "merge_score_stderr"]
-    keyed = labels.assign(unit=labels["a"] + "|" + labels["b"], anchor="")
-    seeds = label_seed_variance(keyed).rename(columns={"unit": "pair"})
-    seeds[PAIR_KEYS] = seeds["pair"].str.split("|", n=1, expand=True)
-    seeds = seeds[[*PAIR_KEYS, "operator", "seed_variance"]]
+    seeds = label_seed_variance(labels, keys=[*PAIR_KEYS, "operator"])
     scores = labels[columns].drop_duplicates([*PAIR_KEYS, "operator"])
     return scores.merge(seeds, on=[*PAIR_KEYS, "operator"], how="left").reset_index(drop=True)
 

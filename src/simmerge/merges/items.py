@@ -25,7 +25,6 @@ from simmerge.core.io import write_table
 
 ITEM_COLUMNS = ["task", "subtask", "doc_id", "item_id", "prompt_hash", "doc_hash", "target_hash"]
 OUTCOME_COLUMNS = ["score", "likelihood", "gold_loglik", "gold_tokens", "output"]
-ITEM_KEYS = ["task", "subtask", "doc_id"]
 
 
 def _loglik(response: Any) -> float:
@@ -188,7 +187,6 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
 
 __all__ = [
     "ITEM_COLUMNS",
-    "ITEM_KEYS",
     "OUTCOME_COLUMNS",
     "gold_likelihood",
     "item_table",
