@@ -210,8 +210,9 @@ def label_seed_variance(rows: pd.DataFrame, keys: Sequence[str] = ("unit", "oper
     """What each candidate's seed spread adds to the variance of its label, per unit.
 
     Rows need the ``keys`` that name a label (default: ``unit``, ``operator``, ``anchor``), ``seed_sd``,
-    ``n_seeds``, ``parent_score_a``/``_b``; a label averaging ``T`` tasks gets the tasks' :func:`seed_variance` summed over ``T²`` (rows of both orders of a
-    symmetric merge count once). Without the seed columns every variance is 0.
+    ``n_seeds``, ``parent_score_a``/``_b``; a label averaging ``T`` tasks gets the tasks' :func:`seed_variance`
+    summed over ``T²`` (rows of both orders of a symmetric merge count once). Without the seed columns every
+    variance is 0.
     """
     keys = list(keys)
     if not {"seed_sd", "n_seeds", "parent_score_a", "parent_score_b"} <= set(rows.columns):
