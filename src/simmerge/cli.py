@@ -76,9 +76,12 @@ def cmd_plan(args: argparse.Namespace) -> None:
     # deferred: the plan module reads benchmark tables with pandas
     from simmerge.plan import dry_run_counts, plan_text
 
-    catalog = check_file(args.config, workdir=Path.cwd(), task_dir=args.tasks_dir).catalog
+    checked = check_file(args.config, workdir=Path.cwd(), task_dir=args.tasks_dir)
     counts = dry_run_counts(args.config, args.target, workdir=Path.cwd())
-    print(plan_text(args.config, catalog, counts, reference=args.reference, cores=args.cores), end="")
+    text = plan_text(
+        args.config, checked.catalog, counts, reference=args.reference, cores=args.cores, commits=checked.commits
+    )
+    print(text, end="")
 
 
 def cmd_lock(args: argparse.Namespace) -> None:

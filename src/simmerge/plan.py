@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from simmerge.catalog.hub import hub_parameter_count, safetensors_parameter_count
 from simmerge.catalog.sizing import RULE_SIZING
+from simmerge.core.config import resolve_path
 from simmerge.core.layout import MANIFEST_NAME, RunLayout
 from simmerge.merges.operators import merge_jobs
 from simmerge.run import Catalog
@@ -95,6 +97,30 @@ def parameter_count(run_dir: str | os.PathLike) -> int | None:
     return max(counts) if counts else None
 
 
+def planned_parameter_count(
+    catalog: Catalog, commits: Mapping[str, str], run_dir: str | os.PathLike
+) -> tuple[int | None, str]:
+    """The parameter count a run's model-loading jobs will see, and where it was read.
+
+    The run's checkpoint manifests once they exist; before that, the base's safetensors headers: an ``hf`` base at
+    its (locked) commit from the hub cache or the Hub (:func:`simmerge.catalog.hub.hub_parameter_count`), a
+    ``local`` base from its folder. Other sources are built by the run: unknown until then.
+    """
+    size = parameter_count(run_dir)
+    if size:
+        return size, f"the checkpoint manifests of {run_dir}"
+    source = catalog.base.source
+    if source.kind == "hf" and catalog.base.name in commits:
+        found = hub_parameter_count(source.repo_id, commits[catalog.base.name])
+        if found is not None:
+            return found[0], f"{source.repo_id}@{commits[catalog.base.name][:12]} ({found[1]})"
+    if source.kind == "local":
+        files = sorted(resolve_path(source.path, catalog.workdir).glob("*.safetensors"))
+        if files:
+            return sum(safetensors_parameter_count(path) for path in files), f"the safetensors headers in {source.path}"
+    return None, "not known before the run builds its checkpoints"
+
+
 def reference_seconds(run_dir: str | os.PathLike) -> pd.Series:
     """Mean wall seconds per job of every rule with benchmark files in a finished run (its last run of each)."""
     means = {}
@@ -137,11 +163,12 @@ def plan_text(
     *,
     reference: str | os.PathLike | None,
     cores: int,
+    commits: Mapping[str, str] | None = None,
 ) -> str:
-    """The report ``simmerge plan`` prints."""
+    """The report ``simmerge plan`` prints; ``commits`` are the checked run's ``hf`` commits (locked or pinned)."""
     work = run_work(catalog)
     run = RunLayout.of_run(catalog.config.run_name, Path(catalog.workdir) / "results")
-    size = parameter_count(run.root)
+    size, size_source = planned_parameter_count(catalog, commits or {}, run.root)
     lines = [
         f"Plan of {config} (run {catalog.config.run_name}): {sum(counts.values())} jobs left to run "
         "(Snakemake dry-run; multi-way nodes come after the plans and are not counted).",
@@ -149,6 +176,7 @@ def plan_text(
         f"The whole run: {work.checkpoints} checkpoints × {work.tasks} tasks scored ({work.expert_items} items), "
         f"{work.merge_jobs} merge jobs = {work.merges} mergekit merges (randomised operators once per seed), "
         f"{work.merge_items} items scored on merges.",
+        f"Model size: {f'{size:,} parameters' if size else 'unknown'}, from {size_source}.",
         "",
     ]
     if reference is None:
@@ -186,4 +214,13 @@ def plan_text(
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Work", "dry_run_counts", "estimate", "parameter_count", "plan_text", "reference_seconds", "run_work"]
+__all__ = [
+    "Work",
+    "dry_run_counts",
+    "estimate",
+    "parameter_count",
+    "plan_text",
+    "planned_parameter_count",
+    "reference_seconds",
+    "run_work",
+]

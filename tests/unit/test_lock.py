@@ -66,7 +66,7 @@ def test_an_unlocked_branch_is_refused_naming_the_command(tmp_path, monkeypatch,
     assert main(["check", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "checkpoint 'latest': revision 'main' of org/math is a branch or tag" in err
+    assert "checkpoint 'latest' (org/math@main): a branch or tag that" in err and "to a commit" in err
     assert f"run `simmerge lock {config}`" in err
 
 

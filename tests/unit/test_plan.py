@@ -63,3 +63,22 @@ def test_the_plan_says_what_is_measured_and_what_extrapolated(tmp_path):
     assert f"Estimate: {(130 * 30.0 + 2.0) / 3600:.2f} CPU/GPU job-hours" in text
     no_reference = plan_text("c.yaml", catalog("smoke.yaml"), {"merge_score": 12}, reference=None, cores=2)
     assert "No estimate: give --reference" in no_reference
+
+
+def test_before_a_run_the_model_size_is_read_from_a_local_bases_safetensors_headers(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from simmerge.plan import planned_parameter_count
+
+    (tmp_path / "base").mkdir()
+    save_file({"w": torch.zeros(3, 5)}, tmp_path / "base" / "model-00001.safetensors")
+    save_file({"b": torch.zeros(7)}, tmp_path / "base" / "model-00002.safetensors")
+    raw = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text(encoding="utf-8"))
+    raw["catalog"]["base"]["source"] = {"kind": "local", "path": str(tmp_path / "base")}
+    size, source = planned_parameter_count(load(raw, workdir=REPO), {}, tmp_path / "results" / "none")
+    assert size == 3 * 5 + 7 and "safetensors headers" in source
+    assert planned_parameter_count(catalog("smoke.yaml"), {}, tmp_path / "none") == (
+        None,
+        "not known before the run builds its checkpoints",
+    )

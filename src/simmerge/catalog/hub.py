@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -302,3 +303,44 @@ def prefetch_checkpoint(
             "prefetch where the Hub is reachable"
         ) from None
     return {"repo_id": repo_id, "commit": commit, "downloaded": True, "snapshot": snapshot}
+
+
+def safetensors_parameter_count(path: str | os.PathLike) -> int:
+    """Parameters of one safetensors file, from its JSON header only (8-byte length, then the header)."""
+    with Path(path).open("rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    return sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
+
+
+def hub_parameter_count(
+    repo_id: str, commit: str, *, cache_dir: str | os.PathLike | None = None
+) -> tuple[int, str] | None:
+    """A repository's parameter count at a commit, without downloading its weights, and where it was read.
+
+    The hub cache's snapshot first (after a prefetch: the headers of its safetensors files), else, when the Hub is
+    reachable, the headers the Hub reads for its safetensors metadata (a few kB per file).
+
+    Returns
+    -------
+    tuple or None
+        ``(parameters, "hub cache" | "Hub safetensors headers")``; None when neither can say (offline and not
+        cached, no safetensors, or the Hub refuses).
+    """
+    # deferred: huggingface_hub is slow to import and only a plan of an hf catalog needs it
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError, NotASafetensorsRepoError, OfflineModeIsEnabled
+
+    cache = Path(huggingface_hub.constants.HF_HUB_CACHE if cache_dir is None else cache_dir).expanduser()
+    snapshot = cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / commit
+    files = sorted(snapshot.glob("*.safetensors"))
+    if files:
+        return sum(safetensors_parameter_count(path) for path in files), "hub cache"
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        metadata = huggingface_hub.get_safetensors_metadata(repo_id, revision=commit)
+    except (HfHubHTTPError, NotASafetensorsRepoError, OfflineModeIsEnabled, OSError) as error:
+        logger.warning("%s@%s: no parameter count from the Hub (%s)", repo_id, commit, error)
+        return None
+    return sum(metadata.parameter_count.values()), "Hub safetensors headers"

@@ -129,11 +129,9 @@ def locked_commits(config: RunConfig, lock_path: str | Path | None, config_path:
         Naming the entry and the command to run: a branch or tag without a lock, or a lock written for another
         repository or revision than the config now asks for.
     """
-    commits, problems = {}, []
+    commits, unlocked, stale = {}, [], []
     lock = read_lock(lock_path) if lock_path is not None else None
     entries = (lock or {}).get("checkpoints", {})
-    unlocked = f"{lock_path} does not lock it to a commit" if lock_path is not None else "no lock file locks it"
-    fix = f"run `simmerge lock {config_path}`"
     for entry in (config.catalog.base, *config.catalog.experts):
         source = entry.source
         if source.kind != "hf":
@@ -143,19 +141,24 @@ def locked_commits(config: RunConfig, lock_path: str | Path | None, config_path:
             continue
         held = entries.get(entry.name)
         if held is None:
-            problems.append(
-                f"checkpoint {entry.name!r}: revision {source.revision!r} of {source.repo_id} is a branch or tag and "
-                f"{unlocked}; {fix}"
-            )
+            unlocked.append(f"{entry.name!r} ({source.repo_id}@{source.revision})")
         elif (held.get("repo_id"), held.get("revision")) != (source.repo_id, source.revision):
-            problems.append(
+            stale.append(
                 f"checkpoint {entry.name!r}: {lock_path} locks {held.get('repo_id')}@{held.get('revision')} but the "
-                f"config asks for {source.repo_id}@{source.revision}; {fix} again"
+                f"config asks for {source.repo_id}@{source.revision}"
             )
         elif not is_commit_sha(str(held.get("commit", ""))):
-            problems.append(f"checkpoint {entry.name!r}: {lock_path} holds no commit for it; {fix} again")
+            stale.append(f"checkpoint {entry.name!r}: {lock_path} holds no commit for it")
         else:
             commits[entry.name] = held["commit"]
+    problems = list(stale)
+    if unlocked:
+        where = f"{lock_path} does not lock" if lock_path is not None else "no lock file locks"
+        problems.append(
+            f"{'checkpoint' if len(unlocked) == 1 else 'checkpoints'} {', '.join(unlocked)}: a branch or tag that "
+            f"{where} to a commit"
+        )
     if problems:
-        raise ConfigError("; ".join(problems))
+        again = " again" if lock is not None else ""
+        raise ConfigError(f"{'; '.join(problems)}; run `simmerge lock {config_path}`{again}")
     return commits
