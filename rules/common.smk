@@ -154,17 +154,21 @@ def get_task_data_input(wildcards):
 
 
 def get_task_data_params(wildcards):
+    """The task's entry and the commits of the Hub datasets it reads (so that moving a dataset's lock re-draws
+    the task's data and re-scores it, and nothing else)."""
     task = wildcards.task
     return {
         "seed": RUN.seed,
         "spec": RUN.tasks[task].model_dump(mode="json"),
         "trained_by": CATALOG.trained_on(task),
+        "dataset_commits": CHECKED.dataset_commits.get(task, {}),
     }
 
 
 def get_prefetch_params(wildcards):
     """What `snakemake prefetch` puts into the Hugging Face caches: every hf checkpoint at its commit, every lm-eval
-    task that reads its dataset through the cache (not a local dataset_path)."""
+    task that reads its dataset through the cache (not a local dataset_path), its Hub datasets at their commits.
+    """
     return {
         "checkpoints": {
             name: {
@@ -175,7 +179,10 @@ def get_prefetch_params(wildcards):
         },
         "tasks": {
             task: simmerge.catalog.harness.scoring_spec(
-                task, RUN.tasks[task], workflow.basedir
+                task,
+                RUN.tasks[task],
+                workflow.basedir,
+                dataset_commits=CHECKED.dataset_commits.get(task, {}),
             )
             for task in HARNESS_TASKS
             if RUN.tasks[task].dataset_path is None

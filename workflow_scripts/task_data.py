@@ -16,5 +16,6 @@ with log_to(snakemake.log[0]), offline_hub():
         seed=params["seed"],
         workdir=Path.cwd(),
         trained_by=params["trained_by"],
+        dataset_commits=params["dataset_commits"],
         tokenizer_dir=checkpoint_dir(snakemake.input.base) if "base" in snakemake.input.keys() else None,
     )

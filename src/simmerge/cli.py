@@ -86,12 +86,14 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 def cmd_lock(args: argparse.Namespace) -> None:
     config = parse_config(read_config_file(args.config), where=args.config)
-    lock = lock_catalog(config)
+    lock = lock_catalog(config, workdir=Path.cwd())
     path = lock_file_of(args.config)
     write_lock(lock, path, args.config)
     for name, entry in lock["checkpoints"].items():
         print(f"  {name:20} {entry['repo_id']}@{entry['revision']} -> {entry['commit']} ({entry['resolved_from']})")
-    print(f"{path}: {len(lock['checkpoints'])} revision(s) locked")
+    for repo_id, entry in lock["datasets"].items():
+        print(f"  dataset {repo_id}@{entry['revision']} -> {entry['commit']} ({entry['resolved_from']})")
+    print(f"{path}: {len(lock['checkpoints']) + len(lock['datasets'])} revision(s) locked")
 
 
 def _described(name: str, spec: BuiltinTaskSpec | HarnessTaskSpec) -> str:

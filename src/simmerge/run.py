@@ -245,6 +245,7 @@ class CheckedRun:
     catalog: Catalog
     task_files: dict[str, list[Path]]
     commits: dict[str, str] = field(default_factory=dict)
+    dataset_commits: dict[str, dict[str, str]] = field(default_factory=dict)  # task → Hub dataset → commit
 
 
 def check(
@@ -271,8 +272,8 @@ def check(
     task_dir : str or Path
         Folder of the task YAMLs, as named in messages.
     lock_file : str or Path, optional
-        The config's lock file (:func:`simmerge.catalog.lock.lock_file_of`), which locks ``hf`` branches and tags
-        to commits; a missing file locks nothing.
+        The config's lock file (:func:`simmerge.catalog.lock.lock_file_of`), which locks the branches and tags of
+        ``hf`` checkpoints and Hub datasets to commits; a missing file locks nothing.
 
     Returns
     -------
@@ -298,8 +299,13 @@ def check(
         files[task] = harness.definition_files(spec, catalog.workdir)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    commits = locked_commits(catalog.config, lock_file, where)
-    return CheckedRun(catalog=catalog, task_files={task: files[task] for task in catalog.tasks}, commits=commits)
+    locked = locked_commits(catalog.config, lock_file, where, catalog.workdir)
+    return CheckedRun(
+        catalog=catalog,
+        task_files={task: files[task] for task in catalog.tasks},
+        commits=locked.checkpoints,
+        dataset_commits=locked.datasets,
+    )
 
 
 def check_file(path: str | Path, workdir: str | Path = ".", task_dir: str | Path = TASK_DIR) -> CheckedRun:

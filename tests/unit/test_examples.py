@@ -19,8 +19,9 @@ import yaml
 from safetensors.torch import save_file
 from test_hub import add_to_cache
 
-from simmerge.catalog.lock import read_lock
+from simmerge.catalog.lock import hub_dataset_sources, read_lock
 from simmerge.cli import main
+from simmerge.core.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
@@ -49,6 +50,13 @@ def test_an_example_locks_checks_and_plans_offline(example, tmp_path, monkeypatc
         if repo_id == base:
             files["model.safetensors"] = weights.read_bytes()
         add_to_cache(cache, repo_id, commits[entry["name"]], files, refs=("main",))
+    datasets = {}
+    for repositories in hub_dataset_sources(parse_config(config), REPO).values():
+        for repo_id in repositories:
+            datasets[repo_id] = hashlib.sha1(repo_id.encode()).hexdigest()
+            ref = cache / f"datasets--{repo_id.replace('/', '--')}" / "refs" / "main"
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(datasets[repo_id])
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.chdir(REPO)
@@ -57,8 +65,11 @@ def test_an_example_locks_checks_and_plans_offline(example, tmp_path, monkeypatc
     assert main(["check", str(copy)]) == 2  # every revision is a branch: nothing runs before `simmerge lock`
     assert f"run `simmerge lock {copy}`" in capsys.readouterr().err
     assert main(["lock", str(copy)]) == 0
-    locked = read_lock(tmp_path / f"{example.stem}.lock.yaml")["checkpoints"]
-    assert {name: entry["commit"] for name, entry in locked.items()} == commits
+    locked = read_lock(tmp_path / f"{example.stem}.lock.yaml")
+    assert {name: entry["commit"] for name, entry in locked["checkpoints"].items()} == commits
+    # every task's Hub dataset too (gsm8k, IFEval, MMLU, ...), each once however many tasks read it
+    assert {repo_id: entry["commit"] for repo_id, entry in locked["datasets"].items()} == datasets
+    assert {"openai/gsm8k", "google/IFEval"} <= set(datasets)
     capsys.readouterr()
     assert main(["check", str(copy)]) == 0
     assert main(["plan", str(copy)]) == 0

@@ -220,6 +220,37 @@ NEW_TASKS = {
 }
 
 
+def test_moving_a_datasets_lock_redraws_that_tasks_data_and_rescores_it_and_no_merge(workflow_dir):
+    """gsm8k read from the Hub at its locked commit: a new commit is a new task as far as the run is concerned."""
+    smoke = load_config("smoke.yaml")
+    config = copy.deepcopy(smoke)
+    config["tasks"]["gsm8k"] = {"kind": "lmeval", "n_eval": 4, "n_probe": 2}
+    path = write_config(workflow_dir, "hub_data.yaml", config)
+
+    def lock(commit: str) -> None:
+        entry = {"revision": "main", "commit": commit, "resolved_from": "hub", "locked_at": "-", "tasks": ["gsm8k"]}
+        lock = {"version": 1, "checkpoints": {}, "datasets": {"openai/gsm8k": entry}}
+        (workflow_dir / "config" / "hub_data.lock.yaml").write_text(yaml.safe_dump(lock), encoding="utf-8")
+
+    lock("a" * 40)
+    pretend_complete(workflow_dir, "--configfile", path)
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    lock("b" * 40)
+    n_models = len(smoke["catalog"]["experts"]) + 1
+    n_experts = n_models - 1
+    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+        "task_data": 1,
+        "preflight": 1,
+        "probe_pass": n_models,
+        "expert_scores": n_models,
+        "probe_features": n_models,
+        "pair_features": n_experts * (n_experts - 1),
+        "expert_scores_table": 1,
+        **AGGREGATES,
+        "all": 1,
+    }
+
+
 @pytest.mark.parametrize("data_rule", list(NEW_TASKS))
 def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir, data_rule):
     """A built-in skill or an lm-eval registry task: the same jobs, only the rule drawing its data differs."""

@@ -43,7 +43,7 @@ def test_prefetch_with_the_caches_laid_downloads_nothing_and_the_fetch_reads_the
     assert record["checkpoints"]["hub"]["downloaded"] is False
     assert record["checkpoints"]["hub"]["commit"] == COMMIT
     # the user task reads its local files; arc_easy has a local copy (dataset_path) and needs no prefetch
-    assert record["tasks"] == {"word_lengths": {"task": "word_lengths", "downloaded": False}}
+    assert record["tasks"] == {"word_lengths": {"task": "word_lengths", "dataset_commits": {}, "downloaded": False}}
 
     manifest = layout.checkpoint_manifest("hub")
     run_snakemake(workflow_dir, str(manifest), "--configfile", path, env=env)

@@ -43,6 +43,9 @@ SIGNED_METRICS = frozenset({"mcc"})
 # ``datasets`` builders that read local files named in ``dataset_kwargs.data_files``: a dataset_path, not a folder.
 FILE_BUILDERS = frozenset({"json", "csv", "parquet", "text", "arrow"})
 
+# Version of the cached registry index's entries (format 2 added each task's dataset).
+INDEX_FORMAT = 2
+
 NORMALISATION = (
     "SimMerge divides a merge's score by its better parent's, which needs a metric where higher is better and 0 "
     "is the floor (accuracy, exact match, F1)"
@@ -69,8 +72,8 @@ def _lm_eval_tasks_dir() -> Path:
 
 
 def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """name → ``{"kind", "yaml", "children"}`` of lm-eval's index over ``paths`` (children: a group's members, a
-    tag's tasks)."""
+    """name → ``{"kind", "yaml", "children", "dataset"}`` of lm-eval's index over ``paths`` (children: a group's
+    members, a tag's tasks; dataset: a task's ``dataset_path``, ``dataset_name`` and ``dataset_kwargs.revision``)."""
     # deferred: lm-eval's index builder imports lm_eval
     from lm_eval.tasks._index import Kind, TaskIndex
 
@@ -84,10 +87,20 @@ def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
                 child = member.get("task") if isinstance(member, dict) else member
                 if isinstance(child, str):
                     children.append(child)
+        dataset = None
+        if entry.kind == Kind.TASK and entry.cfg and isinstance(entry.cfg.get("dataset_path"), str):
+            kwargs = entry.cfg.get("dataset_kwargs")
+            revision = kwargs.get("revision") if isinstance(kwargs, dict) else None
+            dataset = {
+                "path": entry.cfg["dataset_path"],
+                "name": entry.cfg.get("dataset_name"),
+                "revision": revision if isinstance(revision, str) else None,
+            }
         entries[name] = {
             "kind": entry.kind.name.lower(),
             "yaml": str(entry.yaml_path) if entry.yaml_path else None,
             "children": children,
+            "dataset": dataset,
         }
     for name, entry in index.items():
         for tag in entry.tags:
@@ -98,13 +111,14 @@ def _index_entries(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
 
 @functools.cache
 def registry_index() -> dict[str, dict[str, Any]]:
-    """lm-eval's registry (tasks, groups, tags) as name → ``{"kind", "yaml", "children"}``, cached per install.
+    """lm-eval's registry (tasks, groups, tags) as name → ``{"kind", "yaml", "children", "dataset"}``, cached per
+    install.
 
     Read once per process: a parse of the workflow checks every lm-eval task against it (~0.08 s a read)."""
     tasks_dir = _lm_eval_tasks_dir()
     # a reinstall or an added task folder (an editable lm-eval) changes the folder's mtime, and so the key
     key = hashlib.sha256(f"{tasks_dir}:{tasks_dir.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    cache = _cache_dir() / f"lm_eval-index-{version('lm_eval')}-{key}.json"
+    cache = _cache_dir() / f"lm_eval-index-v{INDEX_FORMAT}-{version('lm_eval')}-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
     log.info("indexing lm-eval's task registry once (cached in %s)", cache)
@@ -170,6 +184,56 @@ def _folders(name: str, entries: Mapping[str, Mapping[str, Any]], seen: set[str]
     for child in entry["children"]:
         folders |= _folders(child, entries, seen)
     return folders
+
+
+def _leaves(name: str, entries: Mapping[str, Mapping[str, Any]], seen: set[str] | None = None) -> list[str]:
+    """The tasks a name stands for: itself, or a group's or tag's members, recursively, in order."""
+    seen = set() if seen is None else seen
+    if name in seen or name not in entries:
+        return []
+    seen.add(name)
+    if entries[name]["kind"] in ("task", "py_task"):
+        return [name]
+    return [leaf for child in entries[name]["children"] for leaf in _leaves(child, entries, seen)]
+
+
+def hub_datasets(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> dict[str, dict[str, Any]]:
+    """The Hub dataset repositories a configured harness task reads through the Hugging Face caches.
+
+    Every leaf task whose ``dataset_path`` is neither a local folder nor a file builder (``json``, ``csv``, ...)
+    reads a Hub repository, at the revision its YAML's (or the config entry's) ``dataset_kwargs.revision`` names,
+    else ``main``. Read from lm-eval's index, without loading any data. A group member defined inline with its own
+    dataset (not a task of the registry) is not seen.
+
+    Returns
+    -------
+    dict
+        repository → ``{"revision", "configs"}`` (``configs``: the ``dataset_name`` each leaf reads, sorted).
+
+    Raises
+    ------
+    ConfigError
+        If two leaves read one repository at different revisions.
+    """
+    if spec.dataset_path is not None:
+        return {}  # a local copy (task_problems checks that it exists) or a file builder
+    entries = _entries_of(spec, workdir)
+    name = task_name_of(key, spec, workdir)
+    override = (spec.dataset_kwargs or {}).get("revision")
+    found: dict[str, dict[str, Any]] = {}
+    for leaf in _leaves(name, entries):
+        dataset = entries[leaf].get("dataset")
+        if not dataset or dataset["path"] in FILE_BUILDERS or resolve_path(dataset["path"], workdir).exists():
+            continue
+        revision = str(override or dataset["revision"] or "main")
+        held = found.setdefault(dataset["path"], {"revision": revision, "configs": set()})
+        if held["revision"] != revision:
+            raise ConfigError(
+                f"tasks.{key}: lm-eval task {leaf} reads {dataset['path']} at {revision!r} and another member at "
+                f"{held['revision']!r}; one task can lock one revision of a dataset"
+            )
+        held["configs"].add(dataset["name"] or "")
+    return {path: {"revision": held["revision"], "configs": sorted(held["configs"])} for path, held in found.items()}
 
 
 def task_problems(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> list[str]:
@@ -268,8 +332,11 @@ def _map_files(value: Any, convert: Any) -> Any:
     return value
 
 
-def scoring_spec(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> dict[str, Any]:
-    """What a scoring job needs to rebuild the task: lm-eval name, YAML folders and overrides, settings.
+def scoring_spec(
+    key: str, spec: HarnessTaskSpec, workdir: str | Path = ".", dataset_commits: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What a scoring job needs to rebuild the task: lm-eval name, YAML folders and overrides, settings, and the
+    commit of each Hub dataset it reads (``dataset_commits``, from the lock; :func:`check_dataset_commits`).
 
     Paths are stored by :func:`_portable`: taken from the workflow directory, named so that they do not depend on
     where the workflow or lm-eval is installed.
@@ -297,6 +364,7 @@ def scoring_spec(key: str, spec: HarnessTaskSpec, workdir: str | Path = ".") -> 
         "num_fewshot": spec.num_fewshot,
         "apply_chat_template": spec.apply_chat_template,
         "fewshot_as_multiturn": spec.fewshot_as_multiturn,
+        "dataset_commits": dict(sorted((dataset_commits or {}).items())),
     }
 
 
@@ -334,7 +402,8 @@ def task_request(
         files = _map_files(overrides["dataset_kwargs"]["data_files"], lambda file: str(local_path(file, workdir)))
         overrides["dataset_kwargs"] = {**overrides["dataset_kwargs"], "data_files": files}
     config = {**load_yaml(local_path(scoring["yaml"], workdir), resolve_func=True, recursive=True), **overrides}
-    if datasets_cache is not None:
+    local_data = "dataset_path" in overrides or "data_files" in overrides.get("dataset_kwargs", {})
+    if datasets_cache is not None and local_data:  # a Hub dataset is read from the shared cache the prefetch filled
         config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {}), "cache_dir": str(datasets_cache)}
     return config
 
@@ -351,28 +420,89 @@ def load_tasks(
     """
     loaded = task_manager(scoring, workdir).load([task_request(scoring, datasets_cache, workdir)])
     group = loaded.get("groups", {}).get(scoring["task"])
-    return dict(sorted(loaded["tasks"].items())), group
+    tasks = dict(sorted(loaded["tasks"].items()))
+    check_dataset_commits(tasks, scoring.get("dataset_commits", {}))
+    return tasks, group
+
+
+class DatasetRevisionError(RuntimeError):
+    """A task read a Hub dataset at another commit than the one the run locked."""
+
+
+def dataset_commit_read(task: Any) -> str | None:
+    """The commit of the Hub dataset a built lm-eval task read: the hash folder of its prepared Arrow files
+    (``<repo>/<config>/<version>/<commit>/``, where datasets keys the load of a Hub repository); None when its
+    data are not prepared files (an in-memory or custom dataset)."""
+    for split in (getattr(task, "dataset", None) or {}).values():
+        files = getattr(split, "cache_files", None)
+        if files:
+            return Path(files[0]["filename"]).parent.name
+    return None
+
+
+def check_dataset_commits(tasks: Mapping[str, Any], commits: Mapping[str, str]) -> None:
+    """Check that every built task read its Hub dataset at the locked commit.
+
+    Offline, datasets 5.2 serves a Hub dataset from the newest prepared copy in its cache, whatever revision is
+    asked for; a copy prepared from another commit (an older prefetch) would be read silently.
+
+    Raises
+    ------
+    DatasetRevisionError
+        Naming the task, the dataset, the commit read and the one locked, and the command that fills the cache.
+    """
+    for name, task in tasks.items():
+        path = getattr(task.config, "dataset_path", None)
+        if path not in commits:
+            continue
+        read = dataset_commit_read(task)
+        if read != commits[path]:
+            raise DatasetRevisionError(
+                f"lm-eval task {name}: the datasets cache holds {path} at {read or 'no prepared commit'}, the lock "
+                f"says {commits[path]}; run `snakemake prefetch --configfile <config>` where the Hub is reachable"
+            )
 
 
 def prefetch_task(scoring: Mapping[str, Any]) -> dict[str, Any]:
     """Put an lm-eval task's datasets into the Hugging Face datasets cache, where every job reads them offline.
 
-    Loading the task once with the hub reachable leaves its prepared Arrow files in the cache; a task already there
-    (it loads with the hub unreachable) or over a local copy of its data costs no request.
+    A task whose data load offline at the locked commits (or over a local copy) costs no request. Otherwise each
+    Hub dataset is loaded once with the hub reachable at its locked commit, as lm-eval loads it
+    (``datasets.load_dataset(dataset_path, dataset_name, revision=commit)``), which leaves its prepared Arrow files
+    in the cache; the task is then loaded offline and checked as a job would.
 
     Returns
     -------
     dict
-        ``task`` and ``downloaded`` (False: it loaded offline).
+        ``task``, ``downloaded`` (False: it loaded offline) and ``dataset_commits``.
+
+    Raises
+    ------
+    DatasetRevisionError
+        If, after the download, the cache still does not serve the locked commit.
     """
+    commits = scoring.get("dataset_commits", {})
+    record = {"task": scoring["task"], "dataset_commits": dict(commits)}
     try:
         with offline_hub():
             load_tasks(scoring)
-        return {"task": scoring["task"], "downloaded": False}
-    except OSError:  # datasets' offline refusal is a ConnectionError; a missing cache entry a FileNotFoundError
-        log.info("downloading the datasets of lm-eval task %s into the datasets cache", scoring["task"])
-    load_tasks(scoring)
-    return {"task": scoring["task"], "downloaded": True}
+        return {**record, "downloaded": False}
+    except (OSError, DatasetRevisionError) as error:  # datasets' offline refusal is a ConnectionError
+        log.info("downloading the datasets of lm-eval task %s (%s)", scoring["task"], error)
+    if commits:
+        # deferred: datasets is slow to import
+        import datasets
+
+        entries = _index_entries([local_path(folder) for folder in scoring["include_path"]])
+        for leaf in _leaves(scoring["task"], entries):
+            dataset = entries[leaf]["dataset"]
+            if dataset and dataset["path"] in commits:
+                datasets.load_dataset(dataset["path"], dataset["name"], revision=commits[dataset["path"]])
+    else:
+        load_tasks(scoring)
+    with offline_hub():
+        load_tasks(scoring)
+    return {**record, "downloaded": True}
 
 
 # ---- metrics --------------------------------------------------------------------------------------------------
@@ -463,6 +593,7 @@ def write_harness_task_data(
     workdir: str | Path = ".",
     trained_by: Sequence[str] = (),
     tokenizer_dir: str | Path | None = None,
+    dataset_commits: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Draw a harness task's documents and write its ``train``/``eval``/``probe`` JSONL and ``task.json``.
 
@@ -489,6 +620,8 @@ def write_harness_task_data(
         Catalog entries that train on the task; it must then have a training split.
     tokenizer_dir : path, optional
         A checkpoint whose tokenizer's chat template renders the prompts (needed with ``apply_chat_template``).
+    dataset_commits : mapping, optional
+        Hub dataset → the commit the lock file holds for it; recorded in ``task.json`` and checked at every load.
 
     Returns
     -------
@@ -502,12 +635,16 @@ def write_harness_task_data(
         on it, no chat template.
     """
     with tempfile.TemporaryDirectory(prefix="simmerge-datasets-") as datasets_cache:
-        return _write_task_data(key, spec, Path(out_dir), seed, workdir, trained_by, tokenizer_dir, datasets_cache)
+        scoring = scoring_spec(key, spec, workdir, dataset_commits)
+        return _write_task_data(
+            key, spec, scoring, Path(out_dir), seed, workdir, trained_by, tokenizer_dir, datasets_cache
+        )
 
 
 def _write_task_data(
     key: str,
     spec: HarnessTaskSpec,
+    scoring: dict[str, Any],
     out_dir: Path,
     seed: int,
     workdir: str | Path,
@@ -515,7 +652,6 @@ def _write_task_data(
     tokenizer_dir: str | Path | None,
     datasets_cache: str,
 ) -> dict[str, Any]:
-    scoring = scoring_spec(key, spec, workdir)
     tasks, group = load_tasks(scoring, datasets_cache, workdir)
     metric, filter_name = choose_metric(key, spec, tasks)
     chat = _chat_template(key, spec, tokenizer_dir)
