@@ -347,3 +347,19 @@ def test_machine_facts_name_the_cpu_and_torch():
     facts = machine_facts()
     assert facts["CPU"] and facts["cores"].split()[0].isdigit()
     assert facts["torch"].split(",")[0] == torch.__version__
+
+
+def test_the_page_says_which_devices_the_jobs_used_and_when_no_gpu_path_ran(run):
+    page = results_page(**run)
+    assert "No record of this run says which device its jobs used." in page  # the fixture's records do not say
+    for path in run["records"]:
+        write_json({**json.loads(Path(path).read_text()), "device": "cpu", "dtype": "float32"}, path)
+    page = results_page(**run)
+    assert "Devices of the scoring and merge jobs, from their records: cpu with float32 weights (2 records)." in page
+    assert "No job of this run used a GPU, so the CUDA paths" in page
+    write_json(
+        {**json.loads(Path(run["records"][0]).read_text()), "device": "cuda:0", "dtype": "bfloat16"}, run["records"][0]
+    )
+    page = results_page(**run)
+    assert "cpu with float32 weights (1 record), cuda:0 with bfloat16 weights (1 record)." in page
+    assert "No job of this run used a GPU" not in page

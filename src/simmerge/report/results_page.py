@@ -171,6 +171,7 @@ def results_page(
         "Machine where this page was generated (for a local run, where its jobs ran): "
         + "; ".join(f"{key}: {value}" for key, value in machine.items())
         + ". The timings below depend on it; the results do not, beyond floating-point detail between CPU and GPU.",
+        _devices([*records, *provenance]),
         *_provenance(read_provenance(run, [*provenance, *records])),
         "## Expert scores",
         cite(experts) + " Primary metric (exact match for generative tasks, accuracy for multiple choice); "
@@ -245,6 +246,30 @@ def _markdown(frame: pd.DataFrame, *, floatfmt: str = "g") -> str:
 def _facts_table(facts: Mapping[str, Any]) -> str:
     frame = pd.DataFrame({"": [str(key) for key in facts], "value": [str(value) for value in facts.values()]})
     return _markdown(frame)
+
+
+def _devices(records: Sequence[PathLike]) -> str:
+    """Where the run's scoring and merge jobs ran and with which weights, from the records that say so."""
+    used: dict[tuple[str, str], int] = {}
+    for path in records:
+        if str(path).endswith(".json") and Path(path).is_file():
+            record = read_json(path)
+            if record.get("device") and record.get("dtype"):
+                key = (str(record["device"]), str(record["dtype"]))
+                used[key] = used.get(key, 0) + 1
+    if not used:
+        return "No record of this run says which device its jobs used."
+    listed = ", ".join(
+        f"{device} with {dtype} weights ({n} record{'' if n == 1 else 's'})"
+        for (device, dtype), n in sorted(used.items())
+    )
+    text = f"Devices of the scoring and merge jobs, from their records: {listed}."
+    if not any(device.startswith("cuda") for device, _ in used):
+        text += (
+            " No job of this run used a GPU, so the CUDA paths (bfloat16 weights under `dtype: auto`, lm-eval's "
+            "`batch_size: auto`, mergekit on the GPU) were not exercised by it."
+        )
+    return text
 
 
 def _provenance(check: ProvenanceCheck) -> list[str]:
