@@ -1,0 +1,182 @@
+"""What each stage of a finished run cost, and what cheaper label budgets would cost and keep of the labels.
+
+From a finished run's own files: job-seconds per rule and stage (its Snakemake benchmark files); then, for each
+budget — fewer items per task, one seed of the randomised operators, fewer operators, and their combinations —
+the labels rebuilt from the run's per-item outcomes (:mod:`simmerge.evaluate.budget`) and how well they separate
+the operators of each pair under the paired rule, beside the cost the budget would have had: every merge job's
+measured merge, load, scoring and overhead seconds, the scoring part scaled by the items kept, the merges by the
+seeds kept (expert scoring likewise), every other job as measured. The run's wall time scales with its
+job-seconds (same parallelism). Writes docs/label-budget.md.
+
+    .venv/bin/python benchmarks/label_budget.py --run results/default --wall-minutes 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from simmerge.core.io import markdown_table, read_json
+from simmerge.core.layout import RunLayout
+from simmerge.core.provenance import describe_machine
+from simmerge.evaluate.budget import Budget, budget_labels, read_run_outcomes, separation
+from simmerge.evaluate.costs import merge_costs
+from simmerge.evaluate.ranking import best_per_pair
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rule_stages() -> dict[str, str]:
+    """Rule → the rules/<stage>.smk file that defines it."""
+    stages = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        for name in re.findall(r"^(?:checkpoint|rule) (\w+):", path.read_text(encoding="utf-8"), flags=re.M):
+            stages[name] = path.stem
+    return stages
+
+
+def job_seconds(layout: RunLayout) -> pd.DataFrame:
+    """``rule``, ``stage``, ``jobs``, ``job_s`` (summed wall seconds of the jobs' last benchmark lines)."""
+    stages = rule_stages()
+    rows = []
+    for folder in sorted(p for p in (layout.root / "benchmarks").iterdir() if p.is_dir()):
+        seconds = [float(pd.read_csv(path, sep="\t").iloc[-1]["s"]) for path in sorted(folder.rglob("*.tsv"))]
+        rows.append(
+            {"stage": stages.get(folder.name, "?"), "rule": folder.name, "jobs": len(seconds), "job_s": sum(seconds)}
+        )
+    return pd.DataFrame(rows).sort_values(["stage", "rule"]).reset_index(drop=True)
+
+
+def expert_scoring_seconds(layout: RunLayout) -> tuple[float, float]:
+    """(scoring seconds that scale with the items, all expert_scores job-seconds) over the run's expert scores."""
+    scaling = 0.0
+    for path in layout.root.glob("scores/experts/*/*.json"):
+        record = read_json(path)
+        scaling += float(record.get("wall_seconds") or 0.0) - float(record.get("load_seconds") or 0.0)
+    total = sum(
+        float(pd.read_csv(p, sep="\t").iloc[-1]["s"])
+        for p in (layout.root / "benchmarks" / "expert_scores").rglob("*.tsv")
+    )
+    return scaling, total
+
+
+def budget_seconds(costs: pd.DataFrame, expert_scaling: float, budget: Budget, seeds: int) -> float:
+    """Job-seconds of the merge grid and the expert scores under a budget (every other job as measured)."""
+    kept = costs if budget.operators is None else costs[costs["operator"].isin(budget.operators)]
+    runs = kept["n_merges"].clip(upper=budget.n_seeds or seeds) / kept["n_merges"]
+    scoring = kept["load_s"] + (kept["eval_s"] - kept["load_s"]) * budget.fraction
+    grid = (kept["overhead_s"] + (kept["merge_s"] + scoring) * runs).sum()
+    return float(grid) - expert_scaling * (1 - budget.fraction)
+
+
+def table_text(table: pd.DataFrame) -> str:
+    """A table as Markdown: text columns left, numbers right, floats with 2 decimals."""
+    cells = table.apply(lambda col: col.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)))
+    align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in table.columns]
+    return markdown_table(cells, align)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="results/default")
+    parser.add_argument("--wall-minutes", type=float, required=True, help="the run's measured wall time")
+    parser.add_argument("--z", type=float, default=1.0, help="tie band (merges.tie_z)")
+    parser.add_argument("--draws", type=int, default=5, help="item subsets per budget that drops items")
+    parser.add_argument("--out", default=str(REPO / "docs" / "label-budget.md"))
+    args = parser.parse_args()
+    layout = RunLayout(Path(args.run))
+    outcomes = read_run_outcomes(layout.root)
+    full_scores, full_items = budget_labels(outcomes, Budget("full"))
+    full = best_per_pair(full_scores, full_items, z=args.z)
+    tied = {op for ops in full["tied"] for op in ops.split(";")}
+    operators = list(dict.fromkeys(outcomes.labels["operator"]))
+    winning = tuple(op for op in operators if op in tied)
+    never = [op for op in operators if op not in tied]
+    budgets = [
+        Budget("as run"),
+        Budget("1/2 of the items", 0.5),
+        Budget("1/3 of the items", 1 / 3),
+        Budget("1 seed", n_seeds=1),
+        Budget("never-tied operators dropped", operators=winning),
+        Budget("1/2 items, 1 seed", 0.5, 1),
+        Budget("1/2 items, 1 seed, never-tied dropped", 0.5, 1, winning),
+        Budget("1/3 items, 1 seed, never-tied dropped", 1 / 3, 1, winning),
+    ]
+    table = separation(outcomes, budgets, z=args.z, draws=args.draws)
+
+    stages = job_seconds(layout)
+    total_s = float(stages["job_s"].sum())
+    costs = merge_costs(layout, sorted(layout.root.glob("merges/*/*.json")))
+    seeds = int(costs["n_merges"].max())
+    expert_scaling, _ = expert_scoring_seconds(layout)
+    as_run = budget_seconds(costs, expert_scaling, Budget("as run"), seeds)
+    table["job_hours"] = [(total_s - as_run + budget_seconds(costs, expert_scaling, b, seeds)) / 3600 for b in budgets]
+    table["wall_minutes"] = table["job_hours"] * 3600 / total_s * args.wall_minutes
+    shown = table.assign(
+        items=[f"{b.fraction:.2f}" for b in budgets],
+        seeds=[str(b.n_seeds or seeds) for b in budgets],
+        separated=[
+            f"{m:.1f} ± {s:.1f}" if s else f"{m:.0f}"
+            for m, s in zip(table["separated"], table["separated_sd"], strict=True)
+        ],
+    )[
+        [
+            "budget",
+            "items",
+            "seeds",
+            "n_operators",
+            "pairs",
+            "separated",
+            "separated_unpaired",
+            "median_tied",
+            "same_best",
+            "best_in_full_tie",
+            "job_hours",
+            "wall_minutes",
+        ]
+    ]
+    by_stage = stages.groupby("stage", sort=False).agg(jobs=("jobs", "sum"), job_s=("job_s", "sum")).reset_index()
+    by_stage["share"] = (by_stage["job_s"] / total_s).round(3)
+    full_row = table.iloc[0]
+    text = [
+        "# Label budget: what each stage costs, and what cheaper labels keep",
+        "",
+        f"Generated by `benchmarks/label_budget.py --run {args.run} --wall-minutes {args.wall_minutes:g}` from that "
+        f"run's own files: its benchmark files (job-seconds), merge records (merge / scoring / overhead seconds "
+        f"per job) and per-item outcomes (labels rebuilt per budget, `simmerge.evaluate.budget`). "
+        f"Machine: {describe_machine()}.",
+        "",
+        "## Where the time goes",
+        "",
+        f"{len(stages)} rules, {int(stages['jobs'].sum())} jobs, {total_s / 3600:.2f} job-hours; measured wall "
+        f"time {args.wall_minutes:g} min.",
+        "",
+        table_text(by_stage.assign(job_s=by_stage["job_s"].round(0).astype(int))),
+        table_text(stages.assign(job_s=stages["job_s"].round(0).astype(int))),
+        "",
+        "## Budgets",
+        "",
+        f"Each budget's labels are rebuilt from the run's per-item outcomes: a seeded subset of each task's items "
+        f"(the same for every model; {args.draws} subsets, mean ± sd), the first seed of each randomised operator "
+        f"(charged the seed spread measured on all {seeds} seeds), and the operators kept. `separated`: ordered "
+        f"pairs whose best operator beats the runner-up by more than {args.z:g} paired standard errors "
+        f"(`separated_unpaired`: the old unpaired rule); `same_best`: pairs whose best operator is the run's; "
+        f"`best_in_full_tie`: pairs whose best is within noise of the run's best (the run's paired rule). "
+        f"Never-tied operators (within noise of the best on no pair): {', '.join(never) or 'none'}. Cost: job-hours "
+        f"with the merge grid and the expert scores re-costed, every other job as measured; wall minutes scale "
+        f"the measured wall time by job-hours.",
+        "",
+        table_text(shown),
+        f"As run: {full_row['separated']:.0f} of {full_row['pairs']:.0f} ordered pairs separate under the paired "
+        f"rule, {full_row['separated_unpaired']:.0f} under the unpaired one. A budget keeps the labels as precise "
+        f"as the old rule called them when its paired `separated` is at least {full_row['separated_unpaired']:.0f}.",
+    ]
+    Path(args.out).write_text("\n".join(text) + "\n", encoding="utf-8")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
