@@ -29,7 +29,7 @@ from simmerge.core.config import (
     read_config_file,
 )
 from simmerge.core.device import DTYPES
-from simmerge.core.io import write_table, write_text
+from simmerge.core.io import write_json, write_table, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.costs import cost_summary, merge_costs
@@ -323,6 +323,42 @@ def cmd_replication(args: argparse.Namespace) -> None:
         print(f"\nwrote {args.output} (one row per label: both runs' values, Δ, combined SE, z)")
 
 
+def cmd_transfer(args: argparse.Namespace) -> None:
+    from simmerge.evaluate.predictor import load_predictor
+    from simmerge.evaluate.transfer import transfer, transfer_table
+
+    source, target = RunLayout(args.source), RunLayout(args.target)
+    for run, path, make in (
+        (args.source, source.predictor_model, "snakemake predictor"),
+        (args.source, source.labels_parquet, "snakemake all_labels"),
+        (args.target, target.labels_parquet, "snakemake all_labels"),
+    ):
+        if not Path(path).is_file():
+            raise ConfigError(f"{path} is missing; run `{make}` for {run}")
+    items = pd.read_parquet(target.label_items) if target.label_items.is_file() else None
+    units, summary = transfer(
+        load_predictor(source.predictor_model),
+        pd.read_parquet(source.labels_parquet),
+        pd.read_parquet(target.labels_parquet),
+        target_items=items,
+        z=args.z,
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
+    out = Path(args.output or target.root / "transfer" / f"from_{Path(args.source).name}")
+    write_table(units, out / "units.csv")
+    write_json({"source": str(args.source), "target": str(args.target), **summary}, out / "summary.json")
+    table = transfer_table(summary)
+    print(
+        f"Predictor of {args.source} on the pairs of {args.target} ({len(units)} unordered pairs, "
+        f"{'paired over items' if items is not None else 'unpaired'}):"
+    )
+    print(table.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+    if summary["operators_unseen_by_predictor"]:
+        print(f"Left out (the predictor never saw them): {', '.join(summary['operators_unseen_by_predictor'])}")
+    print(f"wrote {out}/units.csv and summary.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -402,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z", type=float, default=1.96, help="a Δ is outside the eval noise beyond z combined SEs")
     p.add_argument("--tie-z", type=float, default=1.0, help="tie band of each run's oracle (merges.tie_z)")
     p.set_defaults(func=cmd_replication)
+
+    p = sub.add_parser("transfer", help="apply one run's predictor, unchanged, to another run's pairs and labels")
+    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR", help="the run whose predictor is used")
+    p.add_argument("--to", dest="target", required=True, metavar="RUN_DIR", help="the run whose pairs it chooses for")
+    p.add_argument("-o", "--output", help="folder for units.csv and summary.json (default: <to>/transfer/from_<from>)")
+    p.add_argument("--z", type=float, default=1.0, help="tie band in standard errors (merges.tie_z)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

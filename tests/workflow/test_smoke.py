@@ -216,6 +216,21 @@ def test_features_command_prints_the_pair(smoke_run, capsys):
     assert "snakemake all_features" in capsys.readouterr().err
 
 
+def test_transfer_applies_a_runs_predictor_to_a_runs_pairs_and_writes_both_baselines(smoke_run, tmp_path, capsys):
+    from simmerge.cli import main
+
+    run = str(results(smoke_run))
+    assert main(["transfer", "--from", run, "--to", run, "--n-boot", "50", "-o", str(tmp_path)]) == 0
+    assert "best fixed policy of the source run" in capsys.readouterr().out
+    units = pd.read_csv(tmp_path / "units.csv")
+    labels = pd.read_parquet(results(smoke_run) / "labels.parquet")
+    assert len(units) == len(labels[["a", "b"]].apply(lambda r: frozenset(r), axis=1).unique())
+    summary = read_json(tmp_path / "summary.json")
+    assert set(summary["policies"]) == {"source", "hindsight"} and summary["source"]["item_resampling"] == 1.0
+    assert main(["transfer", "--from", str(tmp_path), "--to", run]) == 2
+    assert "snakemake predictor" in capsys.readouterr().err
+
+
 def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):
     """Stated tolerance: every sketched structural feature within 0.05 of its exact value."""
     from simmerge.features.sketch import FEATURE_NAMES, structural_features_exact
