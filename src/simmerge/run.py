@@ -423,6 +423,10 @@ def _multiway_problems(catalog: Catalog) -> list[str]:
                     f"multiway.all_at_once: {name!r} is order-sensitive ({operator.method}); only symmetric "
                     "operators merge all candidates in one step"
                 )
+            elif field_name == "all_at_once" and operator.mixup_alpha is not None:
+                problems.append(
+                    f"multiway.all_at_once: {name!r} draws a pair's ratio (Mixup); it merges pairs, not a set"
+                )
     return problems
 
 

@@ -16,9 +16,9 @@ from mergekit.config import MergeConfiguration
 from safetensors.torch import load_file, save_file
 
 from simmerge.catalog.toy import build_tiny_checkpoint
-from simmerge.core.config import DEFAULT_OPERATORS
+from simmerge.core.config import AVAILABLE_OPERATORS, DEFAULT_OPERATORS
 from simmerge.merges.merging import CONFIG_NAME, DiskFullError, merge_pair
-from simmerge.merges.operators import Operator, default_operators, load_operators
+from simmerge.merges.operators import Operator, default_operators, documented_operators, load_operators
 
 WEIGHTS = "model.safetensors"
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ops():
-    return default_operators()
+    return load_operators(list(documented_operators()))
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
@@ -158,8 +158,8 @@ def test_merge_leaves_the_callers_rng_alone(tiny, tmp_path, ops):
 # Every default operator, and the record
 
 
-@pytest.mark.parametrize("name", [entry["name"] for entry in DEFAULT_OPERATORS])
-def test_every_default_operator_merges_the_tiny_pair(name, tiny, tmp_path, ops):
+@pytest.mark.parametrize("name", [entry["name"] for entry in (*DEFAULT_OPERATORS, *AVAILABLE_OPERATORS)])
+def test_every_documented_operator_merges_the_tiny_pair(name, tiny, tmp_path, ops):
     out = tmp_path / "out"
     record = merge_pair(ops[name], tiny["a"], tiny["b"], tiny["base"], out, seed=0, device="cpu", threads=1)
     assert record["status"] == "ok", record["error"]
@@ -180,6 +180,29 @@ def test_every_default_operator_merges_the_tiny_pair(name, tiny, tmp_path, ops):
     for file in ("tokenizer.json", "tokenizer_config.json", "config.json"):
         assert (out / file).is_file(), file
     assert (out / "tokenizer.json").read_bytes() == (tiny["base"] / "tokenizer.json").read_bytes()
+
+
+def test_a_mixup_merge_is_the_linear_merge_at_its_seeds_beta_drawn_ratio(tiny, tmp_path, ops):
+    mixup = ops["mixup_a05"]
+    ratios = [mixup.mixup_weight(seed) for seed in range(3)]
+    assert len(set(ratios)) == 3 and all(0 < r < 1 for r in ratios)
+    got = merged(tiny, tmp_path, mixup, seed=1, out="mixup")
+    linear = one(
+        {
+            "name": "lin",
+            "method": "linear",
+            "anchor_parameters": {"weight": ratios[1]},
+            "other_parameters": {"weight": 1 - ratios[1]},
+        }
+    )
+    # the symmetric Mixup lists the pair in canonical (path) order: a is first here
+    assert str(tiny["a"]) < str(tiny["b"])
+    expected = merged(tiny, tmp_path, linear, out="linear")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=0, atol=1e-6)
+    # another seed, another ratio, other weights
+    other = merged(tiny, tmp_path, mixup, seed=2, out="mixup2")
+    assert any(not torch.equal(other[name], got[name]) for name in got)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from simmerge.merges.operators import (
     Operator,
     canonical_pair,
     default_operators,
+    documented_operators,
     load_operators,
     merge_jobs,
     mergekit_methods,
@@ -406,3 +407,49 @@ def test_every_numeric_parameter_of_every_mergekit_method_has_a_range():
     assert missing == []
     assert 1.0 in parameter_range("ties", "density") and 0.0 not in parameter_range("ties", "density")
     assert str(parameter_range("ram", "epsilon")) == "(0, ∞)"  # ram's epsilon is a threshold, not della's spread
+
+
+def test_every_method_of_mergekits_registry_that_merges_a_pair_has_a_documented_operator():
+    documented = load_operators(list(documented_operators()))
+    pair_methods = {name for name in mergekit_methods() if name != "passthrough"}  # passthrough: one input
+    assert pair_methods <= {op.method for op in documented.values()}
+    assert list(documented)[: len(DEFAULT_OPERATORS)] == [entry["name"] for entry in DEFAULT_OPERATORS]
+    for op in documented.values():
+        assert op.description, op.name
+    flags = {name: (op.order_sensitive, op.randomised, op.base_role) for name, op in documented.items()}
+    assert flags["karcher"] == (False, False, "none")
+    assert flags["nearswap_t0001"] == (True, False, "anchor")
+    assert flags["arcee_fusion"] == (True, True, "anchor")
+    assert flags["mixup_a05"] == (False, True, "none")
+
+
+def test_a_config_names_documented_operators_beside_its_own():
+    operators = load_operators(
+        ["linear", "sce_k10", {"name": "ta_w050", "method": "task_arithmetic", "model_parameters": {"weight": 0.5}}]
+    )
+    assert list(operators) == ["linear", "sce_k10", "ta_w050"]
+    assert operators["sce_k10"].parameters == {"select_topk": 0.1}
+    with pytest.raises(ConfigError, match=r"operators\[1\]: 'sce' is not a documented operator; documented: linear,"):
+        load_operators(["linear", "sce"])
+
+
+def test_mixup_is_a_seeded_linear_merge_and_refuses_what_contradicts_it(dirs):
+    mixup = load_operators(["mixup_a05"])["mixup_a05"]
+    config = mixup.to_mergekit_config(dirs["a"], dirs["b"], None, seed=7)
+    weights = [model["parameters"]["weight"] for model in config["models"]]
+    assert weights == [mixup.mixup_weight(7), 1 - mixup.mixup_weight(7)]
+    assert mixup.to_mergekit_config(dirs["b"], dirs["a"], None, seed=7) == config  # symmetric: one merge per pair
+    with pytest.raises(ValueError, match="needs a seed"):
+        mixup.to_mergekit_config(dirs["a"], dirs["b"], None, seed=None)
+    with pytest.raises(ValueError, match="merges a pair, not a set"):
+        mixup.to_mergekit_config_all([dirs["a"], dirs["b"]], None, seed=0)
+    for entry, message in (
+        ({"name": "m", "method": "ties", "mixup_alpha": 0.5}, "method must be linear, not ties"),
+        (
+            {"name": "m", "method": "linear", "mixup_alpha": 0.5, "model_parameters": {"weight": 0.5}},
+            "model_parameters.weight: with mixup_alpha the weights are drawn per merge",
+        ),
+        ({"name": "m", "method": "linear", "mixup_alpha": 0.0}, "greater than 0"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_operators([entry])

@@ -357,6 +357,85 @@ DEFAULT_OPERATORS: list[dict[str, Any]] = [
 ]
 
 
+# The other methods of mergekit 0.1.5's registry that merge two fine-tunes (+ the base), and a Mixup-style operator:
+# documented and checked against mergekit like the defaults, not in the default grid (config/README.md: which
+# join it is decided by measured spread and cost). A config names one by its name in merges.operators.
+AVAILABLE_OPERATORS: list[dict[str, Any]] = [
+    {
+        "name": "sce_k10",
+        "method": "sce",
+        "parameters": {"select_topk": 0.1},
+        "description": "SCE: keep the 10 % of task-vector entries with the largest variance across the models, "
+        "calculate per-entry weights from their squared magnitudes, elect signs as TIES does and sum.",
+    },
+    {
+        "name": "karcher",
+        "method": "karcher",
+        "description": "Karcher (Riemannian) mean of the two weight tensors on the sphere, mergekit's defaults "
+        "(10 iterations, tolerance 1e-5); takes no base.",
+    },
+    {
+        "name": "multislerp_w50",
+        "method": "multislerp",
+        "model_parameters": {"weight": 0.5},
+        "description": "Multi-model SLERP of the task vectors with equal weights: for two models, SLERP at t = 0.5 "
+        "from the base, symmetric in the pair.",
+    },
+    {
+        "name": "della_linear_d50",
+        "method": "della_linear",
+        "model_parameters": {"weight": 1.0, "density": 0.5, "epsilon": 0.1},
+        "description": "DELLA's magnitude-ranked random dropping without sign election: the linear counterpart of "
+        "della_d50.",
+    },
+    {
+        "name": "breadcrumbs_ties_d90",
+        "method": "breadcrumbs_ties",
+        "model_parameters": {"weight": 1.0, "density": 0.9, "gamma": 0.01},
+        "description": "Model breadcrumbs (drop the 1 % largest and the smallest entries, keep 90 %) with TIES "
+        "sign election: breadcrumbs_d90 plus sign election.",
+    },
+    {
+        "name": "nearswap_t0001",
+        "method": "nearswap",
+        "parameters": {"t": 0.0001},
+        "description": "Nearswap from the anchor a: take b's value where a and b are within t = 1e-4 of each "
+        "other, interpolate towards a elsewhere (mergekit's documented example value). Order-sensitive.",
+    },
+    {
+        "name": "arcee_fusion",
+        "method": "arcee_fusion",
+        "description": "Arcee Fusion: keep the anchor a and import b's entries where they differ most by an "
+        "importance score with a dynamic threshold. Order-sensitive; randomised on tensors over 1M entries (its "
+        "quantiles are estimated from a random sample).",
+    },
+    {
+        "name": "model_stock",
+        "method": "model_stock",
+        "description": "Model Stock: interpolate the average of the fine-tunes towards the base by a ratio computed "
+        "from the angle between their task vectors (per tensor).",
+    },
+    {
+        "name": "ram",
+        "method": "ram",
+        "description": "RAM: average the task vectors where both models changed an entry, keep the single "
+        "change where only one did (mergekit's defaults).",
+    },
+    {
+        "name": "ramplus_tl",
+        "method": "ramplus_tl",
+        "description": "RAM+ with its tensor-level variant (mergekit's defaults: r = 0.1, alpha = 0.2).",
+    },
+    {
+        "name": "mixup_a05",
+        "method": "linear",
+        "mixup_alpha": 0.5,
+        "description": "Mixup Model Merge: a linear merge whose ratio is drawn per merge from Beta(0.5, 0.5), "
+        "seeded by the merge seed (a weight λ, the other 1 − λ); the label averages the seeds' merges.",
+    },
+]
+
+
 def _default_operators() -> list[dict[str, Any]]:
     return [dict(entry) for entry in DEFAULT_OPERATORS]
 
@@ -364,10 +443,12 @@ def _default_operators() -> list[dict[str, Any]]:
 class MergeSpec(Frozen):
     """The merge grid: operators applied to every ordered expert pair, and how merges are scored."""
 
-    operators: list[dict[str, Any]] = Field(
+    operators: list[dict[str, Any] | Slug] = Field(
         default_factory=_default_operators,
-        description="Merge operators (simmerge.merges.operators.Operator fields: name, method, parameters, "
-        "model_parameters, anchor_parameters, other_parameters, ...), validated against mergekit at load.",
+        description="Merge operators: the name of a documented operator (the defaults and "
+        "simmerge.core.config.AVAILABLE_OPERATORS), or a mapping of simmerge.merges.operators.Operator fields "
+        "(name, method, parameters, model_parameters, anchor_parameters, other_parameters, ...), validated "
+        "against mergekit at load.",
     )
     seed: int | None = Field(None, description="random_seed of randomised operators (DARE, DELLA); default: run seed.")
     repeats: int = Field(

@@ -33,6 +33,7 @@ import functools
 import logging
 import math
 import os
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from simmerge.core.config import DEFAULT_OPERATORS, SLUG_FIX, SLUG_PATTERN, ConfigError, Frozen, Slug
+from simmerge.core.config import (
+    AVAILABLE_OPERATORS,
+    DEFAULT_OPERATORS,
+    SLUG_FIX,
+    SLUG_PATTERN,
+    ConfigError,
+    Frozen,
+    Slug,
+)
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +318,12 @@ class Operator(Frozen):
         "(task arithmetic family), false where it ignores one (linear) or the anchor is the base (slerp); "
         "for optional-base methods (nuslerp, multislerp) default true (merge task vectors).",
     )
+    mixup_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="Mixup Model Merge (method linear only): each merge draws the anchor's weight λ from "
+        "Beta(alpha, alpha) with the merge seed, the other model gets 1 − λ; makes the operator randomised.",
+    )
     description: str = Field("", description="What the operator does and why this parameter choice.")
     reference_url: str | None = Field(None, description="Paper or page of the method (default: mergekit's).")
 
@@ -320,6 +335,8 @@ class Operator(Frozen):
                 "write e.g. 'ta_w075' for task arithmetic at weight 0.75"
             )
         info = method_info(self.method)
+        if self.mixup_alpha is not None:
+            self._check_mixup()
         uses_base = self._resolve_uses_base(info)
         try:
             info.check_inputs(*pair_inputs(info, uses_base=uses_base))
@@ -339,17 +356,38 @@ class Operator(Frozen):
                 else "anchor_parameters and other_parameters give a and b different values"
             )
             raise ValueError(f"order_sensitive: false contradicts the operator: {why}; remove order_sensitive")
-        if self.randomised is False and info.randomised:
-            raise ValueError(
-                f"randomised: false contradicts mergekit: {self.method} prunes at random; remove randomised"
-            )
+        randomised = info.randomised or self.mixup_alpha is not None
+        if self.randomised is False and randomised:
+            why = "draws its ratio at random (mixup_alpha)" if self.mixup_alpha is not None else "prunes at random"
+            raise ValueError(f"randomised: false contradicts the operator: {self.method} {why}; remove randomised")
         # Frozen model: the derived values are filled in once, here, and never change afterwards.
         object.__setattr__(self, "uses_base", uses_base)
         object.__setattr__(self, "order_sensitive", bool(self.order_sensitive) or derived_sensitive)
-        object.__setattr__(self, "randomised", bool(self.randomised) or info.randomised)
+        object.__setattr__(self, "randomised", bool(self.randomised) or randomised)
         if self.reference_url is None:
             object.__setattr__(self, "reference_url", info.reference_url)
         return self
+
+    def _check_mixup(self) -> None:
+        if self.method != "linear":
+            raise ValueError(
+                f"mixup_alpha: Mixup draws a linear merge's ratio; method must be linear, not {self.method}"
+            )
+        given = [
+            where
+            for where, values in (
+                ("model_parameters", self.model_parameters),
+                ("anchor_parameters", self.anchor_parameters),
+                ("other_parameters", self.other_parameters),
+            )
+            if "weight" in values
+        ]
+        if given:
+            raise ValueError(f"{given[0]}.weight: with mixup_alpha the weights are drawn per merge; remove it")
+
+    def mixup_weight(self, seed: int) -> float:
+        """The anchor's weight λ of a Mixup merge with this seed (Beta(alpha, alpha)); the other gets 1 − λ."""
+        return random.Random(seed).betavariate(self.mixup_alpha, self.mixup_alpha)
 
     def _resolve_uses_base(self, info: MethodInfo) -> bool:
         if info.anchored:
@@ -395,7 +433,7 @@ class Operator(Frozen):
                 _check_value(info, where, key, value)
         anchor, other = self.per_model_parameters()
         for p in info.parameters.values():
-            if not p.required or p.name in self.parameters:
+            if not p.required or p.name in self.parameters or (p.name == "weight" and self.mixup_alpha is not None):
                 continue
             where = "model_parameters" if p.per_model else "parameters"
             if p.per_model and p.name in anchor and p.name in other:
@@ -494,6 +532,9 @@ class Operator(Frozen):
         if not self.order_sensitive and b < a:
             # Canonical order: both orders of a symmetric operator give the same YAML, hence the same weights.
             a, b = b, a
+        if self.mixup_alpha is not None:
+            ratio = self.mixup_weight(seed)
+            anchor_params, other_params = {**anchor_params, "weight": ratio}, {**other_params, "weight": 1 - ratio}
         config: dict[str, Any] = {
             "merge_method": self.method,
             "models": [_model_entry(a, anchor_params), _model_entry(b, other_params)],
@@ -532,6 +573,8 @@ class Operator(Frozen):
             raise ValueError(
                 f"operator {self.name!r} is order-sensitive ({self.method}); it merges an ordered pair, not a set"
             )
+        if self.mixup_alpha is not None:
+            raise ValueError(f"operator {self.name!r} draws a pair's ratio (Mixup); it merges a pair, not a set")
         if self.randomised and seed is None:
             raise ValueError(f"operator {self.name!r} ({self.method}) prunes at random and needs a seed")
         return multi_model_config(
@@ -734,8 +777,9 @@ def load_operators(entries: Sequence[Mapping[str, Any] | Operator]) -> dict[str,
 
     Parameters
     ----------
-    entries : sequence of mapping or Operator
-        One mapping per operator, with the fields of :class:`Operator`.
+    entries : sequence of mapping, Operator or str
+        One mapping per operator, with the fields of :class:`Operator`, or the name of a documented operator
+        (:func:`documented_operators`).
 
     Returns
     -------
@@ -754,7 +798,16 @@ def load_operators(entries: Sequence[Mapping[str, Any] | Operator]) -> dict[str,
     first_index: dict[str, int] = {}
     if not entries:
         problems.append("operators: the list is empty; configure at least one operator")
+    documented = documented_operators()
     for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            if entry not in documented:
+                problems.append(
+                    f"operators[{index}]: {entry!r} is not a documented operator; documented: "
+                    f"{', '.join(documented)}; or give a mapping with name and method"
+                )
+                continue
+            entry = documented[entry]
         if not isinstance(entry, Operator | Mapping):
             problems.append(f"operators[{index}]: expected a mapping with name and method, got {entry!r}")
             continue
@@ -793,6 +846,12 @@ def _describe(error: ValidationError, label: str) -> list[str]:
     return lines
 
 
+def documented_operators() -> dict[str, dict[str, Any]]:
+    """Name → config entry of every documented operator: the default grid's, then the available others
+    (:data:`simmerge.core.config.DEFAULT_OPERATORS`, :data:`simmerge.core.config.AVAILABLE_OPERATORS`)."""
+    return {entry["name"]: dict(entry) for entry in (*DEFAULT_OPERATORS, *AVAILABLE_OPERATORS)}
+
+
 def default_operators() -> dict[str, Operator]:
     """:data:`simmerge.core.config.DEFAULT_OPERATORS`, validated against the installed mergekit."""
     return load_operators(DEFAULT_OPERATORS)
@@ -807,6 +866,7 @@ __all__ = [
     "Range",
     "canonical_pair",
     "default_operators",
+    "documented_operators",
     "load_operators",
     "merge_jobs",
     "mergekit_methods",
