@@ -93,6 +93,19 @@ def test_default_dry_run_job_counts(workflow_dir):
     }
 
 
+def test_the_large_catalog_is_ten_experts_over_seven_skills_and_45_pairs(workflow_dir):
+    large = load_config("large.yaml")
+    n_experts, n_tasks = len(large["catalog"]["experts"]), len(large["tasks"])
+    assert (n_experts, n_tasks, n_experts * (n_experts - 1) // 2) == (10, 7, 45)
+    from simmerge.core.config import DEFAULT_OPERATORS
+
+    counts = dry_run_counts(workflow_dir, "--configfile", "config/large.yaml")
+    assert counts["finetune_expert"] == 10 and counts["skill_data"] == 7
+    assert counts["expert_scores"] == counts["probe_pass"] == 11 * 7
+    assert counts["pair_features"] == 90
+    assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 10) == 9 * 45 + 2 * 90
+
+
 def test_local_source_gets_a_local_checkpoint_job(workflow_dir, tmp_path):
     config = load_config("smoke.yaml")
     expert_dir = tmp_path / "my_expert"
