@@ -359,6 +359,43 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     print(f"wrote {out}/units.csv and summary.json")
 
 
+def cmd_learning_curve(args: argparse.Namespace) -> None:
+    from simmerge.evaluate.learning_curve import break_even, curve_summary, learning_curve
+    from simmerge.features.definitions import feature_names
+
+    layout = RunLayout(args.run)
+    if not layout.labels_parquet.is_file():
+        raise ConfigError(f"{layout.labels_parquet} is missing; run `snakemake all_labels` for {args.run}")
+    labels = pd.read_parquet(layout.labels_parquet)
+    summary_path = layout.comparison_summary("checkpoint")
+    # the comparison's hold-out groups (near-duplicates), named by their members joined with "+"
+    named = json.loads(summary_path.read_text(encoding="utf-8")).get("groups", []) if summary_path.is_file() else []
+    groups = {member: group for group in named for member in group.split("+")}
+    curve = learning_curve(
+        labels,
+        feature_names(),
+        list(dict.fromkeys(labels["operator"])),
+        sizes=args.sizes,
+        groups=groups,
+        test_groups=args.test_groups,
+        repeats=args.repeats,
+        family=args.family,
+        items=pd.read_parquet(layout.label_items) if layout.label_items.is_file() else None,
+        z=args.z,
+        seed=args.seed,
+    )
+    summary = curve_summary(curve)
+    out = Path(args.output or layout.root / "learning_curve")
+    write_table(curve, out / "curve.csv")
+    write_table(summary, out / "summary.csv")
+    shown = ["n_pairs", "repeats", "simmerge", "best_fixed", "oracle", "gap_closure", "top1_tied", "difference"]
+    shown += ["difference_lo", "difference_hi"]
+    print(summary[shown].to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+    found = break_even(summary)
+    print(f"break-even: {found} labelled pairs" if found else "break-even: not reached at these sizes")
+    print(f"wrote {out}/curve.csv and summary.csv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -447,6 +484,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("learning-curve", help="gap closure and top-1 against the number of labelled training pairs")
+    p.add_argument("--run", default="results/default", help="a run with labels (results/<run_name>)")
+    p.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2, 3, 4, 6])
+    p.add_argument("--test-groups", type=int, default=1, help="checkpoint groups held out per repeat")
+    p.add_argument("--repeats", type=int, default=20, help="draws of test checkpoints and training pairs")
+    p.add_argument("--family", default="per_operator_ridge", help="predictor family (predictor.families)")
+    p.add_argument("--z", type=float, default=1.0, help="tie band (merges.tie_z)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="folder for curve.csv and summary.csv (default: <run>/learning_curve)")
+    p.set_defaults(func=cmd_learning_curve)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

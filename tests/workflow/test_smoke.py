@@ -231,6 +231,18 @@ def test_transfer_applies_a_runs_predictor_to_a_runs_pairs_and_writes_both_basel
     assert "snakemake predictor" in capsys.readouterr().err
 
 
+def test_learning_curve_of_the_smoke_run_trains_only_on_pairs_without_its_test_checkpoint(smoke_run, tmp_path, capsys):
+    from simmerge.cli import main
+
+    run = str(results(smoke_run))
+    assert main(["learning-curve", "--run", run, "--sizes", "1,5", "--repeats", "3", "-o", str(tmp_path)]) == 0
+    assert "break-even" in capsys.readouterr().out
+    curve = pd.read_csv(tmp_path / "curve.csv")
+    # 3 experts: holding one out leaves one pair to train on, and the two pairs that touch it to test
+    assert set(curve["n_pairs"]) == {1} and set(curve["units"]) == {2} and len(curve) == 3
+    assert set(pd.read_csv(tmp_path / "summary.csv")["repeats"]) == {3}
+
+
 def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):
     """Stated tolerance: every sketched structural feature within 0.05 of its exact value."""
     from simmerge.features.sketch import FEATURE_NAMES, structural_features_exact
