@@ -396,6 +396,38 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
     print(f"wrote {out}/curve.csv and summary.csv")
 
 
+def cmd_search(args: argparse.Namespace) -> None:
+    from simmerge.evaluate.paired import unit_items
+    from simmerge.evaluate.predictor import training_rows
+    from simmerge.evaluate.search import evaluations_to_match, search_summary, search_units
+    from simmerge.evaluate.selection import units_of_rows
+
+    layout = RunLayout(args.run)
+    candidates_path = layout.root / "compare" / "checkpoint" / "candidates.csv"
+    for path, make in ((layout.label_items, "snakemake all_labels"), (candidates_path, "snakemake all_compare")):
+        if not Path(path).is_file():
+            raise ConfigError(f"{path} is missing; run `{make}` for {args.run}")
+    rows = training_rows(pd.read_parquet(layout.labels_parquet))
+    units = unit_items(rows, pd.read_parquet(layout.label_items), units_of_rows(rows))
+    candidates = pd.read_csv(candidates_path, keep_default_na=False, na_values=[""])
+    # a pair is tested in the fold of each of its checkpoints: both predictions are out of fold, SimMerge ranks
+    # by their mean
+    mean = candidates.groupby(["unit", "operator", "anchor"], sort=False)["predicted"].mean()
+    predicted: dict[str, dict[tuple[str, str], float]] = {}
+    for (unit, operator, anchor), value in mean.items():
+        predicted.setdefault(unit, {})[(operator, anchor or "")] = float(value)
+    results = search_units(units, predicted, seed=args.seed)
+    summary = search_summary(results)
+    out = Path(args.output or layout.root / "search")
+    write_table(results, out / "units.csv")
+    write_table(summary, out / "summary.csv")
+    print(summary.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+    for family, items in evaluations_to_match(summary).items():
+        reached = f"{items:.0f} items per pair" if items is not None else "not within the budgets tried"
+        print(f"{family} matches SimMerge's held-out score at: {reached}")
+    print(f"wrote {out}/units.csv and summary.csv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simmerge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -495,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", help="folder for curve.csv and summary.csv (default: <run>/learning_curve)")
     p.set_defaults(func=cmd_learning_curve)
+
+    p = sub.add_parser("search", help="successive halving and SimMerge + k against SimMerge, budgets counted")
+    p.add_argument("--run", default="results/default", help="a run with labels and a comparison")
+    p.add_argument("--seed", type=int, default=0, help="split of each pair's items into search / evaluation halves")
+    p.add_argument("-o", "--output", help="folder for units.csv and summary.csv (default: <run>/search)")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("skill-data", help="generate one skill's train/eval/probe JSONL (rule skill_data)")
     p.add_argument("skill")

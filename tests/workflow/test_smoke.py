@@ -243,6 +243,18 @@ def test_learning_curve_of_the_smoke_run_trains_only_on_pairs_without_its_test_c
     assert set(pd.read_csv(tmp_path / "summary.csv")["repeats"]) == {3}
 
 
+def test_search_baselines_spend_counted_evaluations_and_are_scored_on_held_out_items(smoke_run, tmp_path, capsys):
+    from simmerge.cli import main
+
+    assert main(["search", "--run", str(results(smoke_run)), "-o", str(tmp_path)]) == 0
+    assert "successive halving matches SimMerge's held-out score at" in capsys.readouterr().out
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("method")
+    assert summary.loc["SimMerge", "items"] == 0 and summary.loc["SimMerge", "merges"] == 1
+    assert (summary["regret"] >= 0).all()
+    units = pd.read_csv(tmp_path / "units.csv")
+    assert (units["score"] <= units["oracle"] + 1e-12).all()
+
+
 def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):
     """Stated tolerance: every sketched structural feature within 0.05 of its exact value."""
     from simmerge.features.sketch import FEATURE_NAMES, structural_features_exact

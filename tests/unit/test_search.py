@@ -1,0 +1,97 @@
+"""simmerge.evaluate.search on objectives with a known optimum: each search finds it within its budget and never
+spends more; SimMerge + k is SimMerge at k = 1 and the oracle at k = every candidate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simmerge.evaluate.paired import UnitItems
+from simmerge.evaluate.search import (
+    cma_maximise,
+    evaluations_to_match,
+    search_summary,
+    search_units,
+    simmerge_plus_k,
+    split_items,
+    successive_halving,
+)
+
+# 16 candidates; candidate i is right on a fraction 0.1 + 0.05 i of the items, spread evenly (a golden-ratio
+# sequence), so every prefix of its items scores close to that: the last candidate is best on any prefix
+SPREAD = (np.arange(400) * (np.sqrt(5) - 1) / 2) % 1
+ITEMS = {i: (SPREAD < 0.1 + 0.05 * i).astype(float) for i in range(16)}
+
+
+def test_successive_halving_finds_the_best_candidate_and_counts_each_item_once():
+    calls = []
+
+    def score(candidate, n):
+        calls.append((candidate, n))
+        return ITEMS[candidate][:n].mean()
+
+    choice, spent = successive_halving(list(ITEMS), score, start_items=25, max_items=400)
+    assert choice == 15
+    # 16 x 25, 8 x 50, 4 x 100, 2 x 200, 1 x 400 items; each round scores only its new items
+    assert spent.merges == 16 and spent.items == 16 * 25 + 8 * 25 + 4 * 50 + 2 * 100 + 1 * 200
+    assert max(n for _, n in calls) <= 400
+    # the budget caps the items: 8 x 50 at most once it is reached
+    _, capped = successive_halving(list(ITEMS), score, start_items=25, max_items=50)
+    assert capped.items == 16 * 25 + 8 * 25
+    with pytest.raises(ValueError):
+        successive_halving([], score, start_items=1, max_items=1)
+
+
+def test_simmerge_plus_k_is_simmerge_at_k_1_and_the_oracle_at_every_candidate():
+    ranked = [3, 15, 7, 0]  # a predictor that puts the best candidate second
+
+    def score(candidate):
+        return ITEMS[candidate].mean()
+
+    assert simmerge_plus_k(ranked, score, k=0, n_items=400) == (3, simmerge_plus_k(ranked, score, k=0, n_items=400)[1])
+    assert simmerge_plus_k(ranked, score, k=0, n_items=400)[1].items == 0
+    assert simmerge_plus_k(ranked, score, k=1, n_items=400)[0] == 3
+    choice, spent = simmerge_plus_k(ranked, score, k=2, n_items=400)
+    assert choice == 15 and (spent.merges, spent.items) == (2, 800)
+    assert simmerge_plus_k(ranked, score, k=len(ranked), n_items=400)[0] == max(ranked, key=score)
+
+
+def test_cma_es_finds_a_known_optimum_and_never_exceeds_its_budget():
+    optimum = np.array([0.3, 0.7])
+    evaluated = []
+
+    def objective(x):
+        evaluated.append(x)
+        return -float(np.sum((x - optimum) ** 2))
+
+    best, value, evaluations = cma_maximise(
+        objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=100, seed=1
+    )
+    assert evaluations == len(evaluated) <= 100
+    assert np.allclose(best, optimum, atol=0.05) and value > -0.005
+    assert all((0 <= x).all() and (x <= 1).all() for x in evaluated)
+    _, _, few = cma_maximise(objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=7, seed=1)
+    assert few <= 7
+
+
+def test_search_and_evaluation_items_are_disjoint_halves_of_each_task():
+    tasks = np.repeat([0, 1], [40, 20])
+    search, evaluation = split_items(tasks, np.random.default_rng(3))
+    assert not set(search) & set(evaluation) and len(search) + len(evaluation) == 60
+    assert (np.bincount(tasks[search]) == [20, 10]).all()
+
+
+def test_searches_on_a_units_items_are_scored_on_the_items_they_did_not_use():
+    keys = [(f"op{i}", "") for i in range(16)]
+    unit = UnitItems(tasks=np.zeros(400, int), vectors={key: ITEMS[i] for i, key in enumerate(keys)}, seed_variance={})
+    predicted = {"a|b": {key: -abs(i - 12) for i, key in enumerate(keys)}}  # SimMerge ranks op12 first, op15 fourth
+    results = search_units({"a|b": unit}, predicted, ks=(0, 1, 4), budgets=(0.25, 1.0), seed=0)
+    by = results.set_index("method")
+    assert by.loc["SimMerge", "choice"] == "op12" and by.loc["SimMerge", "items"] == 0
+    assert by.loc["SimMerge + 4", "merges"] == 4 and by.loc["SimMerge + 4", "items"] == 4 * 200
+    assert by.loc["successive halving (1 of the items)", "merges"] == 16
+    assert (results["oracle"] >= results["score"]).all() and (results["regret"] >= 0).all()
+    summary = search_summary(results)
+    assert list(summary["method"])[:1] == ["SimMerge"]
+    matched = evaluations_to_match(summary)
+    assert set(matched) == {"successive halving", "SimMerge + k"}
