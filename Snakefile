@@ -50,6 +50,7 @@ localrules:
     labels,
     operator_ranking,
     compare_summary,
+    search,
     multiway_recipes,
     multiway_summary,
     multiway_table,

@@ -402,7 +402,7 @@ def get_predictor_targets():
 
 
 def get_compare_targets():
-    return [LAYOUT.compare_summary]
+    return [LAYOUT.compare_summary, LAYOUT.search_summary]
 
 
 def get_report_targets():

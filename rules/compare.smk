@@ -45,3 +45,25 @@ rule compare_summary:
         "../envs/simmerge.yaml"
     script:
         "../workflow_scripts/compare_summary.py"
+
+
+# Merge-and-evaluate searches (successive halving over the operator grid, SimMerge + k) at counted budgets, on the
+# run's per-item outcomes: each pair's items split into a search half and a held-out half (simmerge.evaluate.search).
+rule search:
+    input:
+        labels=LAYOUT.labels_parquet,
+        outcomes=LAYOUT.label_items,
+        candidates=LAYOUT.comparison_candidates("checkpoint"),
+    output:
+        units=LAYOUT.search_units,
+        summary=LAYOUT.search_summary,
+    log:
+        LAYOUT.log("search", "all"),
+    benchmark:
+        LAYOUT.benchmark("search", "all")
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        seed=PREDICTOR_SEED,
+    script:
+        "../workflow_scripts/search.py"

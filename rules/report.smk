@@ -54,6 +54,7 @@ rule results_page:
         provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,
+        search=LAYOUT.search_summary,
     output:
         LAYOUT.results_page,
     log:

@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         stages=page["stages"],
         multiway=snakemake.input.multiway[0] if snakemake.input.multiway else None,
         bandit=snakemake.input.bandit,
+        search=snakemake.input.search,
         provenance=snakemake.input.provenance,
     )
     write_text(text, snakemake.output[0])

@@ -397,27 +397,19 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from simmerge.evaluate.paired import unit_items
-    from simmerge.evaluate.predictor import training_rows
-    from simmerge.evaluate.search import evaluations_to_match, search_summary, search_units
-    from simmerge.evaluate.selection import units_of_rows
+    from simmerge.evaluate.search import evaluations_to_match, run_search
 
     layout = RunLayout(args.run)
-    candidates_path = layout.root / "compare" / "checkpoint" / "candidates.csv"
-    for path, make in ((layout.label_items, "snakemake all_labels"), (candidates_path, "snakemake all_compare")):
+    candidates = layout.comparison_candidates("checkpoint")
+    for path, make in ((layout.label_items, "snakemake all_labels"), (candidates, "snakemake all_compare")):
         if not Path(path).is_file():
             raise ConfigError(f"{path} is missing; run `{make}` for {args.run}")
-    rows = training_rows(pd.read_parquet(layout.labels_parquet))
-    units = unit_items(rows, pd.read_parquet(layout.label_items), units_of_rows(rows))
-    candidates = pd.read_csv(candidates_path, keep_default_na=False, na_values=[""])
-    # a pair is tested in the fold of each of its checkpoints: both predictions are out of fold, SimMerge ranks
-    # by their mean
-    mean = candidates.groupby(["unit", "operator", "anchor"], sort=False)["predicted"].mean()
-    predicted: dict[str, dict[tuple[str, str], float]] = {}
-    for (unit, operator, anchor), value in mean.items():
-        predicted.setdefault(unit, {})[(operator, anchor or "")] = float(value)
-    results = search_units(units, predicted, seed=args.seed)
-    summary = search_summary(results)
+    results, summary = run_search(
+        pd.read_parquet(layout.labels_parquet),
+        pd.read_parquet(layout.label_items),
+        pd.read_csv(candidates, keep_default_na=False, na_values=[""]),
+        seed=args.seed,
+    )
     out = Path(args.output or layout.root / "search")
     write_table(results, out / "units.csv")
     write_table(summary, out / "summary.csv")

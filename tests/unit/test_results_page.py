@@ -363,3 +363,25 @@ def test_the_page_says_which_devices_the_jobs_used_and_when_no_gpu_path_ran(run)
     page = results_page(**run)
     assert "cpu with float32 weights (1 record), cuda:0 with bfloat16 weights (1 record)." in page
     assert "No job of this run used a GPU" not in page
+
+
+def test_the_search_section_shows_each_method_and_the_items_a_search_needs_to_match_simmerge(run, tmp_path):
+    assert "## Merge-and-evaluate search" not in results_page(**run)
+    path = tmp_path / "search" / "summary.csv"
+    write_table(
+        pd.DataFrame(
+            {
+                "method": ["SimMerge", "SimMerge + 1", "SimMerge + 2", "successive halving (0.5 of the items)"],
+                "units": [10, 10, 10, 10],
+                "score": [0.90, 0.90, 0.95, 0.91],
+                "regret": [0.10, 0.10, 0.05, 0.09],
+                "merges": [1.0, 1.0, 2.0, 13.0],
+                "items": [0.0, 150.0, 300.0, 1300.0],
+            }
+        ),
+        path,
+    )
+    page = results_page(**{**run, "search": path})
+    assert "## Merge-and-evaluate search at a counted budget" in page
+    assert "| successive halving (0.5 of the items) |" in page
+    assert "successive halving: 1300 items per pair; SimMerge + k: 150 items per pair" in page

@@ -27,6 +27,7 @@ LABEL_AGGREGATES = {
     "predictor": 1,
     "compare": 3,
     "compare_summary": 1,
+    "search": 1,
     "bandit_replay": 1,
     "report": 1,
     "results_page": 1,

@@ -356,6 +356,7 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
         "operator_ranking": 1,
         "compare": 3,
         "compare_summary": 1,
+        "search": 1,  # reads the comparison's predictions, rewritten by it
         "report": 1,
         "results_page": 1,
         "all_labels": 1,
@@ -429,7 +430,7 @@ TARGET_JOBS = {
     "all_features": FEATURE_JOBS,
     "all_labels": LABEL_JOBS | {"operator_ranking"},
     "all_predictor": LABEL_JOBS | {"predictor"},
-    "all_compare": LABEL_JOBS | {"compare", "compare_summary"},
+    "all_compare": LABEL_JOBS | {"compare", "compare_summary", "search"},
     "all_multiway": LABEL_JOBS
     | {"predictor", "multiway_plan", "multiway_recipes", "multiway_summary", "multiway_table"},
     "all_bandit": LABEL_JOBS | {"bandit_replay"},
@@ -530,6 +531,7 @@ DECLARED = {
         lambda L, w: ("compare", w["protocol"]),
     ),
     "compare_summary": (lambda L, w: [L.compare_summary], lambda L, w: ("compare", "summary")),
+    "search": (lambda L, w: [L.search_units, L.search_summary], aggregate("search")),
     "multiway_plan": (
         lambda L, w: [
             L.multiway_plan(w["mwset"]),

@@ -222,6 +222,16 @@ class RunLayout:
         """``compare/summary.csv``: one row per protocol (rule ``compare_summary``)."""
         return self.root / "compare" / "summary.csv"
 
+    @property
+    def search_units(self) -> Path:
+        """``search/units.csv``: per pair and method, the choice of each search and SimMerge + k (rule ``search``)."""
+        return self.root / "search" / "units.csv"
+
+    @property
+    def search_summary(self) -> Path:
+        """``search/summary.csv``: per method, held-out score, regret, merges and items per pair (rule ``search``)."""
+        return self.root / "search" / "summary.csv"
+
     # ---- multi-way merges -----------------------------------------------------------------------------------
 
     def multiway_plan(self, mwset: str) -> Path:

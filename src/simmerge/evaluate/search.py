@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simmerge.evaluate.paired import UnitItems
+from simmerge.evaluate.paired import UnitItems, unit_items
+from simmerge.evaluate.predictor import training_rows
+from simmerge.evaluate.selection import units_of_rows
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,29 @@ def search_units(
     return pd.DataFrame(rows)
 
 
+def run_search(
+    labels: pd.DataFrame, label_items: pd.DataFrame, candidates: pd.DataFrame, *, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`search_units` and :func:`search_summary` on a run's files: the labels, the label items and the
+    checkpoint comparison's out-of-fold predictions (``compare/checkpoint/candidates.csv``).
+
+    A pair is tested in the fold of each of its checkpoints; both predictions are out of fold, and SimMerge ranks
+    the pair's candidates by their mean.
+    """
+    rows = training_rows(labels)
+    units = unit_items(rows, label_items, units_of_rows(rows))
+    mean = (
+        candidates.assign(anchor=candidates["anchor"].fillna(""))
+        .groupby(["unit", "operator", "anchor"], sort=False)["predicted"]
+        .mean()
+    )
+    predicted: dict[str, dict[tuple[str, str], float]] = {}
+    for (unit, operator, anchor), value in mean.items():
+        predicted.setdefault(unit, {})[(operator, anchor)] = float(value)
+    results = search_units(units, predicted, seed=seed)
+    return results, search_summary(results)
+
+
 def search_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per method: units, mean held-out score and regret, mean merges and items per unit; SimMerge's row first."""
     table = (
@@ -252,6 +277,7 @@ __all__ = [
     "Spent",
     "cma_maximise",
     "evaluations_to_match",
+    "run_search",
     "search_summary",
     "search_units",
     "simmerge_plus_k",

@@ -22,6 +22,7 @@ from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import ProvenanceCheck
 from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
+from simmerge.evaluate.search import evaluations_to_match
 from simmerge.merges.tables import markdown_table
 from simmerge.report.html import (
     COST_SOURCE,
@@ -107,6 +108,7 @@ def results_page(
     stages: Mapping[str, str],
     multiway: PathLike | None = None,
     bandit: PathLike | None = None,
+    search: PathLike | None = None,
     generated_on: datetime.date | None = None,
     provenance: Sequence[PathLike] = (),
 ) -> str:
@@ -138,8 +140,8 @@ def results_page(
         Every job's benchmark file, by rule.
     stages : mapping of str to str
         The DAG stage of each rule of ``benchmarks``, in DAG order.
-    multiway, bandit : path, optional
-        ``multiway/summary.csv`` and ``bandit/summary.csv``; no section without them.
+    multiway, bandit, search : path, optional
+        ``multiway/summary.csv``, ``bandit/summary.csv`` and ``search/summary.csv``; no section without them.
     generated_on : datetime.date, optional
         The date in the header; today by default.
     provenance : sequence of path
@@ -215,6 +217,8 @@ def results_page(
         _markdown(family_table(compare), floatfmt=".3f"),
         *_costs(RunLayout(run), expert_scores, tasks, units, records, benchmarks),
     ]
+    if search is not None:
+        sections += _search(pd.read_csv(search), cite(search))
     if multiway is not None:
         sections += _multiway(pd.read_csv(multiway), cite(multiway))
     if bandit is not None:
@@ -338,6 +342,24 @@ def _costs(
         "last row sums over all jobs; scoring includes loading the merged model, overhead is the rest of the job "
         "(interpreter start, imports, task set-up, writing the record).",
         _markdown(per_operator.rename(columns=MERGE_COST_COLUMNS), floatfmt=".1f"),
+    ]
+
+
+def _search(table: pd.DataFrame, source: str) -> list[str]:
+    matched = evaluations_to_match(table)
+    reached = "; ".join(
+        f"{family}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
+        for family, items in matched.items()
+    )
+    return [
+        "## Merge-and-evaluate search at a counted budget",
+        source + " Per pair, SimMerge's choice (one merge, no evaluation) beside successive halving over the "
+        "operator grid (every candidate merged, scored on a few items, the better half kept, items doubled, up to the "
+        "given fraction of the search items) and SimMerge + k (its k best-predicted candidates merged and scored, "
+        "the best kept). Each pair's items are split per task: searches spend one half and every choice is scored on "
+        "the other (score and regret against the best candidate on that half). Merges and items are means per pair.",
+        _markdown(table, floatfmt=".3f"),
+        f"Items per pair each search needs to reach SimMerge's held-out score: {reached}.",
     ]
 
 
