@@ -402,7 +402,25 @@ def get_predictor_targets():
 
 
 def get_compare_targets():
-    return [LAYOUT.compare_summary, LAYOUT.search_summary]
+    return [
+        LAYOUT.compare_summary,
+        LAYOUT.search_summary,
+        *(LAYOUT.transfer_summary(source) for source in CATALOG.transfer_sources),
+    ]
+
+
+def get_transfer_input(wildcards):
+    """The source run's fitted predictor and labels (checked at parse time: simmerge.run)."""
+    source = simmerge.core.layout.RunLayout(CATALOG.transfer_sources[wildcards.source])
+    return {"model": source.predictor_model, "source_labels": source.labels_parquet}
+
+
+def get_transfer_params(wildcards):
+    return {
+        "z": RUN.merges.tie_z,
+        "bootstrap": RUN.predictor.bootstrap,
+        "seed": PREDICTOR_SEED,
+    }
 
 
 def get_report_targets():

@@ -67,3 +67,27 @@ rule search:
         seed=PREDICTOR_SEED,
     script:
         "../workflow_scripts/search.py"
+
+
+# Transfer: a finished run's fitted predictor (predictor.transfer_from), unchanged, on this run's pairs and labels,
+# against the source's best fixed policy and this run's in hindsight (simmerge.evaluate.transfer).
+rule transfer:
+    input:
+        unpack(get_transfer_input),
+        labels=LAYOUT.labels_parquet,
+        outcomes=LAYOUT.label_items,
+    output:
+        units=LAYOUT.transfer_units("{source}"),
+        summary=LAYOUT.transfer_summary("{source}"),
+    log:
+        LAYOUT.log("transfer", "{source}"),
+    benchmark:
+        LAYOUT.benchmark("transfer", "{source}")
+    wildcard_constraints:
+        source=alternation(CATALOG.transfer_sources),
+    conda:
+        "../envs/simmerge.yaml"
+    params:
+        transfer=get_transfer_params,
+    script:
+        "../workflow_scripts/transfer.py"

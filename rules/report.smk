@@ -55,6 +55,9 @@ rule results_page:
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,
         search=LAYOUT.search_summary,
+        transfers=[
+            LAYOUT.transfer_summary(source) for source in CATALOG.transfer_sources
+        ],
     output:
         LAYOUT.results_page,
     log:

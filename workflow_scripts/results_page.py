@@ -22,6 +22,7 @@ with log_to(snakemake.log[0]):
         multiway=snakemake.input.multiway[0] if snakemake.input.multiway else None,
         bandit=snakemake.input.bandit,
         search=snakemake.input.search,
+        transfers=snakemake.input.transfers,
         provenance=snakemake.input.provenance,
     )
     write_text(text, snakemake.output[0])

@@ -347,7 +347,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     )
     out = Path(args.output or target.root / "transfer" / f"from_{Path(args.source).name}")
     write_table(units, out / "units.csv")
-    write_json({"source": str(args.source), "target": str(args.target), **summary}, out / "summary.json")
+    write_json({"source_run": str(args.source), "target_run": str(args.target), **summary}, out / "summary.json")
     table = transfer_table(summary)
     print(
         f"Predictor of {args.source} on the pairs of {args.target} ({len(units)} unordered pairs, "

@@ -28,6 +28,7 @@ from simmerge.core.config import (
     read_config_file,
     resolve_path,
 )
+from simmerge.core.layout import RunLayout
 from simmerge.merges.operators import Operator, load_operators
 from simmerge.merges.tasks import task_definition_files
 
@@ -160,6 +161,11 @@ class Catalog:
     @property
     def predictor_seed(self) -> int:
         return self.config.own_or_run_seed(self.config.predictor.seed)
+
+    @property
+    def transfer_sources(self) -> dict[str, Path]:
+        """The runs of ``predictor.transfer_from`` by name (their folder's name) → their folder."""
+        return {Path(path).name: resolve_path(path, self.workdir) for path in self.config.predictor.transfer_from}
 
     @property
     def holdout_groups(self) -> dict[str, str]:
@@ -361,6 +367,7 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
                 problems.append(f"{where}: source.path {str(path)!r} does not exist; fix the path")
     problems.extend(_parent_cycles(catalog))
     problems.extend(_multiway_problems(catalog))
+    problems.extend(_transfer_problems(catalog))
     problems.extend(_bandit_problems(catalog))
     for index, members in enumerate(catalog.config.predictor.hold_out_together):
         unknown = [name for name in members if name not in catalog.expert_names]
@@ -382,6 +389,28 @@ def _bandit_problems(catalog: Catalog) -> list[str]:
                 problems.append(
                     f"bandit.arrivals[{index}].{kind}: {unknown} are not {kind} of the run (known: {', '.join(names)})"
                 )
+    return problems
+
+
+def _transfer_problems(catalog: Catalog) -> list[str]:
+    """Every ``predictor.transfer_from`` run must be another finished run with a fitted predictor and labels."""
+    problems = []
+    paths = catalog.config.predictor.transfer_from
+    if len({Path(path).name for path in paths}) != len(paths):
+        problems.append("predictor.transfer_from: two runs share a folder name; each names its transfer/ outputs")
+    own = resolve_path(Path("results") / catalog.config.run_name, catalog.workdir)
+    for folder in catalog.transfer_sources.values():
+        layout = RunLayout(folder)
+        if folder == own:
+            problems.append(f"predictor.transfer_from: {folder} is this run; give another run's folder")
+            continue
+        missing = [p.relative_to(folder).as_posix() for p in (layout.predictor_model, layout.labels_parquet)]
+        missing = [name for name in missing if not (folder / name).is_file()]
+        if missing:
+            problems.append(
+                f"predictor.transfer_from: {folder} has no {', '.join(missing)}; finish that run first "
+                "(`snakemake all_predictor --configfile <its config>`)"
+            )
     return problems
 
 

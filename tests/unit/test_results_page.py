@@ -385,3 +385,18 @@ def test_the_search_section_shows_each_method_and_the_items_a_search_needs_to_ma
     assert "## Merge-and-evaluate search at a counted budget" in page
     assert "| successive halving (0.5 of the items) |" in page
     assert "successive halving: 1300 items per pair; SimMerge + k: 150 items per pair" in page
+
+
+def test_the_transfer_section_shows_both_baselines_of_each_source_run(run, tmp_path):
+    from test_transfer import TARGET_EXPERTS, fitted, labels
+
+    from simmerge.evaluate.transfer import transfer
+
+    source = labels(0)
+    _, summary = transfer(fitted(source), source, labels(1, experts=TARGET_EXPERTS), n_boot=100)
+    path = tmp_path / "transfer" / "from_other" / "summary.json"
+    write_json({"source_run": "other", **summary}, path)
+    page = results_page(**{**run, "transfers": [path]})
+    assert "## Transfer from other runs" in page and "From `other` (3 shared operators):" in page
+    assert "| best fixed policy of the source run |" in page and "| best fixed policy of the target run |" in page
+    assert "## Transfer" not in results_page(**run)

@@ -106,6 +106,22 @@ def test_the_large_catalog_is_ten_experts_over_seven_skills_and_45_pairs(workflo
     assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 10) == 9 * 45 + 2 * 90
 
 
+def test_a_transfer_from_another_finished_run_is_one_job_of_the_compare_stage(workflow_dir):
+    other = workflow_dir / "results" / "other"
+    for name in ("predictor/model.skops", "labels.parquet"):
+        (other / name).parent.mkdir(parents=True, exist_ok=True)
+        (other / name).write_bytes(b"")
+    config = load_config("smoke.yaml")
+    config.setdefault("predictor", {})["transfer_from"] = ["results/other"]
+    path = write_config(workflow_dir, "transfer.yaml", config)
+    counts = dry_run_counts(workflow_dir, "all_compare", "--configfile", path)
+    assert counts["transfer"] == 1 and counts["compare"] == 3
+    (other / "labels.parquet").unlink()
+    result = run_snakemake(workflow_dir, "-n", "--configfile", path, check=False)
+    assert result.returncode != 0
+    assert "predictor.transfer_from" in result.stderr and "has no labels.parquet" in result.stderr
+
+
 def test_local_source_gets_a_local_checkpoint_job(workflow_dir, tmp_path):
     config = load_config("smoke.yaml")
     expert_dir = tmp_path / "my_expert"

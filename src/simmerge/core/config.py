@@ -518,6 +518,11 @@ class PredictorSpec(Frozen):
         "the gold answer's per-item probability over the better parent's (likelihood: multiple choice and one-pass "
         "exact match). The comparison also reports the other target.",
     )
+    transfer_from: list[str] = Field(
+        default_factory=list,
+        description="Finished runs (results/<run_name> folders, relative to the workflow directory) whose fitted "
+        "predictor is applied unchanged to this run's pairs (rule transfer; simmerge transfer).",
+    )
 
 
 MAX_MULTIWAY = 5

@@ -222,6 +222,14 @@ class RunLayout:
         """``compare/summary.csv``: one row per protocol (rule ``compare_summary``)."""
         return self.root / "compare" / "summary.csv"
 
+    def transfer_units(self, source: str) -> Path:
+        """``transfer/from_<source>/units.csv``: the source run's predictor on this run's pairs (rule ``transfer``)."""
+        return self.root / "transfer" / f"from_{source}" / "units.csv"
+
+    def transfer_summary(self, source: str) -> Path:
+        """``transfer/from_<source>/summary.json`` (rule ``transfer``)."""
+        return self.root / "transfer" / f"from_{source}" / "summary.json"
+
     @property
     def search_units(self) -> Path:
         """``search/units.csv``: per pair and method, the choice of each search and SimMerge + k (rule ``search``)."""

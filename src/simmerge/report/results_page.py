@@ -23,6 +23,7 @@ from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import ProvenanceCheck
 from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
 from simmerge.evaluate.search import evaluations_to_match
+from simmerge.evaluate.transfer import transfer_table
 from simmerge.merges.tables import markdown_table
 from simmerge.report.html import (
     COST_SOURCE,
@@ -109,6 +110,7 @@ def results_page(
     multiway: PathLike | None = None,
     bandit: PathLike | None = None,
     search: PathLike | None = None,
+    transfers: Sequence[PathLike] = (),
     generated_on: datetime.date | None = None,
     provenance: Sequence[PathLike] = (),
 ) -> str:
@@ -142,6 +144,8 @@ def results_page(
         The DAG stage of each rule of ``benchmarks``, in DAG order.
     multiway, bandit, search : path, optional
         ``multiway/summary.csv``, ``bandit/summary.csv`` and ``search/summary.csv``; no section without them.
+    transfers : sequence of path
+        ``transfer/from_<source>/summary.json`` of each ``predictor.transfer_from`` run; no section without one.
     generated_on : datetime.date, optional
         The date in the header; today by default.
     provenance : sequence of path
@@ -219,6 +223,8 @@ def results_page(
     ]
     if search is not None:
         sections += _search(pd.read_csv(search), cite(search))
+    if transfers:
+        sections += _transfers([read_json(path) for path in transfers], cite(*transfers))
     if multiway is not None:
         sections += _multiway(pd.read_csv(multiway), cite(multiway))
     if bandit is not None:
@@ -343,6 +349,25 @@ def _costs(
         "(interpreter start, imports, task set-up, writing the record).",
         _markdown(per_operator.rename(columns=MERGE_COST_COLUMNS), floatfmt=".1f"),
     ]
+
+
+def _transfers(summaries: Sequence[Mapping[str, Any]], source: str) -> list[str]:
+    out = [
+        "## Transfer from other runs",
+        source + " Each source run's fitted predictor, unchanged, chooses for this run's pairs from this run's "
+        "features; this run's labels score the choices. Two baselines: the fixed policy that was best on the source "
+        "run (what a user knows when switching catalogs) and this run's best in hindsight.",
+    ]
+    for summary in summaries:
+        table = transfer_table(summary)
+        unseen = summary.get("operators_unseen_by_predictor") or []
+        out += [
+            f"From `{summary['source_run']}` ({len(summary['operators'])} shared operators"
+            + (f"; left out, never seen by the predictor: {', '.join(unseen)}" if unseen else "")
+            + "):",
+            _markdown(table, floatfmt=".3f"),
+        ]
+    return out
 
 
 def _search(table: pd.DataFrame, source: str) -> list[str]:

@@ -1,0 +1,21 @@
+# rule transfer: a finished run's predictor, unchanged, on this run's pairs (simmerge.evaluate.transfer).
+import pandas as pd
+
+from simmerge.core.io import write_json, write_table
+from simmerge.core.logs import log_to
+from simmerge.evaluate.predictor import load_predictor
+from simmerge.evaluate.transfer import transfer
+
+with log_to(snakemake.log[0]):
+    params = snakemake.params.transfer
+    units, summary = transfer(
+        load_predictor(snakemake.input.model),
+        pd.read_parquet(snakemake.input.source_labels),
+        pd.read_parquet(snakemake.input.labels),
+        target_items=pd.read_parquet(snakemake.input.outcomes),
+        z=params["z"],
+        n_boot=params["bootstrap"],
+        seed=params["seed"],
+    )
+    write_table(units, snakemake.output.units)
+    write_json({"source_run": snakemake.wildcards.source, **summary}, snakemake.output.summary)
