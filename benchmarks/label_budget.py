@@ -18,13 +18,16 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from simmerge.core.io import markdown_table, read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import describe_machine
 from simmerge.evaluate.budget import Budget, budget_labels, read_run_outcomes, separation
 from simmerge.evaluate.costs import merge_costs
+from simmerge.evaluate.labels import labels_table
 from simmerge.evaluate.ranking import best_per_pair
+from simmerge.run import load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,6 +82,38 @@ def table_text(table: pd.DataFrame) -> str:
     return markdown_table(cells, align)
 
 
+def partial_labels(layout: RunLayout, config: str | None) -> pd.DataFrame:
+    """The labels of the ordered pairs whose every operator has a merge record, as rule labels builds them."""
+    if config is None:
+        raise SystemExit(f"{layout.labels_parquet} is missing: give --config to analyse the pairs merged so far")
+    catalog = load(yaml.safe_load(Path(config).read_text(encoding="utf-8")))
+    grid = [
+        {"a": a, "b": b, "operator": name, "merged": list(operator.pair_to_merge(a, b))}
+        for a, b in catalog.ordered_pairs
+        for name, operator in catalog.operators.items()
+    ]
+    done = {
+        (a, b)
+        for a, b in catalog.ordered_pairs
+        if all(
+            layout.merge_items(*entry["merged"], entry["operator"]).is_file()
+            for entry in grid
+            if (entry["a"], entry["b"]) == (a, b)
+        )
+        and layout.pair_features(a, b).is_file()
+    }
+    grid = [entry for entry in grid if (entry["a"], entry["b"]) in done]
+    if not grid:
+        raise SystemExit(f"no ordered pair of {layout.root} has every operator merged yet")
+    records = sorted({str(layout.merge_record(*e["merged"], e["operator"])) for e in grid})
+    parents = sorted(
+        {str(layout.expert_items(name, task)) for a, b in done for task in catalog.merge_tasks(a, b) for name in (a, b)}
+    )
+    features = [str(layout.pair_features(a, b)) for a, b in sorted(done)]
+    labels, _ = labels_table(features, records, grid, parents)
+    return labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="results/default")
@@ -86,12 +121,18 @@ def main() -> None:
         "--wall-minutes", type=float, help="the run's measured wall time (default: job-hours / --cores, a lower bound)"
     )
     parser.add_argument("--cores", type=int, default=2, help="cores of the run, when --wall-minutes is not given")
+    parser.add_argument(
+        "--config",
+        help="the run's config: with it, a run whose grid is not finished is analysed on its complete pairs (every "
+        "operator merged), labels built as rule labels builds them",
+    )
     parser.add_argument("--z", type=float, default=1.0, help="tie band (merges.tie_z)")
     parser.add_argument("--draws", type=int, default=5, help="item subsets per budget that drops items")
     parser.add_argument("--out", default=str(REPO / "docs" / "label-budget.md"))
     args = parser.parse_args()
     layout = RunLayout(Path(args.run))
-    outcomes = read_run_outcomes(layout.root)
+    partial = not layout.labels_parquet.is_file()
+    outcomes = read_run_outcomes(layout.root, labels=partial_labels(layout, args.config) if partial else None)
     full_scores, full_items = budget_labels(outcomes, Budget("full"))
     full = best_per_pair(full_scores, full_items, z=args.z)
     tied = {op for ops in full["tied"] for op in ops.split(";")}
@@ -169,6 +210,15 @@ def main() -> None:
         "",
         "## Budgets",
         "",
+        *(
+            [
+                f"The run's grid was not finished: these are the {len(outcomes.labels[['a', 'b']].drop_duplicates())} "
+                "ordered pairs whose every operator was merged, labelled as rule labels labels them.",
+                "",
+            ]
+            if partial
+            else []
+        ),
         f"Each budget's labels are rebuilt from the run's per-item outcomes: a seeded subset of each task's items "
         f"(the same for every model; {args.draws} subsets, mean ± sd), the first seed of each randomised operator "
         f"(charged the seed spread measured on all {seeds} seeds), and the operators kept. `separated`: ordered "

@@ -722,6 +722,8 @@ def get_job_benchmarks(wildcards):
             "compare", protocol=list(simmerge.core.config.PROTOCOLS)
         ),
         "compare_summary": benchmarks_of("compare_summary"),
+        "search": benchmarks_of("search"),
+        "transfer": benchmarks_of("transfer", source=list(CATALOG.transfer_sources)),
         "bandit_replay": benchmarks_of("bandit_replay"),
         "report": benchmarks_of("report"),
     }

@@ -54,8 +54,9 @@ rule results_page:
         provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_summary,
-        search=LAYOUT.search_summary,
-        transfers=[
+        # not named after a rule: every rule's name is the input of its benchmark files
+        search_summary=LAYOUT.search_summary,
+        transfer_summaries=[
             LAYOUT.transfer_summary(source) for source in CATALOG.transfer_sources
         ],
     output:

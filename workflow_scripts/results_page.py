@@ -21,8 +21,8 @@ with log_to(snakemake.log[0]):
         stages=page["stages"],
         multiway=snakemake.input.multiway[0] if snakemake.input.multiway else None,
         bandit=snakemake.input.bandit,
-        search=snakemake.input.search,
-        transfers=snakemake.input.transfers,
+        search=snakemake.input.search_summary,
+        transfers=snakemake.input.transfer_summaries,
         provenance=snakemake.input.provenance,
     )
     write_text(text, snakemake.output[0])

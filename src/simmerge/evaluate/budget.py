@@ -50,10 +50,11 @@ class RunOutcomes:
     parent_items: dict[tuple[str, str], pd.DataFrame]  # (checkpoint, task) → items
 
 
-def read_run_outcomes(run_dir: str | Path) -> RunOutcomes:
-    """The labels of ``results/<run>`` and the per-item files of every merge and parent they were built from."""
+def read_run_outcomes(run_dir: str | Path, labels: pd.DataFrame | None = None) -> RunOutcomes:
+    """The labels of ``results/<run>`` (or the ``labels`` given) and the per-item files of every merge and parent
+    they were built from."""
     layout = RunLayout(Path(run_dir))
-    labels = pd.read_parquet(layout.labels_parquet)
+    labels = pd.read_parquet(layout.labels_parquet) if labels is None else labels
     merged = labels[["merged_a", "merged_b", "operator"]].drop_duplicates().itertuples(index=False)
     merge_items = {(a, b, op): read_items(layout.merge_items(a, b, op)) for a, b, op in merged}
     parents = {(name, task) for _, row in labels.iterrows() for name in (row["a"], row["b"]) for task in [row["task"]]}
