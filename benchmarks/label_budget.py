@@ -24,7 +24,7 @@ from simmerge.core.io import markdown_table, read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import describe_machine
 from simmerge.evaluate.budget import Budget, budget_labels, read_run_outcomes, separation
-from simmerge.evaluate.costs import merge_costs
+from simmerge.evaluate.costs import merge_costs, rule_seconds
 from simmerge.evaluate.labels import labels_table
 from simmerge.evaluate.ranking import best_per_pair
 from simmerge.run import load
@@ -42,28 +42,21 @@ def rule_stages() -> dict[str, str]:
 
 
 def job_seconds(layout: RunLayout) -> pd.DataFrame:
-    """``rule``, ``stage``, ``jobs``, ``job_s`` (summed wall seconds of the jobs' last benchmark lines)."""
-    stages = rule_stages()
-    rows = []
-    for folder in sorted(p for p in (layout.root / "benchmarks").iterdir() if p.is_dir()):
-        seconds = [float(pd.read_csv(path, sep="\t").iloc[-1]["s"]) for path in sorted(folder.rglob("*.tsv"))]
-        rows.append(
-            {"stage": stages.get(folder.name, "?"), "rule": folder.name, "jobs": len(seconds), "job_s": sum(seconds)}
-        )
-    return pd.DataFrame(rows).sort_values(["stage", "rule"]).reset_index(drop=True)
+    """``stage``, ``rule``, ``jobs``, ``job_s``: every rule's summed job seconds from the run's benchmark files
+    (:func:`simmerge.evaluate.costs.rule_seconds`, as the results page reads them)."""
+    folders = sorted(p for p in (layout.root / "benchmarks").iterdir() if p.is_dir())
+    benchmarks = {folder.name: sorted(folder.rglob("*.tsv")) for folder in folders}
+    stages = {rule: stage for rule, stage in rule_stages().items() if rule in benchmarks}
+    table = rule_seconds(benchmarks, {**stages, **{rule: "?" for rule in benchmarks if rule not in stages}})
+    return table.rename(columns={"total_s": "job_s"})[["stage", "rule", "jobs", "job_s"]]
 
 
-def expert_scoring_seconds(layout: RunLayout) -> tuple[float, float]:
-    """(scoring seconds that scale with the items, all expert_scores job-seconds) over the run's expert scores."""
-    scaling = 0.0
-    for path in layout.root.glob("scores/experts/*/*.json"):
-        record = read_json(path)
-        scaling += float(record.get("wall_seconds") or 0.0) - float(record.get("load_seconds") or 0.0)
-    total = sum(
-        float(pd.read_csv(p, sep="\t").iloc[-1]["s"])
-        for p in (layout.root / "benchmarks" / "expert_scores").rglob("*.tsv")
+def expert_scoring_seconds(layout: RunLayout) -> float:
+    """Seconds of expert scoring that scale with the items: the records' evaluation less model loading."""
+    return sum(
+        float(record.get("wall_seconds") or 0.0) - float(record.get("load_seconds") or 0.0)
+        for record in map(read_json, layout.root.glob("scores/experts/*/*.json"))
     )
-    return scaling, total
 
 
 def budget_seconds(costs: pd.DataFrame, expert_scaling: float, budget: Budget, seeds: int) -> float:
@@ -87,11 +80,7 @@ def partial_labels(layout: RunLayout, config: str | None) -> pd.DataFrame:
     if config is None:
         raise SystemExit(f"{layout.labels_parquet} is missing: give --config to analyse the pairs merged so far")
     catalog = load(yaml.safe_load(Path(config).read_text(encoding="utf-8")))
-    grid = [
-        {"a": a, "b": b, "operator": name, "merged": list(operator.pair_to_merge(a, b))}
-        for a, b in catalog.ordered_pairs
-        for name, operator in catalog.operators.items()
-    ]
+    grid = catalog.label_grid()
     done = {
         (a, b)
         for a, b in catalog.ordered_pairs
@@ -155,7 +144,7 @@ def main() -> None:
     total_s = float(stages["job_s"].sum())
     costs = merge_costs(layout, sorted(layout.root.glob("merges/*/*.json")))
     seeds = int(costs["n_merges"].max())
-    expert_scaling, _ = expert_scoring_seconds(layout)
+    expert_scaling = expert_scoring_seconds(layout)
     as_run = budget_seconds(costs, expert_scaling, Budget("as run"), seeds)
     table["job_hours"] = [(total_s - as_run + budget_seconds(costs, expert_scaling, b, seeds)) / 3600 for b in budgets]
     wall_per_job_second = (args.wall_minutes / total_s) if args.wall_minutes else 1 / (60 * args.cores)

@@ -385,11 +385,7 @@ def get_merge_score_output():
 
 def get_labels_params(wildcards):
     """Which merge record serves each (ordered pair, operator) of the grid."""
-    return [
-        {"a": a, "b": b, "operator": name, "merged": list(operator.pair_to_merge(a, b))}
-        for a, b in PAIRS
-        for name, operator in OPERATORS.items()
-    ]
+    return CATALOG.label_grid()
 
 
 # ---- predictor and comparison ---------------------------------------------------------------------------------

@@ -123,6 +123,15 @@ class Catalog:
             return None
         return source.parent or self.base.name
 
+    def label_grid(self) -> list[dict[str, Any]]:
+        """Which merge record serves each (ordered pair, operator) of the grid, in label order: ``{"a", "b",
+        "operator", "merged"}`` (rule ``labels``; :func:`simmerge.evaluate.labels.labels_table`)."""
+        return [
+            {"a": a, "b": b, "operator": name, "merged": list(operator.pair_to_merge(a, b))}
+            for a, b in self.ordered_pairs
+            for name, operator in self.operators.items()
+        ]
+
     def merge_tasks(self, a: str, b: str) -> list[str]:
         """Tasks a merge of a and b is scored on: the union of their home tasks (or all, per config), in task order."""
         if self.config.merges.tasks == "all":
