@@ -419,6 +419,14 @@ def get_transfer_params(wildcards):
     }
 
 
+def get_search_params(wildcards):
+    return {
+        **get_predictor_params(wildcards),
+        "bootstrap": RUN.predictor.bootstrap,
+        "methods": [spec.model_dump() for spec in RUN.predictor.methods],
+    }
+
+
 def get_report_targets():
     return [LAYOUT.report, LAYOUT.results_page]
 

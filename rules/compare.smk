@@ -47,13 +47,14 @@ rule compare_summary:
         "../workflow_scripts/compare_summary.py"
 
 
-# Merge-and-evaluate searches (successive halving over the operator grid, SimMerge + k) at counted budgets, on the
-# run's per-item outcomes: each pair's items split into a search half and a held-out half (simmerge.evaluate.search).
+# Selection methods (predictor.methods; simmerge.evaluate.methods, found through the entry-point group
+# simmerge.selection_methods): SimMerge, SimMerge + k, successive halving, the best fixed policy, random choice, the
+# oracle and any installed method of the user's, fitted on the same held-out checkpoint folds; each pair's items
+# split into a search half (what a method may evaluate, its cost counted) and a held-out half (its score).
 rule search:
     input:
         labels=LAYOUT.labels_parquet,
         outcomes=LAYOUT.label_items,
-        candidates=LAYOUT.comparison_candidates("checkpoint"),
     output:
         units=LAYOUT.search_units,
         summary=LAYOUT.search_summary,
@@ -64,7 +65,7 @@ rule search:
     conda:
         "../envs/simmerge.yaml"
     params:
-        seed=PREDICTOR_SEED,
+        search=get_search_params,
     script:
         "../workflow_scripts/search.py"
 

@@ -1,16 +1,23 @@
-# rule search: successive halving and SimMerge + k against SimMerge, budgets counted (simmerge.evaluate.search).
+# rule search: every configured selection method on the held-out checkpoint folds (simmerge.evaluate.methods).
 import pandas as pd
 
 from simmerge.core.io import write_table
 from simmerge.core.logs import log_to
-from simmerge.evaluate.search import run_search
+from simmerge.evaluate.methods import compare_methods, method_entries
+from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]):
-    results, summary = run_search(
+    spec = snakemake.params.search
+    units, summary = compare_methods(
         pd.read_parquet(snakemake.input.labels),
         pd.read_parquet(snakemake.input.outcomes),
-        pd.read_csv(snakemake.input.candidates, keep_default_na=False, na_values=[""]),
-        seed=snakemake.params.seed,
+        method_entries(spec["methods"]),
+        feature_names(),
+        spec["operators"],
+        families=spec["families"],
+        checkpoint_groups=spec["checkpoint_groups"],
+        seed=spec["seed"],
+        n_boot=spec["bootstrap"],
     )
-    write_table(results, snakemake.output.units)
+    write_table(units, snakemake.output.units)
     write_table(summary, snakemake.output.summary)

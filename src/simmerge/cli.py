@@ -21,6 +21,7 @@ from simmerge.catalog.lock import lock_catalog, lock_file_of, write_lock
 from simmerge.catalog.manifest import PreflightError
 from simmerge.catalog.skills import write_skill_data
 from simmerge.core.config import (
+    PREDICTOR_FAMILIES,
     BuiltinTaskSpec,
     ConfigError,
     HarnessTaskSpec,
@@ -367,10 +368,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
     if not layout.labels_parquet.is_file():
         raise ConfigError(f"{layout.labels_parquet} is missing; run `snakemake all_labels` for {args.run}")
     labels = pd.read_parquet(layout.labels_parquet)
-    summary_path = layout.comparison_summary("checkpoint")
-    # the comparison's hold-out groups (near-duplicates), named by their members joined with "+"
-    named = json.loads(summary_path.read_text(encoding="utf-8")).get("groups", []) if summary_path.is_file() else []
-    groups = {member: group for group in named for member in group.split("+")}
+    groups = _comparison_groups(layout)
     curve = learning_curve(
         labels,
         feature_names(),
@@ -397,27 +395,48 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from simmerge.evaluate.search import evaluations_to_match, run_search
+    from simmerge.core.config import PredictorSpec
+    from simmerge.evaluate.methods import compare_methods, evaluations_to_match, method_entries, method_problems
+    from simmerge.features.definitions import feature_names
 
     layout = RunLayout(args.run)
-    candidates = layout.comparison_candidates("checkpoint")
-    for path, make in ((layout.label_items, "snakemake all_labels"), (candidates, "snakemake all_compare")):
-        if not Path(path).is_file():
-            raise ConfigError(f"{path} is missing; run `{make}` for {args.run}")
-    results, summary = run_search(
-        pd.read_parquet(layout.labels_parquet),
+    if not layout.label_items.is_file():
+        raise ConfigError(f"{layout.label_items} is missing; run `snakemake all_labels` for {args.run}")
+    specs = (
+        [{"name": name} for name in args.methods]
+        if args.methods
+        else [spec.model_dump() for spec in PredictorSpec().methods]
+    )
+    problems = method_problems(specs)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    labels = pd.read_parquet(layout.labels_parquet)
+    units, summary = compare_methods(
+        labels,
         pd.read_parquet(layout.label_items),
-        pd.read_csv(candidates, keep_default_na=False, na_values=[""]),
+        method_entries(specs),
+        feature_names(),
+        list(dict.fromkeys(labels["operator"])),
+        families=args.families,
+        checkpoint_groups=_comparison_groups(layout),
         seed=args.seed,
+        n_boot=args.n_boot,
     )
     out = Path(args.output or layout.root / "search")
-    write_table(results, out / "units.csv")
+    write_table(units, out / "units.csv")
     write_table(summary, out / "summary.csv")
-    print(summary.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
-    for family, items in evaluations_to_match(summary).items():
+    print(summary.drop(columns=["name"]).to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+    for name, items in evaluations_to_match(summary).items():
         reached = f"{items:.0f} items per pair" if items is not None else "not within the budgets tried"
-        print(f"{family} matches SimMerge's held-out score at: {reached}")
+        print(f"{name} matches SimMerge's held-out score at: {reached}")
     print(f"wrote {out}/units.csv and summary.csv")
+
+
+def _comparison_groups(layout: RunLayout) -> dict[str, str]:
+    """The comparison's hold-out groups (near-duplicates; named by their members joined with "+"), by member."""
+    path = layout.comparison_summary("checkpoint")
+    named = json.loads(path.read_text(encoding="utf-8")).get("groups", []) if path.is_file() else []
+    return {member: group for group in named for member in group.split("+")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,9 +539,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="folder for curve.csv and summary.csv (default: <run>/learning_curve)")
     p.set_defaults(func=cmd_learning_curve)
 
-    p = sub.add_parser("search", help="successive halving and SimMerge + k against SimMerge, budgets counted")
-    p.add_argument("--run", default="results/default", help="a run with labels and a comparison")
-    p.add_argument("--seed", type=int, default=0, help="split of each pair's items into search / evaluation halves")
+    p = sub.add_parser(
+        "search",
+        help="every selection method (SimMerge, SimMerge + k, successive halving, best fixed, random, oracle, or "
+        "installed ones) on a run's held-out checkpoint folds, budgets counted",
+    )
+    p.add_argument("--run", default="results/default", help="a run with labels and label items")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        help="entry-point names of the methods, with their default params (default: predictor.methods' default)",
+    )
+    p.add_argument(
+        "--families", nargs="+", default=list(PREDICTOR_FAMILIES), help="SimMerge's model families (inner CV)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="models, and the split of each pair's items into halves")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over pairs (default: %(default)s)")
     p.add_argument("-o", "--output", help="folder for units.csv and summary.csv (default: <run>/search)")
     p.set_defaults(func=cmd_search)
 

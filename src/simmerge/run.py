@@ -377,6 +377,7 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
     problems.extend(_parent_cycles(catalog))
     problems.extend(_multiway_problems(catalog))
     problems.extend(_transfer_problems(catalog))
+    problems.extend(_method_problems(catalog))
     problems.extend(_bandit_problems(catalog))
     for index, members in enumerate(catalog.config.predictor.hold_out_together):
         unknown = [name for name in members if name not in catalog.expert_names]
@@ -421,6 +422,13 @@ def _transfer_problems(catalog: Catalog) -> list[str]:
                 "(`snakemake all_predictor --configfile <its config>`)"
             )
     return problems
+
+
+def _method_problems(catalog: Catalog) -> list[str]:
+    """Every ``predictor.methods`` entry must name a registered selection method that takes its params."""
+    from simmerge.evaluate.methods import method_problems  # deferred: imports the registered methods' modules
+
+    return method_problems([spec.model_dump() for spec in catalog.config.predictor.methods])
 
 
 def _multiway_problems(catalog: Catalog) -> list[str]:

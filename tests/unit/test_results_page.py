@@ -366,25 +366,28 @@ def test_the_page_says_which_devices_the_jobs_used_and_when_no_gpu_path_ran(run)
 
 
 def test_the_search_section_shows_each_method_and_the_items_a_search_needs_to_match_simmerge(run, tmp_path):
-    assert "## Merge-and-evaluate search" not in results_page(**run)
+    assert "## Selection methods" not in results_page(**run)
     path = tmp_path / "search" / "summary.csv"
+    names = ["simmerge", "simmerge_plus_k", "simmerge_plus_k", "successive_halving", "oracle"]
     write_table(
         pd.DataFrame(
             {
-                "method": ["SimMerge", "SimMerge + 1", "SimMerge + 2", "successive halving (0.5 of the items)"],
-                "units": [10, 10, 10, 10],
-                "score": [0.90, 0.90, 0.95, 0.91],
-                "regret": [0.10, 0.10, 0.05, 0.09],
-                "merges": [1.0, 1.0, 2.0, 13.0],
-                "items": [0.0, 150.0, 300.0, 1300.0],
+                "method": ["simmerge", "k=1", "k=2", "successive_halving (budget=0.5)", "oracle"],
+                "name": names,
+                "pairs": [10] * 5,
+                "bound": [False, False, False, False, True],
+                "score": [0.90, 0.90, 0.95, 0.91, 0.97],
+                "regret": [0.10, 0.10, 0.05, 0.09, 0.0],
+                "merges": [1.0, 1.0, 2.0, 13.0, 1.0],
+                "items": [0.0, 150.0, 300.0, 1300.0, 0.0],
             }
         ),
         path,
     )
     page = results_page(**{**run, "search": path})
-    assert "## Merge-and-evaluate search at a counted budget" in page
-    assert "| successive halving (0.5 of the items) |" in page
-    assert "successive halving: 1300 items per pair; SimMerge + k: 150 items per pair" in page
+    assert "## Selection methods at a counted budget" in page
+    assert "| successive_halving (budget=0.5) |" in page and "| oracle (bound) |" in page
+    assert "simmerge_plus_k: 150 items per pair; successive_halving: 1300 items per pair" in page
 
 
 def test_the_transfer_section_shows_both_baselines_of_each_source_run(run, tmp_path):

@@ -6,12 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simmerge.evaluate.paired import UnitItems
 from simmerge.evaluate.search import (
     cma_maximise,
-    evaluations_to_match,
-    search_summary,
-    search_units,
     simmerge_plus_k,
     split_items,
     successive_halving,
@@ -79,19 +75,3 @@ def test_search_and_evaluation_items_are_disjoint_halves_of_each_task():
     search, evaluation = split_items(tasks, np.random.default_rng(3))
     assert not set(search) & set(evaluation) and len(search) + len(evaluation) == 60
     assert (np.bincount(tasks[search]) == [20, 10]).all()
-
-
-def test_searches_on_a_units_items_are_scored_on_the_items_they_did_not_use():
-    keys = [(f"op{i}", "") for i in range(16)]
-    unit = UnitItems(tasks=np.zeros(400, int), vectors={key: ITEMS[i] for i, key in enumerate(keys)}, seed_variance={})
-    predicted = {"a|b": {key: -abs(i - 12) for i, key in enumerate(keys)}}  # SimMerge ranks op12 first, op15 fourth
-    results = search_units({"a|b": unit}, predicted, ks=(0, 1, 4), budgets=(0.25, 1.0), seed=0)
-    by = results.set_index("method")
-    assert by.loc["SimMerge", "choice"] == "op12" and by.loc["SimMerge", "items"] == 0
-    assert by.loc["SimMerge + 4", "merges"] == 4 and by.loc["SimMerge + 4", "items"] == 4 * 200
-    assert by.loc["successive halving (1 of the items)", "merges"] == 16
-    assert (results["oracle"] >= results["score"]).all() and (results["regret"] >= 0).all()
-    summary = search_summary(results)
-    assert list(summary["method"])[:1] == ["SimMerge"]
-    matched = evaluations_to_match(summary)
-    assert set(matched) == {"successive halving", "SimMerge + k"}

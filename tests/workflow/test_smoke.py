@@ -246,10 +246,16 @@ def test_learning_curve_of_the_smoke_run_trains_only_on_pairs_without_its_test_c
 def test_search_baselines_spend_counted_evaluations_and_are_scored_on_held_out_items(smoke_run, tmp_path, capsys):
     from simmerge.cli import main
 
+    # the rule's table: every default method of predictor.methods, the oracle flagged as the bound
+    ruled = pd.read_csv(results(smoke_run) / "search" / "summary.csv").set_index("method")
+    assert {"simmerge", "simmerge_plus_k (k=3)", "successive_halving (budget=1.0)", "best_fixed", "oracle"} <= set(
+        ruled.index
+    )
+    assert ruled.loc["oracle", "bound"] and ruled.loc["oracle", "regret"] == 0
     assert main(["search", "--run", str(results(smoke_run)), "-o", str(tmp_path)]) == 0
-    assert "successive halving matches SimMerge's held-out score at" in capsys.readouterr().out
+    assert "successive_halving matches SimMerge's held-out score at" in capsys.readouterr().out
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("method")
-    assert summary.loc["SimMerge", "items"] == 0 and summary.loc["SimMerge", "merges"] == 1
+    assert summary.loc["simmerge", "items"] == 0 and summary.loc["simmerge", "merges"] == 1
     assert (summary["regret"] >= 0).all()
     units = pd.read_csv(tmp_path / "units.csv")
     assert (units["score"] <= units["oracle"] + 1e-12).all()

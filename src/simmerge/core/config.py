@@ -493,6 +493,27 @@ PREDICTOR_FAMILIES = ("ridge", "per_operator_ridge", "hgb", "forest", "mlp")
 PredictorFamily = Literal[PREDICTOR_FAMILIES]
 
 
+class SelectionMethodSpec(Frozen):
+    """One selection method of the methods comparison (rule ``search``; simmerge.evaluate.methods)."""
+
+    name: str = Field(
+        description="Its name under the entry-point group simmerge.selection_methods (built-in: simmerge, "
+        "simmerge_plus_k, successive_halving, best_fixed, random, oracle; a method of your own: its package's "
+        "entry point)."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the method's class.")
+    label: str | None = Field(None, description="Its name in the tables; default: the name and its params.")
+
+
+def _default_methods() -> list[SelectionMethodSpec]:
+    methods = [SelectionMethodSpec(name="simmerge")]
+    methods += [SelectionMethodSpec(name="simmerge_plus_k", params={"k": k}) for k in (1, 2, 3)]
+    methods += [
+        SelectionMethodSpec(name="successive_halving", params={"budget": budget}) for budget in (0.125, 0.25, 0.5, 1.0)
+    ]
+    return [*methods, *(SelectionMethodSpec(name=name) for name in ("best_fixed", "random", "oracle"))]
+
+
 class PredictorSpec(Frozen):
     """The SimMerge predictor and its evaluation (simmerge.evaluate.predictor, simmerge.evaluate.compare)."""
 
@@ -522,6 +543,12 @@ class PredictorSpec(Frozen):
         default_factory=list,
         description="Finished runs (results/<run_name> folders, relative to the workflow directory) whose fitted "
         "predictor is applied unchanged to this run's pairs (rule transfer; simmerge transfer).",
+    )
+    methods: list[SelectionMethodSpec] = Field(
+        default_factory=_default_methods,
+        description="Selection methods compared on the held-out checkpoint folds, each pair's choices scored on "
+        "items no method searched on (rule search): SimMerge, SimMerge + k, successive halving at four budgets, "
+        "the best fixed policy, random choice and the oracle by default; a list here replaces them.",
     )
 
 

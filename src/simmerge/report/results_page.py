@@ -22,7 +22,7 @@ from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import ProvenanceCheck
 from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
-from simmerge.evaluate.search import evaluations_to_match
+from simmerge.evaluate.methods import evaluations_to_match
 from simmerge.evaluate.transfer import transfer_table
 from simmerge.merges.tables import markdown_table
 from simmerge.report.html import (
@@ -373,18 +373,28 @@ def _transfers(summaries: Sequence[Mapping[str, Any]], source: str) -> list[str]
 def _search(table: pd.DataFrame, source: str) -> list[str]:
     matched = evaluations_to_match(table)
     reached = "; ".join(
-        f"{family}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
-        for family, items in matched.items()
+        f"{name}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
+        for name, items in matched.items()
     )
+    shown = table.assign(
+        method=[
+            f"{method} (bound)" if bound else method
+            for method, bound in zip(table["method"], table["bound"], strict=True)
+        ]
+    ).drop(columns=["name", "bound"])
     return [
-        "## Merge-and-evaluate search at a counted budget",
-        source + " Per pair, SimMerge's choice (one merge, no evaluation) beside successive halving over the "
-        "operator grid (every candidate merged, scored on a few items, the better half kept, items doubled, up to the "
-        "given fraction of the search items) and SimMerge + k (its k best-predicted candidates merged and scored, "
-        "the best kept). Each pair's items are split per task: searches spend one half and every choice is scored on "
-        "the other (score and regret against the best candidate on that half). Merges and items are means per pair.",
-        _markdown(table, floatfmt=".3f"),
-        f"Items per pair each search needs to reach SimMerge's held-out score: {reached}.",
+        "## Selection methods at a counted budget",
+        source + " Every configured selection method (`predictor.methods`, entry-point group "
+        "`simmerge.selection_methods`) on the held-out checkpoint folds, fitted per fold: SimMerge (one merge, no "
+        "evaluation), SimMerge + k (its k best-predicted candidates merged and scored, the best kept), successive "
+        "halving over the operator grid (every candidate merged, scored on a few items, the better half kept, items "
+        "doubled, up to the given fraction of the search items), the best fixed policy of the training pairs, one "
+        "random draw and the oracle (a bound: it reads the held-out items). Each pair's items are split per task: "
+        "methods evaluate on one half and every choice is scored on the other (regret against the best candidate on "
+        "that half). `difference` is the paired difference from SimMerge over the same pairs; intervals are 95% "
+        "bootstrap over pairs. Merges and items are means per pair (a randomised operator's seeds count as merges).",
+        _markdown(shown, floatfmt=".3f"),
+        f"Items per pair each search needs to reach SimMerge's held-out score: {reached or 'no search configured'}.",
     ]
 
 

@@ -1,0 +1,556 @@
+"""Selection methods: one interface for every way of choosing a pair's merge, found through an entry-point group.
+
+A method is **fitted** on the training folds' label rows (other pairs' features and labels) and then **chooses**,
+for each held-out unit (an unordered expert pair), one candidate: ``(operator, anchor)``, the anchor empty for a
+symmetric operator. To decide, it may merge and score candidates on the unit's *search* items through
+:meth:`Decision.evaluate`, which counts what that costs; every choice is then scored on the other half of the
+unit's items (:func:`simmerge.evaluate.search.split_items`), which no method sees. The oracle alone reads that half
+(:attr:`SelectionMethod.reads_held_out_items`): it is reported as the bound it is, not as a method.
+
+SimMerge, SimMerge + k, the best fixed policy, random choice, successive halving and the oracle are the built-in
+methods, registered by this package under the entry-point group :data:`ENTRY_POINT_GROUP`. A researcher's own
+method is a class in their own package::
+
+    # pyproject.toml of my_package
+    [project.entry-points."simmerge.selection_methods"]
+    my_method = "my_package.selection:MyMethod"
+
+    # config
+    predictor:
+      methods:
+        - {name: my_method, params: {alpha: 0.5}}   # params: keyword arguments of MyMethod(...)
+
+and it is compared on the same folds, items and intervals as SimMerge, in the same table (rule ``search``).
+See ``docs/selection-methods.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from simmerge.evaluate.paired import UnitItems
+from simmerge.evaluate.search import Spent, simmerge_plus_k, split_items, successive_halving
+from simmerge.evaluate.selection import ORDER_RULES, rule_anchors
+
+ENTRY_POINT_GROUP = "simmerge.selection_methods"
+
+Candidate = tuple[str, str]
+
+# Label columns that come from the merged models: a method deciding for a unit does not see them in its rows.
+MERGE_OUTCOME_COLUMNS = (
+    "status",
+    "metric",
+    "stderr",
+    "seed_sd",
+    "normalised",
+    "merge_score",
+    "merge_score_stderr",
+    "likelihood",
+    "likelihood_normalised",
+)
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a method may learn from in one fold: the training pairs' label rows, outcomes included.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        Label rows of the training pairs (:data:`simmerge.evaluate.labels.LABEL_COLUMNS` and the features).
+    feature_columns, operators : tuple of str
+        The predictor's inputs and the operator grid.
+    families : tuple of str
+        The model families SimMerge's inner cross-validation chooses from.
+    checkpoint_groups : mapping
+        Each checkpoint's hold-out group (near-duplicates), for a method's own inner cross-validation.
+    seed : int
+        The run's predictor seed.
+    """
+
+    rows: pd.DataFrame
+    feature_columns: tuple[str, ...]
+    operators: tuple[str, ...]
+    families: tuple[str, ...]
+    checkpoint_groups: Mapping[str, str]
+    seed: int
+    _shared: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def simmerge_predictor(self):
+        """SimMerge's predictor on these rows (family by grouped inner CV, as the comparison fits it), fitted once
+        per fold and shared by every method that asks."""
+        if "simmerge" not in self._shared:
+            from simmerge.evaluate.predictor import OPERATOR, TARGET, SimMergePredictor, choose_family
+
+            family = self.families[0]
+            if len(self.families) > 1:
+                family, _ = choose_family(
+                    self.rows,
+                    self.feature_columns,
+                    self.operators,
+                    seed=self.seed,
+                    families=self.families,
+                    checkpoint_groups=self.checkpoint_groups,
+                )
+            model = SimMergePredictor(family=family, operators=self.operators, random_state=self.seed)
+            model.fit(self.rows[[*self.feature_columns, OPERATOR]], self.rows[TARGET])
+            self._shared["simmerge"] = model
+        return self._shared["simmerge"]
+
+
+class Decision:
+    """One unit to choose a merge for.
+
+    Attributes
+    ----------
+    unit : str
+        The unordered pair ``a|b``.
+    rows : pandas.DataFrame
+        Its label rows without :data:`MERGE_OUTCOME_COLUMNS`: both orders, every task and operator, with the
+        features and the parents' own scores (what is known before merging).
+    candidates : list of (operator, anchor)
+        What it may choose, in grid order.
+    search_items : int
+        Items of the search half, the most :meth:`evaluate` scores a candidate on.
+    seed : int
+        A seed for the method's own randomness in this unit (from the run's seed and the unit).
+    """
+
+    def __init__(
+        self,
+        unit: str,
+        rows: pd.DataFrame,
+        items: UnitItems,
+        search: np.ndarray,
+        evaluation: np.ndarray,
+        *,
+        seed: int,
+        reveal_held_out: bool = False,
+    ):
+        self.unit = unit
+        self.rows = rows.drop(columns=[c for c in MERGE_OUTCOME_COLUMNS if c in rows]).reset_index(drop=True)
+        self.candidates: list[Candidate] = list(items.vectors)
+        self.search_items = len(search)
+        self.seed = seed
+        self._items, self._search, self._evaluation = items, search, evaluation
+        self._reveal = reveal_held_out
+        self._merges = _merges_per_candidate(rows)
+        self._scored: dict[Candidate, int] = {}
+
+    def evaluate(self, candidate: Candidate, n_items: int | None = None) -> float:
+        """Merge ``candidate`` (once) and score it on the first ``n_items`` search items (default: all of them).
+
+        Charged: the candidate's merges the first time (one per seed of a randomised operator, whose label is
+        their mean) and each search item it has not been scored on yet, once per merge.
+        """
+        self._check(candidate)
+        n = self.search_items if n_items is None else max(1, min(int(n_items), self.search_items))
+        self._scored[candidate] = max(n, self._scored.get(candidate, 0))
+        return float(self._items.vectors[candidate][self._search[:n]].mean())
+
+    def held_out_score(self, candidate: Candidate) -> float:
+        """The candidate's score on the held-out half: only a method that declares it reads those items (the
+        oracle) may ask."""
+        if not self._reveal:
+            raise PermissionError(
+                f"unit {self.unit}: a method that reads the held-out items must set reads_held_out_items = True; "
+                "it is then reported as a bound, not as a method"
+            )
+        return held_out_score(self._items, self._evaluation, candidate)
+
+    @property
+    def spent(self) -> Spent:
+        """Merges made and items scored so far by :meth:`evaluate`."""
+        merges = sum(self._merges.get(candidate[0], 1) for candidate in self._scored)
+        items = sum(self._merges.get(candidate[0], 1) * n for candidate, n in self._scored.items())
+        return Spent(merges=merges, items=items)
+
+    def _check(self, candidate: Candidate) -> None:
+        if candidate not in self._items.vectors:
+            raise KeyError(f"unit {self.unit}: {candidate!r} is not a candidate; choose from {self.candidates}")
+
+
+def _merges_per_candidate(rows: pd.DataFrame) -> dict[str, int]:
+    """Merges behind one candidate's label, per operator: its seeds (1 for a deterministic operator)."""
+    if "n_seeds" not in rows:
+        return {}
+    seeds = rows.groupby("operator", sort=False)["n_seeds"].max()
+    return {operator: max(1, int(n)) if not math.isnan(n) else 1 for operator, n in seeds.items()}
+
+
+def held_out_score(items: UnitItems, evaluation: np.ndarray, candidate: Candidate) -> float:
+    """A candidate's score on the held-out items: the mean over tasks of its per-task item means."""
+    values, codes = items.vectors[candidate][evaluation], items.tasks[evaluation]
+    return float(np.mean([values[codes == code].mean() for code in np.unique(codes)]))
+
+
+class SelectionMethod:
+    """The interface: :meth:`fit` on a fold's training pairs, then :meth:`choose` for each held-out unit.
+
+    A method's keyword arguments are its config ``params``. What it spends is what it asks
+    :meth:`Decision.evaluate` for; a method that merges nothing but its choice spends one merge.
+    """
+
+    reads_held_out_items: ClassVar[bool] = False
+
+    def fit(self, training: Training) -> None:
+        """Learn from the training pairs (default: nothing to learn)."""
+
+    def choose(self, decision: Decision) -> Candidate:
+        raise NotImplementedError
+
+
+def candidate_of_rows(rows: pd.DataFrame) -> list[Candidate]:
+    """Each label row's candidate: (operator, the first model for an order-sensitive operator, else "")."""
+    return [
+        (str(operator), str(a) if bool(sensitive) else "")
+        for operator, a, sensitive in zip(rows["operator"], rows["a"], rows["order_sensitive"], strict=True)
+    ]
+
+
+def predicted_ranking(decision: Decision, predicted: Sequence[float]) -> list[Candidate]:
+    """The unit's candidates by a per-row prediction, best first: a candidate's prediction is the mean over its
+    rows (tasks, and both orders of a symmetric operator), as in the comparison; ties keep grid order."""
+    means = (
+        pd.DataFrame({"candidate": candidate_of_rows(decision.rows), "predicted": np.asarray(predicted, float)})
+        .groupby("candidate", sort=False)["predicted"]
+        .mean()
+    )
+    known = [candidate for candidate in decision.candidates if candidate in means.index]
+    return sorted(known, key=lambda candidate: -means[candidate])
+
+
+class SimMerge(SelectionMethod):
+    """SimMerge: the candidate its predictor scores highest; no evaluation."""
+
+    def fit(self, training: Training) -> None:
+        self._model = training.simmerge_predictor()
+        self._columns = [*training.feature_columns, "operator"]
+
+    def ranking(self, decision: Decision) -> list[Candidate]:
+        return predicted_ranking(decision, self._model.predict(decision.rows[self._columns]))
+
+    def choose(self, decision: Decision) -> Candidate:
+        return self.ranking(decision)[0]
+
+
+class SimMergePlusK(SimMerge):
+    """SimMerge + k: merge and score SimMerge's ``k`` best-predicted candidates on the search items, keep the best."""
+
+    def __init__(self, k: int = 1):
+        if k < 1:
+            raise ValueError(f"k must be at least 1 (got {k}); k = 0 is SimMerge itself")
+        self.k = int(k)
+
+    def choose(self, decision: Decision) -> Candidate:
+        choice, _ = simmerge_plus_k(self.ranking(decision), decision.evaluate, k=self.k, n_items=0)
+        return choice
+
+
+class SuccessiveHalving(SelectionMethod):
+    """Successive halving over the whole grid: every candidate merged, scored on ``start_items`` search items, the
+    better half kept, the items doubled, up to ``budget`` (a fraction of the search items) per candidate."""
+
+    def __init__(self, budget: float = 1.0, start_items: int = 4):
+        if not 0 < budget <= 1 or start_items < 1:
+            raise ValueError(f"budget must be in (0, 1] and start_items positive (got {budget}, {start_items})")
+        self.budget, self.start_items = float(budget), int(start_items)
+
+    def choose(self, decision: Decision) -> Candidate:
+        limit = max(1, round(self.budget * decision.search_items))
+        choice, _ = successive_halving(
+            decision.candidates, decision.evaluate, start_items=min(self.start_items, limit), max_items=limit
+        )
+        return choice
+
+
+class BestFixed(SelectionMethod):
+    """The best fixed policy of the training pairs: one operator, and for an order-sensitive one an order rule
+    (:data:`simmerge.evaluate.selection.ORDER_RULES`); where the rule cannot tell the experts apart, a seeded coin
+    picks the anchor."""
+
+    def fit(self, training: Training) -> None:
+        from simmerge.evaluate.selection import best_policy, candidate_table, policy_scores
+
+        self.policy = best_policy(policy_scores(candidate_table(training.rows), rule_anchors(training.rows)))
+
+    def choose(self, decision: Decision) -> Candidate:
+        operator, _, rule = self.policy.partition("/")
+        if not rule:
+            return operator, ""
+        anchor = rule_anchors(decision.rows).iloc[0][rule] if rule in ORDER_RULES else ""
+        if not anchor:
+            anchor = str(np.random.default_rng(decision.seed).choice(decision.unit.split("|")))
+        return operator, anchor
+
+
+class RandomChoice(SelectionMethod):
+    """A candidate drawn uniformly at random (seeded per unit): one draw, not the expectation the comparison's
+    ``random`` column reports."""
+
+    def choose(self, decision: Decision) -> Candidate:
+        return decision.candidates[int(np.random.default_rng(decision.seed).integers(len(decision.candidates)))]
+
+
+class Oracle(SelectionMethod):
+    """The candidate that scores best on the held-out items: the bound every method is measured against."""
+
+    reads_held_out_items = True
+
+    def choose(self, decision: Decision) -> Candidate:
+        return max(decision.candidates, key=decision.held_out_score)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Discovery and the comparison
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A configured method: its label in the tables, its entry-point name and its keyword arguments."""
+
+    label: str
+    name: str
+    params: Mapping[str, Any]
+
+    def make(self) -> SelectionMethod:
+        return load_method_class(self.name)(**self.params)
+
+
+def registered_methods() -> dict[str, metadata.EntryPoint]:
+    """Every method registered under :data:`ENTRY_POINT_GROUP` by an installed package."""
+    return {entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_method_class(name: str) -> type:
+    registered = registered_methods()
+    if name not in registered:
+        known = ", ".join(sorted(registered)) or "none (is simmerge installed, e.g. `pip install -e .`?)"
+        raise LookupError(
+            f"selection method {name!r} is not registered under the entry-point group {ENTRY_POINT_GROUP!r}; "
+            f"registered: {known}. A method of your own: add it to your package's pyproject.toml "
+            f'([project.entry-points."{ENTRY_POINT_GROUP}"] {name} = "your_package.module:YourClass") and install it'
+        )
+    return registered[name].load()
+
+
+def method_entries(specs: Sequence[Mapping[str, Any]]) -> list[MethodEntry]:
+    """The configured methods (``predictor.methods``), with a default label: the name and its params."""
+    entries = []
+    for spec in specs:
+        params = dict(spec.get("params") or {})
+        shown = ", ".join(f"{key}={value}" for key, value in params.items())
+        entries.append(
+            MethodEntry(
+                spec.get("label") or (f"{spec['name']} ({shown})" if shown else spec["name"]), spec["name"], params
+            )
+        )
+    return entries
+
+
+def method_problems(specs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What is wrong with the configured methods, checked before anything runs: an unregistered name, a class
+    that cannot choose, params its constructor does not take or rejects, two methods with one label."""
+    problems, labels = [], set()
+    for index, entry in enumerate(method_entries(specs)):
+        where = f"predictor.methods[{index}] ({entry.name})"
+        if entry.label in labels:
+            problems.append(f"{where}: label {entry.label!r} is used twice; give one of them its own `label`")
+        labels.add(entry.label)
+        try:
+            cls = load_method_class(entry.name)
+        except (LookupError, ImportError, AttributeError) as error:
+            problems.append(f"{where}: {error}")
+            continue
+        if not callable(getattr(cls, "choose", None)):
+            problems.append(f"{where}: {cls.__module__}.{cls.__qualname__} has no choose(decision) method")
+            continue
+        try:
+            inspect.signature(cls).bind(**entry.params)
+            cls(**entry.params)
+        except (TypeError, ValueError) as error:
+            problems.append(f"{where}: params {dict(entry.params)} are not accepted: {error}")
+    return problems
+
+
+def unit_seed(seed: int, unit: str) -> int:
+    """A unit's seed: stable across runs and Python processes (unlike ``hash``)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{unit}".encode()).digest()[:4], "little")
+
+
+def compare_methods(
+    labels: pd.DataFrame,
+    label_items: pd.DataFrame,
+    entries: Sequence[MethodEntry],
+    feature_columns: Sequence[str],
+    operators: Sequence[str],
+    *,
+    families: Sequence[str],
+    checkpoint_groups: Mapping[str, str] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every configured method on the held-out checkpoint folds, each unit's choices scored on its held-out items.
+
+    The folds are the comparison's checkpoint protocol (:func:`simmerge.evaluate.predictor.protocol_split`, the
+    near-duplicate groups held out together); each method is made anew and fitted per fold. A pair is tested in
+    the fold of each of its experts: its score and spending are the mean over those folds.
+
+    Returns
+    -------
+    (units, summary)
+        ``units``: one row per (unit, fold, method) — ``unit``, ``fold``, ``method``, ``name``, ``choice``,
+        ``score`` (held-out half), ``oracle``, ``regret``, ``merges``, ``items``, ``candidates``,
+        ``bound`` (reads the held-out items); ``summary``: :func:`methods_summary`.
+    """
+    from simmerge.evaluate.paired import unit_items
+    from simmerge.evaluate.predictor import protocol_split, training_rows
+    from simmerge.evaluate.selection import units_of_rows
+
+    rows = training_rows(labels)
+    row_units = np.asarray(units_of_rows(rows))
+    items = unit_items(rows, label_items, list(row_units))
+    rng = np.random.default_rng([seed, 2])
+    halves = {unit: split_items(items[unit].tasks, rng) for unit in items}
+    splitter, groups = protocol_split("checkpoint", rows, checkpoint_groups)
+    records = []
+    for held_out, (train, test) in zip(
+        splitter.held_out(groups=groups), splitter.split(rows, groups=groups), strict=True
+    ):
+        training = Training(
+            rows=rows.iloc[train].reset_index(drop=True),
+            feature_columns=tuple(feature_columns),
+            operators=tuple(operators),
+            families=tuple(families),
+            checkpoint_groups=dict(checkpoint_groups or {}),
+            seed=seed,
+        )
+        test_units = [unit for unit in dict.fromkeys(row_units[test]) if unit in items]
+        for entry in entries:
+            method = entry.make()
+            method.fit(training)
+            for unit in test_units:
+                search, evaluation = halves[unit]
+                decision = Decision(
+                    unit,
+                    rows[row_units == unit],
+                    items[unit],
+                    search,
+                    evaluation,
+                    seed=unit_seed(seed, unit),
+                    reveal_held_out=method.reads_held_out_items,
+                )
+                choice = tuple(method.choose(decision))
+                if choice not in items[unit].vectors:
+                    raise ValueError(
+                        f"selection method {entry.label!r} chose {choice!r} for {unit}, which is not one of its "
+                        f"candidates {decision.candidates}"
+                    )
+                spent = decision.spent if decision.spent.merges else Spent(merges=1, items=0)
+                oracle = max(held_out_score(items[unit], evaluation, key) for key in decision.candidates)
+                score = held_out_score(items[unit], evaluation, choice)
+                records.append(
+                    {
+                        "unit": unit,
+                        "fold": held_out,
+                        "method": entry.label,
+                        "name": entry.name,
+                        "choice": "@".join(part for part in choice if part),
+                        "score": score,
+                        "oracle": oracle,
+                        "regret": oracle - score,
+                        "merges": spent.merges,
+                        "items": spent.items,
+                        "candidates": len(decision.candidates),
+                        "bound": method.reads_held_out_items,
+                    }
+                )
+    units = pd.DataFrame(records)
+    return units, methods_summary(units, n_boot=n_boot, seed=seed)
+
+
+def methods_summary(
+    units: pd.DataFrame, *, reference: str = "simmerge", n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per method: pairs, held-out score and regret with 95% intervals, and the paired difference from
+    ``reference`` (the first method of that entry-point name) over the same pairs, with its interval from a
+    bootstrap over pairs; mean merges and items per pair. A pair's numbers are the mean over its folds."""
+    from simmerge.evaluate import stats
+
+    if units.empty:
+        return pd.DataFrame()
+    per_pair = units.groupby(["method", "unit"], sort=False).agg(
+        name=("name", "first"),
+        score=("score", "mean"),
+        regret=("regret", "mean"),
+        merges=("merges", "mean"),
+        items=("items", "mean"),
+        bound=("bound", "first"),
+    )
+    methods = list(dict.fromkeys(units["method"]))
+    references = [method for method in methods if per_pair.loc[method, "name"].iloc[0] == reference]
+    base = per_pair.loc[references[0], "score"] if references else None
+    rows = []
+    for method in methods:
+        own = per_pair.loc[method]
+        values = {"score": own["score"].to_numpy(float), "regret": own["regret"].to_numpy(float)}
+        if base is not None:
+            values["difference"] = (own["score"] - base.reindex(own.index)).to_numpy(float)
+        draws = stats.cluster_bootstrap(values, list(own.index), n_boot=n_boot, seed=seed)
+        row = {"method": method, "name": own["name"].iloc[0], "pairs": len(own), "bound": bool(own["bound"].iloc[0])}
+        for metric, vector in values.items():
+            low, high, _ = stats.percentile_interval(draws[metric])
+            row |= {metric: float(np.nanmean(vector)), f"{metric}_lo": low, f"{metric}_hi": high}
+        row |= {"merges": float(own["merges"].mean()), "items": float(own["items"].mean())}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluations_to_match(summary: pd.DataFrame, reference: str = "simmerge") -> dict[str, float | None]:
+    """Per method name with several budgets (e.g. successive halving, SimMerge + k): the fewest items per pair at
+    which its mean held-out score reaches ``reference``'s; None when no budget tried does."""
+    reference_rows = summary[summary["name"] == reference]
+    if reference_rows.empty:
+        return {}
+    target = float(reference_rows["score"].iloc[0])
+    out: dict[str, float | None] = {}
+    for name, rows in summary[summary["name"] != reference].groupby("name", sort=False):
+        if not rows["items"].gt(0).any():
+            continue  # no evaluation at any setting: not a search
+        rows = rows.sort_values("items")
+        reached = rows[rows["score"] >= target - 1e-12]
+        out[name] = float(reached["items"].iloc[0]) if len(reached) else None
+    return out
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MERGE_OUTCOME_COLUMNS",
+    "BestFixed",
+    "Decision",
+    "MethodEntry",
+    "Oracle",
+    "RandomChoice",
+    "SelectionMethod",
+    "SimMerge",
+    "SimMergePlusK",
+    "SuccessiveHalving",
+    "Training",
+    "compare_methods",
+    "evaluations_to_match",
+    "held_out_score",
+    "load_method_class",
+    "method_entries",
+    "method_problems",
+    "methods_summary",
+    "registered_methods",
+]
