@@ -26,6 +26,7 @@ COST_COLUMNS = [
     "operator",
     "method",
     "n_merges",
+    "n_items",
     "merge_s",
     "eval_s",
     "load_s",
@@ -70,6 +71,7 @@ def merge_costs(layout: RunLayout, records: Iterable[str | os.PathLike]) -> pd.D
                 "operator": record["operator"],
                 "method": record["method"],
                 "n_merges": len(record.get("runs") or [None]),
+                "n_items": _items_scored(record),
                 "merge_s": merge_s,
                 "eval_s": eval_s,
                 "load_s": float(record.get("load_seconds") or 0.0),
@@ -79,6 +81,13 @@ def merge_costs(layout: RunLayout, records: Iterable[str | os.PathLike]) -> pd.D
             }
         )
     return pd.DataFrame(rows, columns=COST_COLUMNS)
+
+
+def _items_scored(record: Mapping) -> int:
+    """Items a merge job scored: each task's items, once per merge that was scored."""
+    per_merge = sum(int(task.get("n") or 0) for task in (record.get("tasks") or {}).values())
+    runs = record.get("runs") or [record]
+    return per_merge * sum(1 for run in runs if run.get("status", "ok") == "ok")
 
 
 def cost_summary(costs: pd.DataFrame, by: Sequence[str] = ("operator",)) -> pd.DataFrame:
@@ -320,6 +329,64 @@ def break_even(
     }
 
 
+def unit_prices(costs: pd.DataFrame) -> dict[str, float]:
+    """What one merge and one scored item cost, from the run's merge jobs (:func:`merge_costs`).
+
+    ``merge_s``: a job's merging, loading the merged model and its overhead (start-up, imports, task set-up),
+    divided among its merges — what a search pays per candidate it merges; ``item_s``: its scoring without the
+    model load, divided among the items it scored.
+    """
+    timed = costs.dropna(subset=["job_s"])
+    merges, items = timed["n_merges"].sum(), timed["n_items"].sum()
+    per_merge = (timed["merge_s"] + timed["load_s"] + timed["overhead_s"]).sum()
+    return {
+        "merge_s": float(per_merge / merges) if merges else float("nan"),
+        "item_s": float((timed["eval_s"] - timed["load_s"]).sum() / items) if items else float("nan"),
+    }
+
+
+BUDGET_COLUMNS = ["method", "merges", "items", "features_s", "merging_s", "scoring_s", "seconds", "score", "bound"]
+
+
+def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mapping[str, float]) -> pd.DataFrame:
+    """Every selection method on the same axes, per decision: merges, items scored, and the seconds they cost.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``search/summary.csv`` (:func:`simmerge.evaluate.methods.methods_summary`): per method its mean merges and
+        items per pair, held-out score, and whether it reads the features (``reads_features``) or the held-out
+        items (``bound``).
+    decisions : pandas.DataFrame
+        :func:`decision_costs`: a method that reads the features pays SimMerge's feature share per pair (the
+        checkpoints' model summaries, the pair features, the predictor fit).
+    prices : mapping
+        :func:`unit_prices`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BUDGET_COLUMNS`, seconds as measured on this run's jobs (marginal: the labels of the training pairs
+        are not counted; :func:`break_even` counts them).
+    """
+    features = float((decisions["summaries_s"] + decisions["pair_features_s"] + decisions["predict_s"]).mean())
+    reads = summary["reads_features"] if "reads_features" in summary else pd.Series(True, summary.index)
+    table = pd.DataFrame(
+        {
+            "method": summary["method"],
+            "merges": summary["merges"],
+            "items": summary["items"],
+            "features_s": reads.astype(bool).map({True: features, False: 0.0}),
+            "merging_s": summary["merges"] * prices["merge_s"],
+            "scoring_s": summary["items"] * prices["item_s"],
+        }
+    )
+    table["seconds"] = table["features_s"] + table["merging_s"] + table["scoring_s"]
+    table["score"] = summary["score"]
+    table["bound"] = summary["bound"].astype(bool)
+    return table[BUDGET_COLUMNS]
+
+
 Benchmarks = Mapping[str, Sequence[str | os.PathLike]]
 """Benchmark files by rule: ``{rule: [benchmarks/<rule>/<job>.tsv, ...]}``."""
 
@@ -362,6 +429,7 @@ def rule_seconds(benchmarks: Benchmarks, stages: Mapping[str, str]) -> pd.DataFr
 
 
 __all__ = [
+    "BUDGET_COLUMNS",
     "COST_COLUMNS",
     "DECISION_COLUMNS",
     "Benchmarks",
@@ -370,6 +438,8 @@ __all__ = [
     "decision_costs",
     "job_seconds",
     "merge_costs",
+    "method_budgets",
     "rule_seconds",
     "summary_seconds",
+    "unit_prices",
 ]

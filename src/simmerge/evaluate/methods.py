@@ -201,6 +201,8 @@ class SelectionMethod:
     """
 
     reads_held_out_items: ClassVar[bool] = False
+    # whether it reads the similarity features (probe passes, weight sketches): its decisions pay for them
+    reads_features: ClassVar[bool] = True
 
     def fit(self, training: Training) -> None:
         """Learn from the training pairs (default: nothing to learn)."""
@@ -260,6 +262,8 @@ class SuccessiveHalving(SelectionMethod):
     """Successive halving over the whole grid: every candidate merged, scored on ``start_items`` search items, the
     better half kept, the items doubled, up to ``budget`` (a fraction of the search items) per candidate."""
 
+    reads_features = False
+
     def __init__(self, budget: float = 1.0, start_items: int = 4):
         if not 0 < budget <= 1 or start_items < 1:
             raise ValueError(f"budget must be in (0, 1] and start_items positive (got {budget}, {start_items})")
@@ -297,12 +301,16 @@ class RandomChoice(SelectionMethod):
     """A candidate drawn uniformly at random (seeded per unit): one draw, not the expectation the comparison's
     ``random`` column reports."""
 
+    reads_features = False
+
     def choose(self, decision: Decision) -> Candidate:
         return decision.candidates[int(np.random.default_rng(decision.seed).integers(len(decision.candidates)))]
 
 
 class Oracle(SelectionMethod):
     """The candidate that scores best on the held-out items: the bound every method is measured against."""
+
+    reads_features = False
 
     reads_held_out_items = True
 
@@ -410,7 +418,7 @@ def compare_methods(
     (units, summary)
         ``units``: one row per (unit, fold, method) — ``unit``, ``fold``, ``method``, ``name``, ``choice``,
         ``score`` (held-out half), ``oracle``, ``regret``, ``merges``, ``items``, ``candidates``,
-        ``bound`` (reads the held-out items); ``summary``: :func:`methods_summary`.
+        ``bound`` (reads the held-out items), ``reads_features``; ``summary``: :func:`methods_summary`.
     """
     from simmerge.evaluate.paired import unit_items
     from simmerge.evaluate.predictor import protocol_split, training_rows
@@ -437,7 +445,10 @@ def compare_methods(
         test_units = [unit for unit in dict.fromkeys(row_units[test]) if unit in items]
         for entry in entries:
             method = entry.make()
-            method.fit(training)
+            reveal = bool(getattr(method, "reads_held_out_items", False))
+            reads_features = bool(getattr(method, "reads_features", True))
+            if callable(getattr(method, "fit", None)):
+                method.fit(training)
             for unit in test_units:
                 search, evaluation = halves[unit]
                 decision = Decision(
@@ -447,7 +458,7 @@ def compare_methods(
                     search,
                     evaluation,
                     seed=unit_seed(seed, unit),
-                    reveal_held_out=method.reads_held_out_items,
+                    reveal_held_out=reveal,
                 )
                 choice = tuple(method.choose(decision))
                 if choice not in items[unit].vectors:
@@ -471,7 +482,8 @@ def compare_methods(
                         "merges": spent.merges,
                         "items": spent.items,
                         "candidates": len(decision.candidates),
-                        "bound": method.reads_held_out_items,
+                        "bound": reveal,
+                        "reads_features": reads_features,
                     }
                 )
     units = pd.DataFrame(records)
@@ -495,6 +507,7 @@ def methods_summary(
         merges=("merges", "mean"),
         items=("items", "mean"),
         bound=("bound", "first"),
+        reads_features=("reads_features", "first"),
     )
     methods = list(dict.fromkeys(units["method"]))
     references = [method for method in methods if per_pair.loc[method, "name"].iloc[0] == reference]
@@ -506,7 +519,13 @@ def methods_summary(
         if base is not None:
             values["difference"] = (own["score"] - base.reindex(own.index)).to_numpy(float)
         draws = stats.cluster_bootstrap(values, list(own.index), n_boot=n_boot, seed=seed)
-        row = {"method": method, "name": own["name"].iloc[0], "pairs": len(own), "bound": bool(own["bound"].iloc[0])}
+        row = {
+            "method": method,
+            "name": own["name"].iloc[0],
+            "pairs": len(own),
+            "bound": bool(own["bound"].iloc[0]),
+            "reads_features": bool(own["reads_features"].iloc[0]),
+        }
         for metric, vector in values.items():
             low, high, _ = stats.percentile_interval(draws[metric])
             row |= {metric: float(np.nanmean(vector)), f"{metric}_lo": low, f"{metric}_hi": high}

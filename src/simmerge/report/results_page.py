@@ -21,7 +21,16 @@ from simmerge.core import io
 from simmerge.core.io import read_json
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import ProvenanceCheck
-from simmerge.evaluate.costs import Benchmarks, break_even, cost_summary, decision_costs, merge_costs, rule_seconds
+from simmerge.evaluate.costs import (
+    Benchmarks,
+    break_even,
+    cost_summary,
+    decision_costs,
+    merge_costs,
+    method_budgets,
+    rule_seconds,
+    unit_prices,
+)
 from simmerge.evaluate.methods import evaluations_to_match
 from simmerge.evaluate.transfer import transfer_table
 from simmerge.merges.tables import markdown_table
@@ -222,7 +231,7 @@ def results_page(
         *_costs(RunLayout(run), expert_scores, tasks, units, records, benchmarks),
     ]
     if search is not None:
-        sections += _search(pd.read_csv(search), cite(search))
+        sections += _search(pd.read_csv(search), cite(search), RunLayout(run), expert_scores, tasks, units, records)
     if transfers:
         sections += _transfers([read_json(path) for path in transfers], cite(*transfers))
     if multiway is not None:
@@ -370,7 +379,15 @@ def _transfers(summaries: Sequence[Mapping[str, Any]], source: str) -> list[str]
     return out
 
 
-def _search(table: pd.DataFrame, source: str) -> list[str]:
+def _search(
+    table: pd.DataFrame,
+    source: str,
+    layout: RunLayout,
+    experts: pd.DataFrame,
+    tasks: Sequence[str],
+    units: PathLike,
+    records: Sequence[PathLike],
+) -> list[str]:
     matched = evaluations_to_match(table)
     reached = "; ".join(
         f"{name}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
@@ -381,7 +398,10 @@ def _search(table: pd.DataFrame, source: str) -> list[str]:
             f"{method} (bound)" if bound else method
             for method, bound in zip(table["method"], table["bound"], strict=True)
         ]
-    ).drop(columns=["name", "bound"])
+    ).drop(columns=["name", "bound", "reads_features"], errors="ignore")
+    base, names = experts["checkpoint"].iloc[0], list(experts["checkpoint"].iloc[1:])
+    prices = unit_prices(merge_costs(layout, records))
+    budgets = method_budgets(table, decision_costs(layout, base, names, tasks, records, units), prices)
     return [
         "## Selection methods at a counted budget",
         source + " Every configured selection method (`predictor.methods`, entry-point group "
@@ -395,7 +415,54 @@ def _search(table: pd.DataFrame, source: str) -> list[str]:
         "bootstrap over pairs. Merges and items are means per pair (a randomised operator's seeds count as merges).",
         _markdown(shown, floatfmt=".3f"),
         f"Items per pair each search needs to reach SimMerge's held-out score: {reached or 'no search configured'}.",
+        "### Every approach on the same axes",
+        f"Per decision (one pair), priced with this run's merge jobs: {prices['merge_s']:.1f} s per merge (merging, "
+        f"loading the merged model, job start-up) and {prices['item_s']:.3f} s per item scored; a method that reads "
+        "the similarity features pays SimMerge's share of the probe passes, weight sketches, pair features and "
+        "predictor fit per pair (the marginal cost above). The labels that trained the predictors are not counted "
+        "here (see the break-even above).",
+        _markdown(budgets.rename(columns=BUDGET_HEADINGS), floatfmt=".1f"),
+        _cheapest_match(budgets),
     ]
+
+
+# Column headings of the budget table (simmerge.evaluate.costs.method_budgets) on the page.
+BUDGET_HEADINGS = {
+    "merges": "merges",
+    "items": "items scored",
+    "features_s": "features s",
+    "merging_s": "merging s",
+    "scoring_s": "scoring s",
+    "seconds": "total s",
+    "score": "held-out score",
+    "bound": "bound",
+}
+
+
+def _cheapest_match(budgets: pd.DataFrame) -> str:
+    """SimMerge's seconds per decision against the cheapest search that matches its held-out score, and against
+    the strongest search (the best held-out score of any method that evaluates)."""
+    simmerge = budgets[budgets["method"] == "simmerge"]
+    searches = budgets[(budgets["items"] > 0) & ~budgets["bound"]]
+    if simmerge.empty or searches.empty:
+        return ""
+    own = simmerge.iloc[0]
+
+    def against(row: pd.Series) -> str:
+        return (
+            f"{row['method']} (held-out score {row['score']:.3f}): {row['seconds']:.0f} s per decision against "
+            f"SimMerge's {own['seconds']:.0f} s ({row['seconds'] / own['seconds']:.1f}×)"
+        )
+
+    strongest = searches.sort_values("score", kind="stable").iloc[-1]
+    matching = searches[searches["score"] >= own["score"] - 1e-12].sort_values("seconds", kind="stable")
+    target = f"SimMerge's held-out score ({own['score']:.3f})"
+    cheapest = (
+        f"The cheapest search that matches {target} is {against(matching.iloc[0])}"
+        if len(matching)
+        else f"No search configured here reaches {target}"
+    )
+    return f"{cheapest}; the strongest search is {against(strongest)}."
 
 
 def _multiway(table: pd.DataFrame, source: str) -> list[str]:
