@@ -355,6 +355,33 @@ def get_merge_score_input(wildcards):
         "tasks": task_yamls(tasks),
         "eval": [LAYOUT.task_data(task, "eval") for task in tasks],
         "preflight": preflight_gate(),
+        **get_drift_input(a, b, tasks),
+    }
+
+
+def drift_tasks(a, b, tasks):
+    """Each parent's home tasks among the merge's: the probes its drift is measured on (merges.parent_drift)."""
+    if not RUN.merges.parent_drift:
+        return {}
+    return {
+        name: [task for task in CATALOG.get(name).tasks if task in tasks]
+        for name in (a, b)
+    }
+
+
+def get_drift_input(a, b, tasks):
+    """The parents' probe parts and the probe files the merge's drift is measured against."""
+    homes = drift_tasks(a, b, tasks)
+    if not homes:
+        return {}
+    return {
+        "drift_parts": [
+            LAYOUT.probe_part(name, task) for name, own in homes.items() for task in own
+        ],
+        "drift_probes": [
+            LAYOUT.task_data(task, "probe")
+            for task in dict.fromkeys(t for own in homes.values() for t in own)
+        ],
     }
 
 
@@ -364,10 +391,21 @@ def get_merge_score_params(wildcards):
     The operator's description is documentation: editing it re-runs no merge.
     """
     operator = OPERATORS[wildcards.op]
+    tasks = CATALOG.merge_tasks(wildcards.a, wildcards.b)
+    homes = drift_tasks(wildcards.a, wildcards.b, tasks)
     return {
         "operator": operator.model_dump(mode="json", exclude={"description"}),
         "seeds": CATALOG.merge_seeds if operator.randomised else [0],
-        "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
+        "tasks": tasks,
+        "drift": (
+            {
+                "homes": homes,
+                "features": get_probe_pass_params(wildcards),
+                "seed": RUN.seed,
+            }
+            if homes
+            else None
+        ),
     }
 
 

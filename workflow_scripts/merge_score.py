@@ -13,6 +13,18 @@ from simmerge.run import TASK_DIR
 with log_to(snakemake.log[0]):
     merge = snakemake.params.merge
     runtime = runtime_settings(snakemake.config)
+    drift = None
+    if merge["drift"]:
+        parts = iter(snakemake.input.drift_parts)
+        homes = merge["drift"]["homes"]
+        drift = {
+            "parent_parts": {name: {task: next(parts) for task in own} for name, own in homes.items()},
+            "probe_files": dict(
+                zip(dict.fromkeys(t for own in homes.values() for t in own), snakemake.input.drift_probes, strict=True)
+            ),
+            "spec": merge["drift"]["features"],
+            "seed": merge["drift"]["seed"],
+        }
     record = merge_score(
         Operator.model_validate(merge["operator"]),
         checkpoint_dir(snakemake.input.a),
@@ -33,6 +45,7 @@ with log_to(snakemake.log[0]):
             trusts_remote_code(path) for path in (snakemake.input.a, snakemake.input.b, snakemake.input.base)
         ),
         manifests=(snakemake.input.a, snakemake.input.b, snakemake.input.base),
+        drift=drift,
         **snakemake.params.scoring,
     )
     write_items(record.pop("items"), snakemake.output.outcomes)

@@ -428,7 +428,14 @@ def _method_problems(catalog: Catalog) -> list[str]:
     """Every ``predictor.methods`` entry must name a registered selection method that takes its params."""
     from simmerge.evaluate.methods import method_problems  # deferred: imports the registered methods' modules
 
-    return method_problems([spec.model_dump() for spec in catalog.config.predictor.methods])
+    methods = catalog.config.predictor.methods
+    problems = method_problems([spec.model_dump() for spec in methods])
+    if not catalog.config.merges.parent_drift and any(spec.name == "label_free" for spec in methods):
+        problems.append(
+            "predictor.methods: label_free chooses by the merges' parent drift, which merges.parent_drift: false "
+            "does not measure; set it to true or leave label_free out of predictor.methods"
+        )
+    return problems
 
 
 def _multiway_problems(catalog: Catalog) -> list[str]:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -541,3 +542,50 @@ def test_a_scratch_folder_without_room_for_the_merge_is_refused_before_merging(t
     message = str(info.value)
     assert f"the scratch folder {tmp_path} has 0.0 MB free, but a merged checkpoint takes about" in message
     assert "Nothing was merged. Set merges.scratch_dir" in message
+
+
+# --------------------------------------------------------------------------------------------------------------
+# parent drift: how far a merge moved from its parents on their home-task probes (the label-free signal)
+
+
+@pytest.fixture(scope="module")
+def probed(tiny, tmp_path_factory):
+    """Probe files of two tasks, and each expert's probe part on its home task (a: alpha, b: beta)."""
+    from probe_inputs import PROMPTS, SPEC, write_probes
+
+    from simmerge.features.probe_pass import probe_task
+
+    root = tmp_path_factory.mktemp("drift")
+    probes = write_probes(root / "probes", PROMPTS)
+    parts = {}
+    for name, task in (("a", "alpha"), ("b", "beta")):
+        parts[name] = {task: root / f"{name}_{task}.npz"}
+        probe_task(tiny[name], task, probes[task], parts[name][task], spec=SPEC, seed=3, device="cpu")
+    return {"probes": probes, "parts": parts, "spec": SPEC, "seed": 3}
+
+
+def test_a_parent_has_no_drift_from_itself_and_a_merge_drifts_from_both(tiny, probed, scored, ops):
+    from simmerge.merges.drift import parent_drift
+
+    own = parent_drift(
+        tiny["a"], {"a": probed["parts"]["a"]}, probed["probes"], spec=probed["spec"], seed=3, device="cpu"
+    )
+    assert own["kl"]["a"] == pytest.approx(0.0, abs=1e-6) and own["probe_passes"] == 1
+    drift = {key: probed[key] for key in ("spec", "seed")}
+    drift |= {"parent_parts": probed["parts"], "probe_files": probed["probes"]}
+    record = run_merge_score(ops["dare_linear_d50"], tiny, scored, seeds=[0, 1], drift=drift)
+    measured = record["parent_drift"]
+    assert set(measured["kl"]) == {"a", "b"} and min(measured["kl"].values()) > 1e-4
+    assert measured["mean"] == pytest.approx(np.mean(list(measured["kl"].values())))
+    assert measured["probe_passes"] == 2  # each parent's home task, on the first seed's merge only
+    assert "parent_drift" not in run_merge_score(ops["linear"], tiny, scored)  # none measured without drift
+
+
+def test_drift_against_a_parent_that_saw_other_probes_is_refused(tiny, probed):
+    from probe_inputs import PROMPTS, write_probes
+
+    from simmerge.merges.drift import parent_drift
+
+    other = write_probes(probed["probes"]["alpha"].parent.parent / "other", {"alpha": PROMPTS["alpha"][::-1]})
+    with pytest.raises(ValueError, match="saw different probe (lengths|tokens); rerun rule probe_pass for a"):
+        parent_drift(tiny["b"], {"a": probed["parts"]["a"]}, other, spec=probed["spec"], seed=3, device="cpu")

@@ -91,6 +91,18 @@ def test_the_same_seed_gives_identical_tables_and_the_random_draw_moves_with_it(
     assert list(other["choice"]) != list(compared[0].loc[compared[0]["method"] == "random", "choice"])
 
 
+def test_the_label_free_choice_merges_and_probes_every_candidate_and_reads_no_label():
+    # a drift that mirrors the label: the merge that stays closest to its parents is the best one
+    table = RUN.assign(parent_drift=1.0 - RUN["normalised"])
+    units, summary = run([{"name": "label_free"}, {"name": "oracle"}], table=table)
+    row = summary.set_index("method").loc["label_free"]
+    assert row["regret"] == pytest.approx(0, abs=1e-12) and not row["reads_features"]
+    # 4 candidates merged once each, each passed over the pair's 2 tasks' probes; nothing scored
+    assert (row["merges"], row["items"], row["probe_passes"]) == (4, 0, 8)
+    with pytest.raises(ValueError, match="merges.parent_drift: true"):
+        run([{"name": "label_free"}])  # labels of merges whose drift was not measured
+
+
 class Peeking(SelectionMethod):
     def choose(self, decision: Decision):
         decision.rows["normalised"]  # the merged models' outcomes are not in a deciding method's rows
@@ -133,7 +145,8 @@ def test_configured_methods_are_checked_before_anything_runs():
     )
     assert len(problems) == 4
     assert "predictor.methods[0] (no_such_method)" in problems[0] and ENTRY_POINT_GROUP in problems[0]
-    assert "registered: best_fixed, oracle, random, simmerge, simmerge_plus_k, successive_halving" in problems[0]
+    registered = "best_fixed, label_free, oracle, random, simmerge, simmerge_plus_k, successive_halving"
+    assert f"registered: {registered}" in problems[0]
     assert "k must be at least 1" in problems[1]
     assert "unexpected keyword argument 'rounds'" in problems[2]
     assert "label 'random' is used twice" in problems[3]
@@ -191,3 +204,17 @@ def test_a_config_naming_an_unregistered_method_is_refused_when_the_workflow_is_
     raw = read_config("smoke.yaml")
     raw["predictor"] = {"methods": [{"name": "simmerge"}, {"name": "adamms", "params": {"probes": 8}}]}
     expect_config_error(raw, "invalid catalog", "predictor.methods[1] (adamms)", "is not registered")
+
+
+def test_the_label_free_method_needs_the_merges_parent_drift():
+    from shipped_configs import expect_config_error, read_config
+
+    raw = read_config("smoke.yaml")
+    raw["merges"]["parent_drift"] = False  # the default methods include label_free
+    expect_config_error(raw, "label_free chooses by the merges' parent drift", "merges.parent_drift: false")
+    raw["predictor"] = {"methods": [{"name": "simmerge"}, {"name": "oracle"}]}
+    from shipped_configs import REPO
+
+    from simmerge.run import load
+
+    assert load(raw, workdir=REPO).config.merges.parent_drift is False

@@ -101,6 +101,7 @@ def merge_record(run: Path, a: str, b: str, operator: str, *, merge_s: float, ev
         "peak_rss_mb": 100.0,
         "runs": [{}],
         "tasks": {"t1": {"n": 100}, "t2": {"n": 100}},
+        "parent_drift": {"kl": {a: 0.1, b: 0.2}, "mean": 0.15, "probe_passes": 2, "seconds": 2.0},
     }
     path = run / "merges" / f"{a}__{b}" / f"{operator}.json"
     write_json(record, path)
@@ -369,19 +370,20 @@ def test_the_page_says_which_devices_the_jobs_used_and_when_no_gpu_path_ran(run)
 def test_the_search_section_shows_each_method_and_the_items_a_search_needs_to_match_simmerge(run, tmp_path):
     assert "## Selection methods" not in results_page(**run)
     path = tmp_path / "search" / "summary.csv"
-    names = ["simmerge", "simmerge_plus_k", "simmerge_plus_k", "successive_halving", "oracle"]
+    names = ["simmerge", "simmerge_plus_k", "simmerge_plus_k", "successive_halving", "label_free", "oracle"]
     write_table(
         pd.DataFrame(
             {
-                "method": ["simmerge", "k=1", "k=2", "successive_halving (budget=0.5)", "oracle"],
+                "method": ["simmerge", "k=1", "k=2", "successive_halving (budget=0.5)", "label_free", "oracle"],
                 "name": names,
-                "pairs": [10] * 5,
-                "bound": [False, False, False, False, True],
-                "reads_features": [True, True, True, False, False],
-                "score": [0.90, 0.90, 0.95, 0.91, 0.97],
-                "regret": [0.10, 0.10, 0.05, 0.09, 0.0],
-                "merges": [1.0, 1.0, 2.0, 2.0, 1.0],
-                "items": [0.0, 150.0, 300.0, 300.0, 0.0],
+                "pairs": [10] * 6,
+                "bound": [False, False, False, False, False, True],
+                "reads_features": [True, True, True, False, False, False],
+                "score": [0.90, 0.90, 0.95, 0.91, 0.85, 0.97],
+                "regret": [0.10, 0.10, 0.05, 0.09, 0.15, 0.0],
+                "merges": [1.0, 1.0, 2.0, 2.0, 4.0, 1.0],
+                "items": [0.0, 150.0, 300.0, 300.0, 0.0, 0.0],
+                "probe_passes": [0.0, 0.0, 0.0, 0.0, 8.0, 0.0],
             }
         ),
         path,
@@ -390,19 +392,32 @@ def test_the_search_section_shows_each_method_and_the_items_a_search_needs_to_ma
     assert "## Selection methods at a counted budget" in page
     assert "| successive_halving (budget=0.5) |" in page and "| oracle (bound) |" in page
     assert "simmerge_plus_k: 150 items per pair; successive_halving: 300 items per pair" in page
-    # priced with the run's two merge jobs: (30 + 1 + 10) + (1 + 1 + 4) s over 2 merges; (19 + 19) s over 400 items;
-    # SimMerge's features per pair: the experts' probe passes (5 + 5 s, one pair each), the base's (5 s), 2 s of
-    # pair features
-    assert "23.5 s per merge (merging, loading the merged model, job start-up) and 0.095 s per item scored" in page
+    # priced with the run's two merge jobs: (30 + 1 + 10 - 2) + (1 + 1 + 4 - 2) s over 2 merges (their 2 s of probing
+    # taken out), (19 + 19) s over 400 items, 4 s over 4 probe passes; SimMerge's features per pair: the experts'
+    # probe passes (5 + 5 s, one pair each), the base's (5 s), 2 s of pair features
+    assert (
+        "21.5 s per merge (merging, loading the merged model, job start-up), 0.095 s per item scored and 1.00 s per "
+        "probe pass of a merge" in page
+    )
     budgets = table_rows(page, "### Every approach on the same axes")
-    assert budgets["simmerge"][:6] == ["1.0", "0.0", "17.0", "23.5", "0.0", "40.5"]
-    assert budgets["successive_halving (budget=0.5)"][:6] == ["2.0", "300.0", "0.0", "47.0", "28.5", "75.5"]
-    assert budgets["k=2"][5] == "92.5"  # 17 + 47 + 28.5: the features and two merges scored on 300 items
+    assert budgets["simmerge"][:8] == ["1.0", "0.0", "0.0", "17.0", "21.5", "0.0", "0.0", "38.5"]
+    assert budgets["successive_halving (budget=0.5)"][:8] == [
+        "2.0",
+        "300.0",
+        "0.0",
+        "0.0",
+        "43.0",
+        "28.5",
+        "0.0",
+        "71.5",
+    ]
+    assert budgets["label_free"][:8] == ["4.0", "0.0", "8.0", "0.0", "86.0", "0.0", "8.0", "94.0"]
+    assert budgets["k=2"][7] == "88.5"  # 17 + 43 + 28.5: the features and two merges scored on 300 items
     # k=1 evaluates SimMerge's own choice: the cheapest search to match it; k=2 scores best
     assert (
-        "The cheapest search that matches SimMerge's held-out score (0.900) is k=1 (held-out score 0.900): 55 s per "
-        "decision against SimMerge's 40 s (1.4×); the strongest search is k=2 (held-out score 0.950): 92 s per "
-        "decision against SimMerge's 40 s (2.3×)." in page
+        "The cheapest search that matches SimMerge's held-out score (0.900) is k=1 (held-out score 0.900): 53 s per "
+        "decision against SimMerge's 38 s (1.4×); the strongest search is k=2 (held-out score 0.950): 88 s per "
+        "decision against SimMerge's 38 s (2.3×)." in page
     )
 
 

@@ -471,6 +471,11 @@ class MergeSpec(Frozen):
     tasks: Literal["home", "all"] = Field(
         "home", description="Score a merge on the union of its parents' home tasks, or on every task."
     )
+    parent_drift: bool = Field(
+        True,
+        description="Also pass each merge (its first seed) over its parents' home-task probes and record KL(parent "
+        "‖ merge): the label-free baseline's signal (selection method label_free), a probe pass per home task.",
+    )
 
 
 # Evaluation protocols of the comparison (simmerge.evaluate.compare), defined here, not in simmerge.evaluate.compare,
@@ -498,7 +503,8 @@ class SelectionMethodSpec(Frozen):
 
     name: str = Field(
         description="Its name under the entry-point group simmerge.selection_methods (built-in: simmerge, "
-        "simmerge_plus_k, successive_halving, best_fixed, random, oracle; a method of your own: its package's "
+        "simmerge_plus_k, successive_halving, label_free, best_fixed, random, oracle; a method of your own: its "
+        "package's "
         "entry point)."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the method's class.")
@@ -511,7 +517,7 @@ def _default_methods() -> list[SelectionMethodSpec]:
     methods += [
         SelectionMethodSpec(name="successive_halving", params={"budget": budget}) for budget in (0.125, 0.25, 0.5, 1.0)
     ]
-    return [*methods, *(SelectionMethodSpec(name=name) for name in ("best_fixed", "random", "oracle"))]
+    return [*methods, *(SelectionMethodSpec(name=name) for name in ("label_free", "best_fixed", "random", "oracle"))]
 
 
 class PredictorSpec(Frozen):
@@ -548,7 +554,8 @@ class PredictorSpec(Frozen):
         default_factory=_default_methods,
         description="Selection methods compared on the held-out checkpoint folds, each pair's choices scored on "
         "items no method searched on (rule search): SimMerge, SimMerge + k, successive halving at four budgets, "
-        "the best fixed policy, random choice and the oracle by default; a list here replaces them.",
+        "the label-free choice (needs merges.parent_drift), the best fixed policy, random choice and the oracle by "
+        "default; a list here replaces them.",
     )
 
 

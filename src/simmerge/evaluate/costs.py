@@ -27,6 +27,8 @@ COST_COLUMNS = [
     "method",
     "n_merges",
     "n_items",
+    "probe_passes",
+    "drift_s",
     "merge_s",
     "eval_s",
     "load_s",
@@ -72,6 +74,8 @@ def merge_costs(layout: RunLayout, records: Iterable[str | os.PathLike]) -> pd.D
                 "method": record["method"],
                 "n_merges": len(record.get("runs") or [None]),
                 "n_items": _items_scored(record),
+                "probe_passes": int((record.get("parent_drift") or {}).get("probe_passes") or 0),
+                "drift_s": float((record.get("parent_drift") or {}).get("seconds") or 0.0),
                 "merge_s": merge_s,
                 "eval_s": eval_s,
                 "load_s": float(record.get("load_seconds") or 0.0),
@@ -334,18 +338,33 @@ def unit_prices(costs: pd.DataFrame) -> dict[str, float]:
 
     ``merge_s``: a job's merging, loading the merged model and its overhead (start-up, imports, task set-up),
     divided among its merges — what a search pays per candidate it merges; ``item_s``: its scoring without the
-    model load, divided among the items it scored.
+    model load, divided among the items it scored; ``probe_s``: a merge's pass over one task's probes (the
+    parent drift, :mod:`simmerge.merges.drift`), NaN when the run measured none. The drift's seconds are part of
+    the job's overhead here and are taken out of ``merge_s``.
     """
     timed = costs.dropna(subset=["job_s"])
-    merges, items = timed["n_merges"].sum(), timed["n_items"].sum()
-    per_merge = (timed["merge_s"] + timed["load_s"] + timed["overhead_s"]).sum()
+    merges, items, passes = timed["n_merges"].sum(), timed["n_items"].sum(), timed["probe_passes"].sum()
+    per_merge = (timed["merge_s"] + timed["load_s"] + timed["overhead_s"] - timed["drift_s"]).sum()
     return {
         "merge_s": float(per_merge / merges) if merges else float("nan"),
         "item_s": float((timed["eval_s"] - timed["load_s"]).sum() / items) if items else float("nan"),
+        "probe_s": float(timed["drift_s"].sum() / passes) if passes else float("nan"),
     }
 
 
-BUDGET_COLUMNS = ["method", "merges", "items", "features_s", "merging_s", "scoring_s", "seconds", "score", "bound"]
+BUDGET_COLUMNS = [
+    "method",
+    "merges",
+    "items",
+    "probe_passes",
+    "features_s",
+    "merging_s",
+    "scoring_s",
+    "probing_s",
+    "seconds",
+    "score",
+    "bound",
+]
 
 
 def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mapping[str, float]) -> pd.DataFrame:
@@ -354,9 +373,9 @@ def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mappi
     Parameters
     ----------
     summary : pandas.DataFrame
-        ``search/summary.csv`` (:func:`simmerge.evaluate.methods.methods_summary`): per method its mean merges and
-        items per pair, held-out score, and whether it reads the features (``reads_features``) or the held-out
-        items (``bound``).
+        ``search/summary.csv`` (:func:`simmerge.evaluate.methods.methods_summary`): per method its mean merges,
+        items and probe passes per pair, held-out score, and whether it reads the features (``reads_features``) or
+        the held-out items (``bound``).
     decisions : pandas.DataFrame
         :func:`decision_costs`: a method that reads the features pays SimMerge's feature share per pair (the
         checkpoints' model summaries, the pair features, the predictor fit).
@@ -381,7 +400,10 @@ def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mappi
             "scoring_s": summary["items"] * prices["item_s"],
         }
     )
-    table["seconds"] = table["features_s"] + table["merging_s"] + table["scoring_s"]
+    passes = summary["probe_passes"] if "probe_passes" in summary else pd.Series(0.0, summary.index)
+    table.insert(3, "probe_passes", passes)
+    table["probing_s"] = (passes * prices.get("probe_s", float("nan"))).where(passes > 0, 0.0)
+    table["seconds"] = table["features_s"] + table["merging_s"] + table["scoring_s"] + table["probing_s"]
     table["score"] = summary["score"]
     table["bound"] = summary["bound"].astype(bool)
     return table[BUDGET_COLUMNS]

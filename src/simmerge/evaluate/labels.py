@@ -48,6 +48,7 @@ LABEL_COLUMNS = [
     "likelihood_parent_a",
     "likelihood_parent_b",
     "likelihood_normalised",
+    "parent_drift",
 ]
 # Columns that are numbers even when every value is missing (a failed merge has no metric).
 NUMERIC_LABEL_COLUMNS = [
@@ -148,6 +149,7 @@ def labels_table(
                 "merge_score": record.get("score"),
                 "merge_score_stderr": record.get("score_stderr"),
                 "n_seeds": len(record.get("seeds") or [None]),
+                "parent_drift": (record.get("parent_drift") or {}).get("mean"),
             }
             if expert_item_files:
                 items, likelihoods = _label_items(record, merge_items[key], task, parent_items, (a, b))

@@ -7,7 +7,8 @@ symmetric operator. To decide, it may merge and score candidates on the unit's *
 unit's items (:func:`simmerge.evaluate.search.split_items`), which no method sees. The oracle alone reads that half
 (:attr:`SelectionMethod.reads_held_out_items`): it is reported as the bound it is, not as a method.
 
-SimMerge, SimMerge + k, the best fixed policy, random choice, successive halving and the oracle are the built-in
+SimMerge, SimMerge + k, the best fixed policy, random choice, successive halving, the label-free choice (the
+merge that drifts least from its parents on their unlabelled probes) and the oracle are the built-in
 methods, registered by this package under the entry-point group :data:`ENTRY_POINT_GROUP`. A researcher's own
 method is a class in their own package::
 
@@ -56,6 +57,7 @@ MERGE_OUTCOME_COLUMNS = (
     "merge_score_stderr",
     "likelihood",
     "likelihood_normalised",
+    "parent_drift",
 )
 
 
@@ -145,6 +147,8 @@ class Decision:
         self._reveal = reveal_held_out
         self._merges = _merges_per_candidate(rows)
         self._scored: dict[Candidate, int] = {}
+        self._drift = _drift_per_candidate(rows)
+        self._probed: set[Candidate] = set()
 
     def evaluate(self, candidate: Candidate, n_items: int | None = None) -> float:
         """Merge ``candidate`` (once) and score it on the first ``n_items`` search items (default: all of them).
@@ -156,6 +160,20 @@ class Decision:
         n = self.search_items if n_items is None else max(1, min(int(n_items), self.search_items))
         self._scored[candidate] = max(n, self._scored.get(candidate, 0))
         return float(self._items.vectors[candidate][self._search[:n]].mean())
+
+    def probe(self, candidate: Candidate) -> float:
+        """Merge ``candidate`` (its first seed) and pass it over its parents' home-task probes: its mean
+        ``KL(parent ‖ merge)`` (:func:`simmerge.merges.drift.parent_drift`; lower: closer to its parents). No label
+        is read. Charged: one merge, unless :meth:`evaluate` merged it already, and a probe pass per home task."""
+        self._check(candidate)
+        value, passes = self._drift.get(candidate, (math.nan, 0))
+        if math.isnan(value):
+            raise ValueError(
+                f"unit {self.unit}: no parent drift was measured for {candidate!r}; the run's merges need "
+                "merges.parent_drift: true (re-runs the merge jobs)"
+            )
+        self._probed.add(candidate)
+        return value
 
     def held_out_score(self, candidate: Candidate) -> float:
         """The candidate's score on the held-out half: only a method that declares it reads those items (the
@@ -169,10 +187,12 @@ class Decision:
 
     @property
     def spent(self) -> Spent:
-        """Merges made and items scored so far by :meth:`evaluate`."""
+        """Merges made, items scored and probe passes run so far by :meth:`evaluate` and :meth:`probe`."""
         merges = sum(self._merges.get(candidate[0], 1) for candidate in self._scored)
+        merges += sum(1 for candidate in self._probed if candidate not in self._scored)
         items = sum(self._merges.get(candidate[0], 1) * n for candidate, n in self._scored.items())
-        return Spent(merges=merges, items=items)
+        passes = sum(self._drift[candidate][1] for candidate in self._probed)
+        return Spent(merges=merges, items=items, probe_passes=passes)
 
     def _check(self, candidate: Candidate) -> None:
         if candidate not in self._items.vectors:
@@ -185,6 +205,21 @@ def _merges_per_candidate(rows: pd.DataFrame) -> dict[str, int]:
         return {}
     seeds = rows.groupby("operator", sort=False)["n_seeds"].max()
     return {operator: max(1, int(n)) if not math.isnan(n) else 1 for operator, n in seeds.items()}
+
+
+def _drift_per_candidate(rows: pd.DataFrame) -> dict[Candidate, tuple[float, int]]:
+    """Each candidate's parent drift (the same on every row of its merge) and the probe passes it took: one per
+    task of the merge that is a parent's home task, counted here as the merge's tasks."""
+    if "parent_drift" not in rows:
+        return {}
+    frame = rows.assign(candidate=candidate_of_rows(rows))
+    grouped = frame.groupby("candidate", sort=False)
+    return {
+        candidate: (float(drift), int(tasks))
+        for candidate, drift, tasks in zip(
+            grouped.size().index, grouped["parent_drift"].mean(), grouped["task"].nunique(), strict=True
+        )
+    }
 
 
 def held_out_score(items: UnitItems, evaluation: np.ndarray, candidate: Candidate) -> float:
@@ -295,6 +330,17 @@ class BestFixed(SelectionMethod):
         if not anchor:
             anchor = str(np.random.default_rng(decision.seed).choice(decision.unit.split("|")))
         return operator, anchor
+
+
+class LabelFree(SelectionMethod):
+    """The label-free choice: every candidate merged and passed over its parents' home-task probes, the one that
+    stays closest to its parents kept (least ``KL(parent ‖ merge)``, :mod:`simmerge.merges.drift`); no
+    evaluation, no training labels."""
+
+    reads_features = False
+
+    def choose(self, decision: Decision) -> Candidate:
+        return min(decision.candidates, key=decision.probe)
 
 
 class RandomChoice(SelectionMethod):
@@ -417,7 +463,7 @@ def compare_methods(
     -------
     (units, summary)
         ``units``: one row per (unit, fold, method) — ``unit``, ``fold``, ``method``, ``name``, ``choice``,
-        ``score`` (held-out half), ``oracle``, ``regret``, ``merges``, ``items``, ``candidates``,
+        ``score`` (held-out half), ``oracle``, ``regret``, ``merges``, ``items``, ``probe_passes``, ``candidates``,
         ``bound`` (reads the held-out items), ``reads_features``; ``summary``: :func:`methods_summary`.
     """
     from simmerge.evaluate.paired import unit_items
@@ -466,7 +512,7 @@ def compare_methods(
                         f"selection method {entry.label!r} chose {choice!r} for {unit}, which is not one of its "
                         f"candidates {decision.candidates}"
                     )
-                spent = decision.spent if decision.spent.merges else Spent(merges=1, items=0)
+                spent = decision.spent if decision.spent.merges else Spent(merges=1, items=0, probe_passes=0)
                 oracle = max(held_out_score(items[unit], evaluation, key) for key in decision.candidates)
                 score = held_out_score(items[unit], evaluation, choice)
                 records.append(
@@ -481,6 +527,7 @@ def compare_methods(
                         "regret": oracle - score,
                         "merges": spent.merges,
                         "items": spent.items,
+                        "probe_passes": spent.probe_passes,
                         "candidates": len(decision.candidates),
                         "bound": reveal,
                         "reads_features": reads_features,
@@ -506,6 +553,7 @@ def methods_summary(
         regret=("regret", "mean"),
         merges=("merges", "mean"),
         items=("items", "mean"),
+        probe_passes=("probe_passes", "mean"),
         bound=("bound", "first"),
         reads_features=("reads_features", "first"),
     )
@@ -529,7 +577,11 @@ def methods_summary(
         for metric, vector in values.items():
             low, high, _ = stats.percentile_interval(draws[metric])
             row |= {metric: float(np.nanmean(vector)), f"{metric}_lo": low, f"{metric}_hi": high}
-        row |= {"merges": float(own["merges"].mean()), "items": float(own["items"].mean())}
+        row |= {
+            "merges": float(own["merges"].mean()),
+            "items": float(own["items"].mean()),
+            "probe_passes": float(own["probe_passes"].mean()),
+        }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -556,6 +608,7 @@ __all__ = [
     "MERGE_OUTCOME_COLUMNS",
     "BestFixed",
     "Decision",
+    "LabelFree",
     "MethodEntry",
     "Oracle",
     "RandomChoice",

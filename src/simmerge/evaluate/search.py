@@ -26,10 +26,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Spent:
-    """What a choice cost: merges made and items scored (summed over candidates)."""
+    """What a choice cost: merges made, items scored and probe passes run (summed over candidates)."""
 
     merges: int
     items: int
+    probe_passes: int = 0
 
 
 def successive_halving(

@@ -493,6 +493,7 @@ def merge_score(
     manifests: Sequence[str | os.PathLike] = (),
     exact_match: str = "one_pass",
     dtype: str = "auto",
+    drift: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge an ordered pair with one operator, score the merge with lm-eval and normalise by the parents.
 
@@ -525,6 +526,10 @@ def merge_score(
         As :func:`merge_pair`; the merged checkpoint is scored with the same setting.
     manifests : sequence of path
         The manifests of the checkpoints merged (a, b and the base), whose weight digests the record cites.
+    drift : mapping, optional
+        Keyword arguments of :func:`simmerge.merges.drift.parent_drift` but the merged checkpoint and the device
+        (``parent_parts``, ``probe_files``, ``spec``, ``seed``): the first seed's merge is also passed over its
+        parents' home-task probes, before it is scored, and the record's ``parent_drift`` says how far it moved.
 
     Returns
     -------
@@ -539,7 +544,9 @@ def merge_score(
         tasks with a defined ratio), ``score_stderr`` (its standard error: item sampling plus the seed spread
         of a randomised operator), ``status``: ``"ok"``, ``"failed"`` (every run failed) or
         ``"partly_failed"``, ``checkpoints_sha256`` (catalog name → weights digest of each of ``manifests``, by
-        :func:`simmerge.catalog.manifest.checkpoints_sha256`) and ``provenance``. A failed run counts
+        :func:`simmerge.catalog.manifest.checkpoints_sha256`), ``provenance`` and, with ``drift``,
+        ``parent_drift`` (:func:`simmerge.merges.drift.parent_drift` of the first seed's merge; None when that
+        merge failed). A failed run counts
         :data:`FAILED_MERGE_SCORE` in the averages.
 
     Raises
@@ -560,6 +567,7 @@ def merge_score(
         scratch_dir = default_scratch_dir(min_free_bytes=2 * _checkpoint_bytes(a_dir))
     _check_scratch_room(Path(scratch_dir or tempfile.gettempdir()), _checkpoint_bytes(a_dir), operator.name)
     first: dict[str, Any] = {}
+    drifted: dict[str, Any] | None = None
     runs, items = [], []
     scoring_dtype = None  # a failed merge is not scored
     for index, seed in enumerate(seeds):
@@ -576,6 +584,12 @@ def merge_score(
                 threads=threads,
                 trust_remote_code=trust_remote_code,
             )
+            if index == 0 and drift is not None and record["status"] == "ok":
+                from simmerge.merges.drift import parent_drift  # deferred: only a run that measures drift needs it
+
+                drifted = parent_drift(
+                    merged, **drift, device=device, threads=threads, trust_remote_code=trust_remote_code
+                )
             scored = score_merge(
                 merged,
                 record,
@@ -622,6 +636,8 @@ def merge_score(
     summary["provenance"] = provenance()
     summary["exact_match"] = exact_match
     summary["dtype"] = scoring_dtype
+    if drift is not None:
+        summary["parent_drift"] = drifted
     return {"items": pd.concat(items, ignore_index=True), **summary}
 
 

@@ -408,8 +408,10 @@ def _search(
         "`simmerge.selection_methods`) on the held-out checkpoint folds, fitted per fold: SimMerge (one merge, no "
         "evaluation), SimMerge + k (its k best-predicted candidates merged and scored, the best kept), successive "
         "halving over the operator grid (every candidate merged, scored on a few items, the better half kept, items "
-        "doubled, up to the given fraction of the search items), the best fixed policy of the training pairs, one "
-        "random draw and the oracle (a bound: it reads the held-out items). Each pair's items are split per task: "
+        "doubled, up to the given fraction of the search items), the label-free choice (every candidate merged and "
+        "passed over its parents' home-task probes, the one with the least KL(parent ‖ merge) kept: no evaluation), "
+        "the best fixed policy of the training pairs, one random draw and the oracle (a bound: it reads the held-out "
+        "items). Each pair's items are split per task: "
         "methods evaluate on one half and every choice is scored on the other (regret against the best candidate on "
         "that half). `difference` is the paired difference from SimMerge over the same pairs; intervals are 95% "
         "bootstrap over pairs. Merges and items are means per pair (a randomised operator's seeds count as merges).",
@@ -417,7 +419,8 @@ def _search(
         f"Items per pair each search needs to reach SimMerge's held-out score: {reached or 'no search configured'}.",
         "### Every approach on the same axes",
         f"Per decision (one pair), priced with this run's merge jobs: {prices['merge_s']:.1f} s per merge (merging, "
-        f"loading the merged model, job start-up) and {prices['item_s']:.3f} s per item scored; a method that reads "
+        f"loading the merged model, job start-up), {prices['item_s']:.3f} s per item scored and "
+        f"{prices['probe_s']:.2f} s per probe pass of a merge (one task's probes); a method that reads "
         "the similarity features pays SimMerge's share of the probe passes, weight sketches, pair features and "
         "predictor fit per pair (the marginal cost above). The labels that trained the predictors are not counted "
         "here (see the break-even above).",
@@ -433,6 +436,8 @@ BUDGET_HEADINGS = {
     "features_s": "features s",
     "merging_s": "merging s",
     "scoring_s": "scoring s",
+    "probe_passes": "probe passes",
+    "probing_s": "probing s",
     "seconds": "total s",
     "score": "held-out score",
     "bound": "bound",
