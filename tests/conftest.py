@@ -1,6 +1,9 @@
-"""How pytest-xdist (``make test`` runs ``pytest -n 2``) shares the tests out between its workers."""
+"""How pytest-xdist (``make test`` runs ``pytest -n 2``) shares the tests out between its workers, and the threads a
+worker may use."""
 
 from __future__ import annotations
+
+import pytest
 
 # The modules whose tests share the session's smoke run (tests/workflow/conftest.py): on one worker, which makes it
 # once, and handed out first, since that run is by far the longest piece of work.
@@ -25,3 +28,13 @@ def pytest_xdist_make_scheduler(config, log):
             super()._assign_work_unit(node)
 
     return SmokeRunFirstScheduling(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_native_thread_per_worker():
+    """Each worker fits its models with one OpenMP/BLAS thread, as the workflow's one-thread jobs do
+    (simmerge.core.device.native_threads): beside the other worker and the smoke run, a pool per core thrashes."""
+    from simmerge.core.device import native_threads
+
+    with native_threads(1):
+        yield

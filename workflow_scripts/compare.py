@@ -1,13 +1,14 @@
 # rule compare: one cross-validation protocol of SimMerge against fixed policies, the oracle and random choice.
 import pandas as pd
 
+from simmerge.core.device import native_threads
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
 from simmerge.core.provenance import provenance
 from simmerge.evaluate.compare import compare
 from simmerge.features.definitions import feature_names
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), native_threads(snakemake.threads):
     spec = snakemake.params.compare
     units, candidates, folds, summary, importances = compare(
         pd.read_parquet(snakemake.input.labels),

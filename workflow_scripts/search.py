@@ -1,12 +1,13 @@
 # rule search: every configured selection method on the held-out checkpoint folds (simmerge.evaluate.methods).
 import pandas as pd
 
+from simmerge.core.device import native_threads
 from simmerge.core.io import write_table
 from simmerge.core.logs import log_to
 from simmerge.evaluate.methods import compare_methods, method_entries
 from simmerge.features.definitions import feature_names
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), native_threads(snakemake.threads):
     spec = snakemake.params.search
     units, summary = compare_methods(
         pd.read_parquet(snakemake.input.labels),

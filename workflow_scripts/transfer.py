@@ -1,12 +1,13 @@
 # rule transfer: a finished run's predictor, unchanged, on this run's pairs (simmerge.evaluate.transfer).
 import pandas as pd
 
+from simmerge.core.device import native_threads
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
 from simmerge.evaluate.predictor import load_predictor
 from simmerge.evaluate.transfer import transfer
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), native_threads(snakemake.threads):
     params = snakemake.params.transfer
     units, summary = transfer(
         load_predictor(snakemake.input.model),

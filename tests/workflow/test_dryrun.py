@@ -365,7 +365,6 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
         "operator_ranking": 1,
         "compare": 3,
         "compare_summary": 1,
-        "search": 1,  # reads the comparison's predictions, rewritten by it
         "report": 1,
         "results_page": 1,
         "all_labels": 1,
