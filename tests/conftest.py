@@ -33,8 +33,8 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session", autouse=True)
 def one_native_thread_per_worker():
     """Each worker fits its models with one OpenMP/BLAS thread, as the workflow's one-thread jobs do
-    (simmerge.core.device.native_threads): beside the other worker and the smoke run, a pool per core thrashes."""
-    from simmerge.core.device import native_threads
+    (simmerge.core.runtime.native_threads): beside the other worker and the smoke run, a pool per core thrashes."""
+    from simmerge.core.runtime import native_threads
 
     with native_threads(1):
         yield

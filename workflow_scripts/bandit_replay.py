@@ -1,9 +1,9 @@
 # rule bandit_replay: every policy on simulated streams of merge requests drawn from the labels.
 import pandas as pd
 
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_table
 from simmerge.core.logs import log_to
+from simmerge.core.runtime import native_threads
 from simmerge.features.definitions import feature_names
 from simmerge.online.bandit import Arrival, regret_summary, replay
 

@@ -1,10 +1,10 @@
 # rule compare: one cross-validation protocol of SimMerge against fixed policies, the oracle and random choice.
 import pandas as pd
 
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
 from simmerge.core.provenance import provenance
+from simmerge.core.runtime import native_threads
 from simmerge.evaluate.compare import compare
 from simmerge.features.definitions import feature_names
 

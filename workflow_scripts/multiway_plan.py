@@ -2,10 +2,9 @@
 from pathlib import Path
 
 from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
-from simmerge.core.runtime import runtime_settings
+from simmerge.core.runtime import native_threads, runtime_settings
 from simmerge.merges.operators import load_operators
 from simmerge.multiway.execution import plan_set, read_expert_scores
 

@@ -1,10 +1,10 @@
 # rule predictor: choose the model family by leave-one-checkpoint-out CV, fit it on every label, save with skops.
 import pandas as pd
 
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_json
 from simmerge.core.logs import log_to
 from simmerge.core.provenance import provenance
+from simmerge.core.runtime import native_threads
 from simmerge.evaluate.labels import retarget
 from simmerge.evaluate.predictor import choose_family, fit_predictor, library_versions, save_predictor, training_rows
 from simmerge.features.definitions import feature_names

@@ -1,9 +1,9 @@
 # rule search: every configured selection method on the held-out checkpoint folds (simmerge.evaluate.methods).
 import pandas as pd
 
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_table
 from simmerge.core.logs import log_to
+from simmerge.core.runtime import native_threads
 from simmerge.evaluate.methods import compare_methods, method_entries
 from simmerge.features.definitions import feature_names
 

@@ -1,9 +1,9 @@
 # rule transfer: a finished run's predictor, unchanged, on this run's pairs (simmerge.evaluate.transfer).
 import pandas as pd
 
-from simmerge.core.device import native_threads
 from simmerge.core.io import write_json, write_table
 from simmerge.core.logs import log_to
+from simmerge.core.runtime import native_threads
 from simmerge.evaluate.predictor import load_predictor
 from simmerge.evaluate.transfer import transfer
 

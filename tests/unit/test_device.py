@@ -252,7 +252,7 @@ def test_native_threads_caps_the_openmp_and_blas_pools_for_the_block():
     import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime
     from threadpoolctl import threadpool_info
 
-    from simmerge.core.device import native_threads
+    from simmerge.core.runtime import native_threads
 
     with native_threads(1):
         assert {pool["num_threads"] for pool in threadpool_info()} == {1}

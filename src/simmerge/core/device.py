@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -103,18 +101,3 @@ def set_threads(threads: int | None) -> None:
 
     torch.set_num_threads(int(threads))
     log.debug("torch uses %d intra-op threads", torch.get_num_threads())
-
-
-@contextlib.contextmanager
-def native_threads(threads: int) -> Iterator[None]:
-    """Cap the OpenMP and BLAS thread pools (scikit-learn's gradient boosting and forests, numpy's BLAS) at the
-    job's ``threads`` for the block.
-
-    Snakemake gives a ``script:`` job no ``OMP_NUM_THREADS`` (only ``shell:`` jobs get one), so a one-thread
-    model-fitting job would start an OpenMP thread per core beside the other jobs of ``--cores``: measured here, a
-    gradient-boosting test took 325 s beside two busy processes and 6.5 s alone.
-    """
-    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
-    with threadpool_limits(limits=max(1, int(threads))):
-        yield
