@@ -446,11 +446,16 @@ def get_compare_targets():
 def get_transfer_input(wildcards):
     """The source run's fitted predictor and labels (checked at parse time: simmerge.run)."""
     source = simmerge.core.layout.RunLayout(CATALOG.transfer_sources[wildcards.source])
-    return {"model": source.predictor_model, "source_labels": source.labels_parquet}
+    return {
+        "model": source.predictor_model,
+        "cv": source.predictor_cv,
+        "source_labels": source.labels_parquet,
+    }
 
 
 def get_transfer_params(wildcards):
     return {
+        "features": RUN.predictor.transfer_features,
         "z": RUN.merges.tie_z,
         "bootstrap": RUN.predictor.bootstrap,
         "seed": PREDICTOR_SEED,

@@ -325,7 +325,6 @@ def cmd_replication(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
-    from simmerge.evaluate.predictor import load_predictor
     from simmerge.evaluate.transfer import transfer, transfer_table
 
     source, target = RunLayout(args.source), RunLayout(args.target)
@@ -337,9 +336,10 @@ def cmd_transfer(args: argparse.Namespace) -> None:
         if not Path(path).is_file():
             raise ConfigError(f"{path} is missing; run `{make}` for {run}")
     items = pd.read_parquet(target.label_items) if target.label_items.is_file() else None
+    source_labels = pd.read_parquet(source.labels_parquet)
     units, summary = transfer(
-        load_predictor(source.predictor_model),
-        pd.read_parquet(source.labels_parquet),
+        transfer_predictor(source, source_labels, args.features, seed=args.seed),
+        source_labels,
         pd.read_parquet(target.labels_parquet),
         target_items=items,
         z=args.z,
@@ -348,7 +348,10 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     )
     out = Path(args.output or target.root / "transfer" / f"from_{Path(args.source).name}")
     write_table(units, out / "units.csv")
-    write_json({"source_run": str(args.source), "target_run": str(args.target), **summary}, out / "summary.json")
+    write_json(
+        {"source_run": str(args.source), "target_run": str(args.target), "features": args.features, **summary},
+        out / "summary.json",
+    )
     table = transfer_table(summary)
     print(
         f"Predictor of {args.source} on the pairs of {args.target} ({len(units)} unordered pairs, "
@@ -358,6 +361,19 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     if summary["operators_unseen_by_predictor"]:
         print(f"Left out (the predictor never saw them): {', '.join(summary['operators_unseen_by_predictor'])}")
     print(f"wrote {out}/units.csv and summary.json")
+
+
+def transfer_predictor(source: RunLayout, source_labels: pd.DataFrame, features: str, *, seed: int):
+    """The source run's fitted predictor (``features: all``), or the same family fitted again on its labels with a
+    named feature set of :mod:`simmerge.features.scale` (``transfer_safe``)."""
+    from simmerge.evaluate.predictor import load_predictor
+    from simmerge.evaluate.transfer import refit_predictor
+    from simmerge.features.scale import feature_set
+
+    if features == "all":
+        return load_predictor(source.predictor_model)
+    family = json.loads(source.predictor_cv.read_text(encoding="utf-8"))["family"]
+    return refit_predictor(source_labels, feature_set(features), family=family, seed=seed)
 
 
 def cmd_learning_curve(args: argparse.Namespace) -> None:
@@ -526,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z", type=float, default=1.0, help="tie band in standard errors (merges.tie_z)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--features",
+        choices=["all", "transfer_safe"],
+        default="all",
+        help="all: the source's fitted predictor; transfer_safe: its family fitted again on the source's labels "
+        "without the model-scaled (KL) features (simmerge.features.scale)",
+    )
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("learning-curve", help="gap closure and top-1 against the number of labelled training pairs")

@@ -414,7 +414,8 @@ def _transfer_problems(catalog: Catalog) -> list[str]:
         if folder == own:
             problems.append(f"predictor.transfer_from: {folder} is this run; give another run's folder")
             continue
-        missing = [p.relative_to(folder).as_posix() for p in (layout.predictor_model, layout.labels_parquet)]
+        needed = (layout.predictor_model, layout.predictor_cv, layout.labels_parquet)
+        missing = [p.relative_to(folder).as_posix() for p in needed]
         missing = [name for name in missing if not (folder / name).is_file()]
         if missing:
             problems.append(

@@ -108,7 +108,7 @@ def test_the_large_catalog_is_ten_experts_over_seven_skills_and_45_pairs(workflo
 
 def test_a_transfer_from_another_finished_run_is_one_job_of_the_compare_stage(workflow_dir):
     other = workflow_dir / "results" / "other"
-    for name in ("predictor/model.skops", "labels.parquet"):
+    for name in ("predictor/model.skops", "predictor/cv.json", "labels.parquet"):
         (other / name).parent.mkdir(parents=True, exist_ok=True)
         (other / name).write_bytes(b"")
     config = load_config("smoke.yaml")

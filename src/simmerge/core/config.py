@@ -550,6 +550,11 @@ class PredictorSpec(Frozen):
         description="Finished runs (results/<run_name> folders, relative to the workflow directory) whose fitted "
         "predictor is applied unchanged to this run's pairs (rule transfer; simmerge transfer).",
     )
+    transfer_features: Literal["all", "transfer_safe"] = Field(
+        "all",
+        description="Rule transfer: the source run's fitted predictor (all), or its family fitted again on the "
+        "source's labels without the model-scaled KL features (transfer_safe; simmerge.features.scale).",
+    )
     methods: list[SelectionMethodSpec] = Field(
         default_factory=_default_methods,
         description="Selection methods compared on the held-out checkpoint folds, each pair's choices scored on "

@@ -31,6 +31,20 @@ from simmerge.evaluate.selection import (
 BASELINES = {"source": "best fixed policy of the source run", "hindsight": "best fixed policy of the target run"}
 
 
+def refit_predictor(
+    source_labels: pd.DataFrame, features: Sequence[str], *, family: str, seed: int
+) -> SimMergePredictor:
+    """The source run's predictor fitted again on a subset of its features (e.g. the transfer-safe set of
+    :mod:`simmerge.features.scale`): the same family (the one its cross-validation chose), labels and seed."""
+    rows = training_rows(source_labels)
+    missing = [column for column in features if column not in rows.columns]
+    if missing:
+        raise ValueError(f"the source run's labels lack feature {missing[0]!r} ({len(missing)} missing)")
+    operators = list(dict.fromkeys(rows[OPERATOR]))
+    model = SimMergePredictor(family=family, operators=operators, random_state=seed)
+    return model.fit(rows[[*features, OPERATOR]], rows["normalised"])
+
+
 def transfer(
     predictor: SimMergePredictor,
     source_labels: pd.DataFrame,
@@ -133,4 +147,4 @@ def transfer_table(summary: dict[str, Any], keys: Sequence[str] = ("simmerge", "
     return pd.DataFrame(rows)
 
 
-__all__ = ["BASELINES", "transfer", "transfer_table"]
+__all__ = ["refit_predictor", "BASELINES", "transfer", "transfer_table"]
