@@ -18,6 +18,10 @@ rule report:
         provenance=get_provenance_records(),
         multiway=get_multiway_targets(),
         bandit=LAYOUT.bandit_replay,
+        search_summary=LAYOUT.search_summary,
+        transfers=[
+            LAYOUT.transfer_summary(source) for source in CATALOG.transfer_sources
+        ],
     output:
         report(LAYOUT.report, caption="../report/report_html.rst", category="Report"),
     log:

@@ -6,7 +6,7 @@ import pandas as pd
 from simmerge.core.io import read_json, write_text
 from simmerge.core.layout import RunLayout
 from simmerge.core.logs import log_to
-from simmerge.evaluate.costs import break_even, decision_costs
+from simmerge.evaluate.costs import break_even, decision_costs, merge_costs, method_budgets, unit_prices
 from simmerge.report.html import build_report
 from simmerge.report.provenance import read_provenance
 
@@ -20,6 +20,8 @@ with log_to(snakemake.log[0]):
     facts = {**spec["facts"], "versions": ", ".join(f"{k} {v}" for k, v in versions.items())}
     run = (RunLayout(spec["run_dir"]), spec["base"], spec["experts"], spec["tasks"], snakemake.input.merges)
     costs = decision_costs(*run, snakemake.input.units)
+    methods = pd.read_csv(snakemake.input.search_summary)
+    prices = unit_prices(merge_costs(RunLayout(spec["run_dir"]), snakemake.input.merges))
     text = build_report(
         title=spec["title"],
         run_facts=facts,
@@ -39,5 +41,8 @@ with log_to(snakemake.log[0]):
         bandit=pd.read_csv(snakemake.input.bandit),
         arrivals=spec["arrivals"],
         provenance=read_provenance(spec["run_dir"], [*snakemake.input.provenance, *snakemake.input.merges]),
+        methods=methods,
+        budgets=method_budgets(methods, costs, prices),
+        transfers=[read_json(path) for path in snakemake.input.transfers],
     )
     write_text(text, snakemake.output[0])

@@ -34,6 +34,9 @@ SECTIONS = [
     "<h2>Feature importances on held-out rows</h2>",
     "<h2>Cost: SimMerge against merge-and-evaluate</h2>",
     "<h3>Counting the labels that trained the predictor</h3>",
+    "<h2>Selection methods at a counted budget</h2>",
+    "<h3>Every approach on the same axes (per decision)</h3>",
+    "<h2>Transfer from results/other</h2>",
     "<h2>Multi-way merges</h2>",
     "<h2>Online: the contextual bandit</h2>",
 ]
@@ -75,8 +78,34 @@ def replay() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def methods() -> pd.DataFrame:
+    """A methods table as simmerge.evaluate.methods.methods_summary writes it: SimMerge, a search at two budgets,
+    the label-free choice and the oracle."""
+    frame = pd.DataFrame(
+        {
+            "method": ["simmerge", "sh (budget=0.5)", "sh (budget=1.0)", "label_free", "oracle"],
+            "name": ["simmerge", "successive_halving", "successive_halving", "label_free", "oracle"],
+            "pairs": [10] * 5,
+            "bound": [False, False, False, False, True],
+            "reads_features": [True, False, False, False, False],
+            "score": [0.90, 0.88, 0.93, 0.85, 0.97],
+            "merges": [1.0, 13.0, 13.0, 13.0, 1.0],
+            "items": [0.0, 900.0, 1500.0, 0.0, 0.0],
+            "probe_passes": [0.0, 0.0, 0.0, 26.0, 0.0],
+        }
+    )
+    return frame.assign(score_lo=frame["score"] - 0.05, score_hi=frame["score"] + 0.03)
+
+
 def report(**changes) -> str:
+    from test_compare import labels as synthetic_labels
+    from test_transfer import TARGET_EXPERTS, fitted
+
+    from simmerge.evaluate.costs import method_budgets
+    from simmerge.evaluate.transfer import transfer
+
     rows = label_rows(SCORES).assign(status="ok")
+    source = synthetic_labels(0)
     candidates = candidate_table(rows.assign(predicted=rows["merge_score"]))
     units = evaluate_units(candidates, rule_anchors(rows), "linear")
     units = combine_folds(units.assign(fold=[unit.split("|")[0] for unit in units["unit"]], family="ridge"))
@@ -130,7 +159,18 @@ def report(**changes) -> str:
         "bandit": replay(),
         "arrivals": [{"at": 0.5, "checkpoints": ["c"], "tasks": [], "operators": ["ties"]}],
         "provenance": mixed_provenance({"merges/a__b/linear.json": {"provenance": CLEAN}}),
+        "methods": methods(),
+        "transfers": [
+            {
+                "source_run": "results/other",
+                "features": "transfer_safe",
+                **transfer(fitted(source), source, synthetic_labels(1, experts=TARGET_EXPERTS), n_boot=50)[1],
+            }
+        ],
     }
+    inputs["budgets"] = method_budgets(
+        inputs["methods"], inputs["costs"], {"merge_s": 20.0, "item_s": 0.1, "probe_s": 1.0}
+    )
     # pandas writes each cell on a line of its own: compare the markup without the whitespace between tags
     return re.sub(r">\s+<", "><", build_report(**{**inputs, **changes}))
 
@@ -208,6 +248,20 @@ def test_no_break_even_is_claimed_when_a_decision_costs_simmerge_as_much_as_the_
     assert "k*" not in page
 
 
+def test_the_selection_methods_are_plotted_priced_and_transfers_listed(page):
+    assert 'alt="held-out score against items per pair"' in page
+    # priced per decision: 13 merges x 20 s + 900 items x 0.1 s for the search; 13 merges and 26 probe passes x 1 s
+    assert (
+        "<td>sh (budget=0.5)</td><td>13.0</td><td>900.0</td><td>0.0</td><td>0.0</td><td>260.0</td><td>90.0</td>" in page
+    )
+    assert (
+        "<td>label_free</td><td>13.0</td><td>0.0</td><td>26.0</td><td>0.0</td><td>260.0</td><td>0.0</td><td>26.0</td>"
+        in page
+    )
+    assert "fitted again on its labels without the model-scaled KL features" in page
+    assert "<td>best fixed policy of the source run</td>" in page
+
+
 def test_the_page_is_self_contained(page):
     images = re.findall(r'<img alt="([^"]*)" src="([^"]*)">', page)
     assert [alt for alt, _ in images] == [
@@ -215,6 +269,7 @@ def test_the_page_is_self_contained(page):
         "gap closure",
         "predicted vs actual",
         "chosen vs oracle",
+        "held-out score against items per pair",
         "multi-way target scores",
         "cumulative regret",
     ]
@@ -242,10 +297,19 @@ def test_mixed_provenance_and_a_stale_merge_are_shown_as_warnings():
 
 def test_optional_sections_are_left_out_without_their_results():
     page = report(
-        multiway=None, bandit=None, arrivals=(), units=pd.DataFrame(), candidates=pd.DataFrame(), provenance=None
+        multiway=None,
+        bandit=None,
+        arrivals=(),
+        units=pd.DataFrame(),
+        candidates=pd.DataFrame(),
+        provenance=None,
+        methods=None,
+        budgets=None,
+        transfers=(),
     )
     for absent in ("<h2>Multi-way merges</h2>", "<h2>Online: the contextual bandit</h2>", "Choices per pair"):
         assert absent not in page
+    assert "Selection methods" not in page and "<h2>Transfer from" not in page
     assert 'alt="predicted vs actual"' not in page and 'alt="chosen vs oracle"' not in page
     assert "<h3>Provenance</h3>" not in page
     assert "<h2>Cost: SimMerge against merge-and-evaluate</h2>" in page

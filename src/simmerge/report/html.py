@@ -157,6 +157,33 @@ def regret_plot(replay: pd.DataFrame):
     return figure
 
 
+def methods_plot(summary: pd.DataFrame):
+    """Held-out score against items scored per pair for every selection method (``search/summary.csv``):
+    the quality a search buys with its evaluations, SimMerge and the label-free choice at none, the oracle as a
+    line."""
+    figure = Figure(figsize=(6.5, 3.6))
+    axis = figure.subplots()
+    shown = summary[~summary["bound"].astype(bool)]
+    for name, rows in shown.groupby("name", sort=False):
+        rows = rows.sort_values("items")
+        style = {"marker": "o", "lw": 2 if name == "simmerge" else 1}
+        axis.errorbar(
+            rows["items"],
+            rows["score"],
+            yerr=[rows["score"] - rows["score_lo"], rows["score_hi"] - rows["score"]],
+            label=name,
+            capsize=3,
+            **style,
+        )
+    for bound in summary[summary["bound"].astype(bool)].itertuples():
+        axis.axhline(bound.score, color="grey", ls="--", lw=1, label=f"{bound.method} (bound)")
+    axis.set_xscale("symlog", linthresh=10)
+    axis.set_xlabel("items scored per pair (0: no evaluation)")
+    axis.set_ylabel("held-out score")
+    axis.legend(fontsize=7)
+    return figure
+
+
 def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per protocol, from ``compare/<protocol>/summary.json``: the units (and the expert pairs they
     cluster in), SimMerge, the best fixed policy, the paired difference, the oracle, random choice, gap closure,
@@ -293,6 +320,9 @@ def build_report(
     bandit: pd.DataFrame | None = None,
     arrivals: Sequence[Mapping[str, Any]] = (),
     provenance: ProvenanceCheck | None = None,
+    methods: pd.DataFrame | None = None,
+    budgets: pd.DataFrame | None = None,
+    transfers: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The HTML text of the report (no external resources).
 
@@ -305,6 +335,9 @@ def build_report(
     ``multiway`` is ``multiway/summary.csv`` and ``bandit`` the replay table of :func:`simmerge.online.bandit.replay`
     with its ``arrivals`` (no section without them). ``provenance`` is
     :func:`simmerge.report.provenance.read_provenance` of the run's records (no section without it).
+    ``methods`` is ``search/summary.csv`` (:func:`simmerge.evaluate.methods.methods_summary`) and ``budgets``
+    :func:`simmerge.evaluate.costs.method_budgets` of it; ``transfers`` the ``transfer/from_<run>/summary.json``
+    of each source run (no section without them).
     """
     operator_names = [op["name"] for op in operators]
     facts = "".join(
@@ -402,6 +435,44 @@ def build_report(
         "<h3>Counting the labels that trained the predictor</h3>",
         f"<p>{html.escape(break_even_text(break_even))}</p>",
     ]
+    if methods is not None and not methods.empty:
+        sections += [
+            "<h2>Selection methods at a counted budget</h2>",
+            "<p>Every configured selection method on the held-out checkpoint folds: SimMerge (no evaluation), "
+            "SimMerge + k (its k best-predicted candidates merged and scored), successive halving over the grid, the "
+            "label-free choice (the merge closest to its parents on their unlabelled probes: merges and probe "
+            "passes, no evaluation), the best fixed policy, random choice and the oracle (a bound: it reads the "
+            "held-out items). Each pair's items are split per task; methods evaluate on one half and are scored on "
+            "the other. <i>difference</i>: paired difference from SimMerge over the same pairs; 95% bootstrap "
+            "intervals over pairs.</p>",
+            _figure_html(methods_plot(methods), "held-out score against items per pair"),
+            _table_html(methods.drop(columns=["name"], errors="ignore")),
+        ]
+        if budgets is not None and not budgets.empty:
+            sections += [
+                "<h3>Every approach on the same axes (per decision)</h3>",
+                "<p>Merges, items scored and probe passes priced with this run's own merge jobs; a method that "
+                "reads the similarity features pays SimMerge's share of probe passes, weight sketches, pair "
+                "features and predictor fit. The labels that trained the predictors are not counted here (see the "
+                "break-even above).</p>",
+                _table_html(budgets, digits=1),
+            ]
+    for summary in transfers:
+        from simmerge.evaluate.transfer import transfer_table  # deferred: only a run that transfers needs it
+
+        sections += [
+            f"<h2>Transfer from {html.escape(str(summary.get('source_run')))}</h2>",
+            "<p>The source run's predictor "
+            + (
+                "fitted again on its labels without the model-scaled KL features"
+                if summary.get("features") == "transfer_safe"
+                else "as fitted there, unchanged,"
+            )
+            + " chooses for this run's pairs from this run's features; this run's labels score the choices, "
+            "against the source's best fixed policy (what a user knows when switching catalogs) and this run's best "
+            "in hindsight.</p>",
+            _table_html(transfer_table(summary)),
+        ]
     if multiway is not None and not multiway.empty:
         sections += [
             "<h2>Multi-way merges</h2>",
