@@ -137,6 +137,7 @@ class Decision:
         *,
         seed: int,
         reveal_held_out: bool = False,
+        merge_rows: pd.DataFrame | None = None,
     ):
         self.unit = unit
         self.rows = rows.drop(columns=[c for c in MERGE_OUTCOME_COLUMNS if c in rows]).reset_index(drop=True)
@@ -147,7 +148,7 @@ class Decision:
         self._reveal = reveal_held_out
         self._merges = _merges_per_candidate(rows)
         self._scored: dict[Candidate, int] = {}
-        self._drift = _drift_per_candidate(rows)
+        self._drift = _drift_per_candidate(rows if merge_rows is None else merge_rows)
         self._probed: set[Candidate] = set()
 
     def evaluate(self, candidate: Candidate, n_items: int | None = None) -> float:
@@ -209,7 +210,8 @@ def _merges_per_candidate(rows: pd.DataFrame) -> dict[str, int]:
 
 def _drift_per_candidate(rows: pd.DataFrame) -> dict[Candidate, tuple[float, int]]:
     """Each candidate's parent drift (the same on every row of its merge) and the probe passes it took: one per
-    task of the merge that is a parent's home task, counted here as the merge's tasks."""
+    task the merge was scored on (its parents' home tasks under ``merges.tasks: home``; an upper bound under
+    ``all``)."""
     if "parent_drift" not in rows:
         return {}
     frame = rows.assign(candidate=candidate_of_rows(rows))
@@ -472,6 +474,7 @@ def compare_methods(
 
     rows = training_rows(labels)
     row_units = np.asarray(units_of_rows(rows))
+    label_units = np.asarray(units_of_rows(labels))
     items = unit_items(rows, label_items, list(row_units))
     rng = np.random.default_rng([seed, 2])
     halves = {unit: split_items(items[unit].tasks, rng) for unit in items}
@@ -505,6 +508,7 @@ def compare_methods(
                     evaluation,
                     seed=unit_seed(seed, unit),
                     reveal_held_out=reveal,
+                    merge_rows=labels[label_units == unit],
                 )
                 choice = tuple(method.choose(decision))
                 if choice not in items[unit].vectors:
