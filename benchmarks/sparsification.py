@@ -24,6 +24,7 @@ from simmerge.merges.operators import documented_operators, load_operators
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATORS = ("ties_d50", "ties_d20", "breadcrumbs_d90", "della_d50")
+MERGEKIT_OWN = sparsification.originals()  # before anything replaces them
 
 
 def use(functions: dict) -> None:
@@ -33,11 +34,10 @@ def use(functions: dict) -> None:
 
 def timed_merges(layout: RunLayout, a: str, b: str, base: str, scratch: Path) -> list[dict]:
     operators = load_operators(list(documented_operators()))  # name -> Operator
-    mergekit_own = sparsification.originals()
     rows = []
     for name in OPERATORS:
         seconds, weights = {}, {}
-        for mode, functions in (("mergekit", mergekit_own), ("selection", sparsification.REPLACED)):
+        for mode, functions in (("mergekit", MERGEKIT_OWN), ("selection", sparsification.REPLACED)):
             out = scratch / f"{name}_{mode}"
             shutil.rmtree(out, ignore_errors=True)
             install = sparsification.install
@@ -81,7 +81,7 @@ def mask_ties(layout: RunLayout, expert: str, base: str, density: float) -> dict
     """Over every tensor of one task vector: elements whose TIES mask differs, and whether each is a tie."""
     expert_weights = safetensors.torch.load_file(layout.checkpoint_dir(expert) / "model.safetensors")
     base_weights = safetensors.torch.load_file(layout.checkpoint_dir(base) / "model.safetensors")
-    mergekit_magnitude = sparsification.originals()["magnitude"]
+    mergekit_magnitude = MERGEKIT_OWN["magnitude"]
     total = differ = at_threshold = 0
     for key, weight in expert_weights.items():
         delta = weight.float() - base_weights[key].float()

@@ -4,14 +4,15 @@ TIES keeps each task vector's ``density`` largest magnitudes (``mergekit.sparsif
 the largest ``gamma`` and the smallest ones (``magnitude_outliers``), DELLA ranks every row's magnitudes
 (``della_magprune``). mergekit finds them with a full ``torch.argsort`` (``sort``) of each tensor, which runs on
 one core: 37-51 s of a TIES, breadcrumbs or DELLA merge job of SmolLM2-135M went there, more than scoring the merge
-(docs/merge-job-cost.md). What those masks need is a rank *window* (keep ranks ``start`` to ``stop`` of the
-ascending magnitudes), which two ``torch.kthvalue`` selections and comparisons give in linear time; DELLA's ranks
-are the inverse of its sort permutation, which one scatter gives instead of a second ``argsort``.
+(docs/merge-job-cost.md); by selection such a merge takes 18-34 s instead of 43-49 s (docs/sparsification.md).
+What those masks need is a rank *window* (keep ranks ``start`` to ``stop`` of the ascending magnitudes), which
+two ``torch.kthvalue`` selections and comparisons give in linear time; DELLA's ranks are the inverse of its sort
+permutation, which one scatter gives instead of a second ``argsort``.
 
 The masks are mergekit's exactly, except where several magnitudes tie at a window's edge: mergekit's unstable sort
 keeps an unspecified subset of them, :func:`rank_window_mask` keeps the earliest in storage order (deterministic).
-On a SmolLM2 expert's task vector 66 of 44 million elements of the first 40 tensors differed at density 0.5, every
-one a tie at the threshold (``benchmarks/sparsification.py`` measures it with the merge times:
+On a SmolLM2 expert's whole task vector 272 of 134.5 million elements differed at density 0.5, every one a tie at
+the threshold (``benchmarks/sparsification.py`` measures it with the merge times:
 docs/sparsification.md); ``tests/unit/test_sparsification.py`` checks the masks against mergekit's own functions.
 :func:`install` swaps the three functions in ``mergekit.sparsify`` (its
 ``sparsify`` dispatches to them by name), once per process, before a merge.
@@ -133,7 +134,10 @@ def originals() -> dict[str, object]:
     """mergekit's own functions (what :func:`install` replaced, or the module's if nothing was)."""
     import mergekit.sparsify as module
 
-    return {name: _INSTALLED.get(name, getattr(module, name)) for name in REPLACED}
+    found = {name: _INSTALLED.get(name, getattr(module, name)) for name in REPLACED}
+    if any(found[name] is REPLACED[name] for name in REPLACED):
+        raise RuntimeError("mergekit.sparsify holds these replacements, set by hand rather than by install()")
+    return found
 
 
 __all__ = ["REPLACED", "della_magprune", "install", "magnitude", "magnitude_outliers", "originals", "rank_window_mask"]
