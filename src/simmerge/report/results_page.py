@@ -424,7 +424,9 @@ def _search(
         "the similarity features pays SimMerge's share of the probe passes, weight sketches, pair features and "
         "predictor fit per pair (the marginal cost above). The labels that trained the predictors are not counted "
         "here (see the break-even above).",
-        _markdown(budgets.rename(columns=BUDGET_HEADINGS), floatfmt=".1f"),
+        _markdown(
+            budgets.assign(score=budgets["score"].map("{:.3f}".format)).rename(columns=BUDGET_HEADINGS), floatfmt=".1f"
+        ),
         _cheapest_match(budgets),
     ]
 
