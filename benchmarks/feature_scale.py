@@ -46,7 +46,7 @@ def main() -> None:
     audit = scale_audit(tables)
     moved = audit[audit["moves"]]
     scaled_moved = moved["model_scaled"].sum()
-    safe_moved = moved.loc[~moved["model_scaled"], "feature"].tolist()
+    dimensionless_moved = moved.loc[~moved["model_scaled"], "feature"].tolist()
     sizes = ", ".join(
         f"`{name}` ({table[['a', 'b']].drop_duplicates().shape[0]} ordered pairs, {table['task'].nunique()} tasks)"
         for name, table in tables.items()
@@ -60,14 +60,15 @@ def main() -> None:
         "Per feature, the median and interquartile range in each run; `median_ratio`: the largest absolute median over "
         "the smallest; `overlap`: the share of the pooled interquartile span that every run's interquartile range "
         "covers; `moves`: a median ratio above 3 or no overlap. `model_scaled`: the KL divergences in nats that "
-        "`predictor.transfer_features: transfer_safe` leaves out (simmerge.features.scale).",
+        "`predictor.transfer_features: dimensionless` leaves out (simmerge.features.scale). The same audit on the "
+        "runs' within-run percentile ranks (`ranked`) moves no feature by construction.",
         "",
         f"**Measured**: {len(moved)} of {len(audit)} features move between these catalogs; {int(scaled_moved)} of the "
         f"{len(MODEL_SCALED)} model-scaled ones do"
         + (
-            f", and {len(safe_moved)} of the transfer-safe ones do as well: {', '.join(safe_moved)}."
-            if safe_moved
-            else "; no transfer-safe feature does."
+            f", and {len(dimensionless_moved)} of the dimensionless ones do as well: {', '.join(dimensionless_moved)}."
+            if dimensionless_moved
+            else "; no dimensionless feature does."
         ),
         "",
         table_text(audit),

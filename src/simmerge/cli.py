@@ -325,7 +325,8 @@ def cmd_replication(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
-    from simmerge.evaluate.transfer import transfer, transfer_table
+    from simmerge.evaluate.transfer import source_predictor, transfer, transfer_table
+    from simmerge.features.scale import transfer_inputs
 
     source, target = RunLayout(args.source), RunLayout(args.target)
     for run, path, make in (
@@ -336,11 +337,19 @@ def cmd_transfer(args: argparse.Namespace) -> None:
         if not Path(path).is_file():
             raise ConfigError(f"{path} is missing; run `{make}` for {run}")
     items = pd.read_parquet(target.label_items) if target.label_items.is_file() else None
-    source_labels = pd.read_parquet(source.labels_parquet)
+    source_labels, target_labels, columns = transfer_inputs(
+        pd.read_parquet(source.labels_parquet), pd.read_parquet(target.labels_parquet), args.features
+    )
     units, summary = transfer(
-        transfer_predictor(source, source_labels, args.features, seed=args.seed),
+        source_predictor(
+            source.predictor_model,
+            source.predictor_cv,
+            source_labels,
+            None if args.features == "all" else columns,
+            seed=args.seed,
+        ),
         source_labels,
-        pd.read_parquet(target.labels_parquet),
+        target_labels,
         target_items=items,
         z=args.z,
         n_boot=args.n_boot,
@@ -361,19 +370,6 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     if summary["operators_unseen_by_predictor"]:
         print(f"Left out (the predictor never saw them): {', '.join(summary['operators_unseen_by_predictor'])}")
     print(f"wrote {out}/units.csv and summary.json")
-
-
-def transfer_predictor(source: RunLayout, source_labels: pd.DataFrame, features: str, *, seed: int):
-    """The source run's fitted predictor (``features: all``), or the same family fitted again on its labels with a
-    named feature set of :mod:`simmerge.features.scale` (``transfer_safe``)."""
-    from simmerge.evaluate.predictor import load_predictor
-    from simmerge.evaluate.transfer import refit_predictor
-    from simmerge.features.scale import feature_set
-
-    if features == "all":
-        return load_predictor(source.predictor_model)
-    family = json.loads(source.predictor_cv.read_text(encoding="utf-8"))["family"]
-    return refit_predictor(source_labels, feature_set(features), family=family, seed=seed)
 
 
 def cmd_learning_curve(args: argparse.Namespace) -> None:
@@ -544,10 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument(
         "--features",
-        choices=["all", "transfer_safe"],
+        choices=["all", "dimensionless", "ranked"],
         default="all",
-        help="all: the source's fitted predictor; transfer_safe: its family fitted again on the source's labels "
-        "without the model-scaled (KL) features (simmerge.features.scale)",
+        help="all: the source's fitted predictor; dimensionless: its family fitted again on the source's labels "
+        "without the KL features in nats; ranked: fitted and applied on each run's within-run percentile ranks of "
+        "every feature (simmerge.features.scale)",
     )
     p.set_defaults(func=cmd_transfer)
 

@@ -163,7 +163,7 @@ def report(**changes) -> str:
         "transfers": [
             {
                 "source_run": "results/other",
-                "features": "transfer_safe",
+                "features": "dimensionless",
                 **transfer(fitted(source), source, synthetic_labels(1, experts=TARGET_EXPERTS), n_boot=50)[1],
             }
         ],
@@ -258,7 +258,7 @@ def test_the_selection_methods_are_plotted_priced_and_transfers_listed(page):
         "<td>label_free</td><td>13.0</td><td>0.0</td><td>26.0</td><td>0.0</td><td>260.0</td><td>0.0</td><td>26.0</td>"
         in page
     )
-    assert "fitted again on its labels without the model-scaled KL features" in page
+    assert "fitted again on its labels without the KL features in nats" in page
     assert "<td>best fixed policy of the source run</td>" in page
 
 

@@ -550,10 +550,11 @@ class PredictorSpec(Frozen):
         description="Finished runs (results/<run_name> folders, relative to the workflow directory) whose fitted "
         "predictor is applied unchanged to this run's pairs (rule transfer; simmerge transfer).",
     )
-    transfer_features: Literal["all", "transfer_safe"] = Field(
+    transfer_features: Literal["all", "dimensionless", "ranked"] = Field(
         "all",
-        description="Rule transfer: the source run's fitted predictor (all), or its family fitted again on the "
-        "source's labels without the model-scaled KL features (transfer_safe; simmerge.features.scale).",
+        description="Rule transfer: the source run's fitted predictor (all); its family fitted again on the "
+        "source's labels without the KL features in nats (dimensionless); or fitted and applied on each run's "
+        "within-run percentile ranks of every feature (ranked). simmerge.features.scale, docs/feature-scale.md.",
     )
     methods: list[SelectionMethodSpec] = Field(
         default_factory=_default_methods,

@@ -10,13 +10,16 @@ hindsight (an upper bound no user has). Nothing of the target's labels reaches t
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from simmerge.evaluate.paired import unit_items
-from simmerge.evaluate.predictor import OPERATOR, SimMergePredictor, training_rows
+from simmerge.evaluate.predictor import OPERATOR, SimMergePredictor, load_predictor, training_rows
 from simmerge.evaluate.selection import (
     best_policy,
     candidate_table,
@@ -29,6 +32,22 @@ from simmerge.evaluate.selection import (
 )
 
 BASELINES = {"source": "best fixed policy of the source run", "hindsight": "best fixed policy of the target run"}
+
+
+def source_predictor(
+    model: str | os.PathLike,
+    cv: str | os.PathLike,
+    source_labels: pd.DataFrame,
+    features: Sequence[str] | None,
+    *,
+    seed: int,
+) -> SimMergePredictor:
+    """The predictor a transfer applies: the source run's fitted one (``model``, when ``features`` is None), or the
+    family its cross-validation chose (``cv``) fitted again on ``source_labels`` with these feature columns."""
+    if features is None:
+        return load_predictor(model)
+    family = json.loads(Path(cv).read_text(encoding="utf-8"))["family"]
+    return refit_predictor(source_labels, features, family=family, seed=seed)
 
 
 def refit_predictor(

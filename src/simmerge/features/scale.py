@@ -1,15 +1,20 @@
-"""Which features carry the model's scale, and a feature set that does not: for predictors that move between catalogs.
+"""Which features carry the model's scale, and feature sets for predictors that move between catalogs.
 
-A predictor trained on one catalog reads the same feature columns on another (``simmerge transfer``). Most features
-are dimensionless by construction — cosines, sign agreement and Jaccard overlaps in [−1, 1] or [0, 1], the
-fraction of probe positions whose top token agrees, Jensen–Shannon divergence (bounded by ln 2), ratios of norms
-and of drifts, norms relative to the base's. The Kullback–Leibler features are not: KL in nats between two
-next-token distributions grows with the vocabulary and with how sharp the models are, so the same relation between
-two experts gives other numbers on another model family or size. :data:`MODEL_SCALED` names them;
-:func:`transfer_safe_features` is every other feature, the set ``predictor.transfer_features: transfer_safe``
-fits a transferred predictor on. :func:`scale_audit` measures, on two or more runs' labels, how far each feature's
-distribution moves between catalogs, so that the split is checked, not assumed (``benchmarks/feature_scale.py``
-writes ``docs/feature-scale.md``).
+A predictor trained on one catalog reads the same feature columns on another (``simmerge transfer``). By their
+units, most features look dimensionless — cosines, sign agreement and Jaccard overlaps, the share of probe positions
+whose top token agrees, Jensen–Shannon divergence (bounded by ln 2), ratios of norms and of drifts, norms relative
+to the base's — and the Kullback–Leibler features in nats do not (:data:`MODEL_SCALED`): KL grows with the vocabulary
+and with how sharp the models are. :func:`scale_audit` measures instead of assuming: between the tiny smoke catalog
+and the SmolLM2 default catalog the KL medians stayed within 1.2-1.7x (two tail percentiles moved), while hidden-
+state and weight cosines, relative task-vector norms and weight distances moved by up to 33x, since those catalogs
+differ in depth, width and how hard their experts were trained (docs/feature-scale.md). So three feature sets
+(``predictor.transfer_features``, ``simmerge transfer --features``):
+
+- ``all``: the source's fitted predictor as it is;
+- ``dimensionless``: its family fitted again without the KL features in nats (what the units suggest);
+- ``ranked``: every feature replaced by its percentile rank among the run's own pairs and tasks, in the source
+  (for fitting) and in the target (for choosing) — scale-free by construction, whatever moves, at the price of
+  absolute levels; it reads no label of either run.
 """
 
 from __future__ import annotations
@@ -29,21 +34,43 @@ def model_scaled(name: str) -> bool:
 
 MODEL_SCALED = tuple(name for name in feature_names() if model_scaled(name))
 
-FEATURE_SETS = ("all", "transfer_safe")
+FEATURE_SETS = ("all", "dimensionless", "ranked")
 
 
-def transfer_safe_features() -> list[str]:
+def dimensionless_features() -> list[str]:
     """Every registered feature but the model-scaled ones, in column order."""
     return [name for name in feature_names() if not model_scaled(name)]
 
 
 def feature_set(name: str) -> list[str]:
-    """The columns of a named feature set (:data:`FEATURE_SETS`)."""
-    if name == "all":
+    """The columns of a named feature set (:data:`FEATURE_SETS`); ``ranked`` keeps every column, transformed by
+    :func:`ranked_features`."""
+    if name in ("all", "ranked"):
         return feature_names()
-    if name == "transfer_safe":
-        return transfer_safe_features()
+    if name == "dimensionless":
+        return dimensionless_features()
     raise ValueError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SETS)}")
+
+
+def ranked_features(labels: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The labels with each feature column replaced by its percentile rank (in (0, 1], ties averaged) among the
+    run's distinct (ordered pair, task) rows: every operator's row of a pair and task gets the same rank."""
+    keys = ["a", "b", "task"]
+    distinct = labels.drop_duplicates(keys)[[*keys, *columns]]
+    ranks = distinct[keys].assign(**{column: distinct[column].rank(method="average", pct=True) for column in columns})
+    return labels.drop(columns=list(columns)).merge(ranks, on=keys, how="left")[labels.columns]
+
+
+def transfer_inputs(
+    source: pd.DataFrame, target: pd.DataFrame, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Both runs' labels and the feature columns a transferred predictor is fitted and applied on, for a named
+    feature set (:data:`FEATURE_SETS`); ``ranked`` ranks each run's features among its own rows."""
+    columns = feature_set(name)
+    if name == "ranked":
+        present = [column for column in columns if column in source and column in target]
+        return ranked_features(source, present), ranked_features(target, present), present
+    return source, target, columns
 
 
 def scale_audit(runs: Mapping[str, pd.DataFrame], columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -94,4 +121,13 @@ def scale_audit(runs: Mapping[str, pd.DataFrame], columns: Sequence[str] | None 
     return pd.DataFrame(rows)
 
 
-__all__ = ["FEATURE_SETS", "MODEL_SCALED", "feature_set", "model_scaled", "scale_audit", "transfer_safe_features"]
+__all__ = [
+    "FEATURE_SETS",
+    "MODEL_SCALED",
+    "dimensionless_features",
+    "feature_set",
+    "model_scaled",
+    "ranked_features",
+    "scale_audit",
+    "transfer_inputs",
+]

@@ -463,11 +463,11 @@ def build_report(
         sections += [
             f"<h2>Transfer from {html.escape(str(summary.get('source_run')))}</h2>",
             "<p>The source run's predictor "
-            + (
-                "fitted again on its labels without the model-scaled KL features"
-                if summary.get("features") == "transfer_safe"
-                else "as fitted there, unchanged,"
-            )
+            + {
+                "dimensionless": "fitted again on its labels without the KL features in nats",
+                "ranked": "fitted again on its labels with every feature as its within-run percentile rank (this "
+                "run's features ranked among its own pairs)",
+            }.get(summary.get("features"), "as fitted there, unchanged,")
             + " chooses for this run's pairs from this run's features; this run's labels score the choices, "
             "against the source's best fixed policy (what a user knows when switching catalogs) and this run's best "
             "in hindsight.</p>",
