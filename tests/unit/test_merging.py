@@ -461,6 +461,7 @@ def test_disk_full_during_a_merge_fails_the_job_and_keeps_only_finished_artifact
                 "operator": default_operators()["linear"].model_dump(mode="json"),
                 "seeds": [0],
                 "tasks": ["n2w_fr"],
+                "drift": None,  # merges.parent_drift: false
             },
             scoring={"limit": None},
         ),
