@@ -232,13 +232,13 @@ def test_held_out_importances_rank_the_signal_over_the_noise():
 def test_family_choice_sees_only_the_training_rows(monkeypatch):
     table = labels()
     seen = []
-    real = compare_module.choose_family
+    real = compare_module.inner_family
 
     def recording(rows, *args, **kwargs):
         seen.append(set(zip(rows["a"], rows["b"], rows["task"], rows["operator"], strict=True)))
         return real(rows, *args, **kwargs)
 
-    monkeypatch.setattr(compare_module, "choose_family", recording)
+    monkeypatch.setattr(compare_module, "inner_family", recording)
     _, _, folds, _, _ = run(table, "checkpoint", families=["ridge", "per_operator_ridge"])
     assert len(seen) == len(folds) == len(EXPERTS)
     for expert, rows in zip(folds["fold"], seen, strict=True):

@@ -22,7 +22,7 @@ from simmerge.evaluate.predictor import (
     OPERATOR,
     TARGET,
     SimMergePredictor,
-    choose_family,
+    inner_family,
     per_task_units,
     protocol_split,
     training_rows,
@@ -163,7 +163,15 @@ def _compare_target(
             policy_scores(candidate_table(train_rows, per_task=per_task), rule_anchors(train_rows, per_task=per_task))
         )
         anchors = rule_anchors(test_rows, per_task=per_task)
-        family = _inner_family(train_rows, feature_columns, operators, protocol, seed, families, checkpoint_groups)
+        family = inner_family(
+            train_rows,
+            feature_columns,
+            operators,
+            protocol=protocol,
+            seed=seed,
+            families=families,
+            checkpoint_groups=checkpoint_groups,
+        )
         for candidate_family in families:
             model = SimMergePredictor(family=candidate_family, operators=operators, random_state=seed)
             model.fit(train_rows[columns], train_rows[TARGET])
@@ -238,30 +246,6 @@ def _across_targets(runs: Mapping[str, tuple], target: str) -> dict[str, Any]:
             out["same_oracle"] = float((joined["oracle_choice"] == joined["oracle_choice_other"]).mean())
             out["units_compared"] = float(len(joined))
     return out
-
-
-def _inner_family(
-    rows: pd.DataFrame,
-    feature_columns: Sequence[str],
-    operators: Sequence[str],
-    protocol: str,
-    seed: int,
-    families: Sequence[str],
-    checkpoint_groups: Mapping[str, str] | None,
-) -> str:
-    """The family chosen by grouped CV inside the training rows (the first one when there is a single family)."""
-    if len(families) == 1:
-        return families[0]
-    family, _ = choose_family(
-        rows,
-        feature_columns,
-        operators,
-        seed=seed,
-        families=families,
-        protocol=protocol,
-        checkpoint_groups=checkpoint_groups,
-    )
-    return family
 
 
 def _family_table(family_units: Mapping[str, list[pd.DataFrame]], selected: pd.DataFrame, *, z: float) -> list[dict]:

@@ -91,18 +91,16 @@ class Training:
         """SimMerge's predictor on these rows (family by grouped inner CV, as the comparison fits it), fitted once
         per fold and shared by every method that asks."""
         if "simmerge" not in self._shared:
-            from simmerge.evaluate.predictor import OPERATOR, TARGET, SimMergePredictor, choose_family
+            from simmerge.evaluate.predictor import OPERATOR, TARGET, SimMergePredictor, inner_family
 
-            family = self.families[0]
-            if len(self.families) > 1:
-                family, _ = choose_family(
-                    self.rows,
-                    self.feature_columns,
-                    self.operators,
-                    seed=self.seed,
-                    families=self.families,
-                    checkpoint_groups=self.checkpoint_groups,
-                )
+            family = inner_family(
+                self.rows,
+                self.feature_columns,
+                self.operators,
+                seed=self.seed,
+                families=self.families,
+                checkpoint_groups=self.checkpoint_groups,
+            )
             model = SimMergePredictor(family=family, operators=self.operators, random_state=self.seed)
             model.fit(self.rows[[*self.feature_columns, OPERATOR]], self.rows[TARGET])
             self._shared["simmerge"] = model

@@ -555,10 +555,37 @@ def choose_family(
 # --------------------------------------------------------------------------------------------------------------
 # Saving and loading
 
+
 # The types a fitted predictor of any family holds beyond skops' default trusted set (measured with
 # skops.io.get_untrusted_types on each family). Only these are trusted on load: trusting whole packages
 # (sklearn.*, numpy.*, builtins.*) would also trust any callable in them that a crafted file names, such as
 # builtins.eval.
+def inner_family(
+    rows: pd.DataFrame,
+    feature_columns: Sequence[str],
+    operators: Sequence[str],
+    *,
+    protocol: str = "checkpoint",
+    seed: int,
+    families: Sequence[str],
+    checkpoint_groups: Mapping[str, str] | None = None,
+) -> str:
+    """The family grouped CV chooses inside the training rows (:func:`choose_family`); the only one when there is
+    a single family (nothing to choose, nothing fitted)."""
+    if len(families) == 1:
+        return families[0]
+    family, _ = choose_family(
+        rows,
+        feature_columns,
+        operators,
+        seed=seed,
+        families=families,
+        protocol=protocol,
+        checkpoint_groups=checkpoint_groups,
+    )
+    return family
+
+
 TRUSTED_TYPES = frozenset(
     {
         "numpy.dtype",
@@ -652,6 +679,7 @@ __all__ = [
     "choose_family",
     "cv_predictions",
     "fit_predictor",
+    "inner_family",
     "library_versions",
     "load_predictor",
     "per_task_units",
