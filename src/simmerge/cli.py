@@ -423,6 +423,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     if problems:
         raise ConfigError("; ".join(problems))
     labels = pd.read_parquet(layout.labels_parquet)
+    if any(spec["name"] == "label_free" for spec in specs) and labels.get("parent_drift", pd.Series()).isna().all():
+        raise ConfigError(
+            f"{layout.labels_parquet} has no parent drift (its merges ran without merges.parent_drift), so "
+            "label_free cannot choose; name the other methods with --methods, or re-run the merges"
+        )
     units, summary = compare_methods(
         labels,
         pd.read_parquet(layout.label_items),

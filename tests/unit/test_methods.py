@@ -218,3 +218,18 @@ def test_the_label_free_method_needs_the_merges_parent_drift():
     from simmerge.run import load
 
     assert load(raw, workdir=REPO).config.merges.parent_drift is False
+
+
+def test_simmerge_search_on_a_run_without_parent_drift_names_what_to_do(tmp_path, capsys):
+    from simmerge.cli import main
+    from simmerge.core.layout import RunLayout
+
+    layout = RunLayout(tmp_path / "old")
+    layout.labels_parquet.parent.mkdir(parents=True)
+    RUN.to_parquet(layout.labels_parquet)  # labels of merges made before merges.parent_drift
+    ITEMS.to_parquet(layout.label_items)
+    assert main(["search", "--run", str(layout.root)]) == 2
+    assert "has no parent drift" in capsys.readouterr().err
+    # without label_free the same run is compared (methods that read no similarity feature: the toy labels have none)
+    assert main(["search", "--run", str(layout.root), "--methods", "best_fixed", "random", "oracle"]) == 0
+    assert list(pd.read_csv(layout.search_summary)["method"]) == ["best_fixed", "random", "oracle"]
