@@ -50,6 +50,20 @@ LABEL_COLUMNS = [
     "likelihood_normalised",
     "parent_drift",
 ]
+# The columns measured on a merged model: a selection method deciding for a pair does not see them
+# (simmerge.evaluate.methods.Decision).
+MERGE_OUTCOME_COLUMNS = (
+    "status",
+    "metric",
+    "stderr",
+    "seed_sd",
+    "normalised",
+    "merge_score",
+    "merge_score_stderr",
+    "likelihood",
+    "likelihood_normalised",
+    "parent_drift",
+)
 # Columns that are numbers even when every value is missing (a failed merge has no metric).
 NUMERIC_LABEL_COLUMNS = [
     *LABEL_COLUMNS[LABEL_COLUMNS.index("metric") : LABEL_COLUMNS.index("n_seeds")],

@@ -38,27 +38,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from simmerge.evaluate.paired import UnitItems
+from simmerge.evaluate.labels import MERGE_OUTCOME_COLUMNS
+from simmerge.evaluate.paired import UnitItems, anchors_of_rows, task_mean
 from simmerge.evaluate.search import Spent, simmerge_plus_k, split_items, successive_halving
 from simmerge.evaluate.selection import ORDER_RULES, rule_anchors
 
 ENTRY_POINT_GROUP = "simmerge.selection_methods"
 
 Candidate = tuple[str, str]
-
-# Label columns that come from the merged models: a method deciding for a unit does not see them in its rows.
-MERGE_OUTCOME_COLUMNS = (
-    "status",
-    "metric",
-    "stderr",
-    "seed_sd",
-    "normalised",
-    "merge_score",
-    "merge_score_stderr",
-    "likelihood",
-    "likelihood_normalised",
-    "parent_drift",
-)
 
 
 @dataclass(frozen=True)
@@ -224,8 +211,7 @@ def _drift_per_candidate(rows: pd.DataFrame) -> dict[Candidate, tuple[float, int
 
 def held_out_score(items: UnitItems, evaluation: np.ndarray, candidate: Candidate) -> float:
     """A candidate's score on the held-out items: the mean over tasks of its per-task item means."""
-    values, codes = items.vectors[candidate][evaluation], items.tasks[evaluation]
-    return float(np.mean([values[codes == code].mean() for code in np.unique(codes)]))
+    return task_mean(items.vectors[candidate][evaluation], items.tasks[evaluation])
 
 
 class SelectionMethod:
@@ -247,10 +233,9 @@ class SelectionMethod:
 
 
 def candidate_of_rows(rows: pd.DataFrame) -> list[Candidate]:
-    """Each label row's candidate: (operator, the first model for an order-sensitive operator, else "")."""
+    """Each label row's candidate: (operator, its anchor)."""
     return [
-        (str(operator), str(a) if bool(sensitive) else "")
-        for operator, a, sensitive in zip(rows["operator"], rows["a"], rows["order_sensitive"], strict=True)
+        (str(operator), str(anchor)) for operator, anchor in zip(rows["operator"], anchors_of_rows(rows), strict=True)
     ]
 
 
@@ -357,7 +342,6 @@ class Oracle(SelectionMethod):
     """The candidate that scores best on the held-out items: the bound every method is measured against."""
 
     reads_features = False
-
     reads_held_out_items = True
 
     def choose(self, decision: Decision) -> Candidate:
@@ -514,7 +498,9 @@ def compare_methods(
                         f"selection method {entry.label!r} chose {choice!r} for {unit}, which is not one of its "
                         f"candidates {decision.candidates}"
                     )
-                spent = decision.spent if decision.spent.merges else Spent(merges=1, items=0, probe_passes=0)
+                spent = decision.spent
+                if not spent.merges:  # it evaluated nothing: its one merge is the one it chose
+                    spent = Spent(merges=1, items=0)
                 oracle = max(held_out_score(items[unit], evaluation, key) for key in decision.candidates)
                 score = held_out_score(items[unit], evaluation, choice)
                 records.append(
@@ -544,7 +530,8 @@ def methods_summary(
 ) -> pd.DataFrame:
     """Per method: pairs, held-out score and regret with 95% intervals, and the paired difference from
     ``reference`` (the first method of that entry-point name) over the same pairs, with its interval from a
-    bootstrap over pairs; mean merges and items per pair. A pair's numbers are the mean over its folds."""
+    bootstrap over pairs; mean merges, items and probe passes per pair. A pair's numbers are the mean over its
+    folds."""
     from simmerge.evaluate import stats
 
     if units.empty:
@@ -607,7 +594,6 @@ def evaluations_to_match(summary: pd.DataFrame, reference: str = "simmerge") -> 
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "MERGE_OUTCOME_COLUMNS",
     "BestFixed",
     "Decision",
     "LabelFree",

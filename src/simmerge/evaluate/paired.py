@@ -140,12 +140,23 @@ class UnitItems:
 
     def score(self, vector: np.ndarray) -> float:
         """The label a vector gives: mean over tasks of the per-task item means."""
-        return float(np.mean([vector[self.tasks == code].mean() for code in np.unique(self.tasks)]))
+        return task_mean(vector, self.tasks)
 
     def difference(self, x: tuple[str, str], y: tuple[str, str]) -> PairedDifference:
         """Paired difference of two candidates (with both seed variances)."""
         extra = self.seed_variance.get(x, 0.0) + self.seed_variance.get(y, 0.0)
         return difference_of(self.vectors[x], self.vectors[y], self.tasks, extra)
+
+
+def task_mean(values: np.ndarray, tasks: np.ndarray) -> float:
+    """The mean over tasks of the per-task means of item values (how a label weighs its tasks)."""
+    return float(np.mean([values[tasks == code].mean() for code in np.unique(tasks)]))
+
+
+def anchors_of_rows(rows: pd.DataFrame) -> np.ndarray:
+    """Each label row's anchor: its first model ``a`` for an order-sensitive operator, ``""`` for a symmetric one
+    (whose merge serves both orders)."""
+    return np.where(rows["order_sensitive"].astype(bool), rows["a"], "")
 
 
 def unit_items(
@@ -173,7 +184,7 @@ def unit_items(
         left out of the unit, as they are left out of the label.
     """
     frame = rows.assign(unit=list(units))
-    frame["anchor"] = np.where(frame["order_sensitive"].astype(bool), frame["a"], "")
+    frame["anchor"] = anchors_of_rows(frame)
     variance = label_seed_variance(frame)
     by_row = items.set_index(["a", "b", "task", "operator"]).sort_index()
     out: dict[str, UnitItems] = {}
@@ -310,6 +321,7 @@ __all__ = [
     "McNemar",
     "PairedDifference",
     "UnitItems",
+    "anchors_of_rows",
     "difference_of",
     "item_bootstrap_means",
     "label_mcnemar",
@@ -317,5 +329,6 @@ __all__ = [
     "mcnemar",
     "paired_difference",
     "seed_variance",
+    "task_mean",
     "unit_items",
 ]

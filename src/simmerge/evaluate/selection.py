@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simmerge.evaluate import stats
-from simmerge.evaluate.paired import UnitItems, difference_of
+from simmerge.evaluate.paired import UnitItems, anchors_of_rows, difference_of
 
 # How a fixed policy orders an order-sensitive merge (anchor = the model the merge keeps first):
 ORDER_RULES = {
@@ -83,7 +83,7 @@ def candidate_table(rows: pd.DataFrame, *, per_task: bool = False) -> pd.DataFra
     else:
         frame["actual"] = frame["merge_score"]
         frame["actual_stderr"] = frame["merge_score_stderr"]
-    frame["anchor"] = np.where(frame["order_sensitive"].astype(bool), frame["a"], "")
+    frame["anchor"] = anchors_of_rows(frame)
     for column in ("predicted", "uncertainty"):  # absent when only the actual scores are of interest
         if column not in frame:
             frame[column] = np.nan

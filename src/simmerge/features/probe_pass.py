@@ -493,6 +493,29 @@ def _pass_options(spec: Any) -> dict[str, Any]:
     }
 
 
+def configured_probe_pass(
+    ckpt_dir: str | os.PathLike,
+    probe_files: Mapping[str, str | os.PathLike],
+    *,
+    spec: Mapping[str, Any] | Any,
+    seed: int,
+    device: str = "auto",
+    threads: int | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`probe_pass` with the run's ``features`` settings (``spec``) and its seed as the projection seed: the
+    pass every checkpoint's summary, and every merge's parent drift, is made with."""
+    return probe_pass(
+        ckpt_dir,
+        probe_files,
+        **_pass_options(_feature_spec(spec)),
+        projection_seed=seed,
+        device=device,
+        threads=threads,
+        trust_remote_code=trust_remote_code,
+    )
+
+
 def _sketch(ckpt_dir: str | os.PathLike, base_dir: str | os.PathLike, spec: Any, seed: int, name: str):
     started = time.perf_counter()
     sketch = weight_sketch(ckpt_dir, base_dir, size=spec.sketch_size, seed=seed, top_fraction=spec.top_fraction)
@@ -564,14 +587,8 @@ def summarise_checkpoint(
     ...                name="a", spec={}, seed=0)  # doctest: +SKIP
     """
     spec = _feature_spec(spec)
-    arrays, pass_meta = probe_pass(
-        ckpt_dir,
-        probe_files,
-        **_pass_options(spec),
-        projection_seed=seed,
-        device=device,
-        threads=threads,
-        trust_remote_code=trust_remote_code,
+    arrays, pass_meta = configured_probe_pass(
+        ckpt_dir, probe_files, spec=spec, seed=seed, device=device, threads=threads, trust_remote_code=trust_remote_code
     )
     sketch, sketch_meta = _sketch(ckpt_dir, base_dir, spec, seed, name)
     return write_summary(
@@ -602,12 +619,11 @@ def probe_task(
     Returns the pass's ``meta`` (shape, ``top_k``, this task's modes and probe sha256, ``projection_seed``).
     Raises as :func:`probe_pass` does, before any model is loaded when the probe file is missing or empty.
     """
-    spec = _feature_spec(spec)
-    arrays, meta = probe_pass(
+    arrays, meta = configured_probe_pass(
         ckpt_dir,
         {task: probe_file},
-        **_pass_options(spec),
-        projection_seed=seed,
+        spec=spec,
+        seed=seed,
         device=device,
         threads=threads,
         trust_remote_code=trust_remote_code,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simmerge.features.definitions import TaskArrays, kl_per_position
-from simmerge.features.probe_pass import _feature_spec, _pass_options, probe_pass
+from simmerge.features.probe_pass import configured_probe_pass
 from simmerge.features.summary import read_archive
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,11 @@ def parent_drift(
     tasks = list(dict.fromkeys(task for parts in parent_parts.values() for task in parts))
     if not tasks:
         return {"kl": {}, "mean": None, "probe_passes": 0, "seconds": 0.0}
-    arrays, meta = probe_pass(
+    arrays, meta = configured_probe_pass(
         merged_dir,
         {task: probe_files[task] for task in tasks},
-        **_pass_options(_feature_spec(spec)),
-        projection_seed=seed,
+        spec=spec,
+        seed=seed,
         device=device,
         threads=threads,
         trust_remote_code=trust_remote_code,

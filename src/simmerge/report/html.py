@@ -457,9 +457,9 @@ def build_report(
                 "break-even above).</p>",
                 _table_html(budgets, digits=1),
             ]
-    for summary in transfers:
+    if transfers:
         from simmerge.evaluate.transfer import transfer_table  # deferred: only a run that transfers needs it
-
+    for summary in transfers:
         sections += [
             f"<h2>Transfer from {html.escape(str(summary.get('source_run')))}</h2>",
             "<p>The source run's predictor "

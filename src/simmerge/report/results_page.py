@@ -173,6 +173,11 @@ def results_page(
 
     expert_scores = pd.read_csv(experts, keep_default_na=False, na_values=[""])
     expert_scores["home_tasks"] = expert_scores["home_tasks"].fillna("")
+    # the costs both the cost section and the selection methods' budget read: every merge job once
+    layout = RunLayout(run)
+    base, expert_names = expert_scores["checkpoint"].iloc[0], list(expert_scores["checkpoint"].iloc[1:])
+    job_costs = merge_costs(layout, records)
+    decisions = decision_costs(layout, base, expert_names, tasks, records, units)
     compare = [read_json(path) for path in summaries]
     fit = read_json(cv)
     date = (generated_on or datetime.date.today()).isoformat()
@@ -228,10 +233,10 @@ def results_page(
         "Model families on the same outer folds; the last row per protocol is the inner-CV choice (nested), the "
         "number reported above:",
         _markdown(family_table(compare), floatfmt=".3f"),
-        *_costs(RunLayout(run), expert_scores, tasks, units, records, benchmarks),
+        *_costs(layout, base, expert_names, tasks, units, records, decisions, job_costs, benchmarks),
     ]
     if search is not None:
-        sections += _search(pd.read_csv(search), cite(search), RunLayout(run), expert_scores, tasks, units, records)
+        sections += _search(pd.read_csv(search), cite(search), decisions, job_costs)
     if transfers:
         sections += _transfers([read_json(path) for path in transfers], cite(*transfers))
     if multiway is not None:
@@ -330,16 +335,17 @@ def _predictor(fit: Mapping[str, Any]) -> str:
 
 def _costs(
     layout: RunLayout,
-    experts: pd.DataFrame,
+    base: str,
+    experts: Sequence[str],
     tasks: Sequence[str],
     units: PathLike,
     records: Sequence[PathLike],
+    decisions: pd.DataFrame,
+    job_costs: pd.DataFrame,
     benchmarks: Benchmarks,
 ) -> list[str]:
-    base, names = experts["checkpoint"].iloc[0], list(experts["checkpoint"].iloc[1:])
-    decisions = decision_costs(layout, base, names, tasks, records, units)
-    totals = break_even(layout, base, names, tasks, records, decisions)
-    per_operator = cost_summary(merge_costs(layout, records))
+    totals = break_even(layout, base, experts, tasks, records, decisions)
+    per_operator = cost_summary(job_costs)
     decision_rules = ("probe_pass", "weight_sketch", "probe_features", "pair_features", "predictor", "merge_score")
     folders = [f"benchmarks/{rule}/" for rule in decision_rules if benchmarks.get(rule)]
     return [
@@ -379,15 +385,7 @@ def _transfers(summaries: Sequence[Mapping[str, Any]], source: str) -> list[str]
     return out
 
 
-def _search(
-    table: pd.DataFrame,
-    source: str,
-    layout: RunLayout,
-    experts: pd.DataFrame,
-    tasks: Sequence[str],
-    units: PathLike,
-    records: Sequence[PathLike],
-) -> list[str]:
+def _search(table: pd.DataFrame, source: str, decisions: pd.DataFrame, job_costs: pd.DataFrame) -> list[str]:
     matched = evaluations_to_match(table)
     reached = "; ".join(
         f"{name}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
@@ -399,9 +397,8 @@ def _search(
             for method, bound in zip(table["method"], table["bound"], strict=True)
         ]
     ).drop(columns=["name", "bound", "reads_features"], errors="ignore")
-    base, names = experts["checkpoint"].iloc[0], list(experts["checkpoint"].iloc[1:])
-    prices = unit_prices(merge_costs(layout, records))
-    budgets = method_budgets(table, decision_costs(layout, base, names, tasks, records, units), prices)
+    prices = unit_prices(job_costs)
+    budgets = method_budgets(table, decisions, prices)
     return [
         "## Selection methods at a counted budget",
         source + " Every configured selection method (`predictor.methods`, entry-point group "
