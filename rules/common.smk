@@ -470,6 +470,45 @@ def get_search_params(wildcards):
     }
 
 
+def get_cma_targets():
+    """One CMA-ES search per expert pair, when predictor.cma_search is enabled."""
+    if not RUN.predictor.cma_search.enabled:
+        return []
+    return [LAYOUT.cma_record(a, b) for a, b in CATALOG.unordered_pairs]
+
+
+def get_cma_search_input(wildcards):
+    """The pair, the base, the tasks its merges are scored on, and the labels whose item split it searches on."""
+    tasks = CATALOG.merge_tasks(wildcards.a, wildcards.b)
+    return {
+        "a": LAYOUT.checkpoint_manifest(wildcards.a),
+        "b": LAYOUT.checkpoint_manifest(wildcards.b),
+        "base": LAYOUT.checkpoint_manifest(BASE),
+        "tasks": task_yamls(tasks),
+        "eval": [LAYOUT.task_data(task, "eval") for task in tasks],
+        # ancient: another pair's new labels do not re-run this search; rule search checks that each record was
+        # made on the items it compares (simmerge.evaluate.methods.split_digest)
+        "labels": ancient(LAYOUT.labels_parquet),
+        "outcomes": ancient(LAYOUT.label_items),
+        "preflight": preflight_gate(),
+    }
+
+
+def get_cma_search_params(wildcards):
+    """The search (genome, budget) and what it shares with rule search: the item split's seed, the merge seed."""
+    spec = RUN.predictor.cma_search
+    return {
+        "genome": spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}),
+        "budget": spec.budget,
+        "popsize": spec.popsize,
+        "sigma0": spec.sigma0,
+        "items": spec.items,
+        "split_seed": PREDICTOR_SEED,
+        "seed": CATALOG.merge_seed,
+        "tasks": CATALOG.merge_tasks(wildcards.a, wildcards.b),
+    }
+
+
 def get_report_targets():
     return [LAYOUT.report, LAYOUT.results_page]
 

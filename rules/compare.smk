@@ -55,6 +55,7 @@ rule search:
     input:
         labels=LAYOUT.labels_parquet,
         outcomes=LAYOUT.label_items,
+        cma=get_cma_targets(),
     output:
         units=LAYOUT.search_units,
         summary=LAYOUT.search_summary,
@@ -68,6 +69,30 @@ rule search:
         search=get_search_params,
     script:
         "../workflow_scripts/search.py"
+
+
+# CMA-ES over one pair's merge parameters (predictor.cma_search), every candidate a real mergekit merge scored by
+# lm-eval on the pair's search items; each generation's best is scored on the held-out items (simmerge.merges.cma).
+rule cma_search:
+    input:
+        unpack(get_cma_search_input),
+    output:
+        record=LAYOUT.cma_record("{a}", "{b}"),
+    log:
+        LAYOUT.log("cma_search", LAYOUT.pair("{a}", "{b}")),
+    benchmark:
+        LAYOUT.benchmark("cma_search", LAYOUT.pair("{a}", "{b}"))
+    conda:
+        "../envs/simmerge.yaml"
+    # one thread per job, as merge_score: the merges' magnitude selection runs on one core
+    threads: 1
+    resources:
+        **sized("merge_score"),
+    params:
+        cma=get_cma_search_params,
+        scoring=get_scoring_params,
+    script:
+        "../workflow_scripts/cma_search.py"
 
 
 # Transfer: a finished run's fitted predictor (predictor.transfer_from), unchanged, on this run's pairs and labels,

@@ -91,6 +91,11 @@ class Catalog:
         return [(a, b) for a in self.expert_names for b in self.expert_names if a != b]
 
     @property
+    def unordered_pairs(self) -> list[tuple[str, str]]:
+        """Every pair of distinct experts once, its names sorted (the methods comparison's units), in config order."""
+        return list(dict.fromkeys(tuple(sorted(pair)) for pair in self.ordered_pairs))
+
+    @property
     def tasks(self) -> list[str]:
         return list(self.config.tasks)
 
@@ -378,6 +383,7 @@ def _catalog_problems(catalog: Catalog) -> list[str]:
     problems.extend(_multiway_problems(catalog))
     problems.extend(_transfer_problems(catalog))
     problems.extend(_method_problems(catalog))
+    problems.extend(_cma_problems(catalog))
     problems.extend(_bandit_problems(catalog))
     for index, members in enumerate(catalog.config.predictor.hold_out_together):
         unknown = [name for name in members if name not in catalog.expert_names]
@@ -437,6 +443,26 @@ def _method_problems(catalog: Catalog) -> list[str]:
             "does not measure; set it to true or leave label_free out of predictor.methods"
         )
     return problems
+
+
+def _cma_problems(catalog: Catalog) -> list[str]:
+    """A CMA-ES search's every merge must be one mergekit takes: its operator at each corner of the genes' box."""
+    spec = catalog.config.predictor.cma_search
+    if not spec.enabled:
+        return []
+    from simmerge.merges.cma import Genome  # deferred: imports mergekit
+
+    genome = Genome(spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}))
+    for corner in ([0.0] * len(spec.genes), [1.0] * len(spec.genes)):
+        try:
+            genome.operator(corner)
+        except ValueError as error:
+            detail = str(error).splitlines()
+            return [
+                f"predictor.cma_search: at {genome.parameters(corner)} mergekit's {spec.method!r} is refused: "
+                f"{' '.join(line.strip() for line in detail)}; narrow the genes' [low, high] or change the method"
+            ]
+    return []
 
 
 def _multiway_problems(catalog: Catalog) -> list[str]:

@@ -60,14 +60,30 @@ def test_cma_es_finds_a_known_optimum_and_never_exceeds_its_budget():
         evaluated.append(x)
         return -float(np.sum((x - optimum) ** 2))
 
-    best, value, evaluations = cma_maximise(
-        objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=100, seed=1
-    )
-    assert evaluations == len(evaluated) <= 100
-    assert np.allclose(best, optimum, atol=0.05) and value > -0.005
+    generations = cma_maximise(objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=100, seed=1)
+    final = generations[-1]
+    assert final.evaluations == len(evaluated) <= 100
+    assert np.allclose(final.best_x, optimum, atol=0.05) and final.best_value > -0.005
     assert all((0 <= x).all() and (x <= 1).all() for x in evaluated)
-    _, _, few = cma_maximise(objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=7, seed=1)
-    assert few <= 7
+    assert [g.best_value for g in generations] == sorted(g.best_value for g in generations)
+    few = cma_maximise(objective, [0.5, 0.5], sigma0=0.2, bounds=([0, 0], [1, 1]), budget=7, seed=1, popsize=3)
+    assert [g.evaluations for g in few] == [3, 6]
+
+
+def test_cma_es_is_reproducible_from_any_seed_including_zero_and_leaves_numpy_alone():
+    def objective(x):
+        return -float(np.sum((x - 0.25) ** 2))
+
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    runs = [
+        [g.best_x for g in cma_maximise(objective, [0.5, 0.5], sigma0=0.3, bounds=([0, 0], [1, 1]), budget=12, seed=0)]
+        for _ in range(2)
+    ]
+    assert all(np.array_equal(x, y) for x, y in zip(*runs, strict=True))
+    assert np.array_equal(np.random.get_state()[1], before)
+    other = cma_maximise(objective, [0.5, 0.5], sigma0=0.3, bounds=([0, 0], [1, 1]), budget=12, seed=1)
+    assert not np.array_equal(other[0].best_x, runs[0][0])
 
 
 def test_search_and_evaluation_items_are_disjoint_halves_of_each_task():

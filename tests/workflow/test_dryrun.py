@@ -44,6 +44,8 @@ def test_smoke_dry_run_job_counts(workflow_dir):
         "probe_features": n_experts + 1,
         "pair_features": n_experts * (n_experts - 1),
         "merge_score": n_merges(smoke["merges"]["operators"], n_experts),
+        # CMA-ES per unordered pair (predictor.cma_search); not re-run by other pairs' new labels (ancient input)
+        "cma_search": n_experts * (n_experts - 1) // 2,
         **AGGREGATES,
         "all": 1,
     }
@@ -196,6 +198,8 @@ def one_experts_jobs(config: dict, checkpoint_rule: str) -> dict[str, int]:
         "expert_scores": n_tasks,
         "expert_scores_table": 1,
         "merge_score": n_merges(operators, n_others + 1) - n_merges(operators, n_others),
+        # its pairs' CMA-ES searches; the other pairs' searches read the new labels through ancient()
+        **({"cma_search": n_others} if config.get("predictor", {}).get("cma_search", {}).get("enabled") else {}),
         **AGGREGATES,
         "all": 1,
     }
@@ -438,7 +442,7 @@ TARGET_JOBS = {
     "all_features": FEATURE_JOBS,
     "all_labels": LABEL_JOBS | {"operator_ranking"},
     "all_predictor": LABEL_JOBS | {"predictor"},
-    "all_compare": LABEL_JOBS | {"compare", "compare_summary", "search"},
+    "all_compare": LABEL_JOBS | {"compare", "compare_summary", "cma_search", "search"},
     "all_multiway": LABEL_JOBS
     | {"predictor", "multiway_plan", "multiway_recipes", "multiway_summary", "multiway_table"},
     "all_bandit": LABEL_JOBS | {"bandit_replay"},
@@ -540,6 +544,10 @@ DECLARED = {
     ),
     "compare_summary": (lambda L, w: [L.compare_summary], lambda L, w: ("compare", "summary")),
     "search": (lambda L, w: [L.search_units, L.search_summary], aggregate("search")),
+    "cma_search": (
+        lambda L, w: [L.cma_record(w["a"], w["b"])],
+        lambda L, w: ("cma_search", L.pair(w["a"], w["b"])),
+    ),
     "multiway_plan": (
         lambda L, w: [
             L.multiway_plan(w["mwset"]),

@@ -186,6 +186,8 @@ def test_adding_an_expert_adds_only_its_own_jobs(smoke_run):
         "pair_features": 2 * n_experts,
         "expert_scores": n_tasks,
         "expert_scores_table": 1,
+        # its pairs' CMA-ES searches (the other pairs' read the new labels through ancient())
+        "cma_search": n_experts,
         # the label aggregates; the predictor changed, so the multi-way set is planned again (its merges are known
         # only after the recipes checkpoint, and the nodes whose content is unchanged keep their scores)
         **aggregates(SMOKE),
@@ -252,13 +254,30 @@ def test_search_baselines_spend_counted_evaluations_and_are_scored_on_held_out_i
         ruled.index
     )
     assert ruled.loc["oracle", "bound"] and ruled.loc["oracle", "regret"] == 0
-    assert main(["search", "--run", str(results(smoke_run)), "-o", str(tmp_path)]) == 0
+    # CMA-ES (predictor.cma_search: budget 4, population 2) made its own merges: one row per generation's budget,
+    # on every pair, its merges and search items counted, scored on the same held-out items as the methods
+    cma = SMOKE["predictor"]["cma_search"]
+    records = [read_json(path) for path in sorted((results(smoke_run) / "search" / "cma").glob("*.json"))]
+    assert len(records) == len(MODELS[1:]) * (len(MODELS) - 2) // 2
+    for record in records:
+        assert len(record["evaluations"]) <= cma["budget"]
+        assert all(run["status"] == "ok" for run in record["evaluations"])
+    for n in range(cma["popsize"], cma["budget"] + 1, cma["popsize"]):
+        row = ruled.loc[f"cma_es ({n} evals)"]
+        assert row["pairs"] == len(records) and row["merges"] == n and not row["reads_features"]
+        assert row["items"] == pytest.approx(n * sum(r["search_items"] for r in records) / len(records))
+    assert main(["search", "--run", str(results(smoke_run)), "--seed", str(SMOKE["seed"]), "-o", str(tmp_path)]) == 0
     assert "successive_halving matches SimMerge's held-out score at" in capsys.readouterr().out
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("method")
     assert summary.loc["simmerge", "items"] == 0 and summary.loc["simmerge", "merges"] == 1
-    assert (summary["regret"] >= 0).all()
+    assert (
+        summary.loc[f"cma_es ({cma['budget']} evals)", "score"] == ruled.loc[f"cma_es ({cma['budget']} evals)", "score"]
+    )
+    on_grid = summary[summary["name"] != "cma_es"]  # a merge off the grid may beat the grid's best
+    assert (on_grid["regret"] >= 0).all()
     units = pd.read_csv(tmp_path / "units.csv")
-    assert (units["score"] <= units["oracle"] + 1e-12).all()
+    on_grid = units[units["name"] != "cma_es"]
+    assert (on_grid["score"] <= on_grid["oracle"] + 1e-12).all()
 
 
 def test_sketched_structural_features_match_exact_ones_on_the_smoke_catalog(smoke_run):

@@ -520,6 +520,76 @@ def _default_methods() -> list[SelectionMethodSpec]:
     return [*methods, *(SelectionMethodSpec(name=name) for name in ("label_free", "best_fixed", "random", "oracle"))]
 
 
+class CmaGene(Frozen):
+    """One continuous merge parameter CMA-ES searches over (a coordinate of its genome)."""
+
+    key: str = Field(description="The mergekit parameter, e.g. weight, density, lambda.")
+    model: Literal["anchor", "other", "both", "global"] = Field(
+        description="Where it goes: the anchor's or the other model's per-model parameters, both models' (one "
+        "value), or the method's global parameters."
+    )
+    low: float = Field(description="Smallest value searched.")
+    high: float = Field(description="Largest value searched.")
+    start: float | None = Field(None, description="Where the search starts; default: the middle of [low, high].")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> CmaGene:
+        if not self.low < self.high:
+            raise ValueError(f"gene {self.key}: low ({self.low}) must be below high ({self.high})")
+        if self.start is not None and not self.low <= self.start <= self.high:
+            raise ValueError(f"gene {self.key}: start {self.start} is outside [{self.low}, {self.high}]")
+        return self
+
+
+def _default_cma_genes() -> list[CmaGene]:
+    return [
+        CmaGene(key="weight", model="anchor", low=0.0, high=1.5, start=1.0),
+        CmaGene(key="weight", model="other", low=0.0, high=1.5, start=1.0),
+        CmaGene(key="density", model="both", low=0.1, high=1.0, start=0.5),
+    ]
+
+
+class CmaSearchSpec(Frozen):
+    """CMA-ES over a merge's continuous parameters, every candidate a real mergekit merge scored by lm-eval on the
+    pair's search items (rule cma_search; simmerge.merges.cma), compared with the selection methods (rule search)."""
+
+    enabled: bool = Field(
+        False,
+        description="Run it on every expert pair (off by default: it costs budget merges and scorings per pair, "
+        "about as much as the grid itself on the default catalog).",
+    )
+    method: str = Field("ties", description="mergekit merge_method of every candidate.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"normalize": False}, description="Fixed global mergekit parameters."
+    )
+    model_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed per-model parameters given to both models."
+    )
+    genes: list[CmaGene] = Field(
+        default_factory=_default_cma_genes,
+        min_length=2,
+        description="The continuous parameters searched, at least two (CMA-ES; default: TIES with each model's "
+        "weight in [0, 1.5] and one density in [0.1, 1], as mergekit-evolve's genome has a weight and a density per "
+        "model).",
+    )
+    budget: int = Field(16, ge=2, description="Evaluations (merges scored on the search items) per pair, at most.")
+    popsize: int = Field(4, ge=2, description="CMA-ES population per generation (a generation runs only whole).")
+    sigma0: float = Field(0.3, gt=0, le=1, description="Initial step size, as a fraction of each gene's range.")
+    items: int | None = Field(
+        None, ge=1, description="Search items each evaluation scores (the first of the pair's search half); null: all."
+    )
+
+    @model_validator(mode="after")
+    def _check_genes(self) -> CmaSearchSpec:
+        seen = [(gene.key, gene.model) for gene in self.genes]
+        repeated = sorted({f"{key} ({model})" for key, model in seen if seen.count((key, model)) > 1})
+        if repeated:
+            raise ValueError(f"genes: {', '.join(repeated)} listed twice; give each parameter once")
+        if self.popsize > self.budget:
+            raise ValueError(f"popsize {self.popsize} exceeds budget {self.budget}: not one generation would run")
+        return self
+
+
 class PredictorSpec(Frozen):
     """The SimMerge predictor and its evaluation (simmerge.evaluate.predictor, simmerge.evaluate.compare)."""
 
@@ -562,6 +632,11 @@ class PredictorSpec(Frozen):
         "items no method searched on (rule search): SimMerge, SimMerge + k, successive halving at four budgets, "
         "the label-free choice (needs merges.parent_drift), the best fixed policy, random choice and the oracle by "
         "default; a list here replaces them.",
+    )
+    cma_search: CmaSearchSpec = Field(
+        default_factory=CmaSearchSpec,
+        description="CMA-ES over a merge's continuous parameters with real merges (rule cma_search), reported beside "
+        "the selection methods at each generation's budget.",
     )
 
 

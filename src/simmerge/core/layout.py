@@ -240,6 +240,11 @@ class RunLayout:
         """``search/summary.csv``: per method, held-out score, regret, merges and items per pair (rule ``search``)."""
         return self.root / "search" / "summary.csv"
 
+    def cma_record(self, a: str, b: str) -> Path:
+        """``search/cma/<a>__<b>.json``: CMA-ES over the pair's merge parameters with real merges (rule
+        ``cma_search``)."""
+        return self.root / "search" / "cma" / f"{self.pair(a, b)}.json"
+
     # ---- multi-way merges -----------------------------------------------------------------------------------
 
     def multiway_plan(self, mwset: str) -> Path:

@@ -425,6 +425,39 @@ def unit_seed(seed: int, unit: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{unit}".encode()).digest()[:4], "little")
 
 
+def item_halves(
+    labels: pd.DataFrame, label_items: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, dict[str, UnitItems], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The rows the methods learn from, every unit's items, and each unit's search and held-out halves.
+
+    The one split of the methods comparison, drawn per unit from ``seed`` and the unit's name (a checkpoint added
+    to the catalog leaves the other pairs' halves as they were): a search that makes its own merges (rule
+    ``cma_search``) asks for it here, so that it searches and is scored on the same halves as the methods of
+    :func:`compare_methods`.
+    """
+    from simmerge.evaluate.paired import unit_items
+    from simmerge.evaluate.predictor import training_rows
+    from simmerge.evaluate.selection import units_of_rows
+
+    rows = training_rows(labels)
+    items = unit_items(rows, label_items, units_of_rows(rows))
+    halves = {
+        unit: split_items(items[unit].tasks, np.random.default_rng([seed, 2, unit_seed(seed, unit)])) for unit in items
+    }
+    return rows, items, halves
+
+
+def split_digest(items: UnitItems, halves: tuple[np.ndarray, np.ndarray]) -> str:
+    """A digest of a unit's search and held-out items (task, subtask, document), in order: what a search record
+    was made on, checked against the comparison it joins."""
+    keys = items.keys if items.keys is not None else pd.DataFrame({"item": np.arange(len(items.tasks))})
+    digest = hashlib.sha256()
+    for half in halves:
+        digest.update(keys.iloc[half].to_csv(index=False).encode())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
 def compare_methods(
     labels: pd.DataFrame,
     label_items: pd.DataFrame,
@@ -450,16 +483,12 @@ def compare_methods(
         ``score`` (held-out half), ``oracle``, ``regret``, ``merges``, ``items``, ``probe_passes``, ``candidates``,
         ``bound`` (reads the held-out items), ``reads_features``; ``summary``: :func:`methods_summary`.
     """
-    from simmerge.evaluate.paired import unit_items
-    from simmerge.evaluate.predictor import protocol_split, training_rows
+    from simmerge.evaluate.predictor import protocol_split
     from simmerge.evaluate.selection import units_of_rows
 
-    rows = training_rows(labels)
+    rows, items, halves = item_halves(labels, label_items, seed)
     row_units = np.asarray(units_of_rows(rows))
     label_units = np.asarray(units_of_rows(labels))
-    items = unit_items(rows, label_items, list(row_units))
-    rng = np.random.default_rng([seed, 2])
-    halves = {unit: split_items(items[unit].tasks, rng) for unit in items}
     splitter, groups = protocol_split("checkpoint", rows, checkpoint_groups)
     records = []
     for held_out, (train, test) in zip(
@@ -523,6 +552,58 @@ def compare_methods(
                 )
     units = pd.DataFrame(records)
     return units, methods_summary(units, n_boot=n_boot, seed=seed)
+
+
+def search_record_units(
+    records: Sequence[Mapping[str, Any]], items: Mapping[str, UnitItems], halves: Mapping[str, tuple]
+) -> pd.DataFrame:
+    """Rows of :func:`compare_methods`'s units for searches that made their own merges (rule ``cma_search``).
+
+    One row per pair and budget: the method ``cma_es (N evals)`` with N the evaluations after a generation, its
+    choice (the best parameters so far), their held-out score and its regret against the grid's best held-out
+    candidate (negative when a merge off the grid beats every grid candidate); merges are the evaluations spent,
+    items those times the search items each scored. A search that stopped early (CMA-ES converged) keeps its
+    last answer at the larger budgets, with what it spent. Such a search fits nothing, so its row has no fold.
+    """
+    budgets = sorted({int(generation["evaluations"]) for record in records for generation in record["generations"]})
+    rows = []
+    for record in records:
+        unit = record["unit"]
+        if unit not in items:
+            raise KeyError(f"search record of {unit}: the pair has no items in the methods comparison")
+        if record.get("split_digest") != split_digest(items[unit], halves[unit]):
+            raise ValueError(
+                f"the CMA-ES search of {unit} ({record.get('path', 'its record')}) was made on other search and "
+                "held-out items than this comparison's (the pair's merges were scored again, or the seed moved); "
+                "delete that record to re-run it"
+            )
+        evaluation = halves[unit][1]
+        oracle = max(held_out_score(items[unit], evaluation, key) for key in items[unit].vectors)
+        for budget in budgets:
+            reached = [g for g in record["generations"] if int(g["evaluations"]) <= budget]
+            if not reached:
+                continue
+            generation = reached[-1]
+            n = int(generation["evaluations"])
+            rows.append(
+                {
+                    "unit": unit,
+                    "fold": "",
+                    "method": f"cma_es ({budget} evals)",
+                    "name": "cma_es",
+                    "choice": " ".join(f"{key}={value:g}" for key, value in generation["parameters"].items()),
+                    "score": float(generation["held_out_score"]),
+                    "oracle": oracle,
+                    "regret": oracle - float(generation["held_out_score"]),
+                    "merges": n,
+                    "items": n * int(record["search_items"]),
+                    "probe_passes": 0,
+                    "candidates": math.nan,
+                    "bound": False,
+                    "reads_features": False,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def methods_summary(
@@ -608,9 +689,12 @@ __all__ = [
     "compare_methods",
     "evaluations_to_match",
     "held_out_score",
+    "item_halves",
     "load_method_class",
     "method_entries",
     "method_problems",
     "methods_summary",
     "registered_methods",
+    "search_record_units",
+    "split_digest",
 ]

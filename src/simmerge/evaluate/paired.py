@@ -132,11 +132,15 @@ class UnitItems:
         ``(operator, anchor)`` → the candidate's item vector (``anchor`` empty for a symmetric operator).
     seed_variance : dict
         ``(operator, anchor)`` → the variance its seed spread adds to its score (0 for a deterministic one).
+    keys : pandas.DataFrame, optional
+        Each item's ``task``, ``subtask`` and ``doc_id``, in the vectors' order (what a new merge is scored on to
+        be compared item by item).
     """
 
     tasks: np.ndarray
     vectors: dict[tuple[str, str], np.ndarray]
     seed_variance: dict[tuple[str, str], float]
+    keys: pd.DataFrame | None = None
 
     def score(self, vector: np.ndarray) -> float:
         """The label a vector gives: mean over tasks of the per-task item means."""
@@ -199,12 +203,13 @@ def unit_items(
             continue
         tables = {key: pd.concat(tables, ignore_index=True).sort_values(ITEM_KEY) for key, tables in parts.items()}
         defined = set.intersection(*(set(table.loc[table[value].notna(), "task"]) for table in tables.values()))
-        vectors, task_codes = {}, None
+        vectors, task_codes, item_keys = {}, None, None
         for key, table in tables.items():
             kept = table[table["task"].isin(defined)]
             vectors[key] = kept[value].to_numpy(float)
             if task_codes is None:
                 task_codes = pd.factorize(kept["task"], sort=True)[0]
+                item_keys = kept[ITEM_KEY].reset_index(drop=True)
         lengths = {len(vector) for vector in vectors.values()}
         if len(lengths) != 1 or not lengths.pop():
             continue  # candidates on different items: not comparable item by item
@@ -213,6 +218,7 @@ def unit_items(
             tasks=task_codes,
             vectors=vectors,
             seed_variance={key: float(unit_variance.get(key, 0.0)) for key in vectors},
+            keys=item_keys,
         )
     return out
 

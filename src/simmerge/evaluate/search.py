@@ -94,6 +94,15 @@ def simmerge_plus_k(
     )
 
 
+@dataclass(frozen=True)
+class CmaGeneration:
+    """The state of a CMA-ES search after one whole generation."""
+
+    evaluations: int
+    best_x: np.ndarray
+    best_value: float
+
+
 def cma_maximise(
     objective: Callable[[np.ndarray], float],
     x0: Sequence[float],
@@ -102,30 +111,53 @@ def cma_maximise(
     bounds: tuple[Sequence[float], Sequence[float]],
     budget: int,
     seed: int,
-) -> tuple[np.ndarray, float, int]:
+    popsize: int | None = None,
+) -> list[CmaGeneration]:
     """Maximise ``objective`` with CMA-ES inside ``bounds`` using at most ``budget`` evaluations.
 
     A generation is evaluated only when the whole population fits in what is left of the budget, so the budget is
-    never exceeded.
+    never exceeded; a plateau of equal values does not end the search early. The search is reproducible from
+    ``seed`` (any integer: ``cma`` itself would read 0 as "seed from the clock") and leaves NumPy's global random
+    state as it found it (``cma`` draws from it).
 
     Returns
     -------
-    (best_x, best_value, evaluations)
+    list of CmaGeneration
+        The best point so far after each generation, in order; the last is the search's answer. Empty when not
+        one generation fits in the budget.
     """
     import cma  # deferred: only a CMA-ES search needs it
 
-    options = {"bounds": [list(bounds[0]), list(bounds[1])], "seed": seed, "verbose": -9, "maxfevals": budget}
-    strategy = cma.CMAEvolutionStrategy(list(x0), sigma0, options)
-    best_x, best_value, evaluations = np.asarray(x0, float), -math.inf, 0
-    while not strategy.stop() and evaluations + strategy.popsize <= budget:
-        xs = strategy.ask()
-        values = [objective(np.asarray(x)) for x in xs]
-        evaluations += len(xs)
-        strategy.tell(xs, [-value for value in values])
-        top = int(np.argmax(values))
-        if values[top] > best_value:
-            best_x, best_value = np.asarray(xs[top], float), float(values[top])
-    return best_x, best_value, evaluations
+    options = {
+        "bounds": [list(bounds[0]), list(bounds[1])],
+        "seed": seed % (2**31 - 2) + 1,
+        "verbose": -9,
+        "maxfevals": budget,
+        # merges are scored on discrete metrics over few items, so a generation of equal scores is common: it
+        # widens the search instead of ending it, and only the budget (or a collapsed step size) ends it
+        "tolflatfitness": budget,
+        "tolfun": 0,
+        "tolfunhist": 0,
+    }
+    if popsize is not None:
+        options["popsize"] = popsize
+    state = np.random.get_state()
+    try:
+        strategy = cma.CMAEvolutionStrategy(list(x0), sigma0, options)
+        best_x, best_value, evaluations = np.asarray(x0, float), -math.inf, 0
+        generations: list[CmaGeneration] = []
+        while not strategy.stop() and evaluations + strategy.popsize <= budget:
+            xs = strategy.ask()
+            values = [objective(np.asarray(x)) for x in xs]
+            evaluations += len(xs)
+            strategy.tell(xs, [-value for value in values])
+            top = int(np.argmax(values))
+            if values[top] > best_value:
+                best_x, best_value = np.asarray(xs[top], float), float(values[top])
+            generations.append(CmaGeneration(evaluations, best_x, best_value))
+    finally:
+        np.random.set_state(state)
+    return generations
 
 
 def split_items(tasks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +173,7 @@ def split_items(tasks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
 
 
 __all__ = [
+    "CmaGeneration",
     "Spent",
     "cma_maximise",
     "simmerge_plus_k",
