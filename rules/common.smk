@@ -809,6 +809,11 @@ def get_job_benchmarks(wildcards):
         ),
         "compare_summary": benchmarks_of("compare_summary"),
         "search": benchmarks_of("search"),
+        "cma_search": [
+            LAYOUT.benchmark("cma_search", LAYOUT.pair(a, b))
+            for a, b in CATALOG.unordered_pairs
+            if RUN.predictor.cma_search.enabled
+        ],
         "transfer": benchmarks_of("transfer", source=list(CATALOG.transfer_sources)),
         "bandit_replay": benchmarks_of("bandit_replay"),
         "report": benchmarks_of("report"),

@@ -236,7 +236,7 @@ def results_page(
         *_costs(layout, base, expert_names, tasks, units, records, decisions, job_costs, benchmarks),
     ]
     if search is not None:
-        sections += _search(pd.read_csv(search), cite(search), decisions, job_costs)
+        sections += _search(pd.read_csv(search), cite(search), decisions, job_costs, benchmarks.get("cma_search", []))
     if transfers:
         sections += _transfers([read_json(path) for path in transfers], cite(*transfers))
     if multiway is not None:
@@ -385,7 +385,13 @@ def _transfers(summaries: Sequence[Mapping[str, Any]], source: str) -> list[str]
     return out
 
 
-def _search(table: pd.DataFrame, source: str, decisions: pd.DataFrame, job_costs: pd.DataFrame) -> list[str]:
+def _search(
+    table: pd.DataFrame,
+    source: str,
+    decisions: pd.DataFrame,
+    job_costs: pd.DataFrame,
+    cma_benchmarks: Sequence[PathLike] = (),
+) -> list[str]:
     matched = evaluations_to_match(table)
     reached = "; ".join(
         f"{name}: {f'{items:.0f} items per pair' if items is not None else 'not within the budgets tried'}"
@@ -413,6 +419,7 @@ def _search(table: pd.DataFrame, source: str, decisions: pd.DataFrame, job_costs
         "that half). `difference` is the paired difference from SimMerge over the same pairs; intervals are 95% "
         "bootstrap over pairs. Merges and items are means per pair (a randomised operator's seeds count as merges).",
         _markdown(shown, floatfmt=".3f"),
+        *_cma_note(table, cma_benchmarks),
         f"Items per pair each search needs to reach SimMerge's held-out score: {reached or 'no search configured'}.",
         "### Every approach on the same axes",
         f"Per decision (one pair), priced with this run's merge jobs: {prices['merge_s']:.1f} s per merge (merging, "
@@ -425,6 +432,25 @@ def _search(table: pd.DataFrame, source: str, decisions: pd.DataFrame, job_costs
             budgets.assign(score=budgets["score"].map("{:.3f}".format)).rename(columns=BUDGET_HEADINGS), floatfmt=".1f"
         ),
         _cheapest_match(budgets),
+    ]
+
+
+def _cma_note(table: pd.DataFrame, benchmarks: Sequence[PathLike]) -> list[str]:
+    """What the cma_es rows are, and what their jobs took (rule cma_search)."""
+    if not (table["name"] == "cma_es").any():
+        return []
+    timed = rule_seconds({"cma_search": benchmarks}, {"cma_search": "compare"}) if benchmarks else pd.DataFrame()
+    took = (
+        f" Its jobs took {timed['mean_s'].iloc[0]:.0f} s per pair on this machine (`benchmarks/cma_search/`, "
+        f"{int(timed['jobs'].iloc[0])} jobs), the held-out scoring of each generation's best included."
+        if len(timed)
+        else ""
+    )
+    return [
+        "`cma_es (N evals)` is CMA-ES (`predictor.cma_search`, rule `cma_search`) over the merge's continuous "
+        "parameters after N evaluations: every candidate a real mergekit merge scored on the pair's search items, "
+        "the best so far scored on the held-out items. Its merges are off the operator grid, so its regret against "
+        "the grid's best candidate can be negative, and it reads no feature and fits nothing." + took
     ]
 
 
