@@ -1,0 +1,189 @@
+"""Which of mergekit's other two-model methods should join the default grid: their spread and cost, measured.
+
+For each given expert pair of a finished run, merges and scores every documented operator that is not in the run's
+grid (``simmerge.core.config.AVAILABLE_OPERATORS``: sce, karcher, multislerp, della_linear, breadcrumbs_ties,
+nearswap, arcee_fusion, model_stock, ram, ramplus_tl and the Mixup-style linear) with
+:func:`simmerge.merges.merging.merge_score` — the body of rule ``merge_score``, both orders of an order-sensitive
+operator, every seed of a randomised one — and compares each, item by item on the same items, with the run's grid
+candidates of that pair (its labels): the paired difference from the pair's best grid candidate and from the
+nearest one, with the paired standard error. An operator is worth a place in the grid when it is **distinct** (more
+than ``tie_z`` paired standard errors from every grid candidate on some pair: it adds spread, not a copy) and
+**competitive** (within ``tie_z`` standard errors of the pair's best grid candidate, or above it, on some pair);
+its merge and scoring seconds say what it would add to the grid. Writes docs/extra-operators.md.
+
+    .venv/bin/python benchmarks/extra_operators.py --run results/default --pairs emoji,rhyme de,fr [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from simmerge.catalog.build import checkpoint_dir
+from simmerge.core.config import AVAILABLE_OPERATORS
+from simmerge.core.io import markdown_table
+from simmerge.core.layout import RunLayout
+from simmerge.core.provenance import describe_machine
+from simmerge.evaluate.paired import ITEM_KEY, difference_of, task_mean, unit_items
+from simmerge.evaluate.predictor import training_rows
+from simmerge.evaluate.selection import unit_of, units_of_rows
+from simmerge.merges.cma import best_parent_metrics
+from simmerge.merges.merging import merge_score
+from simmerge.merges.operators import load_operators
+from simmerge.merges.scoring import read_scores
+from simmerge.run import TASK_DIR, load
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def item_vector(items: pd.DataFrame, keys: pd.DataFrame, best: dict[str, float]) -> np.ndarray:
+    """A merge's per-item outcomes over the better parent's task metric, mean over its seeds, on ``keys``."""
+    per_item = items.groupby(ITEM_KEY, sort=False)["score"].mean().reset_index()
+    joined = keys.merge(per_item, on=ITEM_KEY, how="left", validate="1:1")
+    if joined["score"].isna().any():
+        raise KeyError("the merge was not scored on every item of the pair's labels")
+    return joined["score"].to_numpy(float) / joined["task"].map(best).to_numpy(float)
+
+
+def measure_pair(catalog, layout: RunLayout, labels, label_items, a: str, b: str, threads: int) -> list[dict]:
+    rows = training_rows(labels)
+    unit = unit_of(a, b)
+    grid = unit_items(rows, label_items, units_of_rows(rows))[unit]
+    best_parent = best_parent_metrics(labels, a, b)
+    tasks = catalog.merge_tasks(a, b)
+    data = {task: layout.task_data(task, "eval") for task in tasks}
+    dirs = {name: checkpoint_dir(layout.checkpoint_manifest(name)) for name in (a, b, catalog.base.name)}
+    parents = {name: read_scores([layout.expert_scores(name, task) for task in tasks])[name] for name in (a, b)}
+    grid_scores = {key: grid.score(vector) for key, vector in grid.vectors.items()}
+    top = max(grid_scores, key=grid_scores.get)
+    extras = load_operators([entry["name"] for entry in AVAILABLE_OPERATORS if entry["name"] not in catalog.operators])
+    out = []
+    for name, operator in extras.items():
+        for first, second in [(a, b), (b, a)] if operator.order_sensitive else [(a, b)]:
+            record = merge_score(
+                operator,
+                dirs[first],
+                dirs[second],
+                dirs[catalog.base.name],
+                parent_scores=(parents[first], parents[second]),
+                task_dir=REPO / TASK_DIR,
+                data_files=data,
+                seeds=catalog.merge_seeds if operator.randomised else [0],
+                threads=threads,
+            )
+            if record["status"] != "ok":
+                out.append({"pair": unit, "operator": name, "anchor": first if operator.order_sensitive else "",
+                            "status": record["status"]})  # fmt: skip
+                continue
+            vector = item_vector(record.pop("items"), grid.keys, best_parent)
+            versus_best = difference_of(vector, grid.vectors[top], grid.tasks)
+            nearest = min(
+                (difference_of(vector, other, grid.tasks) for other in grid.vectors.values()),
+                key=lambda d: abs(d.difference) / d.stderr if d.stderr > 0 else 0.0,
+            )
+            out.append(
+                {
+                    "pair": unit,
+                    "operator": name,
+                    "anchor": first if operator.order_sensitive else "",
+                    "status": "ok",
+                    "score": task_mean(vector, grid.tasks),
+                    "grid_best": grid_scores[top],
+                    "grid_best_operator": "@".join(part for part in top if part),
+                    "vs_best": versus_best.difference,
+                    "vs_best_se": versus_best.stderr,
+                    "nearest_z": abs(nearest.difference) / nearest.stderr if nearest.stderr > 0 else 0.0,
+                    "merge_s": sum(run["wall_seconds"] for run in record["runs"]),
+                    "score_s": sum(run["eval_seconds"] for run in record["runs"]),
+                    "merges": len(record["runs"]),
+                    "items": len(vector),
+                }
+            )
+            print(out[-1], flush=True)
+    return out
+
+
+def decide(per_candidate: pd.DataFrame, z: float) -> pd.DataFrame:
+    """Per operator over the pairs: mean score and difference from each pair's best grid candidate, on how many
+    pairs it is distinct from every grid candidate and competitive with the best, its cost, and the decision."""
+    ok = per_candidate[per_candidate["status"] == "ok"].copy()
+    ok["distinct"] = ok["nearest_z"] > z
+    ok["competitive"] = ok["vs_best"] > -z * ok["vs_best_se"]
+    table = ok.groupby("operator", sort=False).agg(
+        candidates=("pair", "size"),
+        score=("score", "mean"),
+        vs_grid_best=("vs_best", "mean"),
+        distinct=("distinct", "sum"),
+        competitive=("competitive", "sum"),
+        both=("distinct", lambda d: int((d & ok.loc[d.index, "competitive"]).sum())),
+        merge_s=("merge_s", "mean"),
+        score_s=("score_s", "mean"),
+    )
+    failed = per_candidate[per_candidate["status"] != "ok"].groupby("operator").size()
+    table["failed"] = failed.reindex(table.index, fill_value=0)
+    table["joins"] = np.where(table["both"] > 0, "yes", "no")
+    return table.reset_index()
+
+
+def page_table(frame: pd.DataFrame) -> str:
+    """A table for the page: numbers to three decimals, right-aligned."""
+    numeric = [pd.api.types.is_numeric_dtype(frame[column]) for column in frame]
+    cells = frame.apply(
+        lambda column: (
+            column.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
+            if pd.api.types.is_numeric_dtype(column)
+            else column.astype(str)
+        )
+    )
+    return markdown_table(cells, ["r" if is_number else "l" for is_number in numeric])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="results/default")
+    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--pairs", nargs="+", default=["emoji,rhyme", "de,fr"], help="a,b per pair")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(REPO / "docs" / "extra-operators.md"))
+    args = parser.parse_args()
+    catalog = load(yaml.safe_load(Path(args.config).read_text(encoding="utf-8")))
+    layout = RunLayout(Path(args.run))
+    labels, label_items = pd.read_parquet(layout.labels_parquet), pd.read_parquet(layout.label_items)
+    measured = []
+    for pair in args.pairs:
+        a, b = pair.split(",")
+        measured += measure_pair(catalog, layout, labels, label_items, a, b, args.threads)
+    per_candidate = pd.DataFrame(measured)
+    z = catalog.config.merges.tie_z
+    table = decide(per_candidate, z)
+    shown = per_candidate[per_candidate["status"] == "ok"].drop(columns=["status"])
+    lines = [
+        f"# mergekit's other two-model methods: spread and cost on `{args.run}`",
+        "",
+        "Generated by `benchmarks/extra_operators.py` (do not edit) from a finished run's labels. Machine: "
+        f"{describe_machine()}, {args.threads} torch thread(s) per merge job. Command: `.venv/bin/python "
+        f"benchmarks/extra_operators.py --run {args.run} --pairs {' '.join(args.pairs)} --threads {args.threads}`.",
+        "",
+        f"Every operator of `AVAILABLE_OPERATORS` not in the run's grid, merged and scored on each pair (both orders "
+        "of an order-sensitive one, every seed of a randomised one), compared on the same items with the run's grid "
+        f"candidates of that pair. `vs grid best`: paired difference from the pair's best grid candidate; "
+        f"`nearest z`: paired |difference| / SE from the closest grid candidate. **distinct**: nearest z > {z:g} "
+        f"(`merges.tie_z`); **competitive**: not below the grid's best by more than {z:g} paired SE. An operator "
+        "joins the default grid when it is both on at least one pair.",
+        "",
+        page_table(table),
+        "",
+        "Per candidate:",
+        "",
+        page_table(shown),
+    ]
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
