@@ -495,7 +495,7 @@ def get_cma_search_input(wildcards):
 
 
 def get_cma_search_params(wildcards):
-    """The search (genome, budget) and what it shares with rule search: the item split's seed, the merge seed."""
+    """The search (genome, budget) and what it shares with the search rule (the item split's seed) and the merges."""
     spec = RUN.predictor.cma_search
     return {
         "genome": spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}),
