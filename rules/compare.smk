@@ -87,7 +87,7 @@ rule cma_search:
     # one thread per job, as merge_score: the merges' magnitude selection runs on one core
     threads: 1
     resources:
-        **sized("merge_score"),
+        **sized("cma_search"),
     params:
         cma=get_cma_search_params,
         scoring=get_scoring_params,

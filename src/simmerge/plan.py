@@ -63,10 +63,13 @@ class Work:
     expert_items: int  # items scored over every checkpoint and task
     checkpoints: int
     tasks: int
+    search_merges: int = 0  # CMA-ES (predictor.cma_search): every evaluation and each generation's new best
+    search_items: int = 0  # its items: evaluations on the search half, the bests on every item (an upper bound)
 
 
 def run_work(catalog: Catalog) -> Work:
-    """Merges and evaluations of a config's grid (multi-way nodes and the live bandit not included)."""
+    """Merges and evaluations of a config's grid and its CMA-ES searches (multi-way nodes and the live bandit not
+    included)."""
     n_eval = {name: getattr(spec, "n_eval", None) or 0 for name, spec in catalog.config.tasks.items()}
     limit = catalog.config.scoring.limit
     if limit is not None:
@@ -77,6 +80,15 @@ def run_work(catalog: Catalog) -> Work:
         seeds = len(catalog.merge_seeds) if catalog.operators[operator].randomised else 1
         merges += seeds
         items += seeds * sum(n_eval[task] for task in catalog.merge_tasks(a, b))
+    search_merges = search_items = 0
+    cma = catalog.config.predictor.cma_search
+    if cma.enabled:
+        generations = cma.budget // cma.popsize
+        for a, b in catalog.unordered_pairs:
+            pair_items = sum(n_eval[task] for task in catalog.merge_tasks(a, b))
+            per_evaluation = min(cma.items or pair_items // 2, pair_items // 2)
+            search_merges += generations * cma.popsize + generations
+            search_items += generations * cma.popsize * per_evaluation + generations * pair_items
     return Work(
         merge_jobs=len(jobs),
         merges=merges,
@@ -84,6 +96,8 @@ def run_work(catalog: Catalog) -> Work:
         expert_items=len(catalog.names) * sum(n_eval.values()),
         checkpoints=len(catalog.names),
         tasks=len(n_eval),
+        search_merges=search_merges,
+        search_items=search_items,
     )
 
 
@@ -175,7 +189,12 @@ def plan_text(
         "",
         f"The whole run: {work.checkpoints} checkpoints × {work.tasks} tasks scored ({work.expert_items} items), "
         f"{work.merge_jobs} merge jobs = {work.merges} mergekit merges (randomised operators once per seed), "
-        f"{work.merge_items} items scored on merges.",
+        f"{work.merge_items} items scored on merges."
+        + (
+            f" CMA-ES (predictor.cma_search): at most {work.search_merges} more merges and {work.search_items} items."
+            if work.search_merges
+            else ""
+        ),
         f"Model size: {f'{size:,} parameters' if size else 'unknown'}, from {size_source}.",
         "",
     ]

@@ -26,6 +26,17 @@ def test_the_default_grid_holds_its_merges_seeds_and_items():
     # fr|fr_hot is scored on n2w_fr alone, every other pair on its two home tasks of 150 items
     assert work.merge_items == 19 * (150 + 9 * 300)
     assert work.expert_items == 6 * (4 * 150 + 60 + 80)
+    assert (work.search_merges, work.search_items) == (0, 0)  # predictor.cma_search is off
+
+
+def test_a_cma_search_counts_its_evaluations_and_each_generations_best_scored_on_every_item():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["predictor"]["cma_search"] = {"enabled": True, "budget": 10, "popsize": 4}
+    work = run_work(load(config, workdir=REPO))
+    # 2 whole generations of 4 per pair, each generation's best merged again: 10 merges per pair; fr|fr_hot has
+    # 150 items (75 searched), the other 9 pairs 300 (150 searched)
+    assert work.search_merges == 10 * 10
+    assert work.search_items == (8 * 75 + 2 * 150) + 9 * (8 * 150 + 2 * 300)
 
 
 def test_the_estimate_scales_model_loading_rules_by_the_parameter_ratio():

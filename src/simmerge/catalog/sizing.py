@@ -55,6 +55,7 @@ RULE_SIZING = {
     "weight_sketch": Sizing(2, 1),
     "finetune_expert": Sizing(4, 4),
     "merge_score": Sizing(2, 2, disk_models=1, disk_extra_gb=1),
+    "cma_search": Sizing(2, 2, disk_models=1, disk_extra_gb=1),  # merge_score's, one merge at a time
     "multiway_node": Sizing(2, 2),
     "multiway_plan": Sizing(2, 2, disk_models=2, disk_extra_gb=1),
     "multiway_score": Sizing(1, 2),
