@@ -108,6 +108,20 @@ def test_the_large_catalog_is_ten_experts_over_seven_skills_and_45_pairs(workflo
     assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 10) == 9 * 45 + 2 * 90
 
 
+def test_the_disjoint_catalog_shares_no_home_task_with_the_default_one(workflow_dir):
+    default, disjoint = load_config("config.yaml"), load_config("disjoint.yaml")
+
+    def homes(config):
+        return {task for expert in config["catalog"]["experts"] for task in expert["tasks"]}
+
+    assert not homes(default) & homes(disjoint) and homes(disjoint) == set(disjoint["tasks"])
+    counts = dry_run_counts(workflow_dir, "--configfile", "config/disjoint.yaml")
+    assert counts["finetune_expert"] == 5 and counts["pair_features"] == 20
+    from simmerge.core.config import DEFAULT_OPERATORS
+
+    assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 5)
+
+
 def test_a_transfer_from_another_finished_run_is_one_job_of_the_compare_stage(workflow_dir):
     other = workflow_dir / "results" / "other"
     for name in ("predictor/model.skops", "predictor/cv.json", "labels.parquet"):
