@@ -260,7 +260,13 @@ def cma_merge_search(
     }
     evaluations: list[dict[str, Any]] = []
 
-    def merged_and_scored(x: np.ndarray, keys: pd.DataFrame, files, doc_ids, run_limit) -> tuple[dict, float, float]:
+    def merged_and_scored(
+        x: np.ndarray,
+        keys: pd.DataFrame,
+        files: Mapping[str, str | os.PathLike],
+        doc_ids: Mapping[str, Mapping[str, list[int]]],
+        run_limit: int | None,
+    ) -> tuple[dict[str, Any], float, float]:
         """Merge at ``x`` and score the merge on ``files``; a failed merge scores 0 on every item."""
         operator = genome.operator(x)
         with scratch_directory("simmerge-cma-", scratch_dir) as scratch:
