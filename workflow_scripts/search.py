@@ -5,22 +5,14 @@ import pandas as pd
 from simmerge.core.io import read_json, write_table
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import native_threads
-from simmerge.evaluate.methods import (
-    compare_methods,
-    item_halves,
-    method_entries,
-    methods_summary,
-    search_record_units,
-)
+from simmerge.evaluate.methods import compare_methods, method_entries
 from simmerge.features.definitions import feature_names
 
 with log_to(snakemake.log[0]), native_threads(snakemake.threads):
     spec = snakemake.params.search
-    labels = pd.read_parquet(snakemake.input.labels)
-    outcomes = pd.read_parquet(snakemake.input.outcomes)
     units, summary = compare_methods(
-        labels,
-        outcomes,
+        pd.read_parquet(snakemake.input.labels),
+        pd.read_parquet(snakemake.input.outcomes),
         method_entries(spec["methods"]),
         feature_names(),
         spec["operators"],
@@ -28,12 +20,7 @@ with log_to(snakemake.log[0]), native_threads(snakemake.threads):
         checkpoint_groups=spec["checkpoint_groups"],
         seed=spec["seed"],
         n_boot=spec["bootstrap"],
+        search_records=[{**read_json(path), "path": path} for path in snakemake.input.cma],
     )
-    if snakemake.input.cma:
-        _, items, halves = item_halves(labels, outcomes, spec["seed"])
-        records = [{**read_json(path), "path": path} for path in snakemake.input.cma]
-        searched = search_record_units(records, items, halves)
-        units = pd.concat([units, searched], ignore_index=True)
-        summary = methods_summary(units, n_boot=spec["bootstrap"], seed=spec["seed"])
     write_table(units, snakemake.output.units)
     write_table(summary, snakemake.output.summary)

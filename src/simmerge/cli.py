@@ -413,7 +413,6 @@ def cmd_search(args: argparse.Namespace) -> None:
         evaluations_to_match,
         method_entries,
         method_problems,
-        methods_summary,
     )
     from simmerge.features.definitions import feature_names
 
@@ -444,11 +443,13 @@ def cmd_search(args: argparse.Namespace) -> None:
         checkpoint_groups=_comparison_groups(layout),
         seed=args.seed,
         n_boot=args.n_boot,
+        # the run's CMA-ES searches (rule cma_search), when made on the halves this --seed draws
+        search_records=[
+            {**json.loads(path.read_text(encoding="utf-8")), "path": str(path)}
+            for path in layout.glob(layout.cma_record("*", "*"))
+        ],
+        skip_stale_records=True,
     )
-    searched = _cma_units(layout, labels, args.seed)
-    if not searched.empty:
-        units = pd.concat([units, searched], ignore_index=True)
-        summary = methods_summary(units, n_boot=args.n_boot, seed=args.seed)
     out = Path(args.output or layout.root / "search")
     write_table(units, out / "units.csv")
     write_table(summary, out / "summary.csv")
@@ -457,27 +458,6 @@ def cmd_search(args: argparse.Namespace) -> None:
         reached = f"{items:.0f} items per pair" if items is not None else "not within the budgets tried"
         print(f"{name} matches SimMerge's held-out score at: {reached}")
     print(f"wrote {out}/units.csv and summary.csv")
-
-
-def _cma_units(layout: RunLayout, labels: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The run's CMA-ES searches (rule cma_search) as method rows, when they were made on this comparison's item
-    halves (the same seed); the others are named and left out."""
-    from simmerge.evaluate.methods import item_halves, search_record_units, split_digest
-
-    paths = layout.glob(layout.cma_record("*", "*"))
-    if not paths:
-        return pd.DataFrame()
-    _, items, halves = item_halves(labels, pd.read_parquet(layout.label_items), seed)
-    records = [{**json.loads(path.read_text(encoding="utf-8")), "path": str(path)} for path in paths]
-    kept = [
-        r
-        for r in records
-        if r["unit"] in items and r.get("split_digest") == split_digest(items[r["unit"]], halves[r["unit"]])
-    ]
-    for record in records:
-        if record not in kept:
-            print(f"left out {record['path']}: made on other item halves than --seed {seed} draws", file=sys.stderr)
-    return search_record_units(kept, items, halves)
 
 
 def _comparison_groups(layout: RunLayout) -> dict[str, str]:

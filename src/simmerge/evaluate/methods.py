@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from simmerge.evaluate.labels import MERGE_OUTCOME_COLUMNS
 from simmerge.evaluate.paired import UnitItems, anchors_of_rows, task_mean
 from simmerge.evaluate.search import Spent, simmerge_plus_k, split_items, successive_halving
 from simmerge.evaluate.selection import ORDER_RULES, rule_anchors
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "simmerge.selection_methods"
 
@@ -469,8 +472,13 @@ def compare_methods(
     checkpoint_groups: Mapping[str, str] | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    search_records: Sequence[Mapping[str, Any]] = (),
+    skip_stale_records: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every configured method on the held-out checkpoint folds, each unit's choices scored on its held-out items.
+
+    ``search_records`` (rule ``cma_search``) join the units through :func:`search_record_units`, on the same
+    halves; a record made on other items raises, or with ``skip_stale_records`` is left out with a warning.
 
     The folds are the comparison's checkpoint protocol (:func:`simmerge.evaluate.predictor.protocol_split`, the
     near-duplicate groups held out together); each method is made anew and fitted per fold. A pair is tested in
@@ -551,7 +559,20 @@ def compare_methods(
                     }
                 )
     units = pd.DataFrame(records)
+    if search_records:
+        if skip_stale_records:
+            stale = [r for r in search_records if not made_on_these_items(r, items, halves)]
+            for record in stale:
+                log.warning("left out %s: made on other item halves than seed %s draws", record.get("path"), seed)
+            search_records = [r for r in search_records if r not in stale]
+        units = pd.concat([units, search_record_units(search_records, items, halves)], ignore_index=True)
     return units, methods_summary(units, n_boot=n_boot, seed=seed)
+
+
+def made_on_these_items(record: Mapping[str, Any], items: Mapping[str, UnitItems], halves: Mapping[str, tuple]) -> bool:
+    """Whether a search record's pair has these items and its digest is that of these halves."""
+    unit = record["unit"]
+    return unit in items and record.get("split_digest") == split_digest(items[unit], halves[unit])
 
 
 def search_record_units(
@@ -571,7 +592,7 @@ def search_record_units(
         unit = record["unit"]
         if unit not in items:
             raise KeyError(f"search record of {unit}: the pair has no items in the methods comparison")
-        if record.get("split_digest") != split_digest(items[unit], halves[unit]):
+        if not made_on_these_items(record, items, halves):
             raise ValueError(
                 f"the CMA-ES search of {unit} ({record.get('path', 'its record')}) was made on other search and "
                 "held-out items than this comparison's (the pair's merges were scored again, or the seed moved); "
@@ -691,6 +712,7 @@ __all__ = [
     "held_out_score",
     "item_halves",
     "load_method_class",
+    "made_on_these_items",
     "method_entries",
     "method_problems",
     "methods_summary",
