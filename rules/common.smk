@@ -497,8 +497,9 @@ def get_cma_search_input(wildcards):
 def get_cma_search_params(wildcards):
     """The search (genome, budget) and what it shares with the search rule (the item split's seed) and the merges."""
     spec = RUN.predictor.cma_search
+    genome_fields = ("method", "parameters", "model_parameters", "genes")
     return {
-        "genome": spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}),
+        "genome": spec.model_dump(include=set(genome_fields)),
         "budget": spec.budget,
         "popsize": spec.popsize,
         "sigma0": spec.sigma0,
