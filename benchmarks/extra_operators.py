@@ -28,10 +28,11 @@ from simmerge.core.config import AVAILABLE_OPERATORS
 from simmerge.core.io import markdown_table
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import describe_machine
-from simmerge.evaluate.paired import ITEM_KEY, difference_of, task_mean, unit_items
+from simmerge.evaluate.paired import difference_of, task_mean, unit_items
 from simmerge.evaluate.predictor import training_rows
 from simmerge.evaluate.selection import unit_of, units_of_rows
 from simmerge.merges.cma import best_parent_metrics
+from simmerge.merges.items import ITEM_KEY
 from simmerge.merges.merging import merge_score
 from simmerge.merges.operators import load_operators
 from simmerge.merges.scoring import read_scores

@@ -30,6 +30,7 @@ from simmerge.catalog.build import finetune_checkpoint, tiny_checkpoint
 from simmerge.core.device import resolve_device
 from simmerge.core.io import write_json
 from simmerge.features.probe_pass import probe_task
+from simmerge.merges.cma import Genome, cma_merge_search
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import score_checkpoint
 from simmerge.multiway.execution import merge_node, plan_set, score_node
@@ -117,6 +118,30 @@ def run_merge_score(tmp: Path, monkeypatch) -> None:
     )
 
 
+def run_cma_search(tmp: Path, monkeypatch) -> None:
+    spec = load(read_config("smoke.yaml"), workdir=REPO).config.predictor.cma_search
+    data = tmp / "alpha" / "eval.jsonl"
+    data.parent.mkdir()
+    jsonl(data, [{"prompt": "Chile:", "answer": "Santiago"}, {"prompt": "Peru:", "answer": "Lima"}])
+    keys = pd.DataFrame({"task": ["alpha", "alpha"], "subtask": ["alpha", "alpha"], "doc_id": [0, 1]})
+    cma_merge_search(
+        Genome(spec.model_dump(include={"method", "parameters", "model_parameters", "genes"})),
+        checkpoint(tmp / "a"),
+        checkpoint(tmp / "b"),
+        checkpoint(tmp / "base"),
+        search_keys=keys.iloc[:1],
+        held_out_keys=keys.iloc[1:],
+        best_parent={"alpha": 0.5},
+        task_dir=tmp / "tasks",
+        data_files={"alpha": data},
+        budget=spec.budget,
+        popsize=spec.popsize,
+        sigma0=spec.sigma0,
+        seed=0,
+        scratch_dir=tmp,
+    )
+
+
 def run_multiway_node(tmp: Path, monkeypatch) -> None:
     node = {"expression": "linear(a, b)", "operator": operator_specs(OPERATORS)["linear"]}
     inputs = [checkpoint(tmp / "a"), checkpoint(tmp / "b")]
@@ -179,6 +204,7 @@ ENTRY_POINTS: dict[str, tuple[Callable, Callable[[Path, pytest.MonkeyPatch], Non
     "probe_pass": (probe_task, run_probe_pass),
     "expert_scores": (score_checkpoint, run_expert_scores),
     "merge_score": (merge_score, run_merge_score),
+    "cma_search": (cma_merge_search, run_cma_search),
     "multiway_node": (merge_node, run_multiway_node),
     "multiway_plan": (plan_set, run_multiway_plan),
     "multiway_score": (score_node, run_multiway_score),

@@ -18,9 +18,17 @@ from snakemake_runner import REPO, run_snakemake
 
 # Rules whose jobs put a model on the GPU: probe passes, lm-eval scoring (merge_score scores its merge), the
 # multi-way planner (merges and probe passes) and fine-tuning.
-GPU_RULES = {"probe_pass", "expert_scores", "merge_score", "multiway_score", "multiway_plan", "finetune_expert"}
+GPU_RULES = {
+    "probe_pass",
+    "expert_scores",
+    "merge_score",
+    "cma_search",
+    "multiway_score",
+    "multiway_plan",
+    "finetune_expert",
+}
 # Rules that hold whole checkpoints in memory while they merge.
-MERGE_RULES = {"merge_score", "multiway_node"}
+MERGE_RULES = {"merge_score", "cma_search", "multiway_node"}
 
 
 def profile() -> dict:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-ITEM_KEY = ["task", "subtask", "doc_id"]
+from simmerge.merges.items import ITEM_KEY
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,6 @@ def item_bootstrap_means(matrix: np.ndarray, *, n_boot: int, rng: np.random.Gene
 
 
 __all__ = [
-    "ITEM_KEY",
     "McNemar",
     "PairedDifference",
     "UnitItems",

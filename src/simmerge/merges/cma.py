@@ -37,7 +37,7 @@ import pandas as pd
 from simmerge.catalog.harness import read_task_record
 from simmerge.core.io import scratch_directory
 from simmerge.core.provenance import provenance
-from simmerge.evaluate.paired import ITEM_KEY
+from simmerge.merges.items import ITEM_KEY
 from simmerge.merges.merging import FAILED_MERGE_SCORE, default_scratch_dir, merge_pair
 from simmerge.merges.operators import Operator
 from simmerge.merges.scoring import score_checkpoint

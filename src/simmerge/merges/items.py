@@ -23,6 +23,8 @@ import pandas as pd
 
 from simmerge.core.io import write_table
 
+# What names one item across models: two models scored on the same task are compared item by item on it.
+ITEM_KEY = ["task", "subtask", "doc_id"]
 ITEM_COLUMNS = ["task", "subtask", "doc_id", "item_id", "prompt_hash", "doc_hash", "target_hash"]
 OUTCOME_COLUMNS = ["score", "likelihood", "gold_loglik", "gold_tokens", "output"]
 
