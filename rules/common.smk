@@ -395,7 +395,11 @@ def get_merge_score_params(wildcards):
     homes = drift_tasks(wildcards.a, wildcards.b, tasks)
     return {
         "operator": operator.model_dump(mode="json", exclude={"description"}),
-        "seeds": CATALOG.merge_seeds if operator.randomised else [0],
+        "seeds": (
+            CATALOG.merge_seeds_of(wildcards.a, wildcards.b)
+            if operator.randomised
+            else [0]
+        ),
         "tasks": tasks,
         "drift": (
             {
@@ -570,6 +574,12 @@ def get_report_params(wildcards):
             "operators": len(OPERATORS),
             "merge seeds of randomised operators": ", ".join(
                 map(str, CATALOG.merge_seeds)
+            ),
+            "pairs merged with every seed": (
+                "all"
+                if len(CATALOG.repeat_pairs) == len(EXPERTS) * (len(EXPERTS) - 1) // 2
+                else ", ".join(f"{a}|{b}" for a, b in CATALOG.repeat_pairs)
+                + " (the others: the first seed, their seed spread pooled per operator over these)"
             ),
         },
         "operators": [op.model_dump(mode="json") for op in OPERATORS.values()],

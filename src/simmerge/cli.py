@@ -212,7 +212,7 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         ),
         task_dir=args.tasks_dir,
         data_files={task: needed[f"eval data of {task}"] for task in tasks},
-        seeds=catalog.merge_seeds if operator.randomised else [0],
+        seeds=catalog.merge_seeds_of(args.a, args.b) if operator.randomised else [0],
         batch_size=runtime.batch_size,
         limit=args.limit if args.limit is not None else catalog.config.scoring.limit,
         threads=args.threads,

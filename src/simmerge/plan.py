@@ -77,7 +77,7 @@ def run_work(catalog: Catalog) -> Work:
     jobs = merge_jobs(catalog.operators, catalog.ordered_pairs)
     merges = items = 0
     for operator, a, b in jobs:
-        seeds = len(catalog.merge_seeds) if catalog.operators[operator].randomised else 1
+        seeds = len(catalog.merge_seeds_of(a, b)) if catalog.operators[operator].randomised else 1
         merges += seeds
         items += seeds * sum(n_eval[task] for task in catalog.merge_tasks(a, b))
     search_merges = search_items = 0

@@ -10,10 +10,11 @@ import pytest
 
 from simmerge.core.io import read_json, write_json, write_table
 from simmerge.core.provenance import provenance
-from simmerge.evaluate.labels import LABEL_COLUMNS, labels_table
+from simmerge.evaluate.labels import LABEL_COLUMNS, labels_table, seed_noise_note
+from simmerge.evaluate.paired import label_seed_variance
 
 # Feature values that name their pair and task, so a row shows which feature row it was joined with.
-FEATURE = {("a", "b"): 10.0, ("b", "a"): 20.0}
+FEATURE = {("a", "b"): 10.0, ("b", "a"): 20.0, ("a", "c"): 30.0}
 TASK_OFFSET = {"t1": 0.1, "t2": 0.2}
 
 
@@ -217,3 +218,61 @@ def test_a_failed_merge_scores_the_failure_score_on_every_parent_item(tmp_path):
         features, [record], [{"a": "a", "b": "b", "operator": "ties", "merged": ["a", "b"]}], experts
     )
     assert items["value"].tolist() == [0.0, 0.0, 0.0] and items["likelihood"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_one_seed_label_gets_its_operators_seed_spread_pooled_over_the_pairs_merged_with_several(tmp_path):
+    # merges.repeat_pairs: dare is merged with three seeds on (a, b), with one on (a, c)
+    features = [write_features(tmp_path, *pair) for pair in [("a", "b"), ("b", "a"), ("a", "c")]]
+    repeated = {
+        "t1": scored(0.6, 0.75, [0.8, 0.4], seed_sd=0.08),  # relative seed variance (0.08 / 0.8)² = 0.01
+        "t2": scored(0.3, 0.5, [0.2, 0.6], seed_sd=0.12),  # (0.12 / 0.6)² = 0.04
+    }
+    once = {"t1": scored(0.5, 0.625, [0.8, 0.5]), "t2": scored(0.2, 0.5, [0.2, 0.4])}
+    merges = [
+        write_record(tmp_path, "a", "b", "dare", tasks=repeated, seeds=[7, 8, 9]),
+        write_record(tmp_path, "a", "c", "dare", tasks=once, seeds=[7]),
+        write_record(tmp_path, "a", "c", "linear", tasks=once),
+    ]
+    grid = [
+        {"a": "a", "b": "b", "operator": "dare", "merged": ["a", "b"]},
+        {"a": "b", "b": "a", "operator": "dare", "merged": ["a", "b"]},  # the same merge: pooled once
+        {"a": "a", "b": "c", "operator": "dare", "merged": ["a", "c"]},
+        {"a": "a", "b": "c", "operator": "linear", "merged": ["a", "c"]},
+    ]
+    table = labels_table(features, merges, grid)[0]
+    by = table.set_index(["a", "b", "operator", "task"]).sort_index()
+    pooled = (0.01 + 0.04) / 2
+    assert not by.loc[("a", "b", "dare"), "seed_sd_pooled"].any()
+    assert list(by.loc[("a", "b", "dare"), "seed_sd"]) == [0.08, 0.12]  # measured: kept
+    single = by.loc[("a", "c", "dare")]
+    assert single["seed_sd_pooled"].all()
+    assert single.loc["t1", "seed_sd"] == pytest.approx(pooled**0.5 * 0.8)  # × its own better parent
+    assert single.loc["t2", "seed_sd"] == pytest.approx(pooled**0.5 * 0.4)
+    assert single["merge_score_stderr"].tolist() == pytest.approx([(0.05**2 + pooled / 2) ** 0.5] * 2)
+    # a deterministic operator has no seed noise
+    assert by.loc[("a", "c", "linear"), "seed_sd"].isna().all()
+    assert not by.loc[("a", "c", "linear"), "seed_sd_pooled"].any()
+    # the paired rule adds to the one-seed label the pooled variance of a mean over its two tasks
+    frame = table.assign(unit=table["a"] + "|" + table["b"], anchor="")
+    variance = label_seed_variance(frame).set_index(["unit", "operator"])["seed_variance"]
+    assert variance[("a|c", "dare")] == pytest.approx(pooled / 2)
+    assert variance[("a|b", "dare")] == pytest.approx((0.01 / 3 + 0.04 / 3) / 4)
+    assert variance[("a|c", "linear")] == 0.0
+    assert seed_noise_note(table) == (
+        "Seed noise of the randomised operators (dare): 4 label(s) on 1 pair(s) merged with 3 seeds measure it; "
+        "2 label(s) of one seed on 1 pair(s) carry the spread pooled per operator over them (seed sd over the "
+        "better parent: dare 0.158)."
+    )
+
+
+def test_an_operator_never_merged_with_several_seeds_keeps_its_seed_noise_unmeasured(tmp_path):
+    features = [write_features(tmp_path, "a", "c")]
+    once = {"t1": scored(0.5, 0.625, [0.8, 0.5])}
+    merges = [write_record(tmp_path, "a", "c", "dare", tasks=once, seeds=[7])]
+    table = labels_table(features, merges, [{"a": "a", "b": "c", "operator": "dare", "merged": ["a", "c"]}])[0]
+    assert math.isnan(table["seed_sd"].iloc[0]) and not table["seed_sd_pooled"].iloc[0]
+    assert table["merge_score_stderr"].iloc[0] == 0.05
+    assert (
+        seed_noise_note(table)
+        == "Seed noise of the randomised operators (dare): not measured, every merge has one seed."
+    )

@@ -164,6 +164,27 @@ def test_repeated_merges_count_their_seeds_up_from_the_merge_seed(smoke):
     assert load(smoke, workdir=REPO).merge_seeds == [40, 41, 42]
 
 
+def test_repeat_pairs_gives_every_seed_to_that_many_pairs_and_keeps_them_when_an_expert_is_added():
+    default = read_config("config.yaml")
+    default["merges"].update(repeats=3, repeat_pairs=None)
+    every = load(copy.deepcopy(default), workdir=REPO)
+    names = every.expert_names
+    assert len(every.repeat_pairs) == len(names) * (len(names) - 1) // 2
+    default["merges"]["repeat_pairs"] = 3
+    catalog = load(copy.deepcopy(default), workdir=REPO)
+    chosen = catalog.repeat_pairs
+    assert len(chosen) == 3 and set(chosen) < set(every.repeat_pairs)
+    for a, b in every.repeat_pairs:
+        expected = [catalog.merge_seed + offset for offset in range(3)] if (a, b) in chosen else [catalog.merge_seed]
+        assert catalog.merge_seeds_of(a, b) == catalog.merge_seeds_of(b, a) == expected
+    # another expert: its pairs compete for the places by their own hash; the pairs kept are among those before
+    default["catalog"]["experts"].append({**default["catalog"]["experts"][0], "name": "fr_cold"})
+    grown = load(copy.deepcopy(default), workdir=REPO).repeat_pairs
+    assert len(grown) == 3 and {pair for pair in grown if "fr_cold" not in pair} <= set(chosen)
+    default["merges"]["seed"] = catalog.merge_seed + 1  # another merge seed draws other pairs
+    assert load(default, workdir=REPO).repeat_pairs != grown
+
+
 def test_near_duplicates_form_hold_out_groups():
     default = load(read_config(REPO / "config" / "config.yaml"))
     # fr and fr_hot share their home task n2w_fr

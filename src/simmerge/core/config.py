@@ -456,6 +456,13 @@ class MergeSpec(Frozen):
         ge=1,
         description="Merges of each randomised operator, with seeds seed, seed+1, ...; its label is their mean.",
     )
+    repeat_pairs: int | None = Field(
+        None,
+        ge=1,
+        description="Pairs whose randomised operators get all `repeats` merges (chosen by the merge seed, stable "
+        "when experts are added); the other pairs get one, and their labels' seed spread is the one pooled per "
+        "operator over these pairs. null: every pair gets all.",
+    )
     tie_z: float = Field(
         1.0,
         ge=0,

@@ -44,6 +44,7 @@ LABEL_COLUMNS = [
     "merge_score",
     "merge_score_stderr",
     "n_seeds",
+    "seed_sd_pooled",
     "likelihood",
     "likelihood_parent_a",
     "likelihood_parent_b",
@@ -57,6 +58,7 @@ MERGE_OUTCOME_COLUMNS = (
     "metric",
     "stderr",
     "seed_sd",
+    "seed_sd_pooled",
     "normalised",
     "merge_score",
     "merge_score_stderr",
@@ -175,8 +177,79 @@ def labels_table(
     feature_columns = [c for c in table.columns if c not in LABEL_COLUMNS]
     for column in NUMERIC_LABEL_COLUMNS:
         table[column] = pd.to_numeric(table.get(column), errors="coerce").astype("float64")
+    table = pool_seed_spread(table)
     items = pd.concat(item_rows, ignore_index=True) if item_rows else pd.DataFrame(columns=LABEL_ITEM_COLUMNS)
     return table[LABEL_COLUMNS + feature_columns], items[LABEL_ITEM_COLUMNS].reset_index(drop=True)
+
+
+def pool_seed_spread(table: pd.DataFrame) -> pd.DataFrame:
+    """Give the labels of a randomised operator merged with one seed the seed spread of its labels merged with
+    several (``merges.repeat_pairs``).
+
+    One merge cannot show how far another seed would move its score, yet that spread is part of the label's noise.
+    Per operator, the seed variance relative to the better parent, ``(seed_sd / best parent)²``, is averaged over
+    its labels with two or more seeds (each merge and task once); a one-seed label of that operator gets
+    ``seed_sd`` = that root mean square × its own better parent and ``seed_sd_pooled`` true, and its
+    ``merge_score_stderr`` gains the seed variance of a mean over its ``T`` tasks (the pooled variance / ``T``).
+    An operator with no label of several seeds keeps ``seed_sd`` missing: its seed noise is not measured.
+    """
+    table = table.assign(seed_sd_pooled=False)
+    if table.empty:
+        return table
+    best = table[["parent_score_a", "parent_score_b"]].max(axis=1)
+    relative = (table["seed_sd"] / best.where(best > 0)) ** 2
+    merge = ["merged_a", "merged_b", "operator", "task"]
+    measured = table["randomised"] & (table["n_seeds"] >= 2) & relative.notna()
+    pooled = (
+        table.loc[measured, merge].assign(relative=relative[measured]).drop_duplicates(merge)
+        .groupby("operator")["relative"].mean()
+    )  # fmt: skip
+    single = table["randomised"] & (table["n_seeds"] == 1) & table["metric"].notna() & best.gt(0)
+    single &= table["operator"].isin(pooled.index)
+    if not single.any():
+        return table
+    variance = table.loc[single, "operator"].map(pooled)
+    table.loc[single, "seed_sd"] = variance.pow(0.5) * best[single]
+    table.loc[single, "seed_sd_pooled"] = True
+    tasks = table[single].groupby(["merged_a", "merged_b", "operator"])["task"].transform("nunique")
+    table.loc[single, "merge_score_stderr"] = (table.loc[single, "merge_score_stderr"] ** 2 + variance / tasks) ** 0.5
+    return table
+
+
+def seed_noise_note(labels: pd.DataFrame) -> str | None:
+    """How the labels count the seed noise of randomised operators, for the ranking summary (None without one)."""
+    if "randomised" not in labels:
+        return None
+    randomised = labels[labels["randomised"].astype(bool)]
+    if randomised.empty:
+        return None
+    repeated = randomised[randomised["n_seeds"] >= 2]
+    pooled = (
+        randomised[randomised["seed_sd_pooled"].astype(bool)] if "seed_sd_pooled" in randomised else repeated.iloc[:0]
+    )
+    unmeasured = randomised[randomised["seed_sd"].isna() & randomised["metric"].notna()]
+    operators = ", ".join(sorted(randomised["operator"].unique()))
+    if repeated.empty:
+        return f"Seed noise of the randomised operators ({operators}): not measured, every merge has one seed."
+    parts = [
+        f"Seed noise of the randomised operators ({operators}): {len(repeated)} label(s) on {_pairs(repeated)} "
+        f"pair(s) merged with {int(randomised['n_seeds'].max())} seeds measure it"
+    ]
+    if len(pooled):
+        best = pooled[["parent_score_a", "parent_score_b"]].max(axis=1)
+        spread = (pooled["seed_sd"] / best).groupby(pooled["operator"]).first()
+        parts.append(
+            f"{len(pooled)} label(s) of one seed on {_pairs(pooled)} pair(s) carry the spread pooled per operator over "
+            "them (seed sd over the better parent: " + ", ".join(f"{op} {sd:.3f}" for op, sd in spread.items()) + ")"
+        )
+    if len(unmeasured):
+        parts.append(f"{len(unmeasured)} label(s) of one seed have no measured seed noise (no pair with several seeds)")
+    return "; ".join(parts) + "."
+
+
+def _pairs(rows: pd.DataFrame) -> int:
+    """Unordered pairs among label rows."""
+    return len({frozenset(pair) for pair in zip(rows["merged_a"], rows["merged_b"], strict=True)})
 
 
 def path_checkpoint(path: str | os.PathLike) -> str:

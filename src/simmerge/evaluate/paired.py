@@ -294,8 +294,9 @@ def label_mcnemar(x: pd.DataFrame, y: pd.DataFrame, *, value: str = "value") -> 
 
 
 def seed_variance(seed_sd: float | None, n_seeds: int, best_parent: float | None) -> float:
-    """The variance a label's seed spread adds to its mean: ``(seed_sd / best_parent)² / n_seeds`` (0 without one)."""
-    if seed_sd is None or not best_parent or n_seeds < 2 or math.isnan(seed_sd):
+    """The variance a label's seed spread adds to its mean: ``(seed_sd / best_parent)² / n_seeds`` (0 without one:
+    a deterministic operator, or one seed whose spread was not pooled from other pairs)."""
+    if seed_sd is None or not best_parent or math.isnan(seed_sd):
         return 0.0
     return (seed_sd / best_parent) ** 2 / n_seeds
 

@@ -207,7 +207,9 @@ def dominant_operator(wins: pd.DataFrame, threshold: float = 0.7) -> str | None:
     return top["operator"] if top is not None and top["best_share"] >= threshold else None
 
 
-def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[str | pd.DataFrame]:
+def summary_blocks(
+    best: pd.DataFrame, wins: pd.DataFrame, *, z: float, seed_note: str | None = None
+) -> list[str | pd.DataFrame]:
     """The ranking summary in reading order: paragraphs (str) and tables (DataFrames of text cells).
 
     :func:`summary_markdown` writes them as ``ranking/summary.md``; the report renders the same blocks as HTML.
@@ -220,6 +222,8 @@ def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[
         :func:`operator_wins`.
     z : float
         The tie band ``best`` was computed with.
+    seed_note : str, optional
+        How the labels count seed noise (:func:`simmerge.evaluate.labels.seed_noise_note`), after the notes.
     """
     wins_cells = pd.DataFrame(
         [
@@ -284,6 +288,8 @@ def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[
                 f"{resolution:.1f}× (paired) vs {unpaired:.1f}× (unpaired) the eval items to separate."
             )
         blocks.append("\n".join(notes))
+    if seed_note:
+        blocks.append(seed_note)
     dominant = dominant_operator(wins)
     blocks.append(
         f"Dominant operator (best on ≥ 70% of pairs): {dominant}."
@@ -293,13 +299,13 @@ def summary_blocks(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> list[
     return blocks
 
 
-def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float) -> str:
+def summary_markdown(best: pd.DataFrame, wins: pd.DataFrame, *, z: float, seed_note: str | None = None) -> str:
     """``ranking/summary.md``: :func:`summary_blocks` as Markdown (names left-aligned, numbers right-aligned)."""
     parts = [
         block
         if isinstance(block, str)
         else markdown_table(block, ["left" if column in _TEXT_COLUMNS else "right" for column in block.columns])
-        for block in summary_blocks(best, wins, z=z)
+        for block in summary_blocks(best, wins, z=z, seed_note=seed_note)
     ]
     return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
 

@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 
 from simmerge.core.config import PROTOCOL_TITLES
 from simmerge.core.provenance import ProvenanceCheck
+from simmerge.evaluate.labels import seed_noise_note
 from simmerge.evaluate.ranking import best_per_pair, operator_wins, pair_scores, summary_blocks
 from simmerge.merges.tables import score_cells
 from simmerge.online.bandit import regret_summary
@@ -362,7 +363,9 @@ def build_report(
     best = best_per_pair(pair_scores(labels), label_items, z=tie_z)
     ranking = [
         f"<p>{html.escape(block)}</p>" if isinstance(block, str) else _table_html(block)
-        for block in summary_blocks(best, operator_wins(best, operator_names), z=tie_z)
+        for block in summary_blocks(
+            best, operator_wins(best, operator_names), z=tie_z, seed_note=seed_noise_note(labels)
+        )
     ]
     sections = [
         f"<h1>{html.escape(title)}</h1>",
