@@ -577,7 +577,7 @@ def get_report_params(wildcards):
             ),
             "pairs merged with every seed": (
                 "all"
-                if len(CATALOG.repeat_pairs) == len(EXPERTS) * (len(EXPERTS) - 1) // 2
+                if len(CATALOG.repeat_pairs) == len(CATALOG.unordered_pairs)
                 else ", ".join(f"{a}|{b}" for a, b in CATALOG.repeat_pairs)
                 + " (the others: the first seed, their seed spread pooled per operator over these)"
             ),

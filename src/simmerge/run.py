@@ -156,17 +156,16 @@ class Catalog:
 
     @property
     def repeat_pairs(self) -> list[tuple[str, str]]:
-        """The unordered pairs (in catalog order) whose randomised operators get every seed of
-        :attr:`merge_seeds`: all of them, or ``merges.repeat_pairs`` of them ranked by a hash of the merge seed and
-        the two names, so adding an expert keeps the pairs chosen before (or takes one of its own in their place).
+        """The :attr:`unordered_pairs` whose randomised operators get every seed of :attr:`merge_seeds`: all of
+        them, or ``merges.repeat_pairs`` of them ranked by a hash of the merge seed and the two names, so adding an
+        expert keeps the pairs chosen before (or takes one of its own in their place).
         """
-        names = [expert.name for expert in self.experts]
-        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        pairs = self.unordered_pairs
         wanted = self.config.merges.repeat_pairs
         if wanted is None or wanted >= len(pairs):
             return pairs
         ranked = sorted(
-            pairs, key=lambda pair: hashlib.sha256(f"{self.merge_seed}|{'|'.join(sorted(pair))}".encode()).hexdigest()
+            pairs, key=lambda pair: hashlib.sha256(f"{self.merge_seed}|{'|'.join(pair)}".encode()).hexdigest()
         )
         chosen = set(ranked[:wanted])
         return [pair for pair in pairs if pair in chosen]
@@ -174,8 +173,7 @@ class Catalog:
     def merge_seeds_of(self, a: str, b: str) -> list[int]:
         """Seeds of a randomised operator's merges of a and b (either order): all of :attr:`merge_seeds` on a
         :attr:`repeat_pairs` pair, the first one elsewhere."""
-        repeated = (a, b) in self.repeat_pairs or (b, a) in self.repeat_pairs
-        return self.merge_seeds if repeated else self.merge_seeds[:1]
+        return self.merge_seeds if tuple(sorted((a, b))) in self.repeat_pairs else self.merge_seeds[:1]
 
     @property
     def multiway_sets(self) -> dict[str, MultiwaySet]:
