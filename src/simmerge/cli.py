@@ -309,19 +309,26 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 
 def cmd_replication(args: argparse.Namespace) -> None:
-    from simmerge.evaluate.replication import compare_labels, summary_markdown
+    from simmerge.evaluate.replication import compare_labels, compare_verdicts, summary_markdown
 
-    tables = []
-    for run in (args.run_a, args.run_b):
-        path = RunLayout(run).labels_parquet
-        if not path.is_file():
-            raise ConfigError(f"no labels in {run}: {path} is missing; run `snakemake all_labels` for that run")
-        tables.append(pd.read_parquet(path))
-    replication = compare_labels(*tables, z=args.z, tie_z=args.tie_z)
-    print(summary_markdown(replication, name_a=Path(args.run_a).name, name_b=Path(args.run_b).name), end="")
+    layouts = [RunLayout(args.run_a), RunLayout(args.run_b)]
+    for run, layout in zip((args.run_a, args.run_b), layouts, strict=True):
+        if not layout.labels_parquet.is_file():
+            raise ConfigError(
+                f"no labels in {run}: {layout.labels_parquet} is missing; run `snakemake all_labels` for that run"
+            )
+    tables = [pd.read_parquet(layout.labels_parquet) for layout in layouts]
+    items = [pd.read_parquet(layout.label_items) if layout.label_items.is_file() else None for layout in layouts]
+    summaries = [
+        pd.read_csv(layout.compare_summary) if layout.compare_summary.is_file() else None for layout in layouts
+    ]
+    replication = compare_labels(*tables, items_a=items[0], items_b=items[1], z=args.z, tie_z=args.tie_z)
+    verdicts = compare_verdicts(*summaries) if all(summary is not None for summary in summaries) else None
+    names = {"name_a": Path(args.run_a).name, "name_b": Path(args.run_b).name}
+    print(summary_markdown(replication, verdicts=verdicts, **names), end="")
     if args.output:
         write_table(replication.labels, args.output)
-        print(f"\nwrote {args.output} (one row per label: both runs' values, Δ, combined SE, z)")
+        print(f"\nwrote {args.output} (one row per label: both runs' values, Δ, its standard errors, z)")
 
 
 def cmd_transfer(args: argparse.Namespace) -> None:
@@ -539,7 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", nargs="+", default=["operator"], help="group by these columns (default: operator)")
     p.set_defaults(func=cmd_costs)
 
-    p = sub.add_parser("replication", help="how far two runs' labels differ, against the eval noise")
+    p = sub.add_parser(
+        "replication",
+        help="how far two runs' labels (paired on their items where both have them) and verdicts differ",
+    )
     p.add_argument("run_a", metavar="RUN_A_DIR", help="a run's results folder (results/<run_name>)")
     p.add_argument("run_b", metavar="RUN_B_DIR", help="the other run's results folder (B − A is reported)")
     p.add_argument("-o", "--output", help="write the per-label differences here (CSV, or Parquet by suffix)")

@@ -9,7 +9,13 @@ import pytest
 
 from simmerge.cli import main
 from simmerge.core.layout import RunLayout
-from simmerge.evaluate.replication import compare_labels, expert_scores_of, label_stderr, summary_markdown
+from simmerge.evaluate.replication import (
+    compare_labels,
+    compare_verdicts,
+    expert_scores_of,
+    label_stderr,
+    summary_markdown,
+)
 
 OPERATORS = ("linear", "ties", "slerp")
 
@@ -171,3 +177,104 @@ def test_cli_prints_the_summary_and_writes_the_rows(tmp_path, capsys):
 def test_cli_names_a_run_without_labels(tmp_path, capsys):
     assert main(["replication", str(tmp_path), str(tmp_path)]) == 2
     assert "labels.parquet is missing" in capsys.readouterr().err
+
+
+def run_items(vectors: dict[tuple[str, str, str], list[float]]) -> pd.DataFrame:
+    """Label items: per (a, b, operator) the same item vector on tasks t1 and t2 (as :func:`run_labels` repeats
+    a label on both tasks)."""
+    rows = [
+        {"a": a, "b": b, "task": task, "operator": operator, "subtask": task, "doc_id": doc_id, "value": value}
+        for (a, b, operator), vector in vectors.items()
+        for task in ("t1", "t2")
+        for doc_id, value in enumerate(vector)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_the_paired_error_of_a_delta_comes_from_the_item_differences():
+    a = run_labels({("x", "y"): {"linear": 0.5}})
+    b = run_labels({("x", "y"): {"linear": 0.75}})
+    items_a = run_items({("x", "y", "linear"): [1, 0, 1, 0]})
+    items_b = run_items({("x", "y", "linear"): [1, 1, 1, 0]})  # one item more right: d = (0, 1, 0, 0)
+    result = compare_labels(a, b, items_a=items_a, items_b=items_b)
+    assert result.paired
+    # per task: Var(d) = 0.25 (n - 1 denominator), / 4 items -> SE 0.25; Δ 0.25 is 1 paired SE
+    assert result.labels["se_paired"].tolist() == pytest.approx([0.25, 0.25])
+    assert result.labels["z_paired"].tolist() == pytest.approx([1.0, 1.0])
+    assert result.labels["n_items"].tolist() == [4, 4]
+    # the merge score averages the two tasks: variance (0.0625 + 0.0625) / 2² -> SE 0.177
+    assert result.scores["se_paired"].tolist() == pytest.approx([math.sqrt(0.03125)])
+    # centred per task: A (.5, -.5, .5, -.5), B (.25, .25, .25, -.75) -> 0.5 / sqrt(1 · 0.75)
+    label = result.summary.set_index("quantity").loc["label"]
+    assert label["item_correlation"] == pytest.approx(0.5 / math.sqrt(0.75))
+    assert label["n_paired"] == 2 and label["frac_outside_paired"] == 0.0
+    assert "outside 1.96 paired SE" in summary_markdown(result)
+    unpaired = compare_labels(a, b, items_a=items_a)  # one run without items: unpaired only
+    assert not unpaired.paired and "se_paired" not in unpaired.labels
+    assert unpaired.summary.set_index("quantity").loc["label", "n_paired"] == 0
+
+
+def test_with_items_the_oracles_tie_band_is_paired():
+    # ties gets two more of 20 items right than linear: gap 0.1; unpaired combined SE 0.15 ties them,
+    # the paired SE sqrt(Var(d) / 20) = 0.069 separates them at tie_z 1
+    linear = [1.0] * 8 + [0.0] * 12
+    ties = [1.0] * 10 + [0.0] * 10
+    table = run_labels({("x", "y"): {"linear": 0.4, "ties": 0.5}}, stderr=0.15)
+    items = run_items({("x", "y", "linear"): linear, ("x", "y", "ties"): ties})
+    assert compare_labels(table, table).pairs.loc[0, "tied_a"] == "ties;linear"
+    assert compare_labels(table, table, items_a=items, items_b=items).pairs.loc[0, "tied_a"] == "ties"
+
+
+def verdict_summary(differences: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """A compare/summary.csv: per protocol SimMerge − best fixed with its interval."""
+    return pd.DataFrame(
+        [
+            {
+                "protocol": protocol,
+                "title": f"title of {protocol}",
+                "difference": mid,
+                "difference_lo": low,
+                "difference_hi": high,
+                "win": 3,
+                "tie": 5,
+                "loss": 2,
+                "gap_closure": 0.5,
+                "top1_tied": 0.4,
+            }
+            for protocol, (mid, low, high) in differences.items()
+        ]
+    )
+
+
+def test_verdicts_classify_each_runs_interval_and_flag_a_change():
+    a = verdict_summary({"checkpoint": (0.01, -0.05, 0.07), "cold_start": (-0.1, -0.19, -0.04)})
+    b = verdict_summary({"checkpoint": (0.08, 0.02, 0.14), "cold_start": (-0.09, -0.15, -0.01)})
+    verdicts = compare_verdicts(a, b).set_index("protocol")
+    assert verdicts.loc["checkpoint", "verdict_a"] == "not distinguishable"
+    assert verdicts.loc["checkpoint", "verdict_b"] == "better" and verdicts.loc["checkpoint", "verdict_changed"]
+    assert verdicts.loc["cold_start", ["verdict_a", "verdict_b"]].tolist() == ["worse", "worse"]
+    assert not verdicts.loc["cold_start", "verdict_changed"]
+
+
+def test_cli_pairs_on_items_and_reports_the_verdicts_when_both_runs_have_them(tmp_path, capsys):
+    a = run_labels({("x", "y"): {"linear": 0.5}})
+    b = run_labels({("x", "y"): {"linear": 0.75}})
+    items = {
+        "run_a": run_items({("x", "y", "linear"): [1, 0, 1, 0]}),
+        "run_b": run_items({("x", "y", "linear"): [1, 1, 1, 0]}),
+    }
+    summaries = {
+        "run_a": verdict_summary({"checkpoint": (0.01, -0.05, 0.07)}),
+        "run_b": verdict_summary({"checkpoint": (-0.08, -0.14, -0.02)}),
+    }
+    for name, table in (("run_a", a), ("run_b", b)):
+        layout = RunLayout(tmp_path / name)
+        layout.compare_summary.parent.mkdir(parents=True)
+        table.to_parquet(layout.labels_parquet)
+        items[name].to_parquet(layout.label_items)
+        summaries[name].to_csv(layout.compare_summary, index=False)
+    assert main(["replication", str(tmp_path / "run_a"), str(tmp_path / "run_b")]) == 0
+    text = capsys.readouterr().out
+    assert "| label | 2 | 0 | 0.250 | 0.250 | 0.000 | 0.141 | 0.00 | 0.000 | 0.250 | 0.000 | 0.58 |" in text
+    assert "the verdict changed on 1 of 1 protocols" in text
+    assert "| title of checkpoint | 0.010 [-0.050, 0.070] | 3/5/2 | -0.080 [-0.140, -0.020] | 3/5/2 |" in text

@@ -9,10 +9,16 @@ measures each difference Δ = B − A against its eval noise, the combined stand
   ``stderr`` over the better parent's score (the parent score is taken as exact);
 - the merge score (``merge_score``, the mean label over the pair's tasks) with its ``merge_score_stderr``.
 
-The summary ratio SD(Δ) / RMS(combined SE) is about 1 when the replicate moves labels no more than rescoring the
-same models on fresh items would, and above 1 when rebuilding the experts adds noise of its own. The standard
-errors are unpaired while both runs score the same items, so the eval noise of Δ is overstated and the ratio
-understated: a ratio above 1 is conservative evidence of replication noise.
+The summary ratio SD(Δ) / RMS(combined SE) puts the replication noise beside the eval noise: about 1 when rebuilding
+the experts moves a label as much as scoring it on a fresh draw of items would, below 1 when it moves labels less.
+
+Both runs score the same items, so with their per-item outcomes (``label_items.parquet``) each Δ also gets its
+paired standard error, ``sqrt(Var_i(v_B − v_A) / n)`` per task (:func:`simmerge.evaluate.paired.difference_of`):
+the item-sampling noise of Δ itself. A Δ beyond ``z`` paired standard errors means the replicate's merge is
+measurably another model on these items, not that the two runs drew different items. The oracle's tie band is then
+the ranking's paired one (:func:`simmerge.evaluate.ranking.best_per_pair` with the items), as in
+``ranking/summary.md``. The merge seeds of randomised operators are the same in both runs, so no seed variance
+enters the paired errors.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from simmerge.core.io import markdown_table
+from simmerge.evaluate.paired import difference_of
 from simmerge.evaluate.ranking import best_per_pair, pair_scores
+from simmerge.merges.items import ITEM_KEY
 
 LABEL_KEYS = ["a", "b", "task", "operator"]
 SCORE_KEYS = ["a", "b", "operator"]
@@ -38,7 +46,13 @@ SUMMARY_COLUMNS = [
     "rms_se",
     "ratio",
     "frac_outside",
+    "n_paired",
+    "rms_se_paired",
+    "frac_outside_paired",
+    "item_correlation",
 ]
+PAIRED_COLUMNS = ["se_paired", "z_paired", "outside_paired", "item_correlation", "n_items"]
+VERDICT_COLUMNS = ["difference", "difference_lo", "difference_hi", "win", "tie", "loss", "gap_closure", "top1_tied"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +63,16 @@ class Replication:
     ----------
     labels : pandas.DataFrame
         One row per (a, b, task, operator) present in both runs: ``label_a``, ``label_b``, ``se_a``, ``se_b``,
-        ``delta`` (B − A), ``se_delta`` (combined), ``z`` (delta / se_delta) and ``outside`` (|z| > the z given).
+        ``delta`` (B − A), ``se_delta`` (combined), ``z`` (delta / se_delta) and ``outside`` (|z| > the z given);
+        with both runs' items also :data:`PAIRED_COLUMNS` (the paired SE of Δ on the shared items, its z, whether
+        |z| > the z given, the item-level correlation of the two runs' outcomes, the items behind it).
     scores : pandas.DataFrame
         The same per (a, b, operator) for the merge score (``merge_score_a``, ``merge_score_b``, ...).
     pairs : pandas.DataFrame
         One row per ordered pair: ``best_a``, ``best_b`` (the oracle operator of each run), ``changed``,
-        ``tied_a``, ``tied_b`` (operators within ``tie_z`` of each run's best), ``changed_beyond_ties`` (neither
-        best is among the other run's tied operators) and ``spearman`` of the operators' merge scores.
+        ``tied_a``, ``tied_b`` (operators within ``tie_z`` of each run's best: paired standard errors when both
+        runs' items are given), ``changed_beyond_ties`` (neither best is among the other run's tied operators)
+        and ``spearman`` of the operators' merge scores.
     experts : pandas.DataFrame
         One row per (expert, task): the parent scores ``score_a``, ``score_b`` and ``delta``.
     summary : pandas.DataFrame
@@ -64,6 +81,8 @@ class Replication:
         Label rows of one run that the other lacks (a different grid: another catalog or an unfinished run).
     z : float
         Width of the "outside the eval noise" band in combined standard errors.
+    paired : bool
+        Whether both runs' per-item outcomes were given (the paired columns and tie band).
     """
 
     labels: pd.DataFrame
@@ -74,6 +93,7 @@ class Replication:
     n_only_a: int
     n_only_b: int
     z: float
+    paired: bool = False
 
 
 def label_stderr(labels: pd.DataFrame) -> pd.Series:
@@ -105,6 +125,48 @@ def _differences(
     return table
 
 
+def _paired_errors(items_a: pd.DataFrame, items_b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``: the paired standard error of Δ = B − A on the items both runs scored.
+
+    A group's Δ is the mean over tasks of the per-task mean item differences (a label is one task; a merge score
+    averages the tasks that are defined in both runs), so tasks are independent and items paired within a task.
+    """
+    item_keys = [*LABEL_KEYS, *[key for key in ITEM_KEY if key != "task"]]
+    joined = items_a[[*item_keys, "value"]].merge(
+        items_b[[*item_keys, "value"]], on=item_keys, suffixes=("_a", "_b"), validate="one_to_one"
+    )
+    joined = joined.dropna(subset=["value_a", "value_b"])
+    rows = []
+    for key, group in joined.groupby(keys, sort=False):
+        result = difference_of(
+            group["value_b"].to_numpy(float),
+            group["value_a"].to_numpy(float),
+            pd.factorize(group["task"], sort=True)[0],
+        )
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "se_paired": result.stderr,
+                "item_correlation": result.correlation,
+                "n_items": result.n,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*keys, "se_paired", "item_correlation", "n_items"])
+
+
+def _with_paired(table: pd.DataFrame, errors: pd.DataFrame, keys: list[str], z: float) -> pd.DataFrame:
+    """``table`` with :data:`PAIRED_COLUMNS`; the z uses the table's own Δ (the labels' values, not the items')."""
+    table = table.merge(errors, on=keys, how="left", validate="one_to_one")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = table["delta"] / table["se_paired"]
+    exact = np.where(table["delta"] == 0, 0.0, np.sign(table["delta"]) * np.inf)
+    table["z_paired"] = ratio.where(table["se_paired"] > 0, exact).where(
+        table["delta"].notna() & table["se_paired"].notna()
+    )
+    table["outside_paired"] = table["z_paired"].abs() > z
+    return table
+
+
 def _summary_row(quantity: str, table: pd.DataFrame) -> dict:
     defined = table.dropna(subset=["delta"])
     delta = defined["delta"]
@@ -115,6 +177,8 @@ def _summary_row(quantity: str, table: pd.DataFrame) -> dict:
         ratio = sd / rms_se
     else:
         ratio = 0.0 if n > 1 and sd == 0 else math.nan
+    paired = defined.dropna(subset=["z_paired"]) if "z_paired" in defined else defined.iloc[:0]
+    n_paired = len(paired)
     return {
         "quantity": quantity,
         "n": n,
@@ -125,6 +189,10 @@ def _summary_row(quantity: str, table: pd.DataFrame) -> dict:
         "rms_se": rms_se,
         "ratio": ratio,
         "frac_outside": float(defined["outside"].mean()) if n else math.nan,
+        "n_paired": n_paired,
+        "rms_se_paired": math.sqrt(float((paired["se_paired"] ** 2).mean())) if n_paired else math.nan,
+        "frac_outside_paired": float(paired["outside_paired"].mean()) if n_paired else math.nan,
+        "item_correlation": float(paired["item_correlation"].mean()) if n_paired else math.nan,
     }
 
 
@@ -137,9 +205,16 @@ def _spearman(x: pd.Series, y: pd.Series) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def _oracles(a: pd.DataFrame, b: pd.DataFrame, scores: pd.DataFrame, tie_z: float) -> pd.DataFrame:
-    best_a = best_per_pair(pair_scores(a), z=tie_z).set_index(["a", "b"])
-    best_b = best_per_pair(pair_scores(b), z=tie_z).set_index(["a", "b"])
+def _oracles(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    scores: pd.DataFrame,
+    tie_z: float,
+    items_a: pd.DataFrame | None,
+    items_b: pd.DataFrame | None,
+) -> pd.DataFrame:
+    best_a = best_per_pair(pair_scores(a), items_a, z=tie_z).set_index(["a", "b"])
+    best_b = best_per_pair(pair_scores(b), items_b, z=tie_z).set_index(["a", "b"])
     rows = []
     for (first, second), group in scores.groupby(["a", "b"], sort=False):
         key = (first, second)
@@ -191,15 +266,27 @@ def expert_scores_of(labels: pd.DataFrame) -> pd.DataFrame:
     return scores.reset_index(drop=True)
 
 
-def compare_labels(a: pd.DataFrame, b: pd.DataFrame, *, z: float = 1.96, tie_z: float = 1.0) -> Replication:
+def compare_labels(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    *,
+    items_a: pd.DataFrame | None = None,
+    items_b: pd.DataFrame | None = None,
+    z: float = 1.96,
+    tie_z: float = 1.0,
+) -> Replication:
     """Compare two runs' labels tables: per label and merge score the difference B − A against the eval noise.
 
     Parameters
     ----------
     a, b : pandas.DataFrame
         Labels tables (:func:`simmerge.evaluate.labels.labels_table`) of two runs of the same grid.
+    items_a, items_b : pandas.DataFrame, optional
+        The two runs' label items (``label_items.parquet``). With both, every Δ also gets its paired standard error
+        and each run's oracle the paired tie band; with either missing, the comparison is unpaired only.
     z : float
-        A difference counts as outside the eval noise when |Δ| > z · combined standard error.
+        A difference counts as outside the eval noise when |Δ| > z · combined standard error (and, paired,
+        |Δ| > z · paired standard error).
     tie_z : float
         Tie band of each run's oracle (``merges.tie_z``; :func:`simmerge.evaluate.ranking.best_per_pair`).
 
@@ -227,7 +314,13 @@ def compare_labels(a: pd.DataFrame, b: pd.DataFrame, *, z: float = 1.96, tie_z: 
     scores = _differences(
         pair_scores(a), pair_scores(b), SCORE_KEYS, "merge_score", "merge_score_stderr", name="merge_score", z=z
     )
-    pairs = _oracles(a, b, scores, tie_z)
+    paired = items_a is not None and items_b is not None
+    if paired:
+        labels = _with_paired(labels, _paired_errors(items_a, items_b, LABEL_KEYS), LABEL_KEYS, z)
+        scores = _with_paired(scores, _paired_errors(items_a, items_b, SCORE_KEYS), SCORE_KEYS, z)
+    else:
+        items_a = items_b = None
+    pairs = _oracles(a, b, scores, tie_z, items_a, items_b)
     experts = expert_scores_of(a).merge(
         expert_scores_of(b), on=["expert", "task"], how="inner", suffixes=("_a", "_b"), validate="one_to_one"
     )
@@ -244,15 +337,86 @@ def compare_labels(a: pd.DataFrame, b: pd.DataFrame, *, z: float = 1.96, tie_z: 
         n_only_a=int((~keys_a.isin(keys_b)).sum()),
         n_only_b=int((~keys_b.isin(keys_a)).sum()),
         z=z,
+        paired=paired,
     )
+
+
+def _verdict(low: float, high: float) -> str:
+    """What an interval on SimMerge − best fixed says: better, worse, or not distinguishable."""
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "not distinguishable"
+
+
+def compare_verdicts(summary_a: pd.DataFrame, summary_b: pd.DataFrame) -> pd.DataFrame:
+    """Each protocol's verdict in both runs: SimMerge − best fixed policy with its interval, and W/T/L.
+
+    Parameters
+    ----------
+    summary_a, summary_b : pandas.DataFrame
+        The runs' ``compare/summary.csv`` (:mod:`simmerge.evaluate.compare`), one row per protocol.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per protocol in both: ``protocol``, ``title``, per run (suffix ``_a`` / ``_b``) ``difference``,
+        its interval, ``win``/``tie``/``loss`` and ``verdict`` (better / worse / not distinguishable: the interval
+        above 0, below 0, or across it), and ``verdict_changed``.
+    """
+    columns = ["protocol", "title", *VERDICT_COLUMNS]
+    both = summary_a[columns].merge(
+        summary_b[columns].drop(columns="title"), on="protocol", suffixes=("_a", "_b"), validate="one_to_one"
+    )
+    for side in ("a", "b"):
+        bounds = zip(both[f"difference_lo_{side}"], both[f"difference_hi_{side}"], strict=True)
+        both[f"verdict_{side}"] = [_verdict(low, high) for low, high in bounds]
+    both["verdict_changed"] = both["verdict_a"] != both["verdict_b"]
+    return both
+
+
+def _verdicts_markdown(verdicts: pd.DataFrame) -> list[str]:
+    def interval(row, side: str) -> str:
+        return (
+            f"{_number(row[f'difference_{side}'])} [{_number(row[f'difference_lo_{side}'])}, "
+            f"{_number(row[f'difference_hi_{side}'])}]"
+        )
+
+    def record(row, side: str) -> str:
+        return "/".join(str(int(row[f"{kind}_{side}"])) for kind in ("win", "tie", "loss"))
+
+    table = pd.DataFrame(
+        {
+            "protocol": verdicts["title"],
+            "SimMerge − best fixed, A": [interval(row, "a") for _, row in verdicts.iterrows()],
+            "W/T/L A": [record(row, "a") for _, row in verdicts.iterrows()],
+            "SimMerge − best fixed, B": [interval(row, "b") for _, row in verdicts.iterrows()],
+            "W/T/L B": [record(row, "b") for _, row in verdicts.iterrows()],
+            "verdict A": verdicts["verdict_a"],
+            "verdict B": verdicts["verdict_b"],
+        }
+    )
+    return [
+        "### The comparison's verdict in each run",
+        "",
+        f"SimMerge − the best fixed policy (learned on the training folds) per protocol, with each run's own interval "
+        f"(pairs and items resampled); the verdict changed on {int(verdicts['verdict_changed'].sum())} of "
+        f"{len(verdicts)} protocols.",
+        "",
+        markdown_table(table, ["left", "right", "right", "right", "right", "left", "left"]),
+    ]
 
 
 def _number(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def summary_markdown(replication: Replication, *, name_a: str = "A", name_b: str = "B") -> str:
-    """The comparison as Markdown: the summary, the experts' score differences, and the oracle of each pair."""
+def summary_markdown(
+    replication: Replication, *, name_a: str = "A", name_b: str = "B", verdicts: pd.DataFrame | None = None
+) -> str:
+    """The comparison as Markdown: the summary, the experts' score differences, the oracle of each pair, and
+    (given :func:`compare_verdicts`) each protocol's verdict in both runs."""
     r = replication
     summary = pd.DataFrame(
         {
@@ -267,6 +431,10 @@ def summary_markdown(replication: Replication, *, name_a: str = "A", name_b: str
             f"outside {r.z:g} SE": r.summary["frac_outside"].map(_number),
         }
     )
+    if r.paired:
+        summary["paired SE of Δ (RMS)"] = r.summary["rms_se_paired"].map(_number)
+        summary[f"outside {r.z:g} paired SE"] = r.summary["frac_outside_paired"].map(_number)
+        summary["item corr. A, B"] = r.summary["item_correlation"].map(lambda v: _number(v, 2))
     experts = pd.DataFrame(
         {
             "expert": r.experts["expert"],
@@ -292,7 +460,14 @@ def summary_markdown(replication: Replication, *, name_a: str = "A", name_b: str
         f"## Replication: B − A (A = {name_a}, B = {name_b})",
         "",
         f"Rows compared: {len(r.labels)} labels ({r.n_only_a} only in A, {r.n_only_b} only in B); a label is "
-        "undefined where the better parent scores 0 in either run. Eval SE of Δ: sqrt(se_A² + se_B²), unpaired.",
+        "undefined where the better parent scores 0 in either run. Eval SE of Δ: sqrt(se_A² + se_B²), unpaired "
+        "(what two evaluations on independent item draws would differ by)."
+        + (
+            " Paired SE of Δ: from the per-item differences on the items both runs scored (the item-sampling noise "
+            "of Δ itself); ties are paired too."
+            if r.paired
+            else " No per-item outcomes in one of the runs: unpaired only."
+        ),
         "",
         markdown_table(summary, ["left", *["right"] * (len(summary.columns) - 1)]),
         "### Expert scores",
@@ -308,7 +483,16 @@ def summary_markdown(replication: Replication, *, name_a: str = "A", name_b: str
         "",
         markdown_table(pairs, ["left", "left", "left", "left", "left", "right"]),
     ]
+    if verdicts is not None:
+        lines += _verdicts_markdown(verdicts)
     return "\n".join(lines)
 
 
-__all__ = ["Replication", "compare_labels", "expert_scores_of", "label_stderr", "summary_markdown"]
+__all__ = [
+    "Replication",
+    "compare_labels",
+    "compare_verdicts",
+    "expert_scores_of",
+    "label_stderr",
+    "summary_markdown",
+]
