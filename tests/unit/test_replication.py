@@ -95,6 +95,11 @@ def test_the_ratio_compares_the_spread_of_differences_with_the_eval_noise():
     assert label["sd_delta"] == pytest.approx(sd)
     assert label["ratio"] == pytest.approx(sd / math.sqrt(0.02))
     assert label["frac_outside"] == 1.0  # |0.3| > 1.96 * 0.141 = 0.277
+    # per task: t1 gets every +0.3 and t2 every -0.3 (the rows alternate tasks), so no spread within a task
+    per_task = result.summary.set_index("quantity").loc[["label · t1", "label · t2"]]
+    assert per_task["n"].tolist() == [6, 6]
+    assert per_task["mean_delta"].tolist() == pytest.approx([0.3, -0.3])
+    assert per_task["sd_delta"].tolist() == pytest.approx([0.0, 0.0], abs=1e-12)
     assert compare_labels(a, b, z=3.0).summary.set_index("quantity").loc["label", "frac_outside"] == 0.0
 
 

@@ -76,7 +76,8 @@ class Replication:
     experts : pandas.DataFrame
         One row per (expert, task): the parent scores ``score_a``, ``score_b`` and ``delta``.
     summary : pandas.DataFrame
-        One row per quantity (``label``, ``merge_score``): :data:`SUMMARY_COLUMNS`.
+        One row per quantity (``label``, ``merge_score``, then ``label · <task>`` for each task):
+        :data:`SUMMARY_COLUMNS`.
     n_only_a, n_only_b : int
         Label rows of one run that the other lacks (a different grid: another catalog or an unfinished run).
     z : float
@@ -325,8 +326,9 @@ def compare_labels(
         expert_scores_of(b), on=["expert", "task"], how="inner", suffixes=("_a", "_b"), validate="one_to_one"
     )
     experts["delta"] = experts["score_b"] - experts["score_a"]
+    by_task = [_summary_row(f"label · {task}", rows) for task, rows in labels.groupby("task", sort=True)]
     summary = pd.DataFrame(
-        [_summary_row("label", labels), _summary_row("merge_score", scores)], columns=SUMMARY_COLUMNS
+        [_summary_row("label", labels), _summary_row("merge_score", scores), *by_task], columns=SUMMARY_COLUMNS
     )
     return Replication(
         labels=labels,
