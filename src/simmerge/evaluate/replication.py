@@ -115,15 +115,17 @@ def _differences(
     table = left.merge(right, on=keys, how="inner", validate="one_to_one")
     table["delta"] = table[f"{name}_b"] - table[f"{name}_a"]
     table["se_delta"] = np.sqrt(table["se_a"].fillna(0.0) ** 2 + table["se_b"].fillna(0.0) ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = table["delta"] / table["se_delta"]
-    # a difference with no eval noise at all is outside any band unless it is 0
-    table["z"] = ratio.where(
-        table["se_delta"] > 0, np.where(table["delta"] == 0, 0.0, np.sign(table["delta"]) * np.inf)
-    )
-    table["z"] = table["z"].where(table["delta"].notna())
+    table["z"] = _standardised(table["delta"], table["se_delta"])
     table["outside"] = table["z"].abs() > z
     return table
+
+
+def _standardised(delta: pd.Series, stderr: pd.Series) -> pd.Series:
+    """Δ / SE; a difference with no noise at all is outside any band (±inf) unless it is 0; NaN where either is."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = delta / stderr
+    exact = np.where(delta == 0, 0.0, np.sign(delta) * np.inf)
+    return ratio.where(stderr > 0, exact).where(delta.notna() & stderr.notna())
 
 
 def _paired_errors(items_a: pd.DataFrame, items_b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -158,12 +160,7 @@ def _paired_errors(items_a: pd.DataFrame, items_b: pd.DataFrame, keys: list[str]
 def _with_paired(table: pd.DataFrame, errors: pd.DataFrame, keys: list[str], z: float) -> pd.DataFrame:
     """``table`` with :data:`PAIRED_COLUMNS`; the z uses the table's own Δ (the labels' values, not the items')."""
     table = table.merge(errors, on=keys, how="left", validate="one_to_one")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = table["delta"] / table["se_paired"]
-    exact = np.where(table["delta"] == 0, 0.0, np.sign(table["delta"]) * np.inf)
-    table["z_paired"] = ratio.where(table["se_paired"] > 0, exact).where(
-        table["delta"].notna() & table["se_paired"].notna()
-    )
+    table["z_paired"] = _standardised(table["delta"], table["se_paired"])
     table["outside_paired"] = table["z_paired"].abs() > z
     return table
 
