@@ -30,8 +30,9 @@ from simmerge.core.config import (
     read_config_file,
 )
 from simmerge.core.device import DTYPES
+from simmerge.core.export import MANIFEST, check_export, export_run
 from simmerge.core.io import write_json, write_table, write_text
-from simmerge.core.layout import RunLayout
+from simmerge.core.layout import MANIFEST_NAME, RunLayout
 from simmerge.core.runtime import runtime_settings
 from simmerge.evaluate.costs import cost_summary, merge_costs
 from simmerge.features.pairs import pair_features
@@ -313,6 +314,7 @@ def cmd_replication(args: argparse.Namespace) -> None:
 
     layouts = [RunLayout(args.run_a), RunLayout(args.run_b)]
     for run, layout in zip((args.run_a, args.run_b), layouts, strict=True):
+        check_export(run)
         if not layout.labels_parquet.is_file():
             raise ConfigError(
                 f"no labels in {run}: {layout.labels_parquet} is missing; run `snakemake all_labels` for that run"
@@ -336,6 +338,8 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     from simmerge.features.scale import transfer_inputs
 
     source, target = RunLayout(args.source), RunLayout(args.target)
+    check_export(args.source)
+    check_export(args.target)
     for run, path, make in (
         (args.source, source.predictor_model, "snakemake predictor"),
         (args.source, source.labels_parquet, "snakemake all_labels"),
@@ -379,11 +383,31 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     print(f"wrote {out}/units.csv and summary.json")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from simmerge.report.provenance import read_provenance
+
+    run = RunLayout(args.run)
+    records = [*run.root.glob("merges/*/*.json"), *run.root.glob(f"checkpoints/*/{MANIFEST_NAME}")]
+    check = read_provenance(run.root, sorted(records))
+    provenance = {
+        "groups": [{"description": group.description, "records": group.count} for group in check.groups],
+        "warnings": list(check.warnings),
+    }
+    manifest = export_run(args.run, args.output, config=args.config, provenance=provenance)
+    for relative, entry in manifest["files"].items():
+        print(f"{entry['bytes']:>12,d}  {relative}  ({entry['what']})")
+    total = sum(entry["bytes"] for entry in manifest["files"].values())
+    print(f"wrote {args.output}: {len(manifest['files'])} files, {total:,d} bytes, and {MANIFEST}")
+    for warning in manifest["provenance"]["warnings"]:
+        print(f"warning (the run's records): {warning}")
+
+
 def cmd_learning_curve(args: argparse.Namespace) -> None:
     from simmerge.evaluate.learning_curve import break_even, curve_summary, learning_curve
     from simmerge.features.definitions import feature_names
 
     layout = RunLayout(args.run)
+    check_export(args.run)
     if not layout.labels_parquet.is_file():
         raise ConfigError(f"{layout.labels_parquet} is missing; run `snakemake all_labels` for {args.run}")
     labels = pd.read_parquet(layout.labels_parquet)
@@ -573,6 +597,16 @@ def build_parser() -> argparse.ArgumentParser:
         "every feature (simmerge.features.scale)",
     )
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser(
+        "export",
+        help="copy a finished run's portable tables (labels, items, predictor, verdicts; no weights) into a folder "
+        "that transfer, replication and learning-curve read like the run",
+    )
+    p.add_argument("run", metavar="RUN_DIR", help="the finished run's results folder (results/<run_name>)")
+    p.add_argument("output", metavar="OUT_DIR", help="the export (replaced as a whole)")
+    p.add_argument("--config", help="the workflow config the run was made with (copied as config.yaml)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("learning-curve", help="gap closure and top-1 against the number of labelled training pairs")
     p.add_argument("--run", default="results/default", help="a run with labels (results/<run_name>)")

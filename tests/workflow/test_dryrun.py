@@ -138,6 +138,24 @@ def test_a_transfer_from_another_finished_run_is_one_job_of_the_compare_stage(wo
     assert "predictor.transfer_from" in result.stderr and "has no labels.parquet" in result.stderr
 
 
+def test_an_export_of_a_finished_run_stands_for_it_until_its_tables_change(workflow_dir):
+    from simmerge.core.export import export_run
+
+    other = workflow_dir / "results" / "other"
+    for name in ("predictor/model.skops", "predictor/cv.json", "labels.parquet"):
+        (other / name).parent.mkdir(parents=True, exist_ok=True)
+        (other / name).write_bytes(b"")
+    export_run(other, workflow_dir / "exports" / "other")
+    config = load_config("smoke.yaml")
+    config.setdefault("predictor", {})["transfer_from"] = ["exports/other"]
+    path = write_config(workflow_dir, "transfer_export.yaml", config)
+    assert dry_run_counts(workflow_dir, "all_compare", "--configfile", path)["transfer"] == 1
+    (workflow_dir / "exports" / "other" / "labels.parquet").write_bytes(b"edited")
+    result = run_snakemake(workflow_dir, "-n", "--configfile", path, check=False)
+    assert result.returncode != 0
+    assert "is an export whose labels.parquet (changed)" in result.stderr
+
+
 def test_local_source_gets_a_local_checkpoint_job(workflow_dir, tmp_path):
     config = load_config("smoke.yaml")
     expert_dir = tmp_path / "my_expert"

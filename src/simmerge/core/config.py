@@ -624,8 +624,9 @@ class PredictorSpec(Frozen):
     )
     transfer_from: list[str] = Field(
         default_factory=list,
-        description="Finished runs (results/<run_name> folders, relative to the workflow directory) whose fitted "
-        "predictor is applied unchanged to this run's pairs (rule transfer; simmerge transfer).",
+        description="Finished runs (results/<run_name> folders, or their exports by simmerge export; relative to "
+        "the workflow directory) whose fitted predictor is applied unchanged to this run's pairs (rule transfer; "
+        "simmerge transfer).",
     )
     transfer_features: Literal["all", "dimensionless", "ranked"] = Field(
         "all",
