@@ -68,6 +68,46 @@ def budget_seconds(costs: pd.DataFrame, expert_scaling: float, budget: Budget, s
     return float(grid) - expert_scaling * (1 - budget.fraction)
 
 
+def stage_floor(stages: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: ``jobs``, ``job_s`` as run, ``startup_s`` (what the merge jobs spent outside merging, scoring and
+    the parent-drift passes: interpreter start-up, imports, I/O — measured in their records, so 0 for the other
+    stages, whose start-up stays in their floor) and ``floor_s``: the job-seconds left if every merge job paid no
+    start-up, the models' own work (fine-tuning, merging, scoring, probe passes) unchanged."""
+    by_stage = stages.groupby("stage", sort=False).agg(jobs=("jobs", "sum"), job_s=("job_s", "sum")).reset_index()
+    startup = float((costs["overhead_s"] - costs["drift_s"]).clip(lower=0).sum())
+    by_stage["startup_s"] = [startup if stage == "merges" else 0.0 for stage in by_stage["stage"]]
+    by_stage["floor_s"] = by_stage["job_s"] - by_stage["startup_s"]
+    return by_stage
+
+
+# Stages the verdict (labels, predictor, comparison, report) does not need: the default target could leave them out.
+OPTIONAL_STAGES = ("multiway", "bandit")
+
+
+def reach_lines(floor: pd.DataFrame, wall_minutes: float, cores: int, target: float) -> list[str]:
+    """What would bring the run to ``target`` minutes of wall time: more cores at the run's own packing or at perfect
+    packing, or the stages the verdict does not need left out of the target on these cores."""
+    job_s, floor_s = float(floor["job_s"].sum()), float(floor["floor_s"].sum())
+    packing = job_s / (cores * wall_minutes * 60)
+    minutes = {stage: s / (cores * packing * 60) for stage, s in zip(floor["stage"], floor["job_s"], strict=True)}
+    optional = [stage for stage in OPTIONAL_STAGES if stage in minutes]
+    without = wall_minutes - sum(minutes[stage] for stage in optional)
+    floor_without = (floor_s - float(floor.loc[floor["stage"].isin(optional), "floor_s"].sum())) / (cores * 60)
+    return [
+        f"- Packing: the run kept its {cores} cores {packing:.0%} busy ({job_s / 3600:.2f} job-hours in "
+        f"{wall_minutes:g} min).",
+        f"- Floor on {cores} cores: {floor_s / 3600:.2f} job-hours with no merge-job start-up = "
+        f"{floor_s / (cores * 60):.0f} min with every core busy all the time, {floor_s / (cores * packing * 60):.0f} "
+        f"min at the run's packing; {target:g} min is {'above' if floor_s / (cores * 60) <= target else 'below'} "
+        "that floor.",
+        f"- Cores for {target:g} min: {job_s / (packing * target * 60):.1f} at the run's packing and start-up, "
+        f"{floor_s / (target * 60):.1f} at the floor with perfect packing.",
+        f"- The stages the verdict does not need ({', '.join(optional) or 'none here'}) left out of the target on "
+        f"{cores} cores: {without:.0f} min at the run's packing, {floor_without:.0f} min at the floor with perfect "
+        "packing.",
+    ]
+
+
 def table_text(table: pd.DataFrame) -> str:
     """A table as Markdown: text columns left, numbers right, floats with 2 decimals."""
     cells = table.apply(lambda col: col.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)))
@@ -109,12 +149,13 @@ def main() -> None:
     parser.add_argument(
         "--wall-minutes", type=float, help="the run's measured wall time (default: job-hours / --cores, a lower bound)"
     )
-    parser.add_argument("--cores", type=int, default=2, help="cores of the run, when --wall-minutes is not given")
+    parser.add_argument("--cores", type=int, default=2, help="cores the run had")
     parser.add_argument(
         "--config",
         help="the run's config: with it, a run whose grid is not finished is analysed on its complete pairs (every "
         "operator merged), labels built as rule labels builds them",
     )
+    parser.add_argument("--target-minutes", type=float, default=75.0, help="the wall time to reach (#20: 75)")
     parser.add_argument("--z", type=float, default=1.0, help="tie band (merges.tie_z)")
     parser.add_argument("--draws", type=int, default=5, help="item subsets per budget that drops items")
     parser.add_argument("--out", default=str(REPO / "docs" / "label-budget.md"))
@@ -175,6 +216,8 @@ def main() -> None:
     by_stage = stages.groupby("stage", sort=False).agg(jobs=("jobs", "sum"), job_s=("job_s", "sum")).reset_index()
     by_stage["share"] = (by_stage["job_s"] / total_s).round(3)
     full_row = table.iloc[0]
+    floor = stage_floor(stages, costs)
+    wall = args.wall_minutes or total_s / (60 * args.cores)
     text = [
         "# Label budget: what each stage costs, and what cheaper labels keep",
         "",
@@ -196,6 +239,16 @@ def main() -> None:
         "",
         table_text(by_stage.assign(job_s=by_stage["job_s"].round(0).astype(int))),
         table_text(stages.assign(job_s=stages["job_s"].round(0).astype(int))),
+        "",
+        f"## The floor of each stage, and what would reach {args.target_minutes:g} minutes",
+        "",
+        "`startup_s`: what the merge jobs spent outside merging, scoring and their parent-drift probe passes "
+        "(interpreter start-up, imports, reading and writing), from their records; the other stages' start-up is "
+        "not measured apart and stays in their floor. `floor_s`: the stage without that start-up, the models' own "
+        "work unchanged — fewer items or seeds would cut it further but make the labels noisier (next section).",
+        "",
+        table_text(floor.assign(**{c: floor[c].round(0).astype(int) for c in ("job_s", "startup_s", "floor_s")})),
+        *reach_lines(floor, wall, args.cores, args.target_minutes),
         "",
         "## Budgets",
         "",
