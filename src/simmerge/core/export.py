@@ -35,6 +35,7 @@ OPTIONAL: dict[str, Callable[[RunLayout], Path]] = {
     "labels as CSV": lambda layout: layout.labels_csv,
     "expert scores": lambda layout: layout.expert_scores_csv,
     "ranking summary": lambda layout: layout.ranking_summary,
+    "best operator per pair": lambda layout: layout.ranking_best_per_pair,
     "comparison summary (verdicts)": lambda layout: layout.compare_summary,
     "selection methods": lambda layout: layout.search_summary,
     "results page": lambda layout: layout.results_page,
