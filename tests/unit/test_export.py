@@ -5,6 +5,7 @@ is refused by name before anything is written."""
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pandas as pd
 import pytest
@@ -52,6 +53,15 @@ def test_the_export_copies_the_tables_with_their_hashes_and_leaves_the_rest(tmp_
         assert entry["sha256"] == sha256_file(tmp_path / "export" / relative)
         assert entry["bytes"] == (tmp_path / "export" / relative).stat().st_size
     assert json.loads((tmp_path / "export" / MANIFEST).read_text()) == manifest
+    # the skops predictor is copied entry by entry, deflated (a forest is stored uncompressed: ten times the bytes)
+    with (
+        zipfile.ZipFile(run.predictor_model) as original,
+        zipfile.ZipFile(tmp_path / "export" / "predictor/model.skops") as copy,
+    ):
+        assert {e.compress_type for e in copy.infolist()} == {zipfile.ZIP_DEFLATED}
+        assert {e.filename: copy.read(e) for e in copy.infolist()} == {
+            e.filename: original.read(e) for e in original.infolist()
+        }
     assert verify_export(tmp_path / "export") == []
 
 
