@@ -213,10 +213,9 @@ def main() -> None:
             "wall_minutes",
         ]
     ]
-    by_stage = stages.groupby("stage", sort=False).agg(jobs=("jobs", "sum"), job_s=("job_s", "sum")).reset_index()
-    by_stage["share"] = (by_stage["job_s"] / total_s).round(3)
-    full_row = table.iloc[0]
     floor = stage_floor(stages, costs)
+    by_stage = floor[["stage", "jobs", "job_s"]].assign(share=(floor["job_s"] / total_s).round(3))
+    full_row = table.iloc[0]
     wall = args.wall_minutes or total_s / (60 * args.cores)
     text = [
         "# Label budget: what each stage costs, and what cheaper labels keep",

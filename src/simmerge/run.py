@@ -29,7 +29,7 @@ from simmerge.core.config import (
     read_config_file,
     resolve_path,
 )
-from simmerge.core.export import verify_export
+from simmerge.core.export import export_problem
 from simmerge.core.layout import RunLayout
 from simmerge.merges.operators import Operator, load_operators
 from simmerge.merges.tasks import task_definition_files
@@ -451,12 +451,9 @@ def _transfer_problems(catalog: Catalog) -> list[str]:
                 f"predictor.transfer_from: {folder} has no {', '.join(missing)}; finish that run first "
                 "(`snakemake all_predictor --configfile <its config>`)"
             )
-        changed = verify_export(folder)
-        if changed:
-            problems.append(
-                f"predictor.transfer_from: {folder} is an export whose {', '.join(changed)} since "
-                "`simmerge export` wrote it; export that run again"
-            )
+        problem = export_problem(folder)
+        if problem:
+            problems.append(f"predictor.transfer_from: {problem}")
     return problems
 
 

@@ -4,11 +4,11 @@ A run folder holds gigabytes of checkpoints and thousands of records; the comman
 ``simmerge transfer`` (its fitted predictor and labels), ``simmerge replication`` (its labels, their items and its
 verdicts) and ``simmerge learning-curve`` (its labels and items) — read a few tables only. :func:`export_run`
 copies those tables into a folder with the run folder's own layout (a skops predictor deflated, its entries
-unchanged), so that the export stands wherever a run folder
-does (``--from``, ``predictor.transfer_from``), on a machine that never had the run, and writes
-:data:`MANIFEST` beside them: each file's size and SHA-256 and the provenance of the labels, so a reader can check
-what it has and which code and CPU made it. A fitted predictor (skops) loads only under the scikit-learn, skops
-and numpy versions that wrote it (:func:`simmerge.evaluate.predictor.load_predictor` says so when they differ).
+unchanged), so that the export stands wherever a run folder does (``--from``, ``predictor.transfer_from``), on a
+machine that never had the run, and writes :data:`MANIFEST` beside them: each file's size and SHA-256 and the run's
+provenance, so a reader can check what it has and which code and CPU made it. A fitted predictor (skops) loads
+only under the scikit-learn, skops and numpy versions that wrote it
+(:func:`simmerge.evaluate.predictor.load_predictor` says so when they differ).
 """
 
 from __future__ import annotations
@@ -93,12 +93,16 @@ def export_run(
         )
     if config is not None and not Path(config).is_file():
         raise ConfigError(f"--config {config}: no such file; give the config the run was made with")
-    wanted = {what: path_of(source) for what, path_of in {**REQUIRED, **OPTIONAL}.items()}
-    present = {what: path for what, path in wanted.items() if path.is_file()}
+    wanted = {
+        path.relative_to(source.root).as_posix(): (path, what)
+        for what, path_of in {**REQUIRED, **OPTIONAL}.items()
+        if (path := path_of(source)).is_file()
+    }
+    if config is not None:
+        wanted["config.yaml"] = (Path(config), "workflow config")
     files = {}
     with atomic_dir(out_dir) as tmp:
-        for what, path in present.items():
-            relative = path.relative_to(source.root).as_posix()
+        for relative, (path, what) in wanted.items():
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
             if zipfile.is_zipfile(path):
                 deflated_copy(path, tmp / relative)
@@ -108,13 +112,6 @@ def export_run(
                 "bytes": (tmp / relative).stat().st_size,
                 "sha256": sha256_file(tmp / relative),
                 "what": what,
-            }
-        if config is not None:
-            shutil.copyfile(config, tmp / "config.yaml")
-            files["config.yaml"] = {
-                "bytes": Path(config).stat().st_size,
-                "sha256": sha256_file(config),
-                "what": "workflow config",
             }
         manifest = {
             "run": source.root.name,
@@ -151,16 +148,23 @@ def verify_export(export_dir: str | os.PathLike) -> list[str]:
     return changed
 
 
+def export_problem(folder: str | os.PathLike) -> str | None:
+    """What is wrong with an export whose tables changed after ``simmerge export`` wrote them (None: intact, or a
+    run folder)."""
+    changed = verify_export(folder)
+    if not changed:
+        return None
+    return f"{folder} is an export whose {', '.join(changed)} since `simmerge export` wrote it; export the run again"
+
+
 def check_export(folder: str | os.PathLike) -> None:
     """Refuse an export whose tables were changed after ``simmerge export`` wrote them (a run folder passes).
 
     Raises
     ------
     ConfigError
-        Naming the changed or missing files and what to do.
+        Naming the changed or missing files and what to do (:func:`export_problem`).
     """
-    changed = verify_export(folder)
-    if changed:
-        raise ConfigError(
-            f"{folder}: {', '.join(changed)} since `simmerge export` wrote it ({MANIFEST}); export the run again"
-        )
+    problem = export_problem(folder)
+    if problem:
+        raise ConfigError(problem)
