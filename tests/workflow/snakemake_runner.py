@@ -17,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report"]
+COPIED = ["Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "report", "reference"]
 
 ANCHORED = {"slerp", "nuslerp", "nearswap", "arcee_fusion"}
 # Jobs that read every label: re-run whenever a merge changes.
@@ -40,7 +40,8 @@ def aggregates(config: dict) -> dict[str, int]:
     checkpoint has run, so a dry-run does not list them."""
     n_sets = len(config.get("multiway", {}).get("sets", []))
     multiway = {"multiway_plan": n_sets, "multiway_recipes": n_sets, "multiway_summary": n_sets, "multiway_table": 1}
-    return {**LABEL_AGGREGATES, **(multiway if n_sets else {})}
+    n_transfers = len(config.get("predictor", {}).get("transfer_from", []))
+    return {**LABEL_AGGREGATES, **(multiway if n_sets else {}), **({"transfer": n_transfers} if n_transfers else {})}
 
 
 def copy_workflow(root: Path) -> Path:
