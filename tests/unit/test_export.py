@@ -19,6 +19,7 @@ from simmerge.core.io import sha256_file, write_json, write_table
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import describe, provenance
 from simmerge.evaluate.predictor import save_predictor
+from simmerge.plan import parameter_count, reference_seconds
 
 
 def finished_run(root, seed: int = 0, experts=None) -> RunLayout:
@@ -32,10 +33,26 @@ def finished_run(root, seed: int = 0, experts=None) -> RunLayout:
     return layout
 
 
+def with_plan_inputs(run: RunLayout) -> RunLayout:
+    """Two jobs' Snakemake benchmarks and a checkpoint manifest: what ``simmerge plan --reference`` reads."""
+    for path, seconds in (
+        (run.benchmark("merge_score", "a__b", "linear"), 41.5),
+        (run.benchmark("finetune_expert", "a"), 270.0),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t900.0\n")
+    run.checkpoint_manifest("a").parent.mkdir(parents=True, exist_ok=True)
+    write_json({"name": "a", "parameter_count": 134515008}, run.checkpoint_manifest("a"))
+    return run
+
+
 def test_the_export_copies_the_tables_with_their_hashes_and_leaves_the_rest(tmp_path):
     run = finished_run(tmp_path / "results" / "source")
     (run.root / "merges" / "a__b").mkdir(parents=True)
     (run.root / "merges" / "a__b" / "linear.items.parquet").write_bytes(b"not a portable table")
+    (run.root / "checkpoints" / "a" / "model.safetensors").parent.mkdir(parents=True)
+    (run.root / "checkpoints" / "a" / "model.safetensors").write_bytes(b"weights stay behind")
+    with_plan_inputs(run)
     config = tmp_path / "source.yaml"
     config.write_text("run_name: source\n")
     manifest = export_run(run.root, tmp_path / "export", config=config)
@@ -45,6 +62,9 @@ def test_the_export_copies_the_tables_with_their_hashes_and_leaves_the_rest(tmp_
         "predictor/model.skops",
         "predictor/cv.json",
         "compare/summary.csv",
+        "benchmarks/merge_score/a__b/linear.tsv",
+        "benchmarks/finetune_expert/a.tsv",
+        "checkpoints/a/manifest.json",
         "config.yaml",
         MANIFEST,
     }
@@ -117,3 +137,11 @@ def test_an_unfinished_run_is_refused_before_anything_is_written(tmp_path):
         export_run(run.root, run.root)
     with pytest.raises(ConfigError, match="not a run folder"):
         export_run(tmp_path / "nowhere", tmp_path / "export")
+
+
+def test_plan_reads_the_costs_and_model_size_of_an_export_as_of_its_run(tmp_path):
+    run = with_plan_inputs(finished_run(tmp_path / "results" / "source"))
+    export_run(run.root, tmp_path / "export")
+    assert reference_seconds(tmp_path / "export").to_dict() == {"finetune_expert": 270.0, "merge_score": 41.5}
+    assert reference_seconds(tmp_path / "export").equals(reference_seconds(run.root))
+    assert parameter_count(tmp_path / "export") == parameter_count(run.root) == 134515008

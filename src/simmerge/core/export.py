@@ -2,7 +2,8 @@
 
 A run folder holds gigabytes of checkpoints and thousands of records; the commands that read a *finished* run —
 ``simmerge transfer`` (its fitted predictor and labels), ``simmerge replication`` (its labels, their items and its
-verdicts) and ``simmerge learning-curve`` (its labels and items) — read a few tables only. :func:`export_run`
+verdicts), ``simmerge learning-curve`` (its labels and items) and ``simmerge plan --reference`` (its job benchmarks
+and checkpoint manifests) — read a few tables only. :func:`export_run`
 copies those tables into a folder with the run folder's own layout (a skops predictor deflated, its entries
 unchanged), so that the export stands wherever a run folder does (``--from``, ``predictor.transfer_from``), on a
 machine that never had the run, and writes :data:`MANIFEST` beside them: each file's size and SHA-256 and the run's
@@ -22,7 +23,7 @@ from typing import Any
 
 from simmerge.core.config import ConfigError
 from simmerge.core.io import atomic_dir, read_json, sha256_file, write_json
-from simmerge.core.layout import RunLayout
+from simmerge.core.layout import MANIFEST_NAME, RunLayout
 
 MANIFEST = "export.json"
 
@@ -40,6 +41,12 @@ OPTIONAL: dict[str, Callable[[RunLayout], Path]] = {
     "comparison summary (verdicts)": lambda layout: layout.compare_summary,
     "selection methods": lambda layout: layout.search_summary,
     "results page": lambda layout: layout.results_page,
+}
+# What ``simmerge plan --reference`` reads: each rule's measured seconds per job, and the checkpoints' parameter
+# count that scales them to another model size.
+PLAN_INPUTS: dict[str, str] = {
+    "job benchmark (simmerge plan --reference)": "benchmarks/**/*.tsv",
+    "checkpoint manifest (simmerge plan --reference)": f"checkpoints/*/{MANIFEST_NAME}",
 }
 
 
@@ -98,6 +105,8 @@ def export_run(
         for what, path_of in {**REQUIRED, **OPTIONAL}.items()
         if (path := path_of(source)).is_file()
     }
+    for what, pattern in PLAN_INPUTS.items():
+        wanted |= {path.relative_to(source.root).as_posix(): (path, what) for path in sorted(source.root.glob(pattern))}
     if config is not None:
         wanted["config.yaml"] = (Path(config), "workflow config")
     files = {}
