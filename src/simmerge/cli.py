@@ -687,7 +687,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--target", default="all", help="the Snakemake target to plan (default: all)")
     p.add_argument(
-        "--reference", metavar="RUN_DIR", help="a finished run on this machine whose benchmark files give the costs"
+        "--reference",
+        metavar="RUN_DIR",
+        help="a finished run on this machine (or its simmerge export) whose benchmark files give the costs",
     )
     p.add_argument("--cores", type=int, default=2, help="cores the wall-time estimate assumes")
     p.add_argument("--tasks-dir", default="config/tasks")
