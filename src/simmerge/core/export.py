@@ -138,7 +138,7 @@ def deflated_copy(source: Path, target: Path) -> None:
     uncompressed)."""
     with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
         for entry in archive.infolist():
-            out.writestr(entry, archive.read(entry), compress_type=zipfile.ZIP_DEFLATED)
+            out.writestr(entry, archive.read(entry), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
 def verify_export(export_dir: str | os.PathLike) -> list[str]:
