@@ -136,7 +136,8 @@ def deflated_copy(source: Path, target: Path) -> None:
     """Copy a zip archive (a skops predictor) entry by entry, deflated: the same entries with their own timestamps
     (so the same archive always gives the same bytes), often a tenth of the bytes (a fitted forest is stored
     uncompressed)."""
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+    # an entry written from its ZipInfo takes its compression from the call, not from the ZipFile's defaults
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
         for entry in archive.infolist():
             out.writestr(entry, archive.read(entry), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
 
