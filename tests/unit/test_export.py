@@ -20,6 +20,7 @@ from simmerge.core.io import sha256_file, write_json, write_table
 from simmerge.core.layout import RunLayout
 from simmerge.core.provenance import describe, provenance
 from simmerge.evaluate.predictor import save_predictor
+from simmerge.features.definitions import feature_names
 from simmerge.plan import parameter_count, reference_seconds
 
 
@@ -150,3 +151,20 @@ def test_plan_reads_the_costs_and_model_size_of_an_export_as_of_its_run(tmp_path
     assert reference_seconds(tmp_path / "export").to_dict() == {"finetune_expert": 270.0, "merge_score": 41.5}
     assert reference_seconds(tmp_path / "export").equals(reference_seconds(run.root))
     assert parameter_count(tmp_path / "export") == parameter_count(run.root) == 134515008
+
+
+def test_a_learning_curve_from_the_export_holds_out_the_runs_near_duplicates_together(tmp_path, capsys):
+    run = finished_run(tmp_path / "source")
+    table = pd.read_parquet(run.labels_parquet)
+    write_table(table.assign(**dict.fromkeys(feature_names(), table["signal"])), run.labels_parquet)
+    write_json({"groups": ["e0+e1"]}, run.comparison_summary("checkpoint"))
+    export_run(run.root, tmp_path / "export")
+    curves = []
+    for folder in (run.root, tmp_path / "export"):
+        out = tmp_path / "curves" / folder.name
+        assert main(["learning-curve", "--run", str(folder), "--sizes", "1,3", "--repeats", "6", "-o", str(out)]) == 0
+        curves.append(pd.read_csv(out / "curve.csv"))
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(*curves)
+    held_out = set(curves[0]["test"])
+    assert "e0+e1" in held_out and not {"e0", "e1"} & held_out

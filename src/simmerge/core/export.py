@@ -39,6 +39,7 @@ OPTIONAL: dict[str, Callable[[RunLayout], Path]] = {
     "ranking summary": lambda layout: layout.ranking_summary,
     "best operator per pair": lambda layout: layout.ranking_best_per_pair,
     "comparison summary (verdicts)": lambda layout: layout.compare_summary,
+    "held-out checkpoint groups (learning-curve)": lambda layout: layout.comparison_summary("checkpoint"),
     "selection methods": lambda layout: layout.search_summary,
     "results page": lambda layout: layout.results_page,
 }
