@@ -126,7 +126,7 @@ def main() -> None:
         transfers = transfer_rows(args.run, Path(scratch), args.seed)
         curves = {run: learning_curve(run, Path(scratch), args.sizes, args.repeats, args.seed) for run in args.run}
     command = "benchmarks/across_catalogs.py " + " ".join(f"--run {run}" for run in args.run)
-    if (args.sizes, args.repeats, args.seed) != ("1,2,3,4,6", 20, 0):
+    if any(getattr(args, name) != parser.get_default(name) for name in ("sizes", "repeats", "seed")):
         command += f" --sizes {args.sizes} --repeats {args.repeats} --seed {args.seed}"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     lines = [
