@@ -93,7 +93,10 @@ def curve_text(summary: pd.DataFrame) -> str:
     cells = pd.DataFrame(
         {
             "training pairs": summary["n_pairs"].astype(int).astype(str),
-            "repeats": summary["repeats"].astype(int).astype(str),
+            "repeats": [
+                f"{int(row['repeats'])}" + ("" if row["supported"] else " (under half)")
+                for row in summary.to_dict("records")
+            ],
             "simmerge": summary["simmerge"].map("{:.3f}".format),
             "best fixed": summary["best_fixed"].map("{:.3f}".format),
             "oracle": summary["oracle"].map("{:.3f}".format),
@@ -108,7 +111,10 @@ def curve_text(summary: pd.DataFrame) -> str:
 def break_even_text(summary: pd.DataFrame) -> str:
     found = break_even(summary)
     if found is None:
-        return "break-even not reached at these sizes (no interval of SimMerge − best fixed lies above 0 from there on)"
+        return (
+            "break-even not reached at the sizes that at least half of the repeats reach (no interval of SimMerge − "
+            "best fixed lies above 0 from there on)"
+        )
     return f"break-even at {found} labelled pairs"
 
 
@@ -151,7 +157,8 @@ def main() -> None:
         "`simmerge learning-curve --run R`: each repeat holds out one checkpoint group (near-duplicates together), "
         "trains on n of the unordered pairs among the other checkpoints only, and scores the held-out pairs as the "
         "comparison does; mean over repeats, 95 % percentile interval of the per-repeat means. A size larger than "
-        "a repeat's pool is capped at the pool.",
+        "a repeat's pool is capped at the pool; a size that fewer than half the repeats reach is marked (under half) "
+        "and does not count for the break-even (it rests on the few draws with a large pool).",
     ]
     for run, summary in curves.items():
         lines += ["", f"### {run}", "", curve_text(summary), "", f"{run}: {break_even_text(summary)}."]

@@ -429,8 +429,8 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
     out = Path(args.output or layout.root / "learning_curve")
     write_table(curve, out / "curve.csv")
     write_table(summary, out / "summary.csv")
-    shown = ["n_pairs", "repeats", "simmerge", "best_fixed", "oracle", "gap_closure", "top1_tied", "difference"]
-    shown += ["difference_lo", "difference_hi"]
+    shown = ["n_pairs", "repeats", "supported", "simmerge", "best_fixed", "oracle", "gap_closure", "top1_tied"]
+    shown += ["difference", "difference_lo", "difference_hi"]
     print(summary[shown].to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     found = break_even(summary)
     print(f"break-even: {found} labelled pairs" if found else "break-even: not reached at these sizes")

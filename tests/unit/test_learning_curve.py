@@ -33,3 +33,15 @@ def test_more_labelled_pairs_close_more_of_the_gap_until_simmerge_beats_the_best
     assert summary.loc[15, "beats_best_fixed"] and summary.loc[15, "difference_lo"] > 0
     assert break_even(curve_summary(curve)) in {1, 3, 15}
     assert break_even(summary.reset_index().assign(beats_best_fixed=False)) is None
+
+
+def test_a_size_that_few_repeats_reach_is_shown_but_never_called_a_break_even():
+    table = labels(0, experts=EXPERTS)
+    curve = learning_curve(table, FEATURES, OPERATORS, sizes=[1, 15], test_groups=1, repeats=8, seed=0)
+    # keep 15 pairs in only 3 of the 8 repeats, as when most held-out draws leave a pool smaller than the size
+    sparse = curve[(curve["n_pairs"] == 1) | curve["repeat"].isin([0, 1, 2])]
+    summary = curve_summary(sparse).set_index("n_pairs")
+    assert summary.loc[15, "repeats"] == 3 and not summary.loc[15, "supported"] and summary.loc[1, "supported"]
+    assert summary.loc[15, "beats_best_fixed"]
+    assert break_even(summary.reset_index().assign(beats_best_fixed=[False, True])) is None
+    assert break_even(curve_summary(curve).assign(beats_best_fixed=[False, True])) == 15

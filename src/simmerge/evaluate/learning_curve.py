@@ -128,10 +128,13 @@ def learning_curve(
 
 def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
     """Per number of training pairs: repeats, mean and 95 % percentile interval over repeats of each metric,
-    gap closure on the means, and whether SimMerge − best fixed is above 0 over the interval."""
+    gap closure on the means, whether SimMerge − best fixed is above 0 over the interval, and ``supported``:
+    whether at least half of the curve's repeats reached that size (a size beyond most repeats' training pool
+    rests on the few draws whose pool was large, which are not the same population)."""
+    drawn = curve["repeat"].nunique()
     rows = []
     for n_pairs, group in curve.groupby("n_pairs", sort=True):
-        row: dict[str, float] = {"n_pairs": n_pairs, "repeats": len(group)}
+        row: dict[str, float] = {"n_pairs": n_pairs, "repeats": len(group), "supported": 2 * len(group) >= drawn}
         for metric in CURVE_METRICS:
             values = group[metric].dropna().to_numpy(float)
             row[metric] = float(values.mean()) if len(values) else math.nan
@@ -146,8 +149,9 @@ def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
 
 def break_even(summary: pd.DataFrame) -> int | None:
     """The smallest number of labelled pairs from which SimMerge beats the best fixed policy (interval above 0 at
-    that size and every larger one); None if it never does."""
-    beats = summary.sort_values("n_pairs")
+    that size and every larger one), among the sizes that at least half of the repeats reached; None if it never
+    does."""
+    beats = summary[summary["supported"]].sort_values("n_pairs")
     for index in range(len(beats)):
         if beats["beats_best_fixed"].iloc[index:].all():
             return int(beats["n_pairs"].iloc[index])
