@@ -5,33 +5,22 @@ from simmerge.catalog.build import checkpoint_dir, trusts_remote_code
 from simmerge.core.io import write_json
 from simmerge.core.logs import log_to
 from simmerge.core.runtime import runtime_settings
-from simmerge.evaluate.methods import item_halves, split_digest
-from simmerge.evaluate.selection import unit_of
-from simmerge.merges.cma import Genome, best_parent_metrics, cma_merge_search
+from simmerge.evaluate.methods import cma_search_record
 from simmerge.run import TASK_DIR
 
 with log_to(snakemake.log[0]):
     spec = snakemake.params.cma
-    a, b = snakemake.wildcards.a, snakemake.wildcards.b
     runtime = runtime_settings(snakemake.config)
-    labels = pd.read_parquet(snakemake.input.labels)
-    _, items, halves = item_halves(labels, pd.read_parquet(snakemake.input.outcomes), spec["split_seed"])
-    unit = unit_of(a, b)
-    if unit not in items:
-        raise ValueError(
-            f"pair {unit}: its merges were not all scored on the same items, so the methods comparison has no "
-            f"search and held-out halves for it; check the labels of ({a}, {b}) in {snakemake.input.labels}"
-        )
-    search, held_out = halves[unit]
-    keys = items[unit].keys
-    record = cma_merge_search(
-        Genome(spec["genome"]),
-        checkpoint_dir(snakemake.input.a),
-        checkpoint_dir(snakemake.input.b),
-        checkpoint_dir(snakemake.input.base),
-        search_keys=keys.iloc[search].reset_index(drop=True),
-        held_out_keys=keys.iloc[held_out].reset_index(drop=True),
-        best_parent=best_parent_metrics(labels, a, b),
+    record = cma_search_record(
+        pd.read_parquet(snakemake.input.labels),
+        pd.read_parquet(snakemake.input.outcomes),
+        snakemake.wildcards.a,
+        snakemake.wildcards.b,
+        genome=spec["genome"],
+        split_seed=spec["split_seed"],
+        a_dir=checkpoint_dir(snakemake.input.a),
+        b_dir=checkpoint_dir(snakemake.input.b),
+        base_dir=checkpoint_dir(snakemake.input.base),
         task_dir=TASK_DIR,
         data_files=dict(zip(spec["tasks"], snakemake.input.eval, strict=True)),
         budget=spec["budget"],
@@ -47,5 +36,4 @@ with log_to(snakemake.log[0]):
         ),
         **snakemake.params.scoring,
     )
-    digest = split_digest(items[unit], halves[unit])
-    write_json({**record, "a": a, "b": b, "unit": unit, "split_digest": digest}, snakemake.output.record)
+    write_json(record, snakemake.output.record)

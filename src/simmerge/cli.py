@@ -231,6 +231,62 @@ def cmd_merge_pair(args: argparse.Namespace) -> None:
         print(text)
 
 
+def cmd_cma_search(args: argparse.Namespace) -> None:
+    from simmerge.catalog.build import trusts_remote_code
+    from simmerge.core.runtime import RUNTIME_KEYS
+    from simmerge.evaluate.methods import cma_search_record
+
+    catalog = _load_catalog(args.config)
+    pair = sorted((args.a, args.b))
+    if pair not in [list(unit) for unit in catalog.unordered_pairs]:
+        experts = ", ".join(catalog.expert_names)
+        raise ConfigError(f"({args.a}, {args.b}) is not a pair of experts of {args.config}; experts: {experts}")
+    layout = _layout(args, catalog)
+    tasks = catalog.merge_tasks(*pair)
+    needed = {name: layout.checkpoint_manifest(name) for name in (*pair, catalog.base.name)}
+    needed |= {f"eval data of {task}": layout.task_data(task, "eval") for task in tasks}
+    needed |= {"labels": layout.labels_parquet, "per-item outcomes": layout.label_items}
+    missing = [f"{what} ({path})" for what, path in needed.items() if not path.is_file()]
+    if missing:
+        raise ConfigError(
+            f"not built yet in {layout.root}: {'; '.join(missing)}; run `snakemake all_catalog all_labels` first "
+            "(or copy the labels and per-item outcomes of an export of this run)"
+        )
+    spec = catalog.config.predictor.cma_search
+    runtime = runtime_settings(catalog.config)
+    manifests = [needed[name] for name in (*pair, catalog.base.name)]
+    record = cma_search_record(
+        pd.read_parquet(layout.labels_parquet),
+        pd.read_parquet(layout.label_items),
+        *pair,
+        genome=spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}),
+        split_seed=catalog.predictor_seed,
+        a_dir=checkpoint_dir(manifests[0]),
+        b_dir=checkpoint_dir(manifests[1]),
+        base_dir=checkpoint_dir(manifests[2]),
+        task_dir=args.tasks_dir,
+        data_files={task: needed[f"eval data of {task}"] for task in tasks},
+        budget=spec.budget,
+        popsize=spec.popsize,
+        sigma0=spec.sigma0,
+        seed=catalog.merge_seed,
+        items=spec.items,
+        threads=args.threads,
+        batch_size=runtime.batch_size,
+        scratch_dir=runtime.scratch_dir,
+        trust_remote_code=all(trusts_remote_code(path) for path in manifests),
+        **catalog.config.scoring.model_dump(exclude=RUNTIME_KEYS["scoring"]),
+    )
+    out = Path(args.output) if args.output else layout.cma_record(*pair)
+    write_json(record, out)
+    for generation in record["generations"]:
+        print(
+            f"{generation['evaluations']:3d} evaluations: search {generation['search_score']:.3f}, held out "
+            f"{generation['held_out_score']:.3f} at {json.dumps(generation['parameters'])}"
+        )
+    print(f"wrote {out} ({record['wall_seconds']:.0f} s)")
+
+
 def cmd_recommend(args: argparse.Namespace) -> None:
     from simmerge.recommend import predict_pair, recommendation_yaml, resolve_member
 
@@ -546,6 +602,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("-o", "--output", help="write the record here (default: stdout)")
     p.set_defaults(func=cmd_merge_pair)
+
+    p = sub.add_parser(
+        "cma-search", help="CMA-ES over one expert pair's merge parameters, real merges scored (rule cma_search)"
+    )
+    p.add_argument("a", help="one expert of the pair")
+    p.add_argument("b", help="the other expert")
+    p.add_argument("--config", default="config/config.yaml", help="workflow config (default: config/config.yaml)")
+    p.add_argument("--run", help="the run's results folder (default: results/<run_name>)")
+    p.add_argument("--tasks-dir", default=TASK_DIR)
+    p.add_argument("--threads", type=int)
+    p.add_argument("-o", "--output", help="write the record here (default: the run's search/cma/<a>__<b>.json)")
+    p.set_defaults(func=cmd_cma_search)
 
     p = sub.add_parser("recommend", help="predict every operator and order for two checkpoints; write the best")
     p.add_argument("a", help="a catalog expert of the run, or a checkpoint directory sharing the run's base")

@@ -348,6 +348,21 @@ def test_merge_pair_command_reproduces_the_rules_record(smoke_run, tmp_path, mon
     assert main(["merge-pair", a, b, "--operator", "nope", "--config", "config/smoke.yaml"]) == 2
 
 
+def test_cma_search_by_hand_makes_the_rules_record(smoke_run, tmp_path, monkeypatch, capsys):
+    from simmerge.cli import main
+
+    a, b = sorted(MODELS[1:3])
+    monkeypatch.chdir(smoke_run)
+    out = tmp_path / "cma.json"
+    assert main(["cma-search", b, a, "--config", "config/smoke.yaml", "--threads", "1", "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    by_cli, by_rule = read_json(out), read_json(results(smoke_run) / "search" / "cma" / f"{a}__{b}.json")
+    assert (by_cli["a"], by_cli["b"], by_cli["split_digest"]) == (by_rule["a"], by_rule["b"], by_rule["split_digest"])
+    for mine, theirs in zip(by_cli["generations"], by_rule["generations"], strict=True):
+        assert mine["parameters"] == theirs["parameters"] and mine["held_out_score"] == theirs["held_out_score"]
+    assert main(["cma-search", a, "nope", "--config", "config/smoke.yaml"]) == 2
+
+
 def test_costs_split_every_merge_job_into_merge_scoring_and_overhead(smoke_run, capsys):
     from simmerge.cli import main
     from simmerge.core.layout import RunLayout

@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -461,6 +462,51 @@ def split_digest(items: UnitItems, halves: tuple[np.ndarray, np.ndarray]) -> str
     return digest.hexdigest()
 
 
+def cma_search_record(
+    labels: pd.DataFrame,
+    label_items: pd.DataFrame,
+    a: str,
+    b: str,
+    *,
+    genome: Mapping[str, Any],
+    split_seed: int,
+    a_dir: str | os.PathLike,
+    b_dir: str | os.PathLike,
+    base_dir: str | os.PathLike,
+    **search: Any,
+) -> dict[str, Any]:
+    """CMA-ES over the merge parameters of the pair (a, b) on the pair's search half of the methods comparison's
+    items (:func:`item_halves` with ``split_seed``), each generation's best scored on the held-out half: the record
+    of rule ``cma_search`` (and ``simmerge cma-search``), with the digest of the split it was made on.
+
+    ``search`` holds the keyword arguments of :func:`simmerge.merges.cma.cma_merge_search` other than the genome,
+    the checkpoints, the item halves and the normaliser, which come from here.
+    """
+    from simmerge.evaluate.selection import unit_of
+    from simmerge.merges.cma import Genome, best_parent_metrics, cma_merge_search
+
+    _, items, halves = item_halves(labels, label_items, split_seed)
+    unit = unit_of(a, b)
+    if unit not in items:
+        raise ValueError(
+            f"pair {unit}: its merges were not all scored on the same items, so the methods comparison has no "
+            f"search and held-out halves for it; check the labels of ({a}, {b})"
+        )
+    search_half, held_out_half = halves[unit]
+    keys = items[unit].keys
+    record = cma_merge_search(
+        Genome(genome),
+        a_dir,
+        b_dir,
+        base_dir,
+        search_keys=keys.iloc[search_half].reset_index(drop=True),
+        held_out_keys=keys.iloc[held_out_half].reset_index(drop=True),
+        best_parent=best_parent_metrics(labels, a, b),
+        **search,
+    )
+    return {**record, "a": a, "b": b, "unit": unit, "split_digest": split_digest(items[unit], halves[unit])}
+
+
 def compare_methods(
     labels: pd.DataFrame,
     label_items: pd.DataFrame,
@@ -707,6 +753,7 @@ __all__ = [
     "SimMergePlusK",
     "SuccessiveHalving",
     "Training",
+    "cma_search_record",
     "compare_methods",
     "evaluations_to_match",
     "held_out_score",
