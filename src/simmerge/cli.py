@@ -489,7 +489,11 @@ def cmd_learning_curve(args: argparse.Namespace) -> None:
     shown += ["difference", "difference_lo", "difference_hi"]
     print(summary[shown].to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     found = break_even(summary)
-    print(f"break-even: {found} labelled pairs" if found else "break-even: not reached at these sizes")
+    print(
+        f"break-even: {found} labelled pairs"
+        if found
+        else "break-even: not reached at the sizes that at least half of the repeats reach (column supported)"
+    )
     print(f"wrote {out}/curve.csv and summary.csv")
 
 
