@@ -554,6 +554,13 @@ def cmd_search(args: argparse.Namespace) -> None:
 def _comparison_groups(layout: RunLayout) -> dict[str, str]:
     """The comparison's hold-out groups (near-duplicates; named by their members joined with "+"), by member."""
     path = layout.comparison_summary("checkpoint")
+    if not path.is_file():
+        print(
+            f"warning: {path} is missing, so every checkpoint is held out alone (near-duplicates are not held out "
+            "together as in the run's comparison); run `snakemake all_compare` for this run, or copy that file from "
+            "its export",
+            file=sys.stderr,
+        )
     named = json.loads(path.read_text(encoding="utf-8")).get("groups", []) if path.is_file() else []
     return {member: group for group in named for member in group.split("+")}
 
