@@ -62,8 +62,8 @@ def same_labels_and_checkpoints(run: RunLayout, export: RunLayout) -> str:
     )
 
 
-def interval(row: pd.Series, key: str) -> str:
-    return f"{row[key]:+.3f} [{row[f'{key}_lo']:+.3f}, {row[f'{key}_hi']:+.3f}]"
+def interval(row: pd.Series, key: str, sign: str = "+") -> str:
+    return f"{row[key]:{sign}.3f} [{row[f'{key}_lo']:{sign}.3f}, {row[f'{key}_hi']:{sign}.3f}]"
 
 
 def methods_text(summary: pd.DataFrame) -> str:
@@ -74,7 +74,7 @@ def methods_text(summary: pd.DataFrame) -> str:
                 for method, bound in zip(summary["method"], summary["bound"], strict=True)
             ],
             "pairs": summary["pairs"].astype(int).astype(str),
-            "held-out score": [interval(row, "score").lstrip("+") for _, row in summary.iterrows()],
+            "held-out score": [interval(row, "score", sign="") for _, row in summary.iterrows()],
             "regret": summary["regret"].map("{:.3f}".format),
             "− SimMerge (paired)": [interval(row, "difference") for _, row in summary.iterrows()],
             "merges": summary["merges"].map("{:.1f}".format),
