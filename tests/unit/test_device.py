@@ -23,14 +23,16 @@ import torch
 import yaml
 from shipped_configs import read_config
 from synthetic_summaries import Synth
+from test_compare import label_items as compare_label_items
+from test_compare import labels as compare_labels
 
 import simmerge
 import simmerge.multiway.execution
 from simmerge.catalog.build import finetune_checkpoint, tiny_checkpoint
 from simmerge.core.device import resolve_device
 from simmerge.core.io import write_json
+from simmerge.evaluate.methods import cma_search_record
 from simmerge.features.probe_pass import probe_task
-from simmerge.merges.cma import Genome, cma_merge_search
 from simmerge.merges.merging import merge_score
 from simmerge.merges.scoring import score_checkpoint
 from simmerge.multiway.execution import merge_node, plan_set, score_node
@@ -120,20 +122,24 @@ def run_merge_score(tmp: Path, monkeypatch) -> None:
 
 def run_cma_search(tmp: Path, monkeypatch) -> None:
     spec = load(read_config("smoke.yaml"), workdir=REPO).config.predictor.cma_search
-    data = tmp / "alpha" / "eval.jsonl"
-    data.parent.mkdir()
-    jsonl(data, [{"prompt": "Chile:", "answer": "Santiago"}, {"prompt": "Peru:", "answer": "Lima"}])
-    keys = pd.DataFrame({"task": ["alpha", "alpha"], "subtask": ["alpha", "alpha"], "doc_id": [0, 1]})
-    cma_merge_search(
-        Genome(spec.model_dump(include={"method", "parameters", "model_parameters", "genes"})),
-        checkpoint(tmp / "a"),
-        checkpoint(tmp / "b"),
-        checkpoint(tmp / "base"),
-        search_keys=keys.iloc[:1],
-        held_out_keys=keys.iloc[1:],
-        best_parent={"alpha": 0.5},
+    table = compare_labels(0)
+    data_files = {}
+    for task in sorted(table["task"].unique()):
+        data_files[task] = tmp / task / "eval.jsonl"
+        data_files[task].parent.mkdir()
+        jsonl(data_files[task], [{"prompt": "Chile:", "answer": "Santiago"}, {"prompt": "Peru:", "answer": "Lima"}])
+    cma_search_record(
+        table,
+        compare_label_items(table, n_items=2, shared=True),
+        "e0",
+        "e1",
+        genome=spec.model_dump(include={"method", "parameters", "model_parameters", "genes"}),
+        split_seed=0,
+        a_dir=checkpoint(tmp / "a"),
+        b_dir=checkpoint(tmp / "b"),
+        base_dir=checkpoint(tmp / "base"),
         task_dir=tmp / "tasks",
-        data_files={"alpha": data},
+        data_files=data_files,
         budget=spec.budget,
         popsize=spec.popsize,
         sigma0=spec.sigma0,
@@ -204,7 +210,7 @@ ENTRY_POINTS: dict[str, tuple[Callable, Callable[[Path, pytest.MonkeyPatch], Non
     "probe_pass": (probe_task, run_probe_pass),
     "expert_scores": (score_checkpoint, run_expert_scores),
     "merge_score": (merge_score, run_merge_score),
-    "cma_search": (cma_merge_search, run_cma_search),
+    "cma_search": (cma_search_record, run_cma_search),
     "multiway_node": (merge_node, run_multiway_node),
     "multiway_plan": (plan_set, run_multiway_plan),
     "multiway_score": (score_node, run_multiway_score),
