@@ -9,7 +9,9 @@ candidates of that pair (its labels): the paired difference from the pair's best
 nearest one, with the paired standard error. An operator is worth a place in the grid when it is **distinct** (more
 than ``tie_z`` paired standard errors from every grid candidate on some pair: it adds spread, not a copy) and
 **competitive** (within ``tie_z`` standard errors of the pair's best grid candidate, or above it, on some pair);
-its merge and scoring seconds say what it would add to the grid. Writes docs/extra-operators.md.
+its merge and scoring seconds say what it would add to the grid. The operators join one at a time, each judged
+again against the grid plus those that joined before it, so that two operators finding the same merge do not both
+join. Writes docs/extra-operators.md.
 
     .venv/bin/python benchmarks/extra_operators.py --run results/default --pairs emoji,rhyme de,fr [--threads 1]
 """
@@ -52,21 +54,41 @@ def item_vector(items: pd.DataFrame, keys: pd.DataFrame, best: dict[str, float])
     return joined["score"].to_numpy(float) / joined["task"].map(best).to_numpy(float)
 
 
+def judged(vector: np.ndarray, against: dict[str, np.ndarray], tasks: np.ndarray) -> dict:
+    """A candidate's item vector against a set of candidates of its pair: the paired difference from their best,
+    and |difference| / SE from the nearest."""
+    scores = {name: task_mean(other, tasks) for name, other in against.items()}
+    top = max(scores, key=scores.get)
+    versus_best = difference_of(vector, against[top], tasks)
+    nearest = min(
+        (difference_of(vector, other, tasks) for other in against.values()),
+        key=lambda d: abs(d.difference) / d.stderr if d.stderr > 0 else 0.0,
+    )
+    return {
+        "grid_best": scores[top],
+        "grid_best_operator": top,
+        "vs_best": versus_best.difference,
+        "vs_best_se": versus_best.stderr,
+        "nearest_z": abs(nearest.difference) / nearest.stderr if nearest.stderr > 0 else 0.0,
+    }
+
+
 def measure_pair(
     catalog, layout: RunLayout, labels, label_items, a: str, b: str, threads: int, operators: list[str]
-) -> list[dict]:
+) -> dict:
+    """Every operator of ``operators`` merged and scored on the pair (a, b): its candidates' rows, judged against
+    the run's grid, their item vectors, and the grid's, on the pair's label items."""
     rows = training_rows(labels)
     unit = unit_of(a, b)
     grid = unit_items(rows, label_items, units_of_rows(rows))[unit]
+    grid_vectors = {"@".join(part for part in key if part): vector for key, vector in grid.vectors.items()}
     best_parent = best_parent_metrics(labels, a, b)
     tasks = catalog.merge_tasks(a, b)
     data = {task: layout.task_data(task, "eval") for task in tasks}
     dirs = {name: checkpoint_dir(layout.checkpoint_manifest(name)) for name in (a, b, catalog.base.name)}
     parents = {name: read_scores([layout.expert_scores(name, task) for task in tasks])[name] for name in (a, b)}
-    grid_scores = {key: grid.score(vector) for key, vector in grid.vectors.items()}
-    top = max(grid_scores, key=grid_scores.get)
     extras = load_operators(operators)
-    out = []
+    out, vectors = [], []
     for name, operator in extras.items():
         for first, second in [(a, b), (b, a)] if operator.order_sensitive else [(a, b)]:
             record = merge_score(
@@ -80,28 +102,20 @@ def measure_pair(
                 seeds=catalog.merge_seeds if operator.randomised else [0],
                 threads=threads,
             )
+            anchor = first if operator.order_sensitive else ""
             if record["status"] != "ok":
-                out.append({"pair": unit, "operator": name, "anchor": first if operator.order_sensitive else "",
-                            "status": record["status"]})  # fmt: skip
+                out.append({"pair": unit, "operator": name, "anchor": anchor, "status": record["status"]})
                 continue
             vector = item_vector(record.pop("items"), grid.keys, best_parent)
-            versus_best = difference_of(vector, grid.vectors[top], grid.tasks)
-            nearest = min(
-                (difference_of(vector, other, grid.tasks) for other in grid.vectors.values()),
-                key=lambda d: abs(d.difference) / d.stderr if d.stderr > 0 else 0.0,
-            )
+            vectors.append(vector)
             out.append(
                 {
                     "pair": unit,
                     "operator": name,
-                    "anchor": first if operator.order_sensitive else "",
+                    "anchor": anchor,
                     "status": "ok",
                     "score": task_mean(vector, grid.tasks),
-                    "grid_best": grid_scores[top],
-                    "grid_best_operator": "@".join(part for part in top if part),
-                    "vs_best": versus_best.difference,
-                    "vs_best_se": versus_best.stderr,
-                    "nearest_z": abs(nearest.difference) / nearest.stderr if nearest.stderr > 0 else 0.0,
+                    **judged(vector, grid_vectors, grid.tasks),
                     "merge_s": sum(run["wall_seconds"] for run in record["runs"]),
                     "score_s": sum(run["eval_seconds"] for run in record["runs"]),
                     "merges": len(record["runs"]),
@@ -109,28 +123,76 @@ def measure_pair(
                 }
             )
             print(out[-1], flush=True)
-    return out
+    ok = [row for row in out if row["status"] == "ok"]
+    return {
+        "unit": unit,
+        "tasks": grid.tasks,
+        "grid": grid_vectors,
+        "rows": out,
+        "candidates": [
+            (row["operator"], f"{row['operator']}@{row['anchor']}".rstrip("@"), vector)
+            for row, vector in zip(ok, vectors, strict=True)
+        ],
+    }
 
 
-def decide(per_candidate: pd.DataFrame, z: float) -> pd.DataFrame:
+def both_counts(pairs: list[dict], operators: list[str], joined: list[str], z: float) -> dict[str, int]:
+    """Per operator of ``operators``: on how many pairs one of its candidates is distinct from, and competitive
+    with, every candidate of the grid plus the operators in ``joined``."""
+    counts = dict.fromkeys(operators, 0)
+    for pair in pairs:
+        against = dict(pair["grid"])
+        against.update({label: vector for operator, label, vector in pair["candidates"] if operator in joined})
+        for operator in operators:
+            verdicts = [
+                judged(vector, against, pair["tasks"]) for name, _, vector in pair["candidates"] if name == operator
+            ]
+            counts[operator] += any(v["nearest_z"] > z and v["vs_best"] > -z * v["vs_best_se"] for v in verdicts)
+    return counts
+
+
+def joining_order(pairs: list[dict], operators: list[str], z: float) -> list[tuple[str, int]]:
+    """The operators that join the grid, in order, each with the pairs where it is distinct and competitive
+    against the grid plus those that joined before it: the one with the most such pairs joins first (the
+    cheaper on a tie, by the order of ``operators``), then the others are judged again, until none has a pair."""
+    joined: list[tuple[str, int]] = []
+    while remaining := [operator for operator in operators if operator not in dict(joined)]:
+        counts = both_counts(pairs, remaining, [name for name, _ in joined], z)
+        best = max(remaining, key=lambda operator: counts[operator])
+        if counts[best] == 0:
+            break
+        joined.append((best, counts[best]))
+    return joined
+
+
+def decide(per_candidate: pd.DataFrame, pairs: list[dict], z: float) -> pd.DataFrame:
     """Per operator over the pairs: mean score and difference from each pair's best grid candidate, on how many
     pairs it is distinct from every grid candidate and competitive with the best, its cost, and the decision."""
     ok = per_candidate[per_candidate["status"] == "ok"].copy()
     ok["distinct"] = ok["nearest_z"] > z
     ok["competitive"] = ok["vs_best"] > -z * ok["vs_best_se"]
+    ok["both"] = ok["distinct"] & ok["competitive"]
     table = ok.groupby("operator", sort=False).agg(
         candidates=("pair", "size"),
         score=("score", "mean"),
         vs_grid_best=("vs_best", "mean"),
         distinct=("distinct", "sum"),
         competitive=("competitive", "sum"),
-        both=("distinct", lambda d: int((d & ok.loc[d.index, "competitive"]).sum())),
         merge_s=("merge_s", "mean"),
         score_s=("score_s", "mean"),
     )
+    table.insert(5, "both", 0)
+    table["both"] = ok[ok["both"]].groupby("operator")["pair"].nunique().reindex(table.index, fill_value=0)
     failed = per_candidate[per_candidate["status"] != "ok"].groupby("operator").size()
     table["failed"] = failed.reindex(table.index, fill_value=0)
-    table["joins"] = np.where(table["both"] > 0, "yes", "no")
+    # cheaper first: the tie-break of the joining order
+    by_cost = (table["merge_s"] + table["score_s"]).sort_values(kind="stable").index.tolist()
+    joined = joining_order(pairs, by_cost, z)
+    order = {name: position for position, (name, _) in enumerate(joined, start=1)}
+    table["both_after_joined"] = [
+        dict(joined).get(name, both_counts(pairs, [name], list(order), z)[name]) for name in table.index
+    ]
+    table["joins"] = [f"yes ({order[name]})" if name in order else "no" for name in table.index]
     return table.reset_index()
 
 
@@ -174,15 +236,15 @@ def main() -> None:
             parser.error(f"--pairs {','.join(pair)}: not an expert pair with labels in {layout.labels_parquet}")
     arguments = [(catalog, layout, labels, label_items, a, b, args.threads, operators) for a, b in pairs]
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
-        measured = [row for rows in pool.map(measure_pair, *zip(*arguments, strict=True)) for row in rows]
-    per_candidate = pd.DataFrame(measured)
+        measured = list(pool.map(measure_pair, *zip(*arguments, strict=True)))
+    per_candidate = pd.DataFrame([row for pair in measured for row in pair["rows"]])
     measured_what = (
         f"The operators {', '.join(operators)}"
         if args.operators
         else "Every operator of `AVAILABLE_OPERATORS` not in the run's grid"
     )
     z = catalog.config.merges.tie_z
-    table = decide(per_candidate, z)
+    table = decide(per_candidate, measured, z)
     shown = per_candidate[per_candidate["status"] == "ok"].drop(columns=["status"])
     lines = [
         f"# mergekit's other two-model methods: spread and cost on `{args.run}`",
@@ -197,8 +259,10 @@ def main() -> None:
         "of an order-sensitive one, every seed of a randomised one), compared on the same items with the run's grid "
         f"candidates of that pair. `vs grid best`: paired difference from the pair's best grid candidate; "
         f"`nearest z`: paired |difference| / SE from the closest grid candidate. **distinct**: nearest z > {z:g} "
-        f"(`merges.tie_z`); **competitive**: not below the grid's best by more than {z:g} paired SE. An operator "
-        "joins the default grid when it is both on at least one pair.",
+        f"(`merges.tie_z`); **competitive**: not below the grid's best by more than {z:g} paired SE; `both`: pairs "
+        "where one of its candidates is both. The operators join one at a time: the one with the most such pairs "
+        "(the cheaper on a tie), then every other is judged again against the grid plus those that joined "
+        "(`both_after_joined`), until none is both on any pair; `joins` gives the order.",
         "",
         page_table(table),
         "",
