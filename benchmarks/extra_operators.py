@@ -171,7 +171,6 @@ def decide(per_candidate: pd.DataFrame, pairs: list[dict], z: float) -> pd.DataF
     ok = per_candidate[per_candidate["status"] == "ok"].copy()
     ok["distinct"] = ok["nearest_z"] > z
     ok["competitive"] = ok["vs_best"] > -z * ok["vs_best_se"]
-    ok["both"] = ok["distinct"] & ok["competitive"]
     table = ok.groupby("operator", sort=False).agg(
         candidates=("pair", "size"),
         score=("score", "mean"),
@@ -181,8 +180,7 @@ def decide(per_candidate: pd.DataFrame, pairs: list[dict], z: float) -> pd.DataF
         merge_s=("merge_s", "mean"),
         score_s=("score_s", "mean"),
     )
-    table.insert(5, "both", 0)
-    table["both"] = ok[ok["both"]].groupby("operator")["pair"].nunique().reindex(table.index, fill_value=0)
+    table.insert(5, "both", pd.Series(both_counts(pairs, list(table.index), [], z)))
     failed = per_candidate[per_candidate["status"] != "ok"].groupby("operator").size()
     table["failed"] = failed.reindex(table.index, fill_value=0)
     # cheaper first: the tie-break of the joining order
