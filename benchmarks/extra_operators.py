@@ -2,7 +2,7 @@
 
 For each given expert pair of a finished run, merges and scores every documented operator that is not in the run's
 grid (``simmerge.core.config.AVAILABLE_OPERATORS``: sce, karcher, multislerp, della_linear, breadcrumbs_ties,
-nearswap, arcee_fusion, model_stock, ram, ramplus_tl and the Mixup-style linear) with
+arcee_fusion, model_stock, ram, ramplus_tl and the Mixup-style linear; nearswap until it joined the default grid) with
 :func:`simmerge.merges.merging.merge_score` — the body of rule ``merge_score``, both orders of an order-sensitive
 operator, every seed of a randomised one — and compares each, item by item on the same items, with the run's grid
 candidates of that pair (its labels): the paired difference from the pair's best grid candidate and from the

@@ -21,17 +21,17 @@ def catalog(name: str):
 def test_the_default_grid_holds_its_merges_seeds_and_items():
     default = catalog("config.yaml")
     work = run_work(default)
-    # 10 unordered pairs: 9 symmetric operators once, 2 order-sensitive ones in both orders -> 130 jobs, 13 per pair;
+    # 10 unordered pairs: 9 symmetric operators once, 3 order-sensitive ones in both orders -> 150 jobs, 15 per pair;
     # dare_ties, dare_linear and della merge with 2 more seeds on the 3 pairs of merges.repeat_pairs
     assert len(default.repeat_pairs) == 3
-    assert (work.merge_jobs, work.merges) == (130, 130 + 3 * 3 * 2)
+    assert (work.merge_jobs, work.merges) == (150, 150 + 3 * 3 * 2)
 
     # fr|fr_hot is scored on n2w_fr alone, every other pair on its two home tasks of 150 items
     def pair_items(a, b):
         return 150 if {a, b} == {"fr", "fr_hot"} else 300
 
     repeated = sum(pair_items(a, b) for a, b in default.repeat_pairs)
-    assert work.merge_items == 13 * (150 + 9 * 300) + 3 * 2 * repeated
+    assert work.merge_items == 15 * (150 + 9 * 300) + 3 * 2 * repeated
     assert work.expert_items == 6 * (4 * 150 + 60 + 80)
     assert (work.search_merges, work.search_items) == (0, 0)  # predictor.cma_search is off
 
@@ -73,12 +73,12 @@ def test_the_reference_runs_benchmarks_are_the_measured_costs(tmp_path):
 
 def test_the_plan_says_what_is_measured_and_what_extrapolated(tmp_path):
     reference = write_reference(tmp_path, 134_515_008)
-    counts = {"merge_score": 130, "labels": 1}
+    counts = {"merge_score": 150, "labels": 1}
     text = plan_text("config/config.yaml", catalog("config.yaml"), counts, reference=reference, cores=2)
-    assert "130 merge jobs = 148 mergekit merges" in text
+    assert "150 merge jobs = 168 mergekit merges" in text
     assert f"Measured: mean seconds per job of each rule in {reference}" in text
     assert "same eval sizes per job as the reference" in text
-    assert f"Estimate: {(130 * 30.0 + 2.0) / 3600:.2f} CPU/GPU job-hours" in text
+    assert f"Estimate: {(150 * 30.0 + 2.0) / 3600:.2f} CPU/GPU job-hours" in text
     no_reference = plan_text("c.yaml", catalog("smoke.yaml"), {"merge_score": 12}, reference=None, cores=2)
     assert "No estimate: give --reference" in no_reference
 

@@ -105,7 +105,7 @@ def test_the_large_catalog_is_ten_experts_over_seven_skills_and_45_pairs(workflo
     assert counts["finetune_expert"] == 10 and counts["skill_data"] == 7
     assert counts["expert_scores"] == counts["probe_pass"] == 11 * 7
     assert counts["pair_features"] == 90
-    assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 10) == 9 * 45 + 2 * 90
+    assert counts["merge_score"] == n_merges([dict(op) for op in DEFAULT_OPERATORS], 10) == 9 * 45 + 3 * 90
 
 
 def test_the_disjoint_catalog_shares_no_home_task_with_the_default_one(workflow_dir):
