@@ -191,3 +191,24 @@ def test_rule_seconds_sum_each_rules_jobs_in_stage_order(tmp_path):
     assert list(table["rule"]) == ["skill_data", "probe_pass"]  # stage order; a rule without jobs has no row
     probe = table.set_index("rule").loc["probe_pass"].to_dict()
     assert probe == {"stage": "features", "jobs": 2, "total_s": 10.0, "mean_s": 5.0, "max_s": 6.0, "peak_rss_mb": 100.0}
+
+
+def test_a_method_pays_the_feature_share_of_the_decisions_that_read_the_features():
+    from simmerge.evaluate.costs import method_budgets
+
+    summary = pd.DataFrame(
+        {
+            "method": ["simmerge", "best_fixed", "random"],
+            # best_fixed read the features (a norm order rule) in one of its four folds' decisions
+            "reads_features": [1.0, 0.25, 0.0],
+            "merges": [1.0, 1.0, 1.0],
+            "items": [0.0, 0.0, 0.0],
+            "probe_passes": [0.0, 0.0, 0.0],
+            "score": [0.8, 0.7, 0.6],
+            "bound": [False, False, False],
+        }
+    )
+    decisions = pd.DataFrame({"summaries_s": [30.0, 50.0], "pair_features_s": [4.0, 4.0], "predict_s": [2.0, 2.0]})
+    budgets = method_budgets(summary, decisions, {"merge_s": 20.0, "item_s": 0.1, "probe_s": 1.0}).set_index("method")
+    assert budgets["features_s"].to_dict() == {"simmerge": 46.0, "best_fixed": 11.5, "random": 0.0}
+    assert budgets["seconds"].to_dict() == {"simmerge": 66.0, "best_fixed": 31.5, "random": 20.0}

@@ -103,6 +103,35 @@ def test_the_label_free_choice_merges_and_probes_every_candidate_and_reads_no_la
         run([{"name": "label_free"}])  # labels of merges whose drift was not measured
 
 
+@pytest.mark.parametrize(
+    ("ordered_by", "operators", "reads_features"),
+    # without slerp's edge the policy is linear or ties, whichever won the fold's training pairs: symmetric, no order
+    [("tv_rel_norm", {"slerp"}, 1.0), ("parent_score", {"slerp"}, 0.0), (None, {"linear", "ties"}, 0.0)],
+)
+def test_the_fixed_policy_pays_for_the_features_only_when_its_order_rule_reads_them(
+    ordered_by, operators, reads_features
+):
+    # slerp is best anchored on the expert larger in `ordered_by` (task-vector norm or its own score); the other
+    # column is equal for every expert, so its order rule cannot tell them apart
+    rank = {expert: index for index, expert in enumerate(sorted(set(RUN["a"])))}
+    table = RUN.assign(tv_rel_norm_a=1.0, tv_rel_norm_b=1.0, parent_score_a=1.0, parent_score_b=1.0)
+    if ordered_by is not None:
+        table[f"{ordered_by}_a"] = 1.0 + 0.1 * table["a"].map(rank)
+        table[f"{ordered_by}_b"] = 1.0 + 0.1 * table["b"].map(rank)
+        slerp = table["operator"] == "slerp"
+        table.loc[slerp, "normalised"] = np.where(
+            table.loc[slerp, "a"].map(rank) > table.loc[slerp, "b"].map(rank), 0.95, 0.9
+        )
+        table["merge_score"] = table["normalised"]
+    units, summary = run([{"name": "best_fixed"}], table=table, items=label_items(table, n_items=40, shared=True))
+    assert set(units["choice"].str.split("@").str[0]) == operators
+    if ordered_by is not None:  # the learnt order rule anchors every choice on the larger expert
+        anchors = units["choice"].str.split("@").str[1]
+        larger = [max(unit.split("|"), key=rank.get) for unit in units["unit"]]
+        assert list(anchors) == larger
+    assert summary.set_index("method").loc["best_fixed", "reads_features"] == reads_features
+
+
 class Peeking(SelectionMethod):
     def choose(self, decision: Decision):
         decision.rows["normalised"]  # the merged models' outcomes are not in a deciding method's rows

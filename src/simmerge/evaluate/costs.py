@@ -374,10 +374,11 @@ def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mappi
     ----------
     summary : pandas.DataFrame
         ``search/summary.csv`` (:func:`simmerge.evaluate.methods.methods_summary`): per method its mean merges,
-        items and probe passes per pair, held-out score, and whether it reads the features (``reads_features``) or
+        items and probe passes per pair, held-out score, the share of its decisions that read the features
+        (``reads_features``: 0 to 1; a fixed policy reads them only under a norm order rule) and whether it reads
         the held-out items (``bound``).
     decisions : pandas.DataFrame
-        :func:`decision_costs`: a method that reads the features pays SimMerge's feature share per pair (the
+        :func:`decision_costs`: a decision that reads the features pays SimMerge's feature share per pair (the
         checkpoints' model summaries, the pair features, the predictor fit).
     prices : mapping
         :func:`unit_prices`.
@@ -389,13 +390,13 @@ def method_budgets(summary: pd.DataFrame, decisions: pd.DataFrame, prices: Mappi
         are not counted; :func:`break_even` counts them).
     """
     features = float((decisions["summaries_s"] + decisions["pair_features_s"] + decisions["predict_s"]).mean())
-    reads = summary["reads_features"] if "reads_features" in summary else pd.Series(True, summary.index)
+    reads = summary["reads_features"] if "reads_features" in summary else pd.Series(1.0, summary.index)
     table = pd.DataFrame(
         {
             "method": summary["method"],
             "merges": summary["merges"],
             "items": summary["items"],
-            "features_s": reads.astype(bool).map({True: features, False: 0.0}),
+            "features_s": reads.astype(float) * features,
             "merging_s": summary["merges"] * prices["merge_s"],
             "scoring_s": summary["items"] * prices["item_s"],
         }

@@ -226,8 +226,9 @@ class SelectionMethod:
     """
 
     reads_held_out_items: ClassVar[bool] = False
-    # whether it reads the similarity features (probe passes, weight sketches): its decisions pay for them
-    reads_features: ClassVar[bool] = True
+    # whether its decisions read the similarity features (probe passes, weight sketches) and so pay for them; read
+    # after fit, so that a method may set it from what it learned
+    reads_features: bool = True
 
     def fit(self, training: Training) -> None:
         """Learn from the training pairs (default: nothing to learn)."""
@@ -304,12 +305,13 @@ class SuccessiveHalving(SelectionMethod):
 class BestFixed(SelectionMethod):
     """The best fixed policy of the training pairs: one operator, and for an order-sensitive one an order rule
     (:data:`simmerge.evaluate.selection.ORDER_RULES`); where the rule cannot tell the experts apart, a seeded coin
-    picks the anchor."""
+    picks the anchor. Its decisions read the similarity features only when its order rule does (the norm rules)."""
 
     def fit(self, training: Training) -> None:
-        from simmerge.evaluate.selection import best_policy, candidate_table, policy_scores
+        from simmerge.evaluate.selection import FEATURE_ORDER_RULES, best_policy, candidate_table, policy_scores
 
         self.policy = best_policy(policy_scores(candidate_table(training.rows), rule_anchors(training.rows)))
+        self.reads_features = self.policy.partition("/")[2] in FEATURE_ORDER_RULES
 
     def choose(self, decision: Decision) -> Candidate:
         operator, _, rule = self.policy.partition("/")
@@ -560,9 +562,9 @@ def compare_methods(
         for entry in entries:
             method = entry.make()
             reveal = bool(getattr(method, "reads_held_out_items", False))
-            reads_features = bool(getattr(method, "reads_features", True))
             if callable(getattr(method, "fit", None)):
                 method.fit(training)
+            reads_features = bool(getattr(method, "reads_features", True))
             for unit in test_units:
                 search, evaluation = halves[unit]
                 decision = Decision(
@@ -678,8 +680,8 @@ def methods_summary(
 ) -> pd.DataFrame:
     """Per method: pairs, held-out score and regret with 95% intervals, and the paired difference from
     ``reference`` (the first method of that entry-point name) over the same pairs, with its interval from a
-    bootstrap over pairs; mean merges, items and probe passes per pair. A pair's numbers are the mean over its
-    folds."""
+    bootstrap over pairs; mean merges, items and probe passes per pair, and ``reads_features``, the share of its
+    decisions that read the similarity features. A pair's numbers are the mean over its folds."""
     from simmerge.evaluate import stats
 
     if units.empty:
@@ -692,7 +694,7 @@ def methods_summary(
         items=("items", "mean"),
         probe_passes=("probe_passes", "mean"),
         bound=("bound", "first"),
-        reads_features=("reads_features", "first"),
+        reads_features=("reads_features", "mean"),
     )
     methods = list(dict.fromkeys(units["method"]))
     references = [method for method in methods if per_pair.loc[method, "name"].iloc[0] == reference]
@@ -709,7 +711,7 @@ def methods_summary(
             "name": own["name"].iloc[0],
             "pairs": len(own),
             "bound": bool(own["bound"].iloc[0]),
-            "reads_features": bool(own["reads_features"].iloc[0]),
+            "reads_features": float(own["reads_features"].mean()),
         }
         for metric, vector in values.items():
             low, high, _ = stats.percentile_interval(draws[metric])

@@ -36,6 +36,9 @@ _RULE_COLUMNS = {
     "smaller_norm": (("tv_rel_norm_a", "tv_rel_norm_b"), False),
     "better_parent": (("parent_score_a", "parent_score_b"), True),
 }
+# The order rules that read a similarity feature (the weight sketches' task-vector norms); better_parent reads the
+# experts' own scores, which the catalog holds for every expert (every label is normalised by them).
+FEATURE_ORDER_RULES = frozenset({"larger_norm", "smaller_norm"})
 
 
 def unit_of(a: str, b: str) -> str:

@@ -454,10 +454,11 @@ def build_report(
         if budgets is not None and not budgets.empty:
             sections += [
                 "<h3>Every approach on the same axes (per decision)</h3>",
-                "<p>Merges, items scored and probe passes priced with this run's own merge jobs; a method that "
+                "<p>Merges, items scored and probe passes priced with this run's own merge jobs; a decision that "
                 "reads the similarity features pays SimMerge's share of probe passes, weight sketches, pair "
-                "features and predictor fit. The labels that trained the predictors are not counted here (see the "
-                "break-even above).</p>",
+                "features and predictor fit (a fixed policy's only when its order rule reads the task-vector "
+                "norms). The labels that trained the predictors are not counted here (see the break-even "
+                "above).</p>",
                 _table_html(budgets, digits=1),
             ]
     if transfers:

@@ -424,10 +424,12 @@ def _search(
         "### Every approach on the same axes",
         f"Per decision (one pair), priced with this run's merge jobs: {prices['merge_s']:.1f} s per merge (merging, "
         f"loading the merged model, job start-up), {prices['item_s']:.3f} s per item scored and "
-        f"{prices['probe_s']:.2f} s per probe pass of a merge (one task's probes); a method that reads "
+        f"{prices['probe_s']:.2f} s per probe pass of a merge (one task's probes); a decision that reads "
         "the similarity features pays SimMerge's share of the probe passes, weight sketches, pair features and "
-        "predictor fit per pair (the marginal cost above). The labels that trained the predictors are not counted "
-        "here (see the break-even above).",
+        "predictor fit per pair (the marginal cost above) — a fixed policy's only when its order rule reads the "
+        "task-vector norms (an order rule on the experts' own scores reads the catalog's expert scores, which "
+        "every label is normalised by). The labels that trained the predictors are not counted here (see the "
+        "break-even above).",
         _markdown(
             budgets.assign(score=budgets["score"].map("{:.3f}".format)).rename(columns=BUDGET_HEADINGS), floatfmt=".1f"
         ),
