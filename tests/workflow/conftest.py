@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from snakemake_runner import copy_workflow, run_snakemake
+from snakemake_runner import copy_workflow, pretend_complete, run_snakemake
 
 
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     """A fresh copy of the workflow to run Snakemake in."""
     return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="session")
+def completed_smoke_template(tmp_path_factory) -> Path:
+    """The workflow with every output of the smoke config pretended complete (:func:`pretend_complete`, three
+    Snakemake calls), made once per test worker for the tests of what a config change re-runs."""
+    root = copy_workflow(tmp_path_factory.mktemp("completed_smoke") / "wf")
+    pretend_complete(root, "--configfile", "config/smoke.yaml")
+    return root
+
+
+@pytest.fixture
+def completed_smoke_dir(completed_smoke_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of that workflow for one test to change: its outputs' modification times and Snakemake's
+    records of the jobs (.snakemake/) are copied with it, so it is as complete as the template."""
+    root = tmp_path / "wf"
+    shutil.copytree(completed_smoke_template, root, symlinks=True)
+    return root
 
 
 @pytest.fixture(scope="session")

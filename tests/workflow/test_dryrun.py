@@ -237,12 +237,11 @@ def one_experts_jobs(config: dict, checkpoint_rule: str) -> dict[str, int]:
     }
 
 
-def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(workflow_dir):
-    assert pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml") > 0
-    assert dry_run_counts(workflow_dir, "--configfile", "config/smoke.yaml") == {}
+def test_adding_an_expert_reruns_only_its_own_jobs_and_the_aggregates(completed_smoke_dir):
+    assert dry_run_counts(completed_smoke_dir, "--configfile", "config/smoke.yaml") == {}
     config = with_extra_expert(load_config("smoke.yaml"))
-    path = write_config(workflow_dir, "plus_one.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "finetune_expert")
+    path = write_config(completed_smoke_dir, "plus_one.yaml", config)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == one_experts_jobs(config, "finetune_expert")
 
 
 def write_lock(workflow_dir: Path, name: str, commit: str) -> None:
@@ -263,17 +262,16 @@ def test_moving_a_lock_refetches_that_checkpoint_and_reruns_only_what_is_built_f
     assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "fetch_checkpoint")
 
 
-def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jobs(workflow_dir, tmp_path):
+def test_adding_a_local_expert_reruns_the_preflight_gate_and_no_other_experts_jobs(completed_smoke_dir, tmp_path):
     """A checkpoint checked before the costly jobs (here `local`) joins the gate's inputs: the gate re-runs, and
     every costly job reads it through ancient(), so only the new expert's own jobs and the aggregates follow."""
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = load_config("smoke.yaml")
     (tmp_path / "mine").mkdir()
     config["catalog"]["experts"].append(
         {"name": "mine", "tasks": ["n2w_fr"], "source": {"kind": "local", "path": str(tmp_path / "mine")}}
     )
-    path = write_config(workflow_dir, "plus_local.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == one_experts_jobs(config, "local_checkpoint")
+    path = write_config(completed_smoke_dir, "plus_local.yaml", config)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == one_experts_jobs(config, "local_checkpoint")
 
 
 NEW_TASKS = {
@@ -322,30 +320,28 @@ def one_tasks_jobs(smoke: dict, data_rule: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("data_rule", list(NEW_TASKS))
-def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(workflow_dir, data_rule):
+def test_adding_a_task_runs_its_probe_passes_and_scores_and_reruns_no_merge(completed_smoke_dir, data_rule):
     """A built-in skill or an lm-eval registry task: the same jobs, only the rule drawing its data differs."""
     smoke = load_config("smoke.yaml")
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = copy.deepcopy(smoke)
     name, spec = NEW_TASKS[data_rule]
     config["tasks"][name] = spec
-    path = write_config(workflow_dir, "plus_task.yaml", config)
+    path = write_config(completed_smoke_dir, "plus_task.yaml", config)
     # The expensive work of a new task: its data, one probe pass and one lm-eval run per checkpoint. No
     # checkpoint is re-trained, no existing probe pass or score and no merge re-runs (no expert has the task
     # as its home task). Re-gathered: each model summary and pair's feature table (seconds each, they now hold
     # the new task) and what reads the labels.
     # The pre-flight gate re-runs for the new task's data; every costly job reads it through ancient(), so its
     # newer record re-runs none of the existing ones.
-    assert dry_run_counts(workflow_dir, "--configfile", path) == one_tasks_jobs(smoke, data_rule)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == one_tasks_jobs(smoke, data_rule)
 
 
-def test_changing_the_sketch_size_reruns_no_probe_pass(workflow_dir):
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+def test_changing_the_sketch_size_reruns_no_probe_pass(completed_smoke_dir):
     config = load_config("smoke.yaml")
     config["features"] = {**config.get("features", {}), "sketch_size": 150}
-    path = write_config(workflow_dir, "sketch.yaml", config)
+    path = write_config(completed_smoke_dir, "sketch.yaml", config)
     n_models = len(config["catalog"]["experts"]) + 1
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {
         "weight_sketch": n_models,
         "probe_features": n_models,
         "pair_features": (n_models - 1) * (n_models - 2),
@@ -408,15 +404,14 @@ def test_adding_an_operator_reruns_only_its_merges_and_the_aggregates(workflow_d
     }
 
 
-def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
+def test_multiway_changes_rerun_only_their_own_stage(completed_smoke_dir):
     smoke = load_config("smoke.yaml")
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     added = copy.deepcopy(smoke)
     added["multiway"]["sets"].append({"name": "pair", "checkpoints": ["fr", "arc"]})
-    path = write_config(workflow_dir, "plus_set.yaml", added)
+    path = write_config(completed_smoke_dir, "plus_set.yaml", added)
     # the new set is planned; the existing set's plan, recipes and summary stay; the table and the report stage
     # (report, results page) gather both
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {
         "multiway_plan": 1,
         "multiway_recipes": 1,
         "multiway_summary": 1,
@@ -427,9 +422,9 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
     }
     oracle = copy.deepcopy(smoke)
     oracle["multiway"]["oracle_operators"] = ["linear", "ties_d50"]
-    path = write_config(workflow_dir, "oracle.yaml", oracle)
+    path = write_config(completed_smoke_dir, "oracle.yaml", oracle)
     # baselines change, the plan (the expensive probe merges) does not
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {
         "multiway_recipes": 1,
         "multiway_summary": 1,
         "multiway_table": 1,
@@ -439,12 +434,11 @@ def test_multiway_changes_rerun_only_their_own_stage(workflow_dir):
     }
 
 
-def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflow_dir):
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
+def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(completed_smoke_dir):
     config = load_config("smoke.yaml")
     config["bandit"]["alpha"] = 0.5
-    path = write_config(workflow_dir, "alpha.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {
+    path = write_config(completed_smoke_dir, "alpha.yaml", config)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {
         "bandit_replay": 1,
         "report": 1,
         "results_page": 1,
@@ -452,17 +446,19 @@ def test_changing_a_bandit_setting_reruns_only_the_replay_and_the_report(workflo
     }
 
 
-def test_runtime_settings_rerun_nothing(workflow_dir, tmp_path):
+def test_runtime_settings_rerun_nothing(completed_smoke_dir, tmp_path):
     # how a job runs changes no result: no merge, plan or score is re-run (simmerge.core.runtime)
-    pretend_complete(workflow_dir, "--configfile", "config/smoke.yaml")
     config = load_config("smoke.yaml")
     config["merges"]["scratch_dir"] = str(tmp_path / "elsewhere")
-    path = write_config(workflow_dir, "scratch.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
+    path = write_config(completed_smoke_dir, "scratch.yaml", config)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {}
     config["scoring"]["batch_size"] = 4
-    path = write_config(workflow_dir, "batch4.yaml", config)
-    assert dry_run_counts(workflow_dir, "--configfile", path) == {}
-    assert dry_run_counts(workflow_dir, "--configfile", path, "--set-threads", "merge_score=2", "expert_scores=1") == {}
+    path = write_config(completed_smoke_dir, "batch4.yaml", config)
+    assert dry_run_counts(completed_smoke_dir, "--configfile", path) == {}
+    assert (
+        dry_run_counts(completed_smoke_dir, "--configfile", path, "--set-threads", "merge_score=2", "expert_scores=1")
+        == {}
+    )
 
 
 # What each partial target builds: its stage and what the stage needs, nothing after it (the report is `all`'s).
