@@ -427,9 +427,9 @@ def _search(
         f"{prices['probe_s']:.2f} s per probe pass of a merge (one task's probes); a decision that reads "
         "the similarity features pays SimMerge's share of the probe passes, weight sketches, pair features and "
         "predictor fit per pair (the marginal cost above) — a fixed policy's only when its order rule reads the "
-        "task-vector norms (an order rule on the experts' own scores reads the catalog's expert scores, which "
-        "every label is normalised by). The labels that trained the predictors are not counted here (see the "
-        "break-even above).",
+        "task-vector norms (then the whole share, an upper bound: those rules read the weight sketches alone; an "
+        "order rule on the experts' own scores reads the catalog's expert scores, which every label is normalised "
+        "by). The labels that trained the predictors are not counted here (see the break-even above).",
         _markdown(
             budgets.assign(score=budgets["score"].map("{:.3f}".format)).rename(columns=BUDGET_HEADINGS), floatfmt=".1f"
         ),
